@@ -1,0 +1,117 @@
+"""evgrid configuration: one frozen pydantic-settings class.
+
+Every field is read from an environment variable ``EVGRID_<FIELD NAME IN UPPER CASE>``
+(or from a ``.env`` file in the working directory). ``evgrid config show`` prints the
+effective values with secrets redacted.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings", "get_settings"]
+
+
+class Settings(BaseSettings):
+    """Settings of every evgrid process. The environment variable of each field is named in its doc."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="EVGRID_", env_file=".env", extra="ignore", frozen=True, use_attribute_docstrings=True
+    )
+
+    # --- Kafka ---------------------------------------------------------------------------------
+    bootstrap_servers: str = "127.0.0.1:9092"
+    """EVGRID_BOOTSTRAP_SERVERS: Kafka bootstrap servers, comma-separated host:port."""
+    topic_prefix: str = ""
+    """EVGRID_TOPIC_PREFIX: prefix for every topic name, e.g. ``replay1.`` so a replay never mixes with live traffic."""
+    app_id: str = "evgrid"
+    """EVGRID_APP_ID: faust application id (consumer group and changelog topic prefix)."""
+    partitions: int = 4
+    """EVGRID_PARTITIONS: partitions of the feeder-keyed topics created by ``evgrid topics create``."""
+    replication_factor: int = 1
+    """EVGRID_REPLICATION_FACTOR: replication factor of created topics (1 on a single local broker)."""
+    security_protocol: str = "PLAINTEXT"
+    """EVGRID_SECURITY_PROTOCOL: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL."""
+    sasl_mechanism: str = "SCRAM-SHA-512"
+    """EVGRID_SASL_MECHANISM: SASL mechanism when security_protocol is SASL_*."""
+    sasl_username: str | None = None
+    """EVGRID_SASL_USERNAME: SASL user name."""
+    sasl_password: SecretStr | None = None
+    """EVGRID_SASL_PASSWORD: SASL password (never logged)."""
+    ssl_cafile: str | None = None
+    """EVGRID_SSL_CAFILE: CA certificate (PEM) that signed the broker certificates."""
+    ssl_certfile: str | None = None
+    """EVGRID_SSL_CERTFILE: client certificate (PEM) for mTLS."""
+    ssl_keyfile: str | None = None
+    """EVGRID_SSL_KEYFILE: client private key (PEM) for mTLS."""
+    store: str = "memory://"
+    """EVGRID_STORE: faust table store, ``memory://`` or ``rocksdb://``."""
+    data_dir: str = ".run/worker"
+    """EVGRID_DATA_DIR: worker data directory (RocksDB tables, faust metadata)."""
+    max_message_bytes: int = 1_048_576
+    """EVGRID_MAX_MESSAGE_BYTES: input messages larger than this go to the dead-letter topic as ``oversized``."""
+
+    # --- Event time ------------------------------------------------------------------------------
+    interval_minutes: int = 15
+    """EVGRID_INTERVAL_MINUTES: aggregation and planning interval, minutes (1-60)."""
+    grace_seconds: int = 300
+    """EVGRID_GRACE_SECONDS: how late (event time) a reading may arrive and still count in its interval."""
+    max_future_seconds: int = 3600
+    """EVGRID_MAX_FUTURE_SECONDS: readings more than this ahead of the feeder's watermark are rejected."""
+    max_past_days: int = 400
+    """EVGRID_MAX_PAST_DAYS: readings more than this behind the feeder's watermark are rejected."""
+
+    # --- Forecasting -----------------------------------------------------------------------------
+    horizon_hours: int = 24
+    """EVGRID_HORIZON_HOURS: forecast and planning horizon, hours."""
+    forecast_model: str = "default"
+    """EVGRID_FORECAST_MODEL: forecasting model family (see ``evgrid forecast-eval``)."""
+    forecast_coverage: float = 0.9
+    """EVGRID_FORECAST_COVERAGE: nominal coverage of prediction intervals (fraction)."""
+    holiday_country: str = "US"
+    """EVGRID_HOLIDAY_COUNTRY: ISO country code of the holiday calendar used as a forecast feature."""
+    local_timezone: str = "UTC"
+    """EVGRID_LOCAL_TIMEZONE: IANA time zone for calendar features (time of day, weekday, holidays)."""
+
+    # --- Dispatch --------------------------------------------------------------------------------
+    reserve_soc_pct: float = 30.0
+    """EVGRID_RESERVE_SOC_PCT: default minimum SoC for discharging, percent."""
+    stale_telemetry_seconds: int = 900
+    """EVGRID_STALE_TELEMETRY_SECONDS: a charger not heard for this long gets the safe fallback setpoint."""
+    fallback_kw: float = 0.0
+    """EVGRID_FALLBACK_KW: power a charger applies when its setpoint has expired, kW (>= 0)."""
+    default_import_limit_kw: float = 1_000_000.0
+    """EVGRID_DEFAULT_IMPORT_LIMIT_KW: feeder import limit when no GridSignal gives one, kW."""
+    default_export_limit_kw: float = 0.0
+    """EVGRID_DEFAULT_EXPORT_LIMIT_KW: feeder reverse-flow limit when no GridSignal gives one, kW."""
+    default_price_per_kwh: float = 0.20
+    """EVGRID_DEFAULT_PRICE_PER_KWH: energy price when no GridSignal gives one, currency/kWh."""
+    cycling_cost_per_kwh: float = 0.05
+    """EVGRID_CYCLING_COST_PER_KWH: battery wear penalty per discharged kWh, currency/kWh."""
+    solver_time_limit_s: float = 2.0
+    """EVGRID_SOLVER_TIME_LIMIT_S: HiGHS time budget per plan; over it the least-laxity-first heuristic plans."""
+    currency: str = "USD"
+    """EVGRID_CURRENCY: ISO 4217 currency of prices and incentives."""
+
+    # --- Monitoring ------------------------------------------------------------------------------
+    influx_url: str = "http://127.0.0.1:8086"
+    """EVGRID_INFLUX_URL: InfluxDB URL (1.8 with /api/v2, 2.x or 3.x)."""
+    influx_token: SecretStr = SecretStr("")
+    """EVGRID_INFLUX_TOKEN: InfluxDB token (``user:password`` for 1.8; never logged)."""
+    influx_org: str = "evgrid"
+    """EVGRID_INFLUX_ORG: InfluxDB organisation (ignored by 1.8)."""
+    influx_bucket: str = "evgrid/autogen"
+    """EVGRID_INFLUX_BUCKET: InfluxDB bucket; ``database/retention-policy`` on 1.8."""
+    influx_buffer_points: int = 100_000
+    """EVGRID_INFLUX_BUFFER_POINTS: most points buffered while InfluxDB is unreachable; the oldest are dropped."""
+    influx_flush_seconds: float = 1.0
+    """EVGRID_INFLUX_FLUSH_SECONDS: how often the monitoring sink writes a batch."""
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()
