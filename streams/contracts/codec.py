@@ -82,8 +82,8 @@ class AvroCodec:
             raise FileNotFoundError(f"no *.avsc schemas in {self.schema_dir}")
 
     def _load(self, path: Path, version: str) -> SchemaEntry:
-        parsed = parse_schema(json.loads(path.read_text()), _write_hint=False)
-        name = parsed["name"].split(".")[-1]
+        parsed: dict[str, Any] = parse_schema(json.loads(path.read_text()), _write_hint=False)  # type: ignore[assignment]
+        name = str(parsed["name"]).split(".")[-1]
         entry = SchemaEntry(name, version, _fingerprint(parsed), parsed, path)
         self.by_fingerprint.setdefault(entry.fingerprint, entry)
         self.versions.setdefault(name, []).append(entry)

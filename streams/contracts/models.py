@@ -189,7 +189,7 @@ class ChargerSetpoint(Record):
     valid_until: int
     fallback_kw: float = Field(ge=0.0)
     schedule: list[SchedulePoint] = Field(default_factory=list)
-    reason: SetpointReason = "optimal"
+    reason: SetpointReason
     plan_id: str
     issued_at: int
     message: str | None = None
