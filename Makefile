@@ -1,0 +1,52 @@
+# evgrid developer targets.  `make setup up test` == what .ci/run does.
+PYTHON ?= python3
+SERVICES ?= all
+
+.PHONY: help setup install up down restart status test test-unit test-integration demo lint bench ci clean-run
+
+help:
+	@grep -E "^[a-z-]+:.*## " $(MAKEFILE_LIST) | sed -E "s/:.*## /\t/" | expand -t 20
+
+setup: ## pip install -e .[dev] + fetch/build Kafka jars and influxd
+	$(PYTHON) -m pip install -e '.[dev]'
+	bash infra/install.sh
+
+install: ## fetch/build Kafka jars and influxd only (cached in ~/.cache/evgrid)
+	bash infra/install.sh
+
+up: ## start Kafka (127.0.0.1:9092) and InfluxDB (127.0.0.1:8086); SERVICES=kafka|influxdb|all
+	bash infra/services.sh up $(SERVICES)
+
+down: ## stop the services started by `make up`
+	bash infra/services.sh down $(SERVICES)
+
+restart: ## down + up
+	bash infra/services.sh restart $(SERVICES)
+
+status: ## state of each service
+	bash infra/services.sh status $(SERVICES)
+
+test: ## the whole suite, exactly as CI runs it (services must be up, or fixtures start them)
+	python3 -m pytest -q
+
+test-unit: ## tests that need no services
+	$(PYTHON) -m pytest -q -m "not integration"
+
+test-integration: ## tests against the real Kafka / InfluxDB
+	$(PYTHON) -m pytest -q -m integration
+
+demo: up ## end-to-end demo (evgrid demo)
+	evgrid demo
+
+lint: ## ruff + mypy
+	ruff check .
+	mypy
+
+bench: up ## benchmarks (evgrid bench)
+	evgrid bench
+
+ci: ## run .ci/run locally
+	bash .ci/run
+
+clean-run: down ## stop services and delete their state under .run/
+	rm -rf .run
