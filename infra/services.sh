@@ -160,7 +160,7 @@ with_lock() { # with_lock DIR CMD... — serialize concurrent up/down of one ins
     shift
     mkdir -p "$dir"
     (
-        flock -w "$((START_TIMEOUT + STOP_TIMEOUT))" 9 || die "could not lock $dir/.lock"
+        flock -w "${EVGRID_LOCK_TIMEOUT:-900}" 9 || die "could not lock $dir/.lock"
         "$@"
     ) 9>"$dir/.lock"
 }
@@ -202,7 +202,11 @@ kafka_up() {
         port_busy "$KAFKA_PORT" && die "kafka: port $KAFKA_PORT is in use by another process"
     fi
     port_busy "$KAFKA_CONTROLLER_PORT" && die "kafka: controller port $KAFKA_CONTROLLER_PORT is in use"
-    compgen -G "$KAFKA_LIB/kafka_2.13-*.jar" >/dev/null || die "kafka jars missing in $KAFKA_LIB — run: bash infra/install.sh"
+    if ! compgen -G "$KAFKA_LIB/kafka_2.13-*.jar" >/dev/null; then
+        [[ -z "${EVGRID_KAFKA_LIB:-}" ]] || die "kafka jars missing in $KAFKA_LIB"
+        log "kafka: jars missing, running infra/install.sh kafka"
+        bash "$ROOT/infra/install.sh" kafka
+    fi
     command -v java >/dev/null || die "java not found (Java 17 required)"
 
     render "$ROOT/infra/kafka/server.properties" "$KAFKA_CONF" \
@@ -318,7 +322,11 @@ influx_up() {
         port_busy "$INFLUX_PORT" && die "influxdb: port $INFLUX_PORT is in use by another process"
     fi
     port_busy "$INFLUX_RPC_PORT" && die "influxdb: RPC port $INFLUX_RPC_PORT is in use"
-    [[ -x "$INFLUXD" ]] || die "influxd missing at $INFLUXD — run: bash infra/install.sh"
+    if [[ ! -x "$INFLUXD" ]]; then
+        [[ -z "${EVGRID_INFLUXD:-}" ]] || die "influxd missing at $INFLUXD"
+        log "influxdb: influxd missing, running infra/install.sh influxdb"
+        bash "$ROOT/infra/install.sh" influxdb
+    fi
 
     render "$ROOT/infra/influxdb/influxdb.conf" "$INFLUX_CONF" \
         "INFLUX_PORT=$INFLUX_PORT" "INFLUX_RPC_PORT=$INFLUX_RPC_PORT" "INFLUX_DIR=$INFLUX_RUN"

@@ -73,6 +73,9 @@ class ServiceStatus:
         """Answering requests (started by us or by someone else)."""
         return self.state in ("running", "external")
 
+    def __str__(self) -> str:
+        return f"{self.state} (pid {self.pid or '-'}, {self.address})"
+
     @classmethod
     def parse(cls, line: str) -> ServiceStatus:
         name, state, *rest = line.split()
