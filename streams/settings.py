@@ -110,6 +110,44 @@ class Settings(BaseSettings):
     influx_flush_seconds: float = 1.0
     """EVGRID_INFLUX_FLUSH_SECONDS: how often the monitoring sink writes a batch."""
 
+    # --- Record and replay -------------------------------------------------------------------------
+    replay_batch_records: int = 20_000
+    """EVGRID_REPLAY_BATCH_RECORDS: records handed to librdkafka per batch call during ``evgrid replay``."""
+    replay_linger_ms: int = 25
+    """EVGRID_REPLAY_LINGER_MS: producer linger during ``evgrid replay``, ms (bigger batches, more throughput)."""
+    record_commit_records: int = 200_000
+    """EVGRID_RECORD_COMMIT_RECORDS: ``evgrid record`` commits a chunk (files + offsets) after this many records."""
+    record_commit_seconds: float = 5.0
+    """EVGRID_RECORD_COMMIT_SECONDS: ``evgrid record`` commits at least this often while records arrive, s."""
+
+    # --- Simulator and producer (streams/simulate, streams/kafka_io) --------------------------------
+    sim_acn_sessions_path: str = ""
+    """EVGRID_SIM_ACN_SESSIONS_PATH: ACN-Data sessions CSV the simulator resamples; empty = the bundled copy."""
+    sim_latitude: float = 34.14
+    """EVGRID_SIM_LATITUDE: latitude of the simulated area, degrees north (sun position, PV, weather)."""
+    sim_longitude: float = -118.12
+    """EVGRID_SIM_LONGITUDE: longitude of the simulated area, degrees east."""
+    producer_linger_ms: int = 20
+    """EVGRID_PRODUCER_LINGER_MS: producer linger (batching delay), ms."""
+    producer_batch_bytes: int = 1_048_576
+    """EVGRID_PRODUCER_BATCH_BYTES: producer batch size, bytes."""
+    producer_compression: str = "lz4"
+    """EVGRID_PRODUCER_COMPRESSION: producer compression codec (none, gzip, snappy, lz4, zstd)."""
+
+    # --- Monitoring sink and dashboards (streams/sinks) -----------------------------------------------
+    influx_batch_points: int = 5_000
+    """EVGRID_INFLUX_BATCH_POINTS: most points the monitoring sink sends in one write."""
+    influx_timeout_ms: int = 5_000
+    """EVGRID_INFLUX_TIMEOUT_MS: HTTP timeout of one InfluxDB write, ms."""
+    influx_retry_max_seconds: float = 10.0
+    """EVGRID_INFLUX_RETRY_MAX_SECONDS: longest backoff between retries while InfluxDB is failing, seconds."""
+    influx_stats_seconds: float = 10.0
+    """EVGRID_INFLUX_STATS_SECONDS: how often the sink writes its own counters (measurement ``sink``)."""
+    metrics_horizons_minutes: tuple[int, ...] = (15, 60, 240, 1440)
+    """EVGRID_METRICS_HORIZONS_MINUTES: forecast horizons written and scored, minutes (JSON list, e.g. [15,60])."""
+    metrics_naive_season_hours: int = 24
+    """EVGRID_METRICS_NAIVE_SEASON_HOURS: season of the seasonal-naive baseline forecast errors compare to, hours."""
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
