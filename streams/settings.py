@@ -148,20 +148,6 @@ class Settings(BaseSettings):
     metrics_naive_season_hours: int = 24
     """EVGRID_METRICS_NAIVE_SEASON_HOURS: season of the seasonal-naive baseline forecast errors compare to, hours."""
 
-    # --- Monitoring sink and dashboards (streams/sinks) -----------------------------------------------
-    influx_batch_points: int = 5_000
-    """EVGRID_INFLUX_BATCH_POINTS: most points the monitoring sink sends in one write."""
-    influx_timeout_ms: int = 5_000
-    """EVGRID_INFLUX_TIMEOUT_MS: HTTP timeout of one InfluxDB write, ms."""
-    influx_retry_max_seconds: float = 10.0
-    """EVGRID_INFLUX_RETRY_MAX_SECONDS: longest backoff between retries while InfluxDB is failing, seconds."""
-    influx_stats_seconds: float = 10.0
-    """EVGRID_INFLUX_STATS_SECONDS: how often the sink writes its own counters (measurement ``sink``)."""
-    metrics_horizons_minutes: tuple[int, ...] = (15, 60, 240, 1440)
-    """EVGRID_METRICS_HORIZONS_MINUTES: forecast horizons written and scored, minutes (JSON list, e.g. [15,60])."""
-    metrics_naive_season_hours: int = 24
-    """EVGRID_METRICS_NAIVE_SEASON_HOURS: season of the seasonal-naive baseline forecast errors compare to, hours."""
-
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
