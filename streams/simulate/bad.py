@@ -91,7 +91,7 @@ def applicable_kinds(record_type: str, allowed: tuple[str, ...] = ALL_KINDS) -> 
 
 def _foreign(record: Record) -> Record:
     """A valid record of another type, for the wrong-record-type kind."""
-    ts = getattr(record, "timestamp", None) or getattr(record, "registered_at", 1_767_571_200_000)
+    ts: int = getattr(record, "timestamp", 0) or getattr(record, "registered_at", 1_767_571_200_000)
     if isinstance(record, WeatherObservation):
         return MeterReading(meter_id="WRONG-TYPE", feeder_id="WRONG-TYPE", timestamp=ts, active_power_kw=0.0)
     return WeatherObservation(station_id="WRONG-TYPE", timestamp=ts, air_temperature_c=10.0, ghi_wm2=0.0)

@@ -66,7 +66,7 @@ class SimConfig:
     @property
     def end_ms(self) -> int:
         """First event time after the run (exclusive)."""
-        return self.start_ms + int(round(self.hours * 3_600_000))
+        return self.start_ms + round(self.hours * 3_600_000)
 
     def __post_init__(self) -> None:
         if self.feeders < 1 or self.homes < 0 or self.chargers < 0 or self.hours <= 0:
