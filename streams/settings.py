@@ -123,9 +123,10 @@ class Settings(BaseSettings):
     # --- Simulator and producer (streams/simulate, streams/kafka_io) --------------------------------
     sim_acn_sessions_path: str = ""
     """EVGRID_SIM_ACN_SESSIONS_PATH: ACN-Data sessions CSV the simulator resamples; empty = the bundled copy."""
-    sim_latitude: float = 34.14
-    """EVGRID_SIM_LATITUDE: latitude of the simulated area, degrees north (sun position, PV, weather)."""
-    sim_longitude: float = -118.12
+    sim_latitude: float = 38.7
+    """EVGRID_SIM_LATITUDE: latitude of the simulated area, degrees north (sun, PV, weather); keep it
+    consistent with EVGRID_LOCAL_TIMEZONE (the default, Lisbon, is solar-consistent with UTC)."""
+    sim_longitude: float = -9.1
     """EVGRID_SIM_LONGITUDE: longitude of the simulated area, degrees east."""
     producer_linger_ms: int = 20
     """EVGRID_PRODUCER_LINGER_MS: producer linger (batching delay), ms."""
