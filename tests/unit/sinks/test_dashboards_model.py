@@ -1,0 +1,116 @@
+"""Dashboards and alert rules: SDK model round-trip, committed files up to date, queries use the metric schema."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import pytest
+import yaml
+
+pytest.importorskip("grafana_foundation_sdk", reason="dev dependency grafana-foundation-sdk is not installed")
+
+from grafana_foundation_sdk.cog.encoder import JSONEncoder
+from grafana_foundation_sdk.models import alerting as alert_model
+from grafana_foundation_sdk.models import dashboard as model
+
+from streams.sinks.alerts import alert_rules, provisioning_document
+from streams.sinks.dashboards import DASHBOARDS, iter_targets
+from streams.sinks.influxql import DATASOURCE_UID, InfluxQLQuery, register
+from streams.sinks.metrics import MEASUREMENTS
+from streams.sinks.provisioning import dashboard_json, render_all, repo_grafana_dir
+
+register()
+
+
+def _to_json(obj: object) -> Any:
+    return json.loads(json.dumps(obj, cls=JSONEncoder))
+
+
+@pytest.mark.parametrize("name", sorted(DASHBOARDS))
+def test_committed_dashboard_round_trips_through_the_sdk_model(name: str) -> None:
+    committed = json.loads((repo_grafana_dir() / "dashboards" / f"{name}.json").read_text(encoding="utf-8"))
+    decoded = model.Dashboard.from_json(committed)
+    targets = list(iter_targets(decoded))
+    assert targets, "dashboard has no queries"
+    assert all(isinstance(t, InfluxQLQuery) for _, t in targets)  # decoded into the typed variant
+    assert _to_json(decoded) == committed
+
+
+def test_committed_alert_rules_round_trip_through_the_sdk_model() -> None:
+    doc = yaml.safe_load((repo_grafana_dir() / "provisioning/alerting/rules.yaml").read_text(encoding="utf-8"))
+    (group,) = doc["groups"]
+    assert group["folder"] and group["interval"]
+    for rule_doc in group["rules"]:
+        rule = alert_model.Rule.from_json(rule_doc)
+        assert any(isinstance(q.model, InfluxQLQuery) for q in rule.data)
+        back = _to_json(rule)
+        for group_level in ("folderUID", "orgID", "ruleGroup"):
+            back.pop(group_level)
+        assert back == rule_doc
+        refs = {q["refId"] for q in rule_doc["data"]}
+        assert rule_doc["condition"] in refs
+
+
+def test_committed_files_equal_a_fresh_generation() -> None:
+    root = repo_grafana_dir()
+    for rel, text in render_all().items():
+        stale = f"grafana/{rel} is stale: run evgrid dashboards generate"
+        assert (root / rel).read_text(encoding="utf-8") == text, stale
+
+
+def test_generation_is_deterministic() -> None:
+    assert render_all() == render_all()
+
+
+def test_alert_rules_cover_the_required_conditions() -> None:
+    titles = {r.title for r in alert_rules()}
+    assert titles == {"Feeder above its limit", "Forecast error far above baseline", "Consumer lag growing",
+                      "Dead-letter rate spike", "Stale telemetry share high"}
+    assert len({r.uid for r in alert_rules()}) == 5
+
+
+def test_every_panel_uses_the_provisioned_datasource_and_feeder_variable() -> None:
+    datasource = yaml.safe_load(render_all()["provisioning/datasources/influxdb.yaml"])["datasources"][0]
+    assert datasource["uid"] == DATASOURCE_UID and datasource["jsonData"]["version"] == "InfluxQL"
+    for name in DASHBOARDS:
+        board = dashboard_json(name)
+        variables = {v["name"]: v for v in board["templating"]["list"]}
+        assert variables["feeder"]["query"] == 'SHOW TAG VALUES FROM "feeder" WITH KEY = "feeder"'
+        for panel in _panels(board):
+            for target in panel.get("targets", []):
+                assert target["datasource"]["uid"] == DATASOURCE_UID
+
+
+def _panels(board: dict[str, Any]) -> list[dict[str, Any]]:
+    out = []
+    for p in board["panels"]:
+        out.append(p)
+        out.extend(p.get("panels", []))
+    return out
+
+
+SELECT_FIELDS = re.compile(r'\b(?:mean|max|min|last|first|sum|count)\("([a-z_]+)"\)')
+FROM = re.compile(r'FROM "([a-z_]+)"')
+
+
+def _all_queries() -> list[str]:
+    queries = [t.query for name in DASHBOARDS for _, t in iter_targets(DASHBOARDS[name]())
+               if isinstance(t, InfluxQLQuery)]
+    for rule in provisioning_document()["groups"][0]["rules"]:
+        queries += [q["model"]["query"] for q in rule["data"] if "query" in q["model"]]
+    return queries
+
+
+def test_queries_only_name_documented_measurements_and_fields() -> None:
+    fields = {f for _, fs in MEASUREMENTS.values() for f in fs}
+    used_measurements = set()
+    for query in _all_queries():
+        for m in FROM.findall(query):
+            assert m in MEASUREMENTS, query
+            used_measurements.add(m)
+        aliases = set(re.findall(r'AS "([^"]+)"', query))  # a subquery's columns
+        for f in SELECT_FIELDS.findall(query):
+            assert f in fields or f in aliases, query
+    assert used_measurements == set(MEASUREMENTS)  # every measurement is shown somewhere
