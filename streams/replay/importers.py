@@ -1,0 +1,439 @@
+"""Importers: engineers' files → the project's Avro records, as :class:`HistoryRecord` in event-time order.
+
+Pure (no Kafka client, no clock). Every record is built as its pydantic contract model (so physical
+validation applies) and encoded with the single-object codec; topic and key come from the topic table.
+
+Formats
+-------
+* EV sessions, ACN-Data form (:func:`import_acn`): ``session_id, station_id, arrival_utc, departure_utc,
+  estimated_departure_utc, requested_energy_kwh, max_power_kw`` and optional ``feeder_id, bidirectional,
+  interconnection_class, export_limit_kw, initial_soc_pct, capacity_kwh``.
+* Meter readings, CSV or Parquet (:func:`import_meters`): ``timestamp, kw`` (one feeder-head meter) or
+  ``timestamp, meter_id, feeder_id, kw`` (optional ``kvar, voltage_v, quality, site_id``).
+* Weather, CSV (:func:`import_weather`): ``timestamp, temperature_c, ghi_wm2[, wind_ms, cloud_cover_pct]``,
+  or a TMY3 file (pvlib ships one under ``pvlib/data``), mapped onto a chosen year.
+
+What a session replay says (the choice for ACN sessions)
+-------------------------------------------------------
+A replay cannot know what the pipeline will decide, so telemetry never claims power or energy the
+pipeline did not command. Per session: a **plug-in** record at arrival (``connected``, ``energy_delivered_kwh
+= 0``, requested energy, departure, limits, initial SoC if given); **heartbeats** every ``step`` strictly
+between arrival and departure on the epoch-aligned grid (``power_kw = 0.0``, ``energy_delivered_kwh =
+null``: "still connected, still wants this"); a **plug-out** record at departure (``connected = false``,
+``session_id = null``). Each station gets one ChargerRegistration at the start. At equal timestamps the
+order is: registrations, grid signals, weather, meter readings, plug-outs, plug-ins, heartbeats.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import numbers
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from streams.contracts.codec import AvroCodec, default_codec
+from streams.contracts.models import (
+    ChargerRegistration,
+    ChargerTelemetry,
+    GridSignal,
+    MeterReading,
+    Record,
+    WeatherObservation,
+    encode_record,
+)
+from streams.contracts.topics import TOPICS
+from streams.replay.files import HistoryRecord
+from streams.replay.timeparse import parse_timestamp_ms
+
+__all__ = [
+    "AcnSession",
+    "acn_records",
+    "acn_registrations",
+    "grid_signal_records",
+    "import_acn",
+    "import_meters",
+    "import_weather",
+    "read_acn_sessions",
+    "read_meter_readings",
+    "read_tmy3",
+    "read_weather_csv",
+    "to_history",
+]
+
+RANK = {"ChargerRegistration": 0, "GridSignal": 1, "WeatherObservation": 2, "MeterReading": 3}
+PLUG_OUT, PLUG_IN, HEARTBEAT = 4, 5, 6
+
+_TOPIC_OF = {spec.record: spec for spec in TOPICS.values()}
+_TIME_FIELD = {"ChargerRegistration": "registered_at", "GridSignal": "issued_at"}
+
+
+def _history(codec: AvroCodec, rec: Record) -> HistoryRecord:
+    name = type(rec).__name__
+    spec = _TOPIC_OF[name]
+    key = getattr(rec, spec.key)
+    ts = getattr(rec, _TIME_FIELD.get(name, "timestamp"))
+    return HistoryRecord(spec.name, key.encode() if key is not None else None, encode_record(codec, rec), ts)
+
+
+def to_history(records: Iterable[Record], codec: AvroCodec | None = None, sort: bool = True) -> list[HistoryRecord]:
+    """Encode contract models as history records (topic and key from the topic table).
+
+    Parameters
+    ----------
+    records
+        Models of input record types (MeterReading, ChargerTelemetry, ChargerRegistration,
+        WeatherObservation, GridSignal, ...). The event time is ``timestamp`` (``registered_at`` for
+        registrations, ``issued_at`` for grid signals).
+    sort
+        Stable-sort by (event time, record-type rank); otherwise keep the given order.
+    """
+    codec = codec or default_codec()
+    recs = list(records)
+    if sort:
+        recs.sort(key=lambda r: (getattr(r, _TIME_FIELD.get(type(r).__name__, "timestamp")),
+                                 RANK.get(type(r).__name__, 9)))
+    return [_history(codec, r) for r in recs]
+
+
+# --- CSV helpers ---------------------------------------------------------------------------------------
+
+def _rows(path: str | Path) -> Iterator[tuple[int, dict[str, str]]]:
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        rows = csv.DictReader(f)
+        if rows.fieldnames is None:
+            raise ValueError(f"{path}: empty file")
+        for i, row in enumerate(rows, start=2):
+            yield i, {k.strip(): (v or "").strip() for k, v in row.items() if k is not None}
+
+
+def _opt_float(v: Any) -> float | None:
+    if v is None or (isinstance(v, str) and v == ""):
+        return None
+    f = float(v)
+    return None if math.isnan(f) else f
+
+
+def _opt_bool(v: str | None) -> bool | None:
+    if v is None or v == "":
+        return None
+    low = v.lower()
+    if low in ("1", "true", "yes", "y", "t"):
+        return True
+    if low in ("0", "false", "no", "n", "f"):
+        return False
+    raise ValueError(f"not a boolean: {v!r}")
+
+
+def _ts(v: Any) -> int:
+    if isinstance(v, numbers.Integral):
+        return int(v)
+    return parse_timestamp_ms(v)
+
+
+# --- ACN sessions ----------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class AcnSession:
+    """One EV session of an ACN-Data-style CSV (times UTC epoch ms)."""
+
+    session_id: str
+    station_id: str
+    arrival: int
+    departure: int
+    estimated_departure: int
+    requested_energy_kwh: float
+    max_power_kw: float
+    feeder_id: str | None = None
+    bidirectional: bool = False
+    interconnection_class: str | None = None
+    export_limit_kw: float | None = None
+    initial_soc_pct: float | None = None
+    capacity_kwh: float | None = None
+
+
+ACN_REQUIRED = ("session_id", "station_id", "arrival_utc", "departure_utc", "requested_energy_kwh",
+                "max_power_kw")
+
+
+def read_acn_sessions(path: str | Path) -> list[AcnSession]:
+    """Parse an ACN-Data-style sessions CSV; raises ``ValueError`` naming the line of a bad row."""
+    out: list[AcnSession] = []
+    for line, row in _rows(path):
+        missing = [c for c in ACN_REQUIRED if c not in row]
+        if missing:
+            raise ValueError(f"{path}: missing columns {missing}")
+        try:
+            arrival = parse_timestamp_ms(row["arrival_utc"])
+            departure = parse_timestamp_ms(row["departure_utc"])
+            est = row.get("estimated_departure_utc") or ""
+            s = AcnSession(
+                session_id=row["session_id"], station_id=row["station_id"], arrival=arrival,
+                departure=departure, estimated_departure=parse_timestamp_ms(est) if est else departure,
+                requested_energy_kwh=float(row["requested_energy_kwh"]), max_power_kw=float(row["max_power_kw"]),
+                feeder_id=row.get("feeder_id") or None, bidirectional=bool(_opt_bool(row.get("bidirectional"))),
+                interconnection_class=row.get("interconnection_class") or None,
+                export_limit_kw=_opt_float(row.get("export_limit_kw")),
+                initial_soc_pct=_opt_float(row.get("initial_soc_pct")),
+                capacity_kwh=_opt_float(row.get("capacity_kwh")),
+            )
+        except ValueError as exc:
+            raise ValueError(f"{path}:{line}: {exc}") from exc
+        if s.departure <= s.arrival:
+            raise ValueError(f"{path}:{line}: departure_utc is not after arrival_utc")
+        if s.requested_energy_kwh < 0 or s.max_power_kw <= 0:
+            raise ValueError(f"{path}:{line}: requested_energy_kwh must be >= 0 and max_power_kw > 0")
+        out.append(s)
+    return out
+
+
+def acn_registrations(sessions: Sequence[AcnSession], registered_at: int, feeder_id: str = "feeder-1",
+                      site_id: str | None = None) -> list[ChargerRegistration]:
+    """One ChargerRegistration per station (sorted by station id).
+
+    A station is bidirectional (and V2G-enrolled) if any of its rows says ``bidirectional``; its
+    interconnection class is the first non-empty one given (default ``parallel_exporting`` for
+    bidirectional stations, ``non_parallel`` otherwise); export limit the first given (default its max
+    power when exporting, else 0); rating = the largest ``max_power_kw`` of its rows. A station on two
+    feeders is an error.
+    """
+    by_station: dict[str, list[AcnSession]] = {}
+    for s in sessions:
+        by_station.setdefault(s.station_id, []).append(s)
+    regs = []
+    for station, rows in sorted(by_station.items()):
+        feeders = {r.feeder_id or feeder_id for r in rows}
+        if len(feeders) > 1:
+            raise ValueError(f"station {station} appears on several feeders: {sorted(feeders)}")
+        feeder = feeders.pop()
+        bidir = any(r.bidirectional for r in rows)
+        rating = max(r.max_power_kw for r in rows)
+        icls = next((r.interconnection_class for r in rows if r.interconnection_class),
+                    "parallel_exporting" if bidir else "non_parallel")
+        export = next((r.export_limit_kw for r in rows if r.export_limit_kw is not None),
+                      rating if bidir and icls == "parallel_exporting" else 0.0)
+        regs.append(ChargerRegistration(
+            charger_id=station, feeder_id=feeder, site_id=site_id or feeder, customer_id=f"customer-{station}",
+            bidirectional=bidir, inverter_location="offboard",
+            interconnection_class=icls,  # type: ignore[arg-type]
+            export_limit_kw=export, v2g_enrolled=bidir, max_charge_kw=rating,
+            max_discharge_kw=rating if bidir else 0.0, registered_at=registered_at,
+        ))
+    return regs
+
+
+def _session_telemetry(s: AcnSession, feeder: str, step_ms: int, heartbeats: bool
+                       ) -> Iterator[tuple[int, int, ChargerTelemetry]]:
+    discharge = s.max_power_kw if s.bidirectional else 0.0
+    common: dict[str, Any] = {
+        "charger_id": s.station_id, "feeder_id": feeder, "connected": True, "session_id": s.session_id,
+        "power_kw": 0.0, "max_charge_kw": s.max_power_kw, "max_discharge_kw": discharge,
+        "departure_time": s.estimated_departure, "requested_energy_kwh": s.requested_energy_kwh,
+        "battery_capacity_kwh": s.capacity_kwh,
+    }
+    yield s.arrival, PLUG_IN, ChargerTelemetry(timestamp=s.arrival, soc_pct=s.initial_soc_pct,
+                                               energy_delivered_kwh=0.0, **common)
+    if heartbeats:
+        t = (s.arrival // step_ms + 1) * step_ms
+        while t < s.departure:
+            yield t, HEARTBEAT, ChargerTelemetry(timestamp=t, **common)
+            t += step_ms
+    yield s.departure, PLUG_OUT, ChargerTelemetry(
+        charger_id=s.station_id, feeder_id=feeder, timestamp=s.departure, connected=False, power_kw=0.0,
+        max_charge_kw=s.max_power_kw, max_discharge_kw=discharge)
+
+
+def acn_records(sessions: Sequence[AcnSession], *, feeder_id: str = "feeder-1", site_id: str | None = None,
+                step_ms: int = 300_000, heartbeats: bool = True, start_ms: int | None = None,
+                meter_kw: float | None = None, codec: AvroCodec | None = None) -> list[HistoryRecord]:
+    """Registrations + session telemetry (+ optional constant feeder-head meter readings), event-time ordered.
+
+    Parameters
+    ----------
+    sessions
+        From :func:`read_acn_sessions`.
+    feeder_id
+        Feeder of rows without a ``feeder_id`` column value.
+    site_id
+        Site of every station (default: its feeder id).
+    step_ms
+        Heartbeat (and meter) period; heartbeats sit on the epoch-aligned grid.
+    heartbeats
+        Emit connected heartbeats between plug-in and plug-out.
+    start_ms
+        Registration time; default: the first arrival floored to ``step_ms``.
+    meter_kw
+        If given, a MeterReading of this constant feeder-head load (meter ``<feeder>-head``) at every
+        step from ``start_ms`` to the last departure, per feeder: a stand-in for non-EV load.
+    """
+    if not sessions:
+        return []
+    codec = codec or default_codec()
+    start = start_ms if start_ms is not None else min(s.arrival for s in sessions) // step_ms * step_ms
+    items: list[tuple[int, int, str, int, Record]] = []
+    regs = acn_registrations(sessions, start, feeder_id, site_id)
+    feeder_of = {r.charger_id: r.feeder_id for r in regs}
+    for r in regs:
+        items.append((start, RANK["ChargerRegistration"], r.charger_id, 0, r))
+    seq = 0
+    for s in sessions:
+        for ts, rank, rec in _session_telemetry(s, feeder_of[s.station_id], step_ms, heartbeats):
+            items.append((ts, rank, s.station_id, seq, rec))
+            seq += 1
+    if meter_kw is not None:
+        end = max(s.departure for s in sessions)
+        for feeder in sorted(set(feeder_of.values())):
+            t = start + step_ms
+            while t <= end:
+                items.append((t, RANK["MeterReading"], feeder, 0, MeterReading(
+                    meter_id=f"{feeder}-head", feeder_id=feeder, timestamp=t, active_power_kw=meter_kw)))
+                t += step_ms
+    items.sort(key=lambda it: it[:4])
+    return [_history(codec, it[4]) for it in items]
+
+
+def import_acn(path: str | Path, **options: Any) -> list[HistoryRecord]:
+    """:func:`read_acn_sessions` then :func:`acn_records` (keyword options as there)."""
+    return acn_records(read_acn_sessions(path), **options)
+
+
+# --- Meter readings ----------------------------------------------------------------------------------------
+
+def _table(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    if str(path).lower().endswith((".parquet", ".pq")):
+        import pandas as pd  # optional: needs pyarrow or fastparquet
+
+        frame = pd.read_parquet(path)
+        for i, rec in enumerate(frame.to_dict("records"), start=1):
+            yield i, {str(k): v for k, v in rec.items()}
+    else:
+        yield from _rows(path)
+
+
+def _pick(row: Mapping[str, Any], *names: str) -> Any:
+    for n in names:
+        if n in row and row[n] is not None and row[n] != "":
+            return row[n]
+    return None
+
+
+def read_meter_readings(path: str | Path, feeder_id: str = "feeder-1") -> list[MeterReading]:
+    """Meter readings from CSV or Parquet, in file order.
+
+    Columns: ``timestamp`` and ``kw`` (alias ``active_power_kw``); optional ``meter_id`` (default
+    ``<feeder>-head``), ``feeder_id`` (default ``feeder_id``), ``kvar``, ``voltage_v``, ``quality``, ``site_id``.
+    """
+    out = []
+    for line, row in _table(path):
+        try:
+            feeder = str(_pick(row, "feeder_id") or feeder_id)
+            kw = _pick(row, "kw", "active_power_kw")
+            if kw is None or _pick(row, "timestamp") is None:
+                raise ValueError("needs timestamp and kw")
+            out.append(MeterReading(
+                meter_id=str(_pick(row, "meter_id") or f"{feeder}-head"), feeder_id=feeder,
+                timestamp=_ts(row["timestamp"]), active_power_kw=float(kw),
+                reactive_power_kvar=_opt_float(_pick(row, "kvar", "reactive_power_kvar")),
+                voltage_v=_opt_float(_pick(row, "voltage_v")), quality=_pick(row, "quality") or "good",
+                site_id=_pick(row, "site_id"),
+            ))
+        except ValueError as exc:
+            raise ValueError(f"{path}:{line}: {exc}") from exc
+    return out
+
+
+def import_meters(path: str | Path, feeder_id: str = "feeder-1", codec: AvroCodec | None = None
+                  ) -> list[HistoryRecord]:
+    """Meter readings as history records in event-time order (stable for equal times)."""
+    return to_history(read_meter_readings(path, feeder_id), codec)
+
+
+# --- Weather -------------------------------------------------------------------------------------------------
+
+def read_weather_csv(path: str | Path, station_id: str = "weather-1") -> list[WeatherObservation]:
+    """``timestamp, temperature_c, ghi_wm2[, wind_ms, cloud_cover_pct]`` (optional ``station_id`` column).
+
+    Aliases: ``air_temperature_c``, ``wind_speed_ms``.
+    """
+    out = []
+    for line, row in _rows(path):
+        try:
+            temp = _pick(row, "temperature_c", "air_temperature_c")
+            ghi = _pick(row, "ghi_wm2")
+            if temp is None or ghi is None or not row.get("timestamp"):
+                raise ValueError("needs timestamp, temperature_c and ghi_wm2")
+            out.append(WeatherObservation(
+                station_id=row.get("station_id") or station_id, timestamp=_ts(row["timestamp"]),
+                air_temperature_c=float(temp), ghi_wm2=float(ghi),
+                wind_speed_ms=_opt_float(_pick(row, "wind_ms", "wind_speed_ms")),
+                cloud_cover_pct=_opt_float(_pick(row, "cloud_cover_pct")),
+            ))
+        except ValueError as exc:
+            raise ValueError(f"{path}:{line}: {exc}") from exc
+    return out
+
+
+def _is_tmy3(path: str | Path) -> bool:
+    with open(path, encoding="utf-8-sig", errors="replace") as f:
+        f.readline()
+        return f.readline().startswith("Date (MM/DD/YYYY)")
+
+
+def read_tmy3(path: str | Path, year: int, station_id: str | None = None) -> list[WeatherObservation]:
+    """A TMY3 file (as ``pvlib.iotools.read_tmy3`` reads) mapped onto ``year``.
+
+    TMY3 rows are hour-ending local standard time (``01:00`` … ``24:00``) with the station's fixed UTC
+    offset in the header; each becomes an observation stamped at the end of its hour in UTC. Months come
+    from different years in TMY, so only month/day/hour are kept. Feb 29 rows are dropped when ``year`` is
+    not a leap year. Cloud cover: ``TotCld`` tenths × 10 %. Station id: ``tmy3-<USAF>`` unless given.
+    """
+    with open(path, encoding="utf-8-sig") as f:
+        head = next(csv.reader([f.readline()]))
+        usaf, tz_hours = head[0].strip(), float(head[3])
+        rows = csv.reader(f)
+        cols = {name: i for i, name in enumerate(next(rows))}
+        i_date, i_time = cols["Date (MM/DD/YYYY)"], cols["Time (HH:MM)"]
+        i_ghi, i_temp, i_wind = cols["GHI (W/m^2)"], cols["Dry-bulb (C)"], cols["Wspd (m/s)"]
+        i_cld = cols.get("TotCld (tenths)")
+        sid = station_id or f"tmy3-{usaf}"
+        offset = timedelta(hours=tz_hours)
+        out = []
+        for row in rows:
+            if not row:
+                continue
+            month, day, _ = (int(x) for x in row[i_date].split("/"))
+            hh, mm = (int(x) for x in row[i_time].split(":"))
+            try:
+                local = datetime(year, month, day, tzinfo=UTC) + timedelta(hours=hh, minutes=mm)
+            except ValueError:  # Feb 29 onto a non-leap year
+                continue
+            wind = _opt_float(row[i_wind])
+            cld = _opt_float(row[i_cld]) if i_cld is not None else None
+            out.append(WeatherObservation(
+                station_id=sid, timestamp=parse_timestamp_ms(local - offset),
+                air_temperature_c=float(row[i_temp]), ghi_wm2=max(0.0, float(row[i_ghi])),
+                wind_speed_ms=wind if wind is not None and wind >= 0 else None,
+                cloud_cover_pct=min(100.0, cld * 10.0) if cld is not None and cld >= 0 else None,
+            ))
+    return out
+
+
+def import_weather(path: str | Path, station_id: str | None = None, year: int | None = None,
+                   codec: AvroCodec | None = None) -> list[HistoryRecord]:
+    """Weather CSV or TMY3 file (auto-detected; TMY3 needs ``year``) as history records, event-time order."""
+    if _is_tmy3(path):
+        if year is None:
+            raise ValueError(f"{path} is a TMY3 file: give the year to map it onto")
+        obs = read_tmy3(path, year, station_id)
+    else:
+        obs = read_weather_csv(path, station_id or "weather-1")
+    return to_history(obs, codec)
+
+
+def grid_signal_records(signals: Iterable[GridSignal], codec: AvroCodec | None = None) -> list[HistoryRecord]:
+    """Grid signals as history records at their ``issued_at``."""
+    return to_history(signals, codec)
+
