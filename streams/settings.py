@@ -111,8 +111,8 @@ class Settings(BaseSettings):
     """EVGRID_INFLUX_FLUSH_SECONDS: how often the monitoring sink writes a batch."""
 
     # --- Record and replay -------------------------------------------------------------------------
-    replay_batch_records: int = 20_000
-    """EVGRID_REPLAY_BATCH_RECORDS: records handed to librdkafka per batch call during ``evgrid replay``."""
+    replay_batch_records: int = 5_000
+    """EVGRID_REPLAY_BATCH_RECORDS: records queued between producer polls and progress updates in ``evgrid replay``."""
     replay_linger_ms: int = 25
     """EVGRID_REPLAY_LINGER_MS: producer linger during ``evgrid replay``, ms (bigger batches, more throughput)."""
     record_commit_records: int = 200_000
