@@ -42,8 +42,6 @@ UNKNOWN_CHARGER = "unknown_charger"
 OUT_OF_WINDOW = "out_of_window"
 REASON_CODES = (TRUNCATED, BAD_MAGIC, UNKNOWN_SCHEMA, WRONG_RECORD_TYPE, INVALID_VALUE, UNKNOWN_CHARGER,
                 OUT_OF_WINDOW)
-DECODE_DETECTABLE = frozenset({TRUNCATED, BAD_MAGIC, UNKNOWN_SCHEMA, WRONG_RECORD_TYPE, INVALID_VALUE})
-"""Reason codes that ``decode_record(codec, value, expected)`` alone reports; the others need state."""
 
 HEADER_INJECTED = "evgrid-injected"
 HEADER_KIND = "evgrid-injected-kind"
@@ -59,12 +57,18 @@ KIND_REASON: dict[str, str] = {
     "nan_power": INVALID_VALUE,
     "soc_140": INVALID_VALUE,
     "power_above_limit": INVALID_VALUE,
-    "timestamp_1970": INVALID_VALUE,  # below the contract's 2000-01-01 floor, so decode_record rejects it
+    "timestamp_1970": OUT_OF_WINDOW,  # below the contract's 2000-01-01 floor: decode_record rejects it
     "timestamp_2099": OUT_OF_WINDOW,
     "unknown_charger": UNKNOWN_CHARGER,
 }
 """Each bad kind and the reason code a correct dead-letter router gives it."""
 ALL_KINDS = tuple(KIND_REASON)
+DECODE_DETECTABLE = frozenset(set(ALL_KINDS) - {"timestamp_2099", "unknown_charger"})
+"""Kinds that ``decode_record(codec, value, expected)`` alone rejects, with the kind's reason code.
+
+The others decode into valid records: ``unknown_charger`` needs the registry, ``timestamp_2099``
+(inside the contract's 2000-2100 window) needs the feeder's event-time watermark.
+"""
 
 _BYTE_KINDS = ("truncated_bytes", "random_bytes", "unknown_fingerprint", "wrong_record_type")
 _BY_RECORD: dict[str, tuple[str, ...]] = {
