@@ -1,0 +1,362 @@
+"""Receding-horizon LP planner of one feeder, solved with HiGHS.
+
+Objective (lexicographic by weights): the feeder's peak net import (base load + EV charging − V2G,
+never counted below ``peak_floor_kw``), then energy cost at the signalled prices, a cycling penalty on
+discharged energy, and a tiny preference for charging early. Constraints: each session's requested
+energy by departure (soft, heavily penalised slack → ``infeasible_request``), per-charger power limits,
+discharge only where the request allows it, SoC within [reserve, capacity] for discharging sessions,
+and the feeder's import/export limits (soft with a penalty; violations are reported).
+
+Time runs on a grid of step edges (``edges_ms``): fine steps first, optionally a coarse tail
+(:func:`time_grid`). A session's power in a step is the step average; a partial overlap with its
+window scales its cap.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import struct
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.optimize import linprog
+
+__all__ = [
+    "Plan",
+    "PlanRequest",
+    "PlanSession",
+    "PlannerWeights",
+    "plan_feeder",
+    "plan_id_of",
+    "solve_lp",
+    "time_grid",
+]
+
+HOUR_MS = 3_600_000
+
+
+@dataclass(frozen=True, slots=True)
+class PlanSession:
+    """One vehicle (or a virtual, forecast cohort) as the planner sees it.
+
+    ``energy_kwh`` is the net energy still to deliver by ``departure_ms``; ``max_discharge_kw`` is 0
+    unless the safety rules allow export. ``discharge_windows`` (when not ``None``) restricts discharge to
+    those [start, end) windows; ``blocked_windows`` forbid charging (accepted delay offers). SoC fields
+    (kWh) are needed only when discharging.
+    """
+
+    key: str
+    arrival_ms: int
+    departure_ms: int
+    energy_kwh: float
+    max_charge_kw: float
+    max_discharge_kw: float = 0.0
+    session_id: str | None = None
+    soc_kwh: float | None = None
+    capacity_kwh: float | None = None
+    reserve_kwh: float = 0.0
+    virtual: bool = False
+    discharge_windows: tuple[tuple[int, int], ...] | None = None
+    blocked_windows: tuple[tuple[int, int], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class PlannerWeights:
+    """Objective weights (currency units). Peak dominates cost; slack dominates peak."""
+
+    peak_per_kw: float = 100.0
+    shortfall_per_kwh: float = 10_000.0
+    limit_violation_per_kwh: float = 100_000.0
+    cycling_per_kwh: float = 0.05
+    early_per_kwh_hour: float = 1e-4
+
+
+@dataclass(frozen=True, slots=True)
+class PlanRequest:
+    """Everything one plan depends on (its hash is the plan id)."""
+
+    feeder_id: str
+    edges_ms: tuple[int, ...]
+    base_kw: tuple[float, ...]
+    import_limit_kw: tuple[float, ...]
+    export_limit_kw: tuple[float, ...]
+    price_per_kwh: tuple[float, ...]
+    sessions: tuple[PlanSession, ...]
+    peak_floor_kw: float = 0.0
+    weights: PlannerWeights = field(default_factory=PlannerWeights)
+
+    @property
+    def n_steps(self) -> int:
+        return len(self.edges_ms) - 1
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """A feeder plan: per-key power per step (kW, + charge / − discharge, power while plugged in)."""
+
+    plan_id: str
+    feeder_id: str
+    edges_ms: tuple[int, ...]
+    schedules: dict[str, np.ndarray]
+    status: dict[str, str]
+    shortfall_kwh: dict[str, float]
+    peak_kw: float
+    objective: float
+    solver: str
+    reason: str
+    limit_violation_kwh: float
+    fleet_kw: np.ndarray
+    solve_seconds: float = 0.0
+
+    def power_at(self, key: str, t_ms: int) -> float | None:
+        """Planned power of ``key`` at event time ``t_ms``; ``None`` outside the plan."""
+        sched = self.schedules.get(key)
+        if sched is None or t_ms < self.edges_ms[0] or t_ms >= self.edges_ms[-1]:
+            return None
+        k = int(np.searchsorted(np.asarray(self.edges_ms), t_ms, side="right")) - 1
+        return float(sched[k])
+
+
+def time_grid(start_ms: int, step_ms: int, horizon_ms: int, fine_ms: int | None = None,
+              coarse_step_ms: int | None = None) -> np.ndarray:
+    """Step edges from ``start_ms`` over ``horizon_ms``: ``step_ms`` steps for ``fine_ms`` then coarse ones.
+
+    Coarse edges are aligned to multiples of ``coarse_step_ms`` (epoch), so grids of successive plans
+    share edges. Without ``fine_ms``/``coarse_step_ms`` the grid is uniform.
+    """
+    end = start_ms + horizon_ms
+    if fine_ms is None or coarse_step_ms is None or coarse_step_ms <= step_ms or fine_ms >= horizon_ms:
+        n = max(1, math.ceil(horizon_ms / step_ms))
+        return start_ms + step_ms * np.arange(n + 1, dtype=np.int64)
+    fine_end = start_ms + max(step_ms, (fine_ms // step_ms) * step_ms)
+    fine = np.arange(start_ms, fine_end + 1, step_ms, dtype=np.int64)
+    first_coarse = -(-fine_end // coarse_step_ms) * coarse_step_ms
+    # fill the gap to the first aligned coarse edge with fine steps
+    gap = np.arange(fine_end + step_ms, first_coarse + 1, step_ms, dtype=np.int64)
+    gap = gap[gap < first_coarse]
+    coarse = np.arange(first_coarse, end + coarse_step_ms, coarse_step_ms, dtype=np.int64)
+    edges = np.unique(np.concatenate([fine, gap, [first_coarse], coarse]))
+    return edges[edges <= max(end, first_coarse)]
+
+
+def _f(x: float) -> bytes:
+    return struct.pack("<d", round(float(x), 6) if math.isfinite(x) else float(x))
+
+
+def plan_id_of(req: PlanRequest) -> str:
+    """Deterministic id of a request: a short SHA-256 of its canonical content."""
+    h = hashlib.sha256()
+    h.update(req.feeder_id.encode())
+    h.update(np.asarray(req.edges_ms, dtype=np.int64).tobytes())
+    for arr in (req.base_kw, req.import_limit_kw, req.export_limit_kw, req.price_per_kwh):
+        h.update(np.round(np.asarray(arr, dtype=float), 6).tobytes())
+    h.update(_f(req.peak_floor_kw))
+    for s in sorted(req.sessions, key=lambda s: s.key):
+        h.update(repr((s.key, s.session_id, s.arrival_ms, s.departure_ms, s.virtual, s.discharge_windows,
+                       s.blocked_windows)).encode())
+        for x in (s.energy_kwh, s.max_charge_kw, s.max_discharge_kw, s.soc_kwh or -1.0, s.capacity_kwh or -1.0,
+                  s.reserve_kwh):
+            h.update(_f(x))
+    return "plan-" + h.hexdigest()[:16]
+
+
+def _overlap_fraction(edges: np.ndarray, a: int, b: int) -> np.ndarray:
+    lo = np.maximum(edges[:-1], a)
+    hi = np.minimum(edges[1:], b)
+    return np.clip((hi - lo) / np.diff(edges), 0.0, 1.0)
+
+
+def _window_mask(edges: np.ndarray, windows: tuple[tuple[int, int], ...]) -> np.ndarray:
+    mask = np.zeros(len(edges) - 1, dtype=bool)
+    for a, b in windows:
+        mask |= (edges[:-1] < b) & (edges[1:] > a)
+    return mask
+
+
+@dataclass
+class _Cols:
+    lo: list[np.ndarray] = field(default_factory=list)
+    hi: list[np.ndarray] = field(default_factory=list)
+    cost: list[np.ndarray] = field(default_factory=list)
+    n: int = 0
+
+    def add(self, lo: np.ndarray, hi: np.ndarray, cost: np.ndarray) -> np.ndarray:
+        idx = np.arange(self.n, self.n + len(lo))
+        self.lo.append(lo)
+        self.hi.append(hi)
+        self.cost.append(cost)
+        self.n += len(lo)
+        return idx
+
+
+def solve_lp(req: PlanRequest, time_limit_s: float = 2.0) -> Plan | None:
+    """Solve the feeder LP; ``None`` if HiGHS fails or runs over ``time_limit_s``."""
+    import time
+
+    t0 = time.perf_counter()
+    w = req.weights
+    edges = np.asarray(req.edges_ms, dtype=np.int64)
+    n = len(edges) - 1
+    dt = np.diff(edges) / HOUR_MS
+    mid_h = ((edges[:-1] + edges[1:]) / 2 - edges[0]) / HOUR_MS
+    base = np.nan_to_num(np.asarray(req.base_kw, dtype=float))
+    price = np.asarray(req.price_per_kwh, dtype=float)
+    imp_lim = np.asarray(req.import_limit_kw, dtype=float)
+    exp_lim = np.asarray(req.export_limit_kw, dtype=float)
+
+    cols = _Cols()
+    ub_r: list[np.ndarray] = []
+    ub_c: list[np.ndarray] = []
+    ub_v: list[np.ndarray] = []
+    b_ub: list[np.ndarray] = []
+    eq_r: list[np.ndarray] = []
+    eq_c: list[np.ndarray] = []
+    eq_v: list[np.ndarray] = []
+    b_eq: list[float] = []
+    n_ub = 0
+    n_eq = 0
+    net_r: list[np.ndarray] = []  # (step, col, sign) of the fleet power
+    net_c: list[np.ndarray] = []
+    net_v: list[np.ndarray] = []
+    index: list[tuple[PlanSession, np.ndarray, np.ndarray, np.ndarray | None, np.ndarray, int]] = []
+
+    for s in req.sessions:
+        frac = _overlap_fraction(edges, s.arrival_ms, s.departure_ms)
+        steps = np.flatnonzero(frac > 1e-9)
+        pmax = max(0.0, float(s.max_charge_kw)) if math.isfinite(s.max_charge_kw) else 0.0
+        energy = max(0.0, float(s.energy_kwh)) if math.isfinite(s.energy_kwh) else 0.0
+        if len(steps) == 0:
+            index.append((s, steps, np.empty(0, int), None, frac, -1))
+            continue
+        cap = pmax * frac[steps]
+        if s.blocked_windows:
+            cap = np.where(_window_mask(edges, s.blocked_windows)[steps], 0.0, cap)
+        x = cols.add(np.zeros(len(steps)), cap, dt[steps] * (price[steps] + w.early_per_kwh_hour * mid_h[steps]))
+        net_r.append(steps)
+        net_c.append(x)
+        net_v.append(np.ones(len(steps)))
+        dmax = max(0.0, float(s.max_discharge_kw)) if math.isfinite(s.max_discharge_kw) else 0.0
+        d = None
+        soc_ok = s.soc_kwh is not None and s.capacity_kwh is not None and s.soc_kwh > s.reserve_kwh
+        if dmax > 0 and soc_ok:
+            dcap = dmax * frac[steps]
+            if s.discharge_windows is not None:
+                dcap = np.where(_window_mask(edges, s.discharge_windows)[steps], dcap, 0.0)
+            if dcap.any():
+                d = cols.add(np.zeros(len(steps)), dcap,
+                             dt[steps] * (w.cycling_per_kwh - price[steps] - w.early_per_kwh_hour * mid_h[steps]))
+                net_r.append(steps)
+                net_c.append(d)
+                net_v.append(-np.ones(len(steps)))
+                # SoC state e_k after step k: reserve <= e_k <= capacity; e_k - e_{k-1} - (x-d) dt = 0
+                assert s.soc_kwh is not None and s.capacity_kwh is not None
+                m = len(steps)
+                e = cols.add(np.full(m, s.reserve_kwh), np.full(m, s.capacity_kwh), np.zeros(m))
+                rows = n_eq + np.arange(m)
+                eq_r += [rows, rows, rows, rows[1:]]
+                eq_c += [e, x, d, e[:-1]]
+                eq_v += [np.ones(m), -dt[steps], dt[steps], -np.ones(m - 1)]
+                b_eq += [float(s.soc_kwh)] + [0.0] * (m - 1)
+                n_eq += m
+        slack = cols.add(np.zeros(1), np.array([energy]), np.array([w.shortfall_per_kwh]))
+        # energy: sum (x - d) dt + slack = energy
+        eq_r += [np.full(len(steps), n_eq), np.array([n_eq])]
+        eq_c += [x, slack]
+        eq_v += [dt[steps], np.ones(1)]
+        if d is not None:
+            eq_r.append(np.full(len(steps), n_eq))
+            eq_c.append(d)
+            eq_v.append(-dt[steps])
+        b_eq.append(energy)
+        n_eq += 1
+        index.append((s, steps, x, d, frac, int(slack[0])))
+
+    # peak: base + net - P <= 0, P >= floor
+    p_col = cols.add(np.array([max(0.0, req.peak_floor_kw)]), np.array([np.inf]), np.array([w.peak_per_kw]))
+    nr = np.concatenate(net_r) if net_r else np.empty(0, int)
+    nc = np.concatenate(net_c) if net_c else np.empty(0, int)
+    nv = np.concatenate(net_v) if net_v else np.empty(0)
+    ub_r += [nr, np.arange(n)]
+    ub_c += [nc, np.full(n, p_col[0])]
+    ub_v += [nv, -np.ones(n)]
+    b_ub.append(-base)
+    n_ub += n
+    # import limit (soft): base + net - v <= limit
+    lim_steps = np.flatnonzero(np.isfinite(imp_lim))
+    v = cols.add(np.zeros(len(lim_steps)), np.full(len(lim_steps), np.inf), w.limit_violation_per_kwh * dt[lim_steps])
+    pos = np.full(n, -1)
+    pos[lim_steps] = np.arange(len(lim_steps))
+    keep = pos[nr] >= 0
+    ub_r += [n_ub + pos[nr[keep]], n_ub + np.arange(len(lim_steps))]
+    ub_c += [nc[keep], v]
+    ub_v += [nv[keep], -np.ones(len(lim_steps))]
+    b_ub.append(imp_lim[lim_steps] - base[lim_steps])
+    n_ub += len(lim_steps)
+    # export limit (soft): -(base + net) - u <= export_limit
+    exp_steps = np.flatnonzero(np.isfinite(exp_lim))
+    u = cols.add(np.zeros(len(exp_steps)), np.full(len(exp_steps), np.inf), w.limit_violation_per_kwh * dt[exp_steps])
+    pos = np.full(n, -1)
+    pos[exp_steps] = np.arange(len(exp_steps))
+    keep = pos[nr] >= 0
+    ub_r += [n_ub + pos[nr[keep]], n_ub + np.arange(len(exp_steps))]
+    ub_c += [nc[keep], u]
+    ub_v += [-nv[keep], -np.ones(len(exp_steps))]
+    b_ub.append(np.maximum(exp_lim[exp_steps], 0.0) + base[exp_steps])
+    n_ub += len(exp_steps)
+
+    c = np.concatenate(cols.cost)
+    lo = np.concatenate(cols.lo)
+    hi = np.concatenate(cols.hi)
+    a_ub = sp.csr_matrix((np.concatenate(ub_v), (np.concatenate(ub_r), np.concatenate(ub_c))), shape=(n_ub, cols.n))
+    a_eq = None
+    beq = None
+    if n_eq:
+        a_eq = sp.csr_matrix((np.concatenate(eq_v), (np.concatenate(eq_r), np.concatenate(eq_c))),
+                             shape=(n_eq, cols.n))
+        beq = np.asarray(b_eq)
+    try:
+        res = linprog(c, A_ub=a_ub, b_ub=np.concatenate(b_ub), A_eq=a_eq, b_eq=beq,
+                      bounds=np.column_stack([lo, hi]), method="highs",
+                      options={"time_limit": float(time_limit_s), "presolve": True})
+    except (ValueError, MemoryError):
+        return None
+    if res.status != 0 or res.x is None:
+        return None
+    sol = res.x
+    schedules: dict[str, np.ndarray] = {}
+    status: dict[str, str] = {}
+    shortfall: dict[str, float] = {}
+    fleet = np.zeros(n)
+    for s, steps, x, d, frac, slack_col in index:
+        avg = np.zeros(n)
+        if len(steps):
+            avg[steps] = sol[x]
+            if d is not None:
+                avg[steps] -= sol[d]
+        fleet += avg
+        with np.errstate(divide="ignore", invalid="ignore"):
+            inst = np.where(frac > 1e-9, avg / np.where(frac > 1e-9, frac, 1.0), 0.0)
+        schedules[s.key] = inst
+        short = float(sol[slack_col]) if slack_col >= 0 else max(0.0, float(s.energy_kwh))
+        shortfall[s.key] = short if short > 1e-6 else 0.0
+        status[s.key] = "infeasible_request" if short > 1e-3 else "optimal"
+    net = base + fleet
+    viol = float(np.sum(np.maximum(net - imp_lim, 0.0) * dt) + np.sum(np.maximum(-net - exp_lim, 0.0) * dt))
+    return Plan(
+        plan_id=plan_id_of(req), feeder_id=req.feeder_id, edges_ms=tuple(int(e) for e in edges),
+        schedules=schedules, status=status, shortfall_kwh=shortfall, peak_kw=float(np.max(net)) if n else 0.0,
+        objective=float(res.fun), solver="highs", reason="optimal", limit_violation_kwh=viol, fleet_kw=fleet,
+        solve_seconds=time.perf_counter() - t0,
+    )
+
+
+def plan_feeder(req: PlanRequest, time_limit_s: float = 2.0) -> Plan:
+    """Plan with the LP; fall back to least-laxity-first when HiGHS fails or runs over budget."""
+    plan = solve_lp(req, time_limit_s)
+    if plan is not None:
+        return plan
+    from streams.dispatch.heuristic import plan_llf
+
+    return plan_llf(req)

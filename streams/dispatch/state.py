@@ -1,0 +1,195 @@
+"""The planner's view of a feeder: chargers, sessions and grid-signal limits.
+
+Pure, picklable dataclasses updated from the contract models by pure functions, so a stream
+processor only has to call ``charger_from_registration``, ``session_from_telemetry`` and
+``FeederLimits.with_signal``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from streams.contracts.models import ChargerRegistration, ChargerTelemetry, GridSignal
+
+__all__ = [
+    "ChargerInfo",
+    "FeederLimits",
+    "SessionState",
+    "charger_from_registration",
+    "session_from_telemetry",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class ChargerInfo:
+    """A registered charger (or battery) and its interconnection agreement."""
+
+    charger_id: str
+    feeder_id: str
+    site_id: str
+    customer_id: str
+    bidirectional: bool
+    interconnection_class: str
+    export_limit_kw: float
+    v2g_enrolled: bool
+    max_charge_kw: float
+    max_discharge_kw: float
+    site_import_limit_kw: float | None = None
+    asset_type: str = "ev_charger"
+    active: bool = True
+
+    @property
+    def may_export(self) -> bool:
+        """True if the site may push power into the grid at all (enrolment aside)."""
+        return (
+            self.bidirectional
+            and self.interconnection_class == "parallel_exporting"
+            and self.export_limit_kw > 0.0
+            and self.max_discharge_kw > 0.0
+        )
+
+    @property
+    def discharge_limit_kw(self) -> float:
+        """Most discharge power the grid rules allow (0 unless the site may export)."""
+        if not self.may_export:
+            return 0.0
+        return min(self.max_discharge_kw, self.export_limit_kw)
+
+
+def charger_from_registration(reg: ChargerRegistration) -> ChargerInfo:
+    """Planner view of a ``ChargerRegistration``."""
+    return ChargerInfo(
+        charger_id=reg.charger_id,
+        feeder_id=reg.feeder_id,
+        site_id=reg.site_id,
+        customer_id=reg.customer_id,
+        bidirectional=reg.bidirectional,
+        interconnection_class=reg.interconnection_class,
+        export_limit_kw=reg.export_limit_kw,
+        v2g_enrolled=reg.v2g_enrolled,
+        max_charge_kw=reg.max_charge_kw,
+        max_discharge_kw=reg.max_discharge_kw,
+        site_import_limit_kw=reg.site_import_limit_kw,
+        asset_type=reg.asset_type,
+        active=reg.active,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class SessionState:
+    """Latest telemetry of one charger, plus when its current session started."""
+
+    charger_id: str
+    feeder_id: str
+    connected: bool
+    last_heard_ms: int
+    power_kw: float = 0.0
+    session_id: str | None = None
+    plugged_at_ms: int | None = None
+    soc_pct: float | None = None
+    capacity_kwh: float | None = None
+    max_charge_kw: float = 0.0
+    max_discharge_kw: float = 0.0
+    departure_ms: int | None = None
+    requested_energy_kwh: float | None = None
+    target_soc_pct: float | None = None
+    energy_delivered_kwh: float | None = None
+    reserve_soc_pct: float | None = None
+    grid_state: str = "grid_connected"
+
+    def remaining_energy_kwh(self) -> float | None:
+        """Net energy still to deliver by departure, kWh; ``None`` when the driver gave no target."""
+        if self.requested_energy_kwh is not None:
+            return max(0.0, self.requested_energy_kwh - (self.energy_delivered_kwh or 0.0))
+        if self.target_soc_pct is not None and self.soc_pct is not None and self.capacity_kwh:
+            return max(0.0, (self.target_soc_pct - self.soc_pct) / 100.0 * self.capacity_kwh)
+        return None
+
+    def is_stale(self, now_ms: int, stale_seconds: float) -> bool:
+        """Not heard for longer than ``stale_seconds`` at event time ``now_ms``."""
+        return now_ms - self.last_heard_ms > stale_seconds * 1000.0
+
+
+def session_from_telemetry(prev: SessionState | None, tel: ChargerTelemetry) -> SessionState:
+    """New state of a charger after telemetry ``tel`` (``prev`` is its previous state or ``None``).
+
+    Out-of-order telemetry (older than ``prev``) leaves ``prev`` unchanged. ``plugged_at_ms`` is the
+    first time the current session was seen connected.
+    """
+    if prev is not None and tel.timestamp < prev.last_heard_ms:
+        return prev
+    plugged_at: int | None = None
+    if tel.connected:
+        same = prev is not None and prev.connected and prev.session_id == tel.session_id
+        plugged_at = prev.plugged_at_ms if same and prev is not None else tel.timestamp
+    return SessionState(
+        charger_id=tel.charger_id,
+        feeder_id=tel.feeder_id,
+        connected=tel.connected,
+        last_heard_ms=tel.timestamp,
+        power_kw=tel.power_kw,
+        session_id=tel.session_id if tel.connected else None,
+        plugged_at_ms=plugged_at,
+        soc_pct=tel.soc_pct,
+        capacity_kwh=tel.battery_capacity_kwh,
+        max_charge_kw=tel.max_charge_kw,
+        max_discharge_kw=tel.max_discharge_kw,
+        departure_ms=tel.departure_time,
+        requested_energy_kwh=tel.requested_energy_kwh,
+        target_soc_pct=tel.target_soc_pct,
+        energy_delivered_kwh=tel.energy_delivered_kwh,
+        reserve_soc_pct=tel.reserve_soc_pct,
+        grid_state=tel.grid_state,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class FeederLimits:
+    """Feeder import/export limits and prices over time, from ``GridSignal`` s over configured defaults.
+
+    Signals with the same ``signal_id`` replace each other; site-level signals (``site_id`` set) are kept
+    but do not limit the feeder. Where several feeder signals overlap a step, the lowest limit and the
+    price of the most recently issued signal apply.
+    """
+
+    default_import_kw: float
+    default_export_kw: float
+    default_price: float
+    signals: tuple[GridSignal, ...] = ()
+
+    def with_signal(self, sig: GridSignal) -> FeederLimits:
+        """A copy with ``sig`` added (replacing any signal with the same id)."""
+        kept = tuple(s for s in self.signals if s.signal_id != sig.signal_id)
+        return replace(self, signals=(*kept, sig))
+
+    def pruned(self, now_ms: int) -> FeederLimits:
+        """A copy without signals that ended at or before ``now_ms``."""
+        return replace(self, signals=tuple(s for s in self.signals if s.valid_until > now_ms))
+
+    def profile(self, edges_ms: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Import limit (kW), export limit (kW, >= 0) and price per step of the grid ``edges_ms``."""
+        n = len(edges_ms) - 1
+        imp = np.full(n, self.default_import_kw, dtype=float)
+        exp = np.full(n, self.default_export_kw, dtype=float)
+        price = np.full(n, self.default_price, dtype=float)
+        price_issued = np.full(n, -math.inf)
+        starts, ends = edges_ms[:-1], edges_ms[1:]
+        for s in self.signals:
+            if s.site_id is not None:
+                continue
+            cover = (starts < s.valid_until) & (ends > s.valid_from)
+            if not cover.any():
+                continue
+            if s.import_limit_kw is not None:
+                imp[cover] = np.minimum(imp[cover], s.import_limit_kw)
+            if s.export_limit_kw is not None:
+                exp[cover] = np.minimum(exp[cover], s.export_limit_kw)
+            if s.price_per_kwh is not None:
+                mid = (starts + ends) / 2
+                at = (mid >= s.valid_from) & (mid < s.valid_until) & (price_issued <= s.issued_at)
+                price[at] = s.price_per_kwh
+                price_issued[at] = s.issued_at
+        return imp, exp, price
