@@ -25,6 +25,7 @@
 # `down` only ever signals the process recorded in the pid file, and only if it is ours.
 # `status` exits 0 when every requested service is up and ready, 3 otherwise.
 # Output lines of `status` are machine-readable: "<service> <state> pid=<pid|-> addr=<host:port>".
+# shellcheck disable=SC2317  # functions are dispatched indirectly ("$up", "$down", ...)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -98,6 +99,7 @@ launch() {
     local pidfile="$1" logfile="$2"
     shift 2
     rm -f "$pidfile"
+    # shellcheck disable=SC2016  # expanded by the inner bash
     setsid bash -c 'echo $$ >"$0.tmp" && mv "$0.tmp" "$0" && exec "$@"' "$pidfile" "$@" \
         </dev/null >>"$logfile" 2>&1 9>&- &
     local i
