@@ -23,7 +23,8 @@ START, END = "2019-03-04T00:00:00Z", "2019-03-11T00:00:00Z"
 
 
 def sessions() -> None:
-    rows = list(csv.DictReader(open(SHARED / "acn" / "caltech_2019-03_sessions.csv")))
+    with open(SHARED / "acn" / "caltech_2019-03_sessions.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
     week = [r for r in rows if START <= r["arrival_utc"] < END]
     extra = ["feeder_id", "bidirectional", "interconnection_class", "export_limit_kw", "initial_soc_pct",
              "capacity_kwh"]
