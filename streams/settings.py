@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     """EVGRID_SSL_CERTFILE: client certificate (PEM) for mTLS."""
     ssl_keyfile: str | None = None
     """EVGRID_SSL_KEYFILE: client private key (PEM) for mTLS."""
+    topic_retention_ms: int | None = None
+    """EVGRID_TOPIC_RETENTION_MS: override the retention of every topic created (-1 = keep forever). Kafka ages
+    records by their timestamp (= event time), so replays of history need -1 or they are deleted at once."""
     store: str = "memory://"
     """EVGRID_STORE: faust table store, ``memory://`` or ``rocksdb://``."""
     data_dir: str = ".run/worker"

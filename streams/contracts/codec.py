@@ -82,9 +82,11 @@ class AvroCodec:
             raise FileNotFoundError(f"no *.avsc schemas in {self.schema_dir}")
 
     def _load(self, path: Path, version: str) -> SchemaEntry:
-        parsed: dict[str, Any] = parse_schema(json.loads(path.read_text()), _write_hint=False)  # type: ignore[assignment]
-        name = str(parsed["name"]).split(".")[-1]
-        entry = SchemaEntry(name, version, _fingerprint(parsed), parsed, path)
+        raw = json.loads(path.read_text())
+        plain: dict[str, Any] = parse_schema(raw, _write_hint=False)  # type: ignore[assignment]
+        name = str(plain["name"]).split(".")[-1]
+        # The hinted parse lets fastavro skip re-parsing the schema on every call.
+        entry = SchemaEntry(name, version, _fingerprint(plain), parse_schema(raw), path)
         self.by_fingerprint.setdefault(entry.fingerprint, entry)
         self.versions.setdefault(name, []).append(entry)
         return entry

@@ -295,7 +295,19 @@ def decode_record(codec: AvroCodec, data: bytes, expected: str | None = None) ->
     try:
         return MODELS[name].model_validate(raw)
     except ValidationError as exc:
-        raise DecodeError("invalid_value", f"{name} {describe_validation_error(exc)}") from exc
+        raise DecodeError(_error_code(exc), f"{name} {describe_validation_error(exc)}") from exc
+
+
+_TIME_FIELDS = {"timestamp", "departure_time", "forecast_for", "issued_at", "valid_from", "registered_at",
+                "responded_at"}
+
+
+def _error_code(exc: ValidationError) -> str:
+    """``out_of_window`` when only event times are outside 2000-2100, else ``invalid_value``."""
+    errors = exc.errors(include_url=False)
+    only_time = all(e["loc"] and e["loc"][0] in _TIME_FIELDS and e["type"].startswith(("greater", "less"))
+                    for e in errors)
+    return "out_of_window" if only_time else "invalid_value"
 
 
 def encode_record(codec: AvroCodec, record: Record) -> bytes:

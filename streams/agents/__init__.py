@@ -1,0 +1,3 @@
+"""faust agents: thin adapters wiring Kafka topics to the pure pipeline."""
+
+__all__: list[str] = []

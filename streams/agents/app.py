@@ -1,0 +1,116 @@
+"""The faust application: one agent per input group, tables for feeder state, output topics.
+
+Everything that decides anything lives in :mod:`streams.pipeline`; this module moves bytes between Kafka
+and it. Processing is at-least-once with idempotent effects: each feeder's state records the last input
+offset it applied per partition (events at or below it are skipped after a restart) and is written to
+a changelog before the input offsets are committed (faust flushes the producer before committing).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import ssl
+from typing import Any
+
+import faust
+
+from streams.contracts.topics import (
+    CHARGER_REGISTRY,
+    CHARGER_TELEMETRY,
+    GRID_SIGNALS,
+    INCENTIVE_RESPONSES,
+    METER_READINGS,
+    TOPICS,
+    WEATHER,
+    topic_name,
+)
+from streams.pipeline.worker import Emit, FeederWorker
+from streams.settings import Settings
+
+__all__ = ["FEEDER_INPUTS", "create_app"]
+
+FEEDER_INPUTS = (METER_READINGS, CHARGER_TELEMETRY, CHARGER_REGISTRY, GRID_SIGNALS, INCENTIVE_RESPONSES)
+
+
+def broker_credentials(settings: Settings) -> Any:
+    """faust credentials from the security settings (None for PLAINTEXT)."""
+    if settings.security_protocol == "PLAINTEXT":
+        return None
+    context = None
+    if settings.security_protocol in ("SSL", "SASL_SSL"):
+        context = ssl.create_default_context(cafile=settings.ssl_cafile)
+        if settings.ssl_certfile:
+            context.load_cert_chain(settings.ssl_certfile, settings.ssl_keyfile)
+    if settings.security_protocol.startswith("SASL"):
+        password = settings.sasl_password.get_secret_value() if settings.sasl_password else ""
+        return faust.SASLCredentials(
+            username=settings.sasl_username, password=password, mechanism=settings.sasl_mechanism,
+            ssl_context=context,
+        )
+    return faust.SSLCredentials(context)
+
+
+def create_app(settings: Settings | None = None) -> faust.App:
+    """Build the worker app for ``settings`` (default: from the environment)."""
+    settings = settings or Settings()
+    prefix = settings.topic_prefix
+    datadir = os.path.abspath(os.path.join(settings.data_dir, f"{prefix}{settings.app_id}"))
+    os.makedirs(datadir, exist_ok=True)
+    app = faust.App(
+        f"{prefix}{settings.app_id}",
+        broker=[f"kafka://{s.strip()}" for s in settings.bootstrap_servers.split(",")],
+        broker_credentials=broker_credentials(settings),
+        store=settings.store,
+        datadir=datadir,
+        key_serializer="raw",
+        value_serializer="raw",
+        topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication_factor,
+        topic_allow_declare=True,
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        broker_commit_every=2_000,
+        broker_commit_interval=1.0,
+        web_enabled=False,
+        table_standby_replicas=0,
+        stream_wait_empty=False,
+    )
+    names = {topic_name(t, prefix): t for t in TOPICS}
+    worker = FeederWorker(settings, worker_id=f"{socket.gethostname()}:{os.getpid()}")
+    out_topics = {t: app.topic(topic_name(t, prefix), key_type=bytes, value_type=bytes) for t in TOPICS}
+    state = app.Table("feeder-state", key_type=bytes, value_type=bytes, partitions=settings.partitions)
+    inputs = app.topic(*(topic_name(t, prefix) for t in FEEDER_INPUTS), key_type=bytes, value_type=bytes)
+    weather = app.topic(topic_name(WEATHER, prefix), key_type=bytes, value_type=bytes)
+
+    async def emit(out: Emit) -> None:
+        for logical, key, value in out.messages:
+            await out_topics[logical].send(key=key, value=value)
+        for feeder, partition, blob in out.checkpoints:
+            state.data[feeder] = blob
+            state.send_changelog(partition, feeder, blob)
+
+    @app.agent(inputs, name="feeders")
+    async def feeders(stream: faust.StreamT) -> None:
+        async for events in stream.take_events(2_000, within=0.2):
+            msgs = [worker.raw(names.get(e.message.topic, e.message.topic), e.message) for e in events]
+            await emit(worker.process(msgs, state.data.get))
+
+    @app.agent(weather, name="weather")
+    async def weather_agent(stream: faust.StreamT) -> None:
+        async for events in stream.take_events(500, within=0.5):
+            msgs = [worker.raw(WEATHER, e.message) for e in events]
+            await emit(worker.process_weather(msgs))
+
+    stats_path = os.path.join(datadir, f"stats-{os.getpid()}.json")
+
+    @app.timer(1.0)
+    async def write_stats() -> None:
+        worker.write_stats(stats_path)
+
+    @app.on_partitions_assigned.connect
+    async def on_assigned(sender: Any, assigned: Any, **kwargs: Any) -> None:
+        worker.forget_cached_state()
+
+    app.evgrid_worker = worker  # type: ignore[attr-defined]
+    return app

@@ -1,0 +1,113 @@
+"""Turn one raw Kafka message into a validated contract record, or a :class:`Rejection` with a reason.
+
+Checks, in order: size, framing and schema (codec), record type for the topic, physics (models), key
+matches the record's partitioning field, event time not in the future of the wall clock by more than
+``max_future_seconds`` (the only use of the clock: a sanity bound, never a processing decision).
+Checks that need state (unknown charger, late reading) are made by the feeder runtime.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from streams.contracts.codec import AvroCodec, DecodeError
+from streams.contracts.models import DeadLetter, Record, decode_record
+from streams.contracts.topics import TOPICS
+
+__all__ = ["MAX_DEADLETTER_VALUE", "RawMessage", "Rejection", "Validator", "dead_letter"]
+
+MAX_DEADLETTER_VALUE = 1_048_576
+
+
+@dataclass(frozen=True, slots=True)
+class RawMessage:
+    """A message as read from Kafka; ``topic`` is the logical name (without EVGRID_TOPIC_PREFIX)."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    timestamp: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """Why a message was refused: a reason code (see DeadLetter.avsc) and a human-readable reason."""
+
+    code: str
+    reason: str
+
+
+_KEY_FIELD = {"MeterReading": "feeder_id", "ChargerTelemetry": "feeder_id", "ChargerRegistration": "feeder_id",
+              "GridSignal": "feeder_id", "IncentiveResponse": "feeder_id", "WeatherObservation": "station_id"}
+_EVENT_TIME = {"MeterReading": "timestamp", "ChargerTelemetry": "timestamp", "ChargerRegistration": "registered_at",
+               "GridSignal": "issued_at", "IncentiveResponse": "responded_at", "WeatherObservation": "timestamp"}
+
+
+class Validator:
+    """Stateless validation of input messages.
+
+    Parameters
+    ----------
+    codec
+        The Avro codec.
+    max_message_bytes
+        Larger values are rejected as ``oversized``.
+    max_future_ms
+        Event times further than this ahead of ``clock()`` are rejected as ``out_of_window``.
+    clock
+        Wall clock in epoch milliseconds (injectable for tests).
+    """
+
+    def __init__(
+        self,
+        codec: AvroCodec,
+        max_message_bytes: int = 1_048_576,
+        max_future_ms: int = 3_600_000,
+        clock: Callable[[], int] = lambda: int(time.time() * 1000),
+    ) -> None:
+        self.codec = codec
+        self.max_message_bytes = max_message_bytes
+        self.max_future_ms = max_future_ms
+        self.clock = clock
+
+    def check(self, msg: RawMessage) -> Record | Rejection:
+        """The validated record, or why not."""
+        if msg.value is None or len(msg.value) == 0:
+            return Rejection("truncated", "empty message value (0 bytes)")
+        if len(msg.value) > self.max_message_bytes:
+            return Rejection("oversized", f"{len(msg.value)} bytes is above the {self.max_message_bytes}-byte limit")
+        spec = TOPICS.get(msg.topic)
+        if spec is None:
+            return Rejection("unknown_topic", f"no contract for topic {msg.topic}")
+        try:
+            record = decode_record(self.codec, msg.value, spec.record)
+        except DecodeError as exc:
+            return Rejection(exc.code, exc.reason)
+        name = spec.record
+        key_field = _KEY_FIELD.get(name)
+        if key_field is not None:
+            expected = getattr(record, key_field).encode()
+            if msg.key != expected:
+                shown = msg.key.decode(errors="replace")[:80] if msg.key is not None else None
+                return Rejection("key_mismatch", f"key {shown!r} is not the record's {key_field} {expected.decode()!r}")
+        ts_field = _EVENT_TIME.get(name)
+        if ts_field is not None:
+            ts = getattr(record, ts_field)
+            limit = self.clock() + self.max_future_ms
+            if ts > limit:
+                return Rejection("out_of_window", f"{ts_field} {ts} is {(ts - limit) / 3.6e6:.1f} h beyond now + max future")
+        return record
+
+
+def dead_letter(msg: RawMessage, rejection: Rejection, worker: str, rejected_at: int) -> DeadLetter:
+    """The DeadLetter record for a refused message (value truncated to 1 MiB)."""
+    value = msg.value[:MAX_DEADLETTER_VALUE] if msg.value is not None else None
+    return DeadLetter(
+        source_topic=msg.topic, partition=msg.partition, offset=msg.offset, key=msg.key, value=value,
+        reason_code=rejection.code, reason=rejection.reason, record_timestamp=msg.timestamp,
+        rejected_at=rejected_at, worker=worker,
+    )
