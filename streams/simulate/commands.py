@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -10,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from streams.contracts.topics import topic_name
+from streams.contracts.topics import CHARGER_TELEMETRY, METER_READINGS, TOPICS, WEATHER, topic_name
 from streams.settings import Settings
 from streams.simulate.bad import ALL_KINDS
 from streams.simulate.config import SimConfig
@@ -19,8 +20,11 @@ from streams.simulate.produce import RunResult, run_simulation
 __all__ = ["parse_start", "register"]
 
 
-def parse_start(text: str) -> int:
-    """``2026-01-05T00:00Z`` (any ISO 8601 with an offset; naive = UTC) → UTC epoch milliseconds."""
+def parse_start(text: str, now_ms: int | None = None) -> int:
+    """``2026-01-05T00:00Z`` (any ISO 8601; naive = UTC) or ``now`` (floored to 15 min) → UTC epoch ms."""
+    if text.strip().lower() == "now":
+        now = int(time.time() * 1000) if now_ms is None else now_ms
+        return now - now % 900_000
     value = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
@@ -71,7 +75,7 @@ def register(app: typer.Typer) -> None:
         homes: int = typer.Option(50, help="Households (meters) per feeder."),
         chargers: int = typer.Option(20, help="Home EV chargers per feeder."),
         hours: float = typer.Option(24.0, help="Event-time length of the run, hours."),
-        start: str = typer.Option("2026-01-05T00:00Z", help="First event time, ISO 8601 (UTC if no offset)."),
+        start: str = typer.Option("2026-01-05T00:00Z", help="First event time, ISO 8601 (UTC if no offset) or 'now'."),
         seed: int = typer.Option(42, help="Random seed; the same seed gives a byte-identical stream."),
         speed: float = typer.Option(0.0, help="0 = as fast as possible; X = X times real time."),
         bad_rate: float = typer.Option(0.0, help="Share of injected bad messages (0-0.5)."),
@@ -102,6 +106,11 @@ def register(app: typer.Typer) -> None:
         except ValueError as exc:
             raise typer.BadParameter(str(exc)) from exc
         console = Console(stderr=True)
+        retention_ms = min(TOPICS[t].retention_ms for t in (METER_READINGS, CHARGER_TELEMETRY, WEATHER))
+        if not dry_run and getattr(settings, "topic_retention_ms", None) is None and cfg.end_ms < time.time() * 1000 - retention_ms:
+            console.print(f"[yellow]warning:[/] the run's event time ends more than {retention_ms // 86_400_000} "
+                          "days ago; the broker ages records by event time and will delete them within minutes "
+                          "(use --start now, or topics created with EVGRID_TOPIC_RETENTION_MS=-1)")
         result = run_simulation(settings, cfg, speed=speed, dry_run=dry_run, out=out, progress=not quiet,
                                 console=console)
         _print_summary(Console(), result, settings.topic_prefix)
