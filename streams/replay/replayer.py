@@ -106,7 +106,7 @@ def replay_records(records: Iterable[dict[str, Any]], settings: Settings, *, pre
             if d["headers"] or keep_partitions:
                 _produce_full(produce, name, d, ts, keep_partitions)
             else:
-                produce(name, d["value"], d["key"], -1, None, ts)
+                produce(name, d["value"], d["key"], timestamp=ts)
         except BufferError:  # local queue full: let deliveries drain, then retry this record
             while True:
                 poll(0.05)
