@@ -107,7 +107,8 @@ def register(app: typer.Typer) -> None:
             raise typer.BadParameter(str(exc)) from exc
         console = Console(stderr=True)
         retention_ms = min(TOPICS[t].retention_ms for t in (METER_READINGS, CHARGER_TELEMETRY, WEATHER))
-        if not dry_run and getattr(settings, "topic_retention_ms", None) is None and cfg.end_ms < time.time() * 1000 - retention_ms:
+        keeps_forever = getattr(settings, "topic_retention_ms", None) is not None
+        if not dry_run and not keeps_forever and cfg.end_ms < time.time() * 1000 - retention_ms:
             console.print(f"[yellow]warning:[/] the run's event time ends more than {retention_ms // 86_400_000} "
                           "days ago; the broker ages records by event time and will delete them within minutes "
                           "(use --start now, or topics created with EVGRID_TOPIC_RETENTION_MS=-1)")
