@@ -114,7 +114,8 @@ class MetricPoint:
 
 
 def _escape_key(text: str, *, measurement: bool = False) -> str:
-    out = text.replace("\\", "\\\\").replace(",", "\\,").replace(" ", "\\ ")
+    # backslashes are not escaped: InfluxDB 1.x keeps them literally in names and tags
+    out = text.replace(",", "\\,").replace(" ", "\\ ")
     out = out.replace("\n", "\\n")
     return out if measurement else out.replace("=", "\\=")
 

@@ -75,6 +75,11 @@ def test_line_protocol_matches_influxdb_client_rendering(tags: dict[str, str], f
     assert p.to_line() == ref.to_line_protocol()
 
 
+def test_backslashes_in_names_and_tags_stay_literal() -> None:
+    p = make_point("m", T0, {"feeder": "f\\2"}, {"label": "a\\b"})
+    assert p is not None and p.to_line() == 'm,feeder=f\\2 label="a\\\\b" ' + str(T0)
+
+
 def test_make_point_drops_empty_values_and_sorts() -> None:
     p = make_point("m", T0, {"b": "2", "a": "1", "empty": "", "none": None},
                    {"z": 1.0, "nan": math.nan, "inf": math.inf, "missing": None, "a": 2})
