@@ -15,7 +15,7 @@ from streams.contracts.topics import CHARGER_TELEMETRY, METER_READINGS, TOPICS, 
 from streams.settings import Settings
 from streams.simulate.bad import ALL_KINDS
 from streams.simulate.config import SimConfig
-from streams.simulate.produce import RunResult, run_simulation
+from streams.simulate.produce import RunResult, TopicsMissing, run_simulation
 
 __all__ = ["parse_start", "register"]
 
@@ -112,8 +112,12 @@ def register(app: typer.Typer) -> None:
             console.print(f"[yellow]warning:[/] the run's event time ends more than {retention_ms // 86_400_000} "
                           "days ago; the broker ages records by event time and will delete them within minutes "
                           "(use --start now, or topics created with EVGRID_TOPIC_RETENTION_MS=-1)")
-        result = run_simulation(settings, cfg, speed=speed, dry_run=dry_run, out=out, progress=not quiet,
-                                console=console)
+        try:
+            result = run_simulation(settings, cfg, speed=speed, dry_run=dry_run, out=out, progress=not quiet,
+                                    console=console)
+        except TopicsMissing as exc:
+            console.print(f"[red]error:[/] {exc}")
+            raise typer.Exit(2) from exc
         _print_summary(Console(), result, settings.topic_prefix)
         if result.delivery.failed:
             raise typer.Exit(1)

@@ -10,17 +10,20 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
+from confluent_kafka import KafkaException, Producer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from streams.contracts.topics import topic_name
+from streams.contracts.topics import CHARGER_REGISTRY, CHARGER_TELEMETRY, METER_READINGS, WEATHER, topic_name
 from streams.kafka_io import DeliveryStats, make_producer, produce_one
 from streams.settings import Settings
 from streams.simulate.chargers import SetpointFn
 from streams.simulate.config import SimConfig
 from streams.simulate.stream import SimMessage, SimSummary, simulate
 
-__all__ = ["RunResult", "message_json", "run_simulation"]
+__all__ = ["INPUT_TOPICS", "RunResult", "TopicsMissing", "message_json", "run_simulation"]
+
+INPUT_TOPICS = (CHARGER_REGISTRY, WEATHER, METER_READINGS, CHARGER_TELEMETRY)
 
 
 @dataclass
@@ -52,6 +55,20 @@ def message_json(msg: SimMessage, prefix: str = "") -> dict[str, Any]:
     }
 
 
+class TopicsMissing(RuntimeError):
+    """The broker is unreachable or lacks an input topic (the simulator never creates topics)."""
+
+
+def _check_topics(producer: Producer, prefix: str) -> None:
+    try:
+        existing = set(producer.list_topics(timeout=15).topics)
+    except KafkaException as exc:
+        raise TopicsMissing(f"cannot reach the Kafka broker: {exc}") from exc
+    missing = [topic_name(t, prefix) for t in INPUT_TOPICS if topic_name(t, prefix) not in existing]
+    if missing:
+        raise TopicsMissing(f"topics {', '.join(missing)} do not exist; create them with `evgrid topics create`")
+
+
 def _iso(ts: int) -> str:
     return datetime.fromtimestamp(ts / 1000, UTC).strftime("%Y-%m-%d %H:%M")
 
@@ -67,6 +84,8 @@ def run_simulation(settings: Settings, cfg: SimConfig, *, speed: float = 0.0, dr
     """
     console = console or Console(stderr=True)
     producer = None if dry_run else make_producer(settings)
+    if producer is not None:
+        _check_topics(producer, settings.topic_prefix)
     stats = DeliveryStats()
     summary = SimSummary()
     fh: IO[str] | None = out.open("w") if out is not None else None

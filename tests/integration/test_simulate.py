@@ -21,7 +21,7 @@ from streams.kafka_io import client_config, consume_all
 from streams.settings import Settings
 from streams.simulate import DECODE_DETECTABLE, KIND_REASON, SimConfig, simulate
 from streams.simulate.bad import HEADER_INJECTED, HEADER_KIND
-from streams.simulate.produce import run_simulation
+from streams.simulate.produce import TopicsMissing, run_simulation
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
@@ -104,3 +104,9 @@ def test_cli_simulate_produces_to_prefixed_topics(settings: Settings) -> None:
     assert re.search(rf"\b{n} messages", res.output)
     msgs = consume_all(settings, [settings.topic_prefix + t for t in INPUTS], timeout=60)
     assert len(msgs) == n
+
+
+def test_missing_topics_fail_fast(kafka_bootstrap: str) -> None:
+    s = Settings(bootstrap_servers=kafka_bootstrap, topic_prefix=f"t-sim-missing-{uuid.uuid4().hex[:8]}.")
+    with pytest.raises(TopicsMissing, match="evgrid topics create"):
+        run_simulation(s, SimConfig(feeders=1, homes=1, chargers=1, hours=1), progress=False)
