@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import tempfile
 import time
 import uuid
@@ -43,6 +44,7 @@ def main() -> None:
     base = import_acn(SHARED / "acn" / "caltech_2019-03_sessions.csv")
     month = 31 * 86_400_000
     records = [r._replace(timestamp=r.timestamp + i * month) for i in range(args.copies) for r in base]
+    print(f"load average: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (the broker shares them)")
     with tempfile.TemporaryDirectory() as tmp:
         one = Path(tmp) / "history.avro"
         t = time.perf_counter()
@@ -61,9 +63,12 @@ def main() -> None:
         for label, sources in (("one file", [one]), ("two files merged", [half_a, half_b])):
             prefix = f"bench-replay-{uuid.uuid4().hex[:8]}."
             prefixes.append(prefix)
+            ru0 = resource.getrusage(resource.RUSAGE_SELF)
             s = replay_sources(sources, settings, prefix=prefix)
+            ru1 = resource.getrusage(resource.RUSAGE_SELF)
+            cpu = ru1.ru_utime - ru0.ru_utime + ru1.ru_stime - ru0.ru_stime
             print(f"replay ({label}): {s.records:,} records in {s.seconds:.2f} s = {s.rate:,.0f} records/s "
-                  f"(delivered, acks=all)")
+                  f"(delivered, acks=all); process CPU {cpu:.2f} s = {s.records / cpu:,.0f} records per CPU-second")
     if not args.keep_topics:
         admin = AdminClient(client_config(settings))
         names = [t for t in admin.list_topics(timeout=30).topics if t.startswith(tuple(prefixes))]
