@@ -38,6 +38,8 @@ def record_cmd(
     idle_seconds: Annotated[float | None, typer.Option(help="Stop after this long without records.")] = None,
 ) -> None:
     """Capture topics to Avro files in OUT with keys, timestamps, partitions and offsets (resumable)."""
+    from confluent_kafka import KafkaException
+
     from streams.replay.recorder import record_topics
 
     names = [t for name in topics for t in (INPUT_TOPICS if name == "inputs" else (name,))]
@@ -47,12 +49,17 @@ def record_cmd(
         def step(n: int, total: int | None) -> None:
             bar.update(task, advance=n, total=total)
 
-        summary = record_topics(names, out, Settings(), prefix=prefix, from_beginning=from_beginning,
-                                until_end=until_end, max_seconds=max_seconds, idle_seconds=idle_seconds,
-                                progress=step)
+        try:
+            summary = record_topics(names, out, Settings(), prefix=prefix, from_beginning=from_beginning,
+                                    until_end=until_end, max_seconds=max_seconds, idle_seconds=idle_seconds,
+                                    progress=step, missing_ok="inputs" in topics)
+        except KafkaException as exc:
+            _console.print(f"[red]record failed: {exc}")
+            raise typer.Exit(2) from exc
     typer.echo(json.dumps({"records": summary.records, "per_topic": summary.per_topic,
                            "seconds": round(summary.seconds, 2), "reached_end": summary.reached_end,
-                           "next_offsets": summary.end_offsets, "out": str(out)}, indent=1))
+                           "next_offsets": summary.end_offsets, "missing_topics": summary.missing,
+                           "out": str(out)}, indent=1))
 
 
 def replay_cmd(

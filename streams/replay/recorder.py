@@ -35,12 +35,14 @@ class RecordSummary:
     """True when every partition reached the end offset seen at start (``until_end``)."""
     start_offsets: dict[str, dict[int, int]] = field(default_factory=dict)
     end_offsets: dict[str, dict[int, int]] = field(default_factory=dict)
+    missing: list[str] = field(default_factory=list)
+    """Topics skipped because they do not exist (``missing_ok``)."""
 
 
 def record_topics(topics: Sequence[str], out_dir: str | Path, settings: Settings, *, prefix: str | None = None,
                   from_beginning: bool = False, until_end: bool = False, max_seconds: float | None = None,
                   idle_seconds: float | None = None, progress: Callable[[int, int | None], None] | None = None,
-                  ) -> RecordSummary:
+                  missing_ok: bool = False) -> RecordSummary:
     """Capture ``topics`` (names without prefix) to ``out_dir``.
 
     Parameters
@@ -55,6 +57,8 @@ def record_topics(topics: Sequence[str], out_dir: str | Path, settings: Settings
         cleanly; whatever was consumed is committed.
     progress
         Called as ``progress(records_just_consumed, total_expected_or_None)``.
+    missing_ok
+        Skip topics that do not exist (otherwise ``KafkaException``); skipped ones are in ``summary.missing``.
     """
     prefix = settings.topic_prefix if prefix is None else prefix
     state = RecordingState(out_dir)
@@ -72,6 +76,9 @@ def record_topics(topics: Sequence[str], out_dir: str | Path, settings: Settings
             full = prefix + topic
             tmeta = meta.topics.get(full)
             if tmeta is None or tmeta.error is not None:
+                if missing_ok:
+                    summary.missing.append(topic)
+                    continue
                 raise KafkaException(f"topic {full} not found")
             for p in sorted(tmeta.partitions):
                 low, high = consumer.get_watermark_offsets(TopicPartition(full, p), timeout=30)
