@@ -63,6 +63,8 @@ def make_producer(settings: Settings, **overrides: Any) -> Producer:
     conf = client_config(settings) | {
         "enable.idempotence": True,
         "acks": "all",
+        # Java/aiokafka-compatible key hashing, so faust tables and every producer agree on partitions.
+        "partitioner": "murmur2_random",
         "linger.ms": settings.producer_linger_ms,
         "batch.size": settings.producer_batch_bytes,
         "compression.type": settings.producer_compression,

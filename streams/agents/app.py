@@ -75,6 +75,9 @@ def create_app(settings: Settings | None = None) -> faust.App:
         web_enabled=False,
         table_standby_replicas=0,
         stream_wait_empty=False,
+        broker_max_poll_records=10_000,
+        stream_buffer_maxsize=50_000,
+        consumer_max_fetch_size=8 * 1024 * 1024,
     )
     names = {topic_name(t, prefix): t for t in TOPICS}
     worker = FeederWorker(settings, worker_id=f"{socket.gethostname()}:{os.getpid()}")
@@ -91,13 +94,13 @@ def create_app(settings: Settings | None = None) -> faust.App:
             state.send_changelog(partition, feeder, blob)
 
     @app.agent(inputs, name="feeders")
-    async def feeders(stream: faust.StreamT) -> None:
+    async def feeders(stream: Any) -> None:
         async for events in stream.take_events(2_000, within=0.2):
             msgs = [worker.raw(names.get(e.message.topic, e.message.topic), e.message) for e in events]
             await emit(worker.process(msgs, state.data.get))
 
     @app.agent(weather, name="weather")
-    async def weather_agent(stream: faust.StreamT) -> None:
+    async def weather_agent(stream: Any) -> None:
         async for events in stream.take_events(500, within=0.5):
             msgs = [worker.raw(WEATHER, e.message) for e in events]
             await emit(worker.process_weather(msgs))
@@ -108,9 +111,10 @@ def create_app(settings: Settings | None = None) -> faust.App:
     async def write_stats() -> None:
         worker.write_stats(stats_path)
 
-    @app.on_partitions_assigned.connect
-    async def on_assigned(sender: Any, assigned: Any, **kwargs: Any) -> None:
+    async def on_assigned(sender: Any, *args: Any, **kwargs: Any) -> None:
         worker.forget_cached_state()
+
+    app.on_partitions_assigned.connect(on_assigned)  # type: ignore[arg-type]
 
     app.evgrid_worker = worker  # type: ignore[attr-defined]
     return app

@@ -22,9 +22,9 @@ def register(app: typer.Typer) -> None:
     @app.command("worker")
     def worker(loglevel: str = typer.Option("warning", help="faust log level")) -> None:
         """Run one stream-processing worker (faust) until interrupted."""
-        from streams.agents.app import create_app
-
         from faust import Worker
+
+        from streams.agents.app import create_app
 
         Worker(create_app(), loglevel=loglevel, quiet=True).execute_from_commandline()
 

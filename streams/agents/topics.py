@@ -5,25 +5,10 @@ from __future__ import annotations
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from streams.contracts.topics import TOPICS, topic_name
+from streams.kafka_io import client_config
 from streams.settings import Settings
 
-__all__ = ["admin_client", "client_config", "create_topics", "delete_topics"]
-
-
-def client_config(settings: Settings) -> dict[str, str]:
-    """librdkafka connection settings (bootstrap and security) from ``settings``."""
-    conf = {"bootstrap.servers": settings.bootstrap_servers, "security.protocol": settings.security_protocol}
-    if settings.security_protocol.startswith("SASL"):
-        conf["sasl.mechanism"] = settings.sasl_mechanism
-        conf["sasl.username"] = settings.sasl_username or ""
-        conf["sasl.password"] = settings.sasl_password.get_secret_value() if settings.sasl_password else ""
-    if settings.ssl_cafile:
-        conf["ssl.ca.location"] = settings.ssl_cafile
-    if settings.ssl_certfile:
-        conf["ssl.certificate.location"] = settings.ssl_certfile
-    if settings.ssl_keyfile:
-        conf["ssl.key.location"] = settings.ssl_keyfile
-    return conf
+__all__ = ["admin_client", "create_topics", "delete_topics"]
 
 
 def admin_client(settings: Settings) -> AdminClient:

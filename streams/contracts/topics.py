@@ -34,9 +34,10 @@ TOPICS: dict[str, TopicSpec] = {
     for t in (
         TopicSpec("evgrid.meter.readings", "MeterReading", "feeder_id", "delete", 7 * DAY_MS),
         TopicSpec("evgrid.charger.telemetry", "ChargerTelemetry", "feeder_id", "delete", 7 * DAY_MS),
-        TopicSpec("evgrid.charger.registry", "ChargerRegistration", "feeder_id", "compact", -1),
+        # Keyed by feeder for co-partitioning, so not compacted (that would keep one charger per feeder).
+        TopicSpec("evgrid.charger.registry", "ChargerRegistration", "feeder_id", "delete", -1),
         TopicSpec("evgrid.weather", "WeatherObservation", "station_id", "delete", 30 * DAY_MS, False),
-        TopicSpec("evgrid.grid.signals", "GridSignal", "feeder_id", "compact,delete", 30 * DAY_MS),
+        TopicSpec("evgrid.grid.signals", "GridSignal", "feeder_id", "delete", 30 * DAY_MS),
         TopicSpec("evgrid.forecasts", "DemandForecast", "feeder_id", "delete", 7 * DAY_MS),
         TopicSpec("evgrid.setpoints", "ChargerSetpoint", "charger_id", "compact", -1),
         TopicSpec("evgrid.incentives", "IncentiveEvent", "customer_id", "delete", 90 * DAY_MS),

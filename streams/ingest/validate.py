@@ -99,7 +99,8 @@ class Validator:
             ts = getattr(record, ts_field)
             limit = self.clock() + self.max_future_ms
             if ts > limit:
-                return Rejection("out_of_window", f"{ts_field} {ts} is {(ts - limit) / 3.6e6:.1f} h beyond now + max future")
+                ahead_h = (ts - limit) / 3.6e6
+                return Rejection("out_of_window", f"{ts_field} {ts} is {ahead_h:.1f} h beyond now + max future")
         return record
 
 

@@ -7,7 +7,6 @@ interval close runs the forecaster and the dispatcher.
 
 from __future__ import annotations
 
-from typing import Union
 
 from streams.contracts.models import (
     ChargerRegistration,
@@ -23,7 +22,7 @@ from streams.settings import Settings
 
 __all__ = ["FeederRuntime", "Output"]
 
-Output = Union[Rejection, tuple[str, bytes, Record]]
+Output = Rejection | tuple[str, bytes, Record]
 
 
 class FeederRuntime:

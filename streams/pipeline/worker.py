@@ -31,7 +31,7 @@ StateLoader = Callable[[bytes], bytes | None]
 
 @dataclass
 class Emit:
-    """What one batch produced: messages ``(logical topic, key, value)`` and checkpoints ``(feeder, partition, blob)``."""
+    """What a batch produced: messages ``(logical topic, key, value)``, checkpoints ``(feeder, partition, blob)``."""
 
     messages: list[tuple[str, bytes, bytes]] = field(default_factory=list)
     checkpoints: list[tuple[bytes, int, bytes]] = field(default_factory=list)
@@ -45,7 +45,9 @@ class FeederWorker:
         self.worker_id = worker_id
         self.codec = default_codec()
         self.clock = clock or (lambda: int(time.time() * 1000))
-        self.validator = Validator(self.codec, settings.max_message_bytes, settings.max_future_seconds * 1000, self.clock)
+        self.validator = Validator(
+            self.codec, settings.max_message_bytes, settings.max_future_seconds * 1000, self.clock
+        )
         self.runtimes: dict[bytes, FeederRuntime] = {}
         self.accepted: Counter[str] = Counter()
         self.rejected: Counter[tuple[str, str]] = Counter()
@@ -57,7 +59,7 @@ class FeederWorker:
         """A :class:`RawMessage` from a faust/aiokafka message object."""
         ts = message.timestamp
         return RawMessage(logical_topic, message.partition, message.offset, message.key, message.value,
-                          int(round(ts * 1000)) if ts is not None else None)
+                          round(ts * 1000) if ts is not None else None)
 
     def forget_cached_state(self) -> None:
         """Drop cached runtimes (after a rebalance the tables are the truth)."""
