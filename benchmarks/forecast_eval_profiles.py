@@ -1,0 +1,83 @@
+"""Export real 15-minute load profiles to CSV and run ``evgrid forecast-eval`` on each.
+
+Profiles (one year each, timestamps = start of the 15-minute period, treated as UTC):
+
+* SimBench ``1-MV-semiurb--0-sw`` aggregate LV-grid profiles (``lv_semiurb4``, ``lv_rural1``, ``lv_urban6``)
+  and commercial/agricultural ones (``G3-M``, ``L2-M``), 2016;
+* SimBench ``1-LV-semiurb4--0-sw``: the feeder's loads summed with each load's ``p_mw`` as weight
+  (``semiurb4_feeder``), one household (``H0-B``) and one commercial profile (``G1-A``), 2016;
+* demandlib BDEW standard load profiles ``h0_dyn``, ``g0``, ``g4``, ``l0`` for 2019 (German holidays).
+
+Usage::
+
+    python benchmarks/forecast_eval_profiles.py [--out .run/profiles] [--only NAME,...] [--days N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import pandas as pd
+
+SIMBENCH_MV = "1-MV-semiurb--0-sw"
+SIMBENCH_LV = "1-LV-semiurb4--0-sw"
+MV_PROFILES = ("lv_semiurb4", "lv_rural1", "lv_urban6", "G3-M", "L2-M")
+LV_PROFILES = ("H0-B", "G1-A")
+BDEW_PROFILES = ("h0_dyn", "g0", "g4", "l0")
+
+
+def _simbench_time(frame: pd.DataFrame) -> pd.DatetimeIndex:
+    return pd.DatetimeIndex(pd.to_datetime(frame["time"], format="%d.%m.%Y %H:%M")).tz_localize("UTC")
+
+
+def export_profiles(out: Path, only: set[str] | None = None) -> dict[str, Path]:
+    """Write one ``timestamp,kw`` CSV per profile into ``out``; return name -> path."""
+    import simbench as sb
+
+    out.mkdir(parents=True, exist_ok=True)
+    series: dict[str, pd.Series] = {}
+
+    def want(name: str) -> bool:
+        return only is None or name in only
+
+    if any(want(n) for n in MV_PROFILES):
+        mv = sb.get_simbench_net(SIMBENCH_MV).profiles["load"]
+        idx = _simbench_time(mv)
+        for name in MV_PROFILES:
+            if want(name):
+                series[name] = pd.Series(mv[f"{name}_pload"].to_numpy() * 1000.0, index=idx)
+    if any(want(n) for n in (*LV_PROFILES, "semiurb4_feeder")):
+        net = sb.get_simbench_net(SIMBENCH_LV)
+        lv = net.profiles["load"]
+        idx = _simbench_time(lv)
+        if want("semiurb4_feeder"):
+            total = sum(lv[f"{row.profile}_pload"].to_numpy() * row.p_mw * 1000.0 for row in net.load.itertuples())
+            series["semiurb4_feeder"] = pd.Series(total, index=idx)
+        for name in LV_PROFILES:
+            if want(name):
+                series[name] = pd.Series(lv[f"{name}_pload"].to_numpy() * 1000.0, index=idx)
+    if any(want(n) for n in BDEW_PROFILES):
+        import holidays
+        from demandlib import bdew
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            slp = bdew.ElecSlp(2019, holidays=holidays.country_holidays("DE", years=2019))
+            df = slp.get_scaled_power_profiles({name: 3500.0 for name in BDEW_PROFILES})
+        idx = pd.DatetimeIndex(df.index).tz_localize("UTC")
+        for name in BDEW_PROFILES:
+            if want(name):
+                series[f"bdew_{name}"] = pd.Series(df[name].to_numpy(), index=idx)
+
+    paths = {}
+    for name, s in series.items():
+        path = out / f"{name}.csv"
+        frame = pd.DataFrame({"timestamp": s.index.strftime("%Y-%m-%dT%H:%M:%SZ"), "kw": s.to_numpy().round(6)})
+        frame.to_csv(path, index=False)
+        paths[name] = path
+    return paths

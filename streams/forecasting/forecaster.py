@@ -1,0 +1,272 @@
+"""Online per-feeder demand forecaster: learn at every closed interval, then forecast the next horizon.
+
+Order at each closed interval ``t`` (progressive validation): the forecasts issued earlier for ``t`` are
+scored, the conformal quantiles are updated with the model's residuals on ``t`` (computed before it learns
+``t``), the model learns ``t``, the history and profiles take in ``t``, and a new forecast is issued for
+``t + 1 .. t + horizon``. Seasonal-naive forecasts (same time yesterday, same time last week) go beside it.
+
+The whole forecaster is picklable; a restored copy produces exactly the forecasts of the original.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from streams.contracts.models import DemandForecast, ForecastPoint, WeatherObservation
+from streams.forecasting.aggregate import ClosedInterval
+from streams.forecasting.calendar import LocalCalendar
+from streams.forecasting.features import FEATURES, FeatureState
+from streams.forecasting.metrics import HorizonScore, Scoreboard
+from streams.forecasting.models import MODEL_FAMILIES, make_model
+
+__all__ = ["ForecastResult", "ForecasterConfig", "FeederForecaster"]
+
+DEFAULT_MODEL = "fls"
+
+
+@dataclass(frozen=True)
+class ForecasterConfig:
+    """Forecaster configuration (see ``streams.settings.Settings`` for the environment variables).
+
+    Attributes
+    ----------
+    interval_ms : int
+        Interval length, ms.
+    horizon : int
+        Forecast steps (96 = 24 h at 15 minutes).
+    model : str
+        Model family: ``fls`` (default, best measured), ``river-linear``, ``naive-day``, ``naive-week``.
+    coverage : float
+        Nominal coverage of the prediction intervals.
+    timezone, holiday_country : str
+        Local calendar of the time-of-day, weekday and holiday features.
+    forgetting : float
+        Forgetting factor of the ``fls`` model per closed interval.
+    profile_alpha : float
+        EWMA weight of a new value in the weekly and daily profiles.
+    min_learn_share : float
+        Intervals where fewer of the feeder's meters reported are not learned from.
+    warmup_intervals : int
+        Intervals before running accuracy starts counting (two weeks at 15 minutes).
+    monitor_horizons : tuple[int, ...]
+        Horizons whose running accuracy ``accuracy()`` reports.
+    quantile_lr : float
+        Step of the conformal quantile tracking, as a fraction of the running mean absolute residual.
+    """
+
+    interval_ms: int = 900_000
+    horizon: int = 96
+    model: str = DEFAULT_MODEL
+    coverage: float = 0.9
+    timezone: str = "UTC"
+    holiday_country: str | None = None
+    forgetting: float = 0.999
+    profile_alpha: float = 0.2
+    min_learn_share: float = 0.5
+    warmup_intervals: int = 14 * 96
+    monitor_horizons: tuple[int, ...] = (1, 4, 16, 96)
+    quantile_lr: float = 0.05
+
+    def __post_init__(self) -> None:
+        if self.model not in MODEL_FAMILIES:
+            raise ValueError(f"unknown forecast model {self.model!r}; choose one of {', '.join(MODEL_FAMILIES)}")
+        if not 0 < self.coverage < 1:
+            raise ValueError("coverage must be in (0, 1)")
+        if self.horizon < 1:
+            raise ValueError("horizon must be >= 1")
+
+    @classmethod
+    def from_settings(cls, settings: object) -> ForecasterConfig:
+        """Build from ``streams.settings.Settings``."""
+        interval_ms = int(settings.interval_minutes) * 60_000  # type: ignore[attr-defined]
+        model = str(settings.forecast_model)  # type: ignore[attr-defined]
+        return cls(
+            interval_ms=interval_ms,
+            horizon=int(settings.horizon_hours) * 3_600_000 // interval_ms,  # type: ignore[attr-defined]
+            model=DEFAULT_MODEL if model == "default" else model,
+            coverage=float(settings.forecast_coverage),  # type: ignore[attr-defined]
+            timezone=str(settings.local_timezone),  # type: ignore[attr-defined]
+            holiday_country=settings.holiday_country or None,  # type: ignore[attr-defined]
+            forgetting=float(getattr(settings, "forecast_forgetting", 0.999)),
+            warmup_intervals=int(getattr(settings, "forecast_warmup_days", 14)) * 86_400_000 // interval_ms,
+        )
+
+
+@dataclass(frozen=True)
+class ForecastResult:
+    """One forecast issued at the end of a closed interval.
+
+    Attributes
+    ----------
+    issued_at : int
+        End of the last closed interval, UTC epoch ms (= start of step 1).
+    step_ms : int
+        Interval length, ms.
+    model_id : str
+        Model that made ``kw``.
+    coverage : float
+        Nominal coverage of ``lower_kw`` .. ``upper_kw``.
+    reporting_share : float
+        Share of the feeder's meters that reported in the closed interval.
+    kw, lower_kw, upper_kw : ndarray
+        Point forecast and prediction interval per step (step i + 1 starts at ``issued_at + i * step_ms``).
+    naive_day_kw, naive_week_kw : ndarray
+        Seasonal-naive forecasts (same time yesterday / last week; NaN where unknown).
+    """
+
+    issued_at: int
+    step_ms: int
+    model_id: str
+    coverage: float
+    reporting_share: float
+    kw: np.ndarray
+    lower_kw: np.ndarray
+    upper_kw: np.ndarray
+    naive_day_kw: np.ndarray = field(repr=False)
+    naive_week_kw: np.ndarray = field(repr=False)
+
+    def starts(self) -> np.ndarray:
+        """Start of each step's interval, UTC epoch ms."""
+        return self.issued_at + np.arange(len(self.kw), dtype=np.int64) * self.step_ms
+
+    def to_contract(self, feeder_id: str) -> DemandForecast:
+        """The ``DemandForecast`` record for topic ``evgrid.forecasts``."""
+        starts = self.starts().tolist()
+        points = [ForecastPoint(step=i + 1, start=s, kw=float(k), lower_kw=float(lo), upper_kw=float(hi))
+                  for i, (s, k, lo, hi) in enumerate(zip(starts, self.kw.tolist(), self.lower_kw.tolist(),
+                                                         self.upper_kw.tolist(), strict=True))]
+        return DemandForecast(feeder_id=feeder_id, issued_at=self.issued_at, step_ms=self.step_ms,
+                              model_id=self.model_id, coverage=self.coverage,
+                              reporting_share=float(self.reporting_share), points=points)
+
+
+class FeederForecaster:
+    """Online demand forecaster of one feeder. Picklable; see the module docstring for the order of work.
+
+    Parameters
+    ----------
+    config : ForecasterConfig
+        Configuration; the default is 15-minute intervals, 96 steps, the ``fls`` model.
+    """
+
+    def __init__(self, config: ForecasterConfig | None = None) -> None:
+        self.config = cfg = config or ForecasterConfig()
+        calendar = LocalCalendar(cfg.interval_ms, cfg.timezone, cfg.holiday_country)
+        self.state = FeatureState(calendar, cfg.horizon, cfg.profile_alpha)
+        self.model = make_model(cfg.model, len(FEATURES), cfg.horizon, cfg.forgetting)
+        self.model_id = self.model.model_id if self.model is not None else f"seasonal-{cfg.model}"
+        h = cfg.horizon
+        tail = (1.0 - cfg.coverage) / 2
+        self._levels = np.array([tail, 1.0 - tail])
+        self.q = np.zeros((h, 2))  # conformal quantiles of the scaled residual, lower / upper
+        self.mae = np.zeros(h)  # running mean absolute scaled residual per horizon
+        self.n_resid = np.zeros(h)
+        self.monitor = tuple(m for m in cfg.monitor_horizons if 1 <= m <= h)
+        self._issued: dict[int, np.ndarray] = {m: np.full((m, 3), np.nan) for m in self.monitor}
+        self._issued_t: dict[int, np.ndarray] = {m: np.full(m, -1, dtype=np.int64) for m in self.monitor}
+        self.score = Scoreboard()
+        self.closed = 0
+        self.last: ForecastResult | None = None
+
+    # ---- inputs --------------------------------------------------------------------------------
+    def observe_weather(self, obs: WeatherObservation) -> None:
+        """Take in a weather observation, or a forecast when ``obs.forecast_for`` is set."""
+        self.state.add_weather(obs.timestamp, obs.forecast_for, obs.air_temperature_c, obs.ghi_wm2)
+
+    def update(self, interval: ClosedInterval) -> ForecastResult:
+        """Score and learn the closed ``interval``, then forecast the next ``horizon`` intervals."""
+        cfg, st = self.config, self.state
+        if interval.end - interval.start != cfg.interval_ms or interval.start % cfg.interval_ms:
+            raise ValueError("interval does not match the configured interval length")
+        t = interval.start // cfg.interval_ms
+        if st.t is not None and t <= st.t:
+            raise ValueError(f"interval starting {interval.start} is not after the last closed one")
+        kw = interval.kw
+        if kw is not None and st.t is not None:
+            self._score(t, kw)
+            if interval.share >= cfg.min_learn_share:
+                self._learn(t, kw)
+        st.record(t, kw)
+        self.closed += 1
+        self.last = self._forecast(interval)
+        return self.last
+
+    # ---- outputs -------------------------------------------------------------------------------
+    def accuracy(self) -> dict[int, HorizonScore]:
+        """Running accuracy per monitored horizon since the warm-up: MAE, sMAPE, skill, coverage."""
+        return self.score.summary()
+
+    @property
+    def peak_kw(self) -> float:
+        """Running peak of the feeder's load, kW."""
+        return self.state.peak
+
+    # ---- internals -----------------------------------------------------------------------------
+    def _learn(self, t: int, kw: float) -> None:
+        st = self.state
+        x, valid = st.learn_matrix(t)
+        scale = st.scale
+        y = kw / scale
+        pred = self.model.predict(x) if self.model is not None else self._naive_scaled(t)
+        resid = np.where(valid, y - pred, np.nan)
+        ok = valid & ~np.isnan(resid)
+        if ok.any():
+            r = resid[ok]
+            self.n_resid[ok] += 1
+            self.mae[ok] += (np.abs(r) - self.mae[ok]) / np.minimum(self.n_resid[ok], 200.0)
+            step = self.config.quantile_lr * self.mae[ok]
+            q = self.q[ok]
+            first = self.n_resid[ok] == 1
+            q[first] = np.abs(r[first])[:, None] * np.array([-1.0, 1.0])
+            q += step[:, None] * (self._levels[None, :] - (r[:, None] <= q))
+            self.q[ok] = q
+        if self.model is not None and valid.any():
+            self.model.learn(x, y, valid, t)
+
+    def _naive_scaled(self, t: int) -> np.ndarray:
+        st = self.state
+        lag = st.day if self.config.model == "naive-day" else st.week
+        v = st.value(np.array([t - lag]))[0]
+        return np.full(st.horizon, v / st.scale)
+
+    def _forecast(self, interval: ClosedInterval) -> ForecastResult:
+        st, cfg = self.state, self.config
+        targets, x = st.forecast_matrix()
+        scale = st.scale
+        nd = st.value(targets - st.day * ((np.arange(1, st.horizon + 1) + st.day - 1) // st.day))
+        nw = st.value(targets - st.week * ((np.arange(1, st.horizon + 1) + st.week - 1) // st.week))
+        if self.model is not None:
+            kw = self.model.predict(x) * scale
+        else:
+            base = nd if cfg.model == "naive-day" else nw
+            kw = np.where(np.isnan(base), x[:, 4] * scale, base)
+        cap = 2.0 * st.peak
+        kw = np.clip(kw, 0.0, cap)
+        lower = np.clip(kw + self.q[:, 0] * scale, 0.0, cap)
+        upper = np.clip(kw + self.q[:, 1] * scale, 0.0, cap)
+        lower = np.minimum(lower, kw)
+        upper = np.maximum(upper, kw)
+        t = int(targets[0]) - 1
+        for m in self.monitor:
+            self._issued[m][t % m] = (kw[m - 1], lower[m - 1], upper[m - 1])
+            self._issued_t[m][t % m] = t
+        return ForecastResult(
+            issued_at=interval.end, step_ms=cfg.interval_ms, model_id=self.model_id, coverage=cfg.coverage,
+            reporting_share=interval.share, kw=kw, lower_kw=lower, upper_kw=upper, naive_day_kw=nd,
+            naive_week_kw=nw)
+
+    def _score(self, t: int, kw: float) -> None:
+        if self.closed < self.config.warmup_intervals:
+            return
+        st = self.state
+        for m in self.monitor:
+            issued = t - m
+            if self._issued_t[m][issued % m] != issued:
+                continue
+            pred, lo, hi = self._issued[m][issued % m]
+            lag_d = st.day * ((m + st.day - 1) // st.day)
+            lag_w = st.week * ((m + st.week - 1) // st.week)
+            nd, nw = st.value(np.array([t - lag_d, t - lag_w]))
+            self.score.add(m, kw, float(pred), float(nd), float(nw), float(lo), float(hi))
