@@ -45,6 +45,30 @@ def check() -> None:
     typer.echo("grafana/ is up to date")
 
 
+@dashboards_app.command("sample-data")
+def sample_data(
+    hours: Annotated[int, typer.Option(help="Hours of per-feeder history (over 24 gives naive baselines).")] = 30,
+    feeders: Annotated[int, typer.Option(help="Number of feeders.")] = 2,
+) -> None:
+    """Write a realistic sample of every metric, ending now, to EVGRID_INFLUX_* (to look at the dashboards)."""
+    import time
+
+    from streams.settings import Settings
+    from streams.sinks.influx import InfluxSink
+    from streams.sinks.sample import sample_points
+
+    points = sample_points(int(time.time() * 1000), feeders=[f"feeder-{i + 1}" for i in range(feeders)],
+                           hours=hours, worker="evgrid-sample")
+    sink = InfluxSink.from_settings(Settings(), worker="evgrid-sample")
+    sink.write(points)
+    ok = sink.close(timeout=60)
+    stats = sink.stats
+    typer.echo(f"wrote {stats.written} points, dropped {stats.dropped}, rejected {stats.rejected}"
+               + ("" if ok else f"; not all written: {stats.last_error}"))
+    if not ok:
+        raise typer.Exit(1)
+
+
 def register(app: typer.Typer) -> None:
     """Add the ``dashboards`` command group to the ``evgrid`` CLI."""
     app.add_typer(dashboards_app, name="dashboards")

@@ -26,7 +26,7 @@ from typing import Any, cast
 from streams.settings import Settings
 from streams.sinks.metrics import MetricPoint, sink_point
 
-__all__ = ["InfluxSink", "InfluxWriter", "SinkStats", "WriteRejected", "Writer"]
+__all__ = ["InfluxSink", "InfluxWriter", "SinkStats", "WriteFailed", "WriteRejected", "Writer"]
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +35,10 @@ Writer = Callable[[list[str]], None]
 
 PERMANENT_STATUS = frozenset({400, 413, 422})
 INITIAL_BACKOFF_S = 0.25
+
+
+class WriteFailed(Exception):
+    """A write that may succeed later (server error, unknown database, auth); the batch is retried."""
 
 
 class WriteRejected(Exception):
@@ -103,9 +107,10 @@ class InfluxWriter:
             self._api.write(bucket=self.bucket, org=self.org, record=lines,
                             write_precision=cast(WritePrecision, WritePrecision.MS))
         except ApiException as exc:
+            detail = f"HTTP {exc.status}: {str(exc.body or exc.reason or '').strip():.300}"
             if exc.status in PERMANENT_STATUS:
-                raise WriteRejected(f"HTTP {exc.status}: {(exc.body or exc.reason or '')!s:.300}") from exc
-            raise
+                raise WriteRejected(detail) from exc
+            raise WriteFailed(detail) from exc
 
     def close(self) -> None:
         """Release the HTTP connection pool."""

@@ -282,3 +282,15 @@ def test_every_point_uses_the_documented_schema() -> None:
         assert {k for k, _ in p.fields} <= set(fields)
         seen.add(p.measurement)
     assert seen == set(MEASUREMENTS) - {"flexibility"}
+
+
+def test_schema_documentation_names_every_measurement_tag_and_field() -> None:
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[3] / "grafana" / "README.md").read_text(encoding="utf-8")
+    rows = {line.split("|")[1].strip().strip("`"): line for line in readme.splitlines()
+            if line.startswith("| `")}
+    for measurement, (tags, fields) in MEASUREMENTS.items():
+        assert measurement in rows, f"grafana/README.md does not document {measurement}"
+        for name in (*tags, *fields):
+            assert f"`{name}`" in rows[measurement], f"{measurement}.{name} is not documented"
