@@ -152,6 +152,14 @@ class Settings(BaseSettings):
     metrics_naive_season_hours: int = 24
     """EVGRID_METRICS_NAIVE_SEASON_HOURS: season of the seasonal-naive baseline forecast errors compare to, hours."""
 
+    # --- Forecasting model (issue 3) -------------------------------------------------------------
+    forecast_forgetting: float = 0.999
+    """EVGRID_FORECAST_FORGETTING: forgetting factor per closed interval of the ``fls`` forecast model."""
+    forecast_warmup_days: float = 14.0
+    """EVGRID_FORECAST_WARMUP_DAYS: days before a feeder's running forecast accuracy starts counting."""
+    forecast_min_learn_share: float = 0.5
+    """EVGRID_FORECAST_MIN_LEARN_SHARE: intervals where a smaller share of meters reported are not learned from."""
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
