@@ -1,6 +1,7 @@
-"""Monitoring sinks: the metric vocabulary (:mod:`~streams.sinks.metrics`), the non-blocking InfluxDB writer
-(:mod:`~streams.sinks.influx`) and the Grafana dashboards and alert rules generated from code
-(:mod:`~streams.sinks.dashboards`, :mod:`~streams.sinks.alerts`).
+"""Monitoring: the metric vocabulary (:mod:`~streams.sinks.metrics`), the non-blocking InfluxDB sink
+(:mod:`~streams.sinks.influx`), a deterministic metric sample (:mod:`~streams.sinks.sample`) and the Grafana
+dashboards, alert rules and provisioning generated from code (:mod:`~streams.sinks.dashboards`,
+:mod:`~streams.sinks.alerts`, :mod:`~streams.sinks.provisioning`; these need grafana-foundation-sdk).
 
 Nothing here imports faust or a Kafka client.
 """
