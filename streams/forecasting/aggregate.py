@@ -4,8 +4,8 @@ A reading's ``timestamp`` is the *end* of its metering period (see ``MeterReadin
 stamped ``t`` belongs to the interval ``(start, start + interval]`` with ``start = (t - 1) // interval *
 interval``: a 15-minute reading stamped 00:15 counts in the interval 00:00-00:15.
 
-The feeder's watermark is the largest reading timestamp seen. An interval closes when the watermark reaches
-its end plus the grace; a reading for a closed interval is ``late``. Nothing here reads the clock.
+The feeder's watermark is the largest reading timestamp seen. An interval closes when the watermark passes
+(exceeds) its end plus the grace; a reading for a closed interval is ``late``. Nothing here reads the clock.
 """
 
 from __future__ import annotations
@@ -108,7 +108,7 @@ class IntervalAggregator:
         start = self.interval_start(timestamp)
         if self._closed_until is not None and start < self._closed_until:
             return True
-        return self.watermark is not None and start + self.interval_ms + self.grace_ms <= self.watermark
+        return self.watermark is not None and start + self.interval_ms + self.grace_ms < self.watermark
 
     def add(self, reading: ReadingLike) -> AddOutcome:
         """Count one reading. Returns ``accepted``, ``duplicate`` (same meter and timestamp already counted)
@@ -137,10 +137,10 @@ class IntervalAggregator:
         return "accepted"
 
     def advance(self) -> list[ClosedInterval]:
-        """Close every interval whose end plus grace the watermark has reached, oldest first, gaps included."""
+        """Close every interval whose end plus grace the watermark has passed, oldest first, gaps included."""
         if self.watermark is None:
             return []
-        limit = self.watermark - self.grace_ms  # intervals with end <= limit close
+        limit = self.watermark - self.grace_ms - 1  # intervals with end + grace < watermark close
         start = self._closed_until
         if start is None:
             if not self._open:

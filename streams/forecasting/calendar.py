@@ -70,7 +70,7 @@ class LocalCalendar:
         return {"interval_ms": self.interval_ms, "timezone": self.timezone, "country": self.country}
 
     def __setstate__(self, state: dict[str, object]) -> None:
-        self.__init__(state["interval_ms"], state["timezone"], state["country"])  # type: ignore[misc,arg-type]
+        self.__init__(state["interval_ms"], state["timezone"], state["country"])  # type: ignore[misc]
 
     def _offset_ms(self, ts: int) -> int:
         off = datetime.fromtimestamp(ts / 1000, UTC).astimezone(self._tz).utcoffset()

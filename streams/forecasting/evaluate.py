@@ -101,13 +101,13 @@ def evaluate(load: list[LoadRow], config: ForecasterConfig, horizons: tuple[int,
     wx = sorted(weather or [], key=lambda w: w.timestamp)
     feed: list[tuple[int, WeatherObservation]] = []
     for w in wx:
-        fields = dict(station_id="csv", air_temperature_c=w.temperature_c, ghi_wm2=w.ghi_wm2,
-                      wind_speed_ms=w.wind_ms, cloud_cover_pct=w.cloud_cover_pct)
-        feed.append((w.timestamp, WeatherObservation(timestamp=w.timestamp, **fields)))
+        obs = WeatherObservation(station_id="csv", timestamp=w.timestamp, air_temperature_c=w.temperature_c,
+                                 ghi_wm2=w.ghi_wm2, wind_speed_ms=w.wind_ms, cloud_cover_pct=w.cloud_cover_pct)
+        feed.append((w.timestamp, obs))
         if weather_as_forecast:
             issued = w.timestamp - 86_400_000
-            feed.append((issued, WeatherObservation(timestamp=max(issued, 946_684_800_000),
-                                                    forecast_for=w.timestamp, **fields)))
+            feed.append((issued, obs.model_copy(update={"timestamp": max(issued, 946_684_800_000),
+                                                        "forecast_for": w.timestamp})))
     feed.sort(key=lambda p: p[0])
     wi = 0
     elapsed = 0.0

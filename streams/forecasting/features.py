@@ -155,8 +155,9 @@ class FeatureState:
             self.last = kw
             self.peak = max(self.peak, kw)
             day_ago, week_ago = self.value(np.array([t - self.day, t - self.week]))
-            row = (dev, self.dev_hour, self.dev_day, kw,
-                   kw - day_ago if not np.isnan(day_ago) else 0.0, kw - week_ago if not np.isnan(week_ago) else 0.0)
+            row: tuple[float, ...] = (
+                dev, self.dev_hour, self.dev_day, kw,
+                kw - day_ago if not np.isnan(day_ago) else 0.0, kw - week_ago if not np.isnan(week_ago) else 0.0)
         else:  # keep the last known issue-time features
             prev = self.issue[(t - 1) % (self.horizon + 1)]
             row = tuple(prev) if self.issue_t[(t - 1) % (self.horizon + 1)] == t - 1 else (0.0,) * N_ISSUE

@@ -21,7 +21,7 @@ from streams.forecasting.features import FEATURES, FeatureState
 from streams.forecasting.metrics import HorizonScore, Scoreboard
 from streams.forecasting.models import MODEL_FAMILIES, make_model
 
-__all__ = ["ForecastResult", "ForecasterConfig", "FeederForecaster"]
+__all__ = ["FeederForecaster", "ForecastResult", "ForecasterConfig"]
 
 DEFAULT_MODEL = "fls"
 
@@ -90,7 +90,8 @@ class ForecasterConfig:
             timezone=str(settings.local_timezone),  # type: ignore[attr-defined]
             holiday_country=settings.holiday_country or None,  # type: ignore[attr-defined]
             forgetting=float(getattr(settings, "forecast_forgetting", 0.999)),
-            warmup_intervals=int(getattr(settings, "forecast_warmup_days", 14)) * 86_400_000 // interval_ms,
+            min_learn_share=float(getattr(settings, "forecast_min_learn_share", 0.5)),
+            warmup_intervals=int(float(getattr(settings, "forecast_warmup_days", 14)) * 86_400_000 // interval_ms),
         )
 
 
@@ -196,7 +197,7 @@ class FeederForecaster:
     # ---- outputs -------------------------------------------------------------------------------
     def accuracy(self) -> dict[int, HorizonScore]:
         """Running accuracy per monitored horizon since the warm-up: MAE, sMAPE, skill, coverage."""
-        return self.score.summary()
+        return {int(k): v for k, v in self.score.summary().items()}  # type: ignore[call-overload]
 
     @property
     def peak_kw(self) -> float:

@@ -92,7 +92,7 @@ class ForgettingLeastSquares:
         onehot[np.arange(len(x)), g] = 1.0
         self.a += np.einsum("ig,ij,ik->gjk", onehot, xw, x)
         self.b += onehot.T @ (xw * y)
-        self.w = np.linalg.solve(self.a, self.b[..., None])[..., 0]
+        self.w = np.asarray(np.linalg.solve(self.a, self.b[..., None])[..., 0], dtype=np.float64)
 
 
 class RiverLinear:

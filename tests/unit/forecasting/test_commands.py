@@ -1,0 +1,67 @@
+"""``evgrid forecast-eval`` on a small synthetic CSV."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from streams.forecasting.commands import parse_duration_ms, register
+from tests.unit.forecasting.conftest import T0, Q, synthetic_load
+
+
+@pytest.fixture()
+def app() -> typer.Typer:
+    app = typer.Typer()
+    register(app)
+    app.command("noop")(lambda: None)  # keep typer in multi-command mode
+    return app
+
+
+def test_forecast_eval_json_shape(app: typer.Typer, tmp_path: Path) -> None:
+    load = synthetic_load(16, seed=2)
+    csv = tmp_path / "load.csv"
+    lines = ["timestamp,kw"]
+    for i, v in enumerate(load):  # first half ISO, second half epoch ms
+        ts = T0 + i * Q
+        lines.append(f"{ts if i > len(load) // 2 else _iso(ts)},{v:.4f}")
+    csv.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "out.json"
+    result = CliRunner().invoke(app, ["forecast-eval", "--load", str(csv), "--horizons", "1,4,16",
+                                      "--warmup-days", "8", "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "µs/interval" in result.output and "monthly skill" in result.output
+    rows = json.loads(out.read_text())
+    assert {tuple(sorted(r)) for r in rows} == {("default", "horizon", "mae", "model", "skill", "smape")}
+    assert {(r["model"], r["horizon"]) for r in rows} == {
+        (m, h) for m in ("fls", "naive-day", "naive-week") for h in (1, 4, 16)}
+    assert [r["default"] for r in rows if r["model"] == "fls"] == [True, True, True]
+    assert not any(r["default"] for r in rows if r["model"] != "fls")
+    by = {(r["model"], r["horizon"]): r for r in rows}
+    for h in (1, 4, 16):  # skill is relative to the better naive: that one has skill exactly 0
+        assert max(by[("naive-day", h)]["skill"], by[("naive-week", h)]["skill"]) == pytest.approx(0.0)
+        assert 0 <= by[("fls", h)]["smape"] <= 2 and by[("fls", h)]["mae"] > 0
+    assert by[("fls", 1)]["skill"] > 0.2
+
+
+def test_forecast_eval_rejects_bad_input(app: typer.Typer, tmp_path: Path) -> None:
+    csv = tmp_path / "load.csv"
+    csv.write_text("time,kw\n1,2\n")
+    result = CliRunner().invoke(app, ["forecast-eval", "--load", str(csv)])
+    assert result.exit_code != 0
+
+
+def test_parse_duration() -> None:
+    assert parse_duration_ms("15m") == parse_duration_ms("900s") == parse_duration_ms("15") == 900_000
+    assert parse_duration_ms("1h") == 3_600_000
+    with pytest.raises(typer.BadParameter):
+        parse_duration_ms("fifteen")
+
+
+def _iso(ts: int) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(ts / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
