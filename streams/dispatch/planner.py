@@ -71,6 +71,9 @@ class PlannerWeights:
     limit_violation_per_kwh: float = 100_000.0
     cycling_per_kwh: float = 0.05
     early_per_kwh_hour: float = 1e-4
+    actual_peak_per_kw: float = 50.0
+    """Weight of the peak of real (non-virtual) sessions alone, so forecast demand does not pull today's
+    cars above what they need."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,6 +223,7 @@ def solve_lp(req: PlanRequest, time_limit_s: float = 2.0) -> Plan | None:
     net_r: list[np.ndarray] = []  # (step, col, sign) of the fleet power
     net_c: list[np.ndarray] = []
     net_v: list[np.ndarray] = []
+    real_mask: list[np.ndarray] = []
     index: list[tuple[PlanSession, np.ndarray, np.ndarray, np.ndarray | None, np.ndarray, int]] = []
 
     for s in req.sessions:
@@ -233,10 +237,15 @@ def solve_lp(req: PlanRequest, time_limit_s: float = 2.0) -> Plan | None:
         cap = pmax * frac[steps]
         if s.blocked_windows:
             cap = np.where(_window_mask(edges, s.blocked_windows)[steps], 0.0, cap)
-        x = cols.add(np.zeros(len(steps)), cap, dt[steps] * (price[steps] + w.early_per_kwh_hour * mid_h[steps]))
+        # real sessions prefer charging early, virtual (forecast) ones late: they yield capacity to real cars
+        # and the earlier a real session departs, the stronger its hurry (earliest-deadline-first)
+        window_h = max((s.departure_ms - edges[0]) / HOUR_MS, 0.25)
+        tilt = (-1.0 if s.virtual else 24.0 / window_h) * w.early_per_kwh_hour * mid_h[steps]
+        x = cols.add(np.zeros(len(steps)), cap, dt[steps] * (price[steps] + tilt))
         net_r.append(steps)
         net_c.append(x)
         net_v.append(np.ones(len(steps)))
+        real_mask.append(np.full(len(steps), not s.virtual))
         dmax = max(0.0, float(s.max_discharge_kw)) if math.isfinite(s.max_discharge_kw) else 0.0
         d = None
         soc_ok = s.soc_kwh is not None and s.capacity_kwh is not None and s.soc_kwh > s.reserve_kwh
@@ -250,6 +259,7 @@ def solve_lp(req: PlanRequest, time_limit_s: float = 2.0) -> Plan | None:
                 net_r.append(steps)
                 net_c.append(d)
                 net_v.append(-np.ones(len(steps)))
+                real_mask.append(np.full(len(steps), not s.virtual))
                 # SoC state e_k after step k: reserve <= e_k <= capacity; e_k - e_{k-1} - (x-d) dt = 0
                 assert s.soc_kwh is not None and s.capacity_kwh is not None
                 m = len(steps)
@@ -283,6 +293,15 @@ def solve_lp(req: PlanRequest, time_limit_s: float = 2.0) -> Plan | None:
     ub_v += [nv, -np.ones(n)]
     b_ub.append(-base)
     n_ub += n
+    rm = np.concatenate(real_mask) if real_mask else np.empty(0, bool)
+    if any(s.virtual for s in req.sessions) and w.actual_peak_per_kw > 0:
+        # real-only peak: base + net(real) - Q <= 0, Q >= floor
+        q_col = cols.add(np.array([max(0.0, req.peak_floor_kw)]), np.array([np.inf]), np.array([w.actual_peak_per_kw]))
+        ub_r += [n_ub + nr[rm], n_ub + np.arange(n)]
+        ub_c += [nc[rm], np.full(n, q_col[0])]
+        ub_v += [nv[rm], -np.ones(n)]
+        b_ub.append(-base)
+        n_ub += n
     # import limit (soft): base + net - v <= limit
     lim_steps = np.flatnonzero(np.isfinite(imp_lim))
     v = cols.add(np.zeros(len(lim_steps)), np.full(len(lim_steps), np.inf), w.limit_violation_per_kwh * dt[lim_steps])
