@@ -160,6 +160,28 @@ class Settings(BaseSettings):
     forecast_min_learn_share: float = 0.5
     """EVGRID_FORECAST_MIN_LEARN_SHARE: intervals where a smaller share of meters reported are not learned from."""
 
+    # --- Dispatch planner and setpoints (issue 4) --------------------------------------------------
+    dispatch_fine_horizon_minutes: int = 120
+    """EVGRID_DISPATCH_FINE_HORIZON_MINUTES: first part of the horizon planned at the interval resolution."""
+    dispatch_coarse_step_minutes: int = 30
+    """EVGRID_DISPATCH_COARSE_STEP_MINUTES: step of the rest of the horizon, minutes (0 = uniform grid)."""
+    dispatch_replan_minutes: int = 15
+    """EVGRID_DISPATCH_REPLAN_MINUTES: re-plan at least this often even when nothing changed, minutes."""
+    dispatch_forecast_arrivals: bool = True
+    """EVGRID_DISPATCH_FORECAST_ARRIVALS: plan for the forecast demand of sessions still to arrive."""
+    setpoint_change_threshold_kw: float = 0.1
+    """EVGRID_SETPOINT_CHANGE_THRESHOLD_KW: emit a new setpoint when the power moves by at least this, kW."""
+    setpoint_refresh_seconds: int = 900
+    """EVGRID_SETPOINT_REFRESH_SECONDS: re-emit an unchanged setpoint of a plugged-in charger this often."""
+    setpoint_validity_seconds: int = 1800
+    """EVGRID_SETPOINT_VALIDITY_SECONDS: valid_until - valid_from of a setpoint (> refresh)."""
+    setpoint_schedule_hours: float = 4.0
+    """EVGRID_SETPOINT_SCHEDULE_HOURS: length of the planned schedule carried by each setpoint, hours."""
+    incentive_delay_price_per_kwh: float = 0.10
+    """EVGRID_INCENTIVE_DELAY_PRICE_PER_KWH: compensation per kWh of charging delayed out of a window."""
+    incentive_export_price_per_kwh: float = 0.30
+    """EVGRID_INCENTIVE_EXPORT_PRICE_PER_KWH: compensation per kWh exported in an offered window."""
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:

@@ -1,0 +1,373 @@
+"""``FeederDispatcher``: the per-feeder state machine a stream processor drives (pure, picklable).
+
+Feed it contract records (``on_registration``, ``on_telemetry``, ``on_signal``, ``on_incentive_response``)
+and call ``on_interval(now_ms, base_load_kw)`` at every interval close (event time); it re-plans when
+the set of plugged-in sessions, the signals or the accepted offers changed, or every ``replan_ms``, and
+returns the setpoints to emit (on change or refresh), new incentive offers and settlements.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from zoneinfo import ZoneInfo
+
+import numpy as np
+
+from streams.contracts.models import (
+    ChargerRegistration,
+    ChargerSetpoint,
+    ChargerTelemetry,
+    GridSignal,
+    IncentiveEvent,
+    IncentiveResponse,
+    Settlement,
+)
+from streams.dispatch.arrivals import ArrivalForecaster
+from streams.dispatch.incentives import IncentiveParams, OfferBook, apply_response, propose_offers, settle_export
+from streams.dispatch.planner import HOUR_MS, Plan, PlannerWeights, PlanRequest, PlanSession, plan_feeder, time_grid
+from streams.dispatch.safety import (
+    SafeSetpoint,
+    SafetyRules,
+    charge_limit_kw,
+    discharge_limit_kw,
+    reserve_pct,
+    safe_setpoint,
+)
+from streams.dispatch.setpoints import build_setpoint, schedule_points, should_emit
+from streams.dispatch.state import (
+    ChargerInfo,
+    FeederLimits,
+    SessionState,
+    charger_from_registration,
+    session_from_telemetry,
+)
+from streams.settings import Settings
+
+__all__ = ["DispatchConfig", "DispatchResult", "FeederDispatcher"]
+
+MIN_MS = 60_000
+
+
+@dataclass(frozen=True, slots=True)
+class DispatchConfig:
+    """Dispatch parameters (build from :class:`Settings` with :meth:`from_settings`)."""
+
+    step_ms: int = 15 * MIN_MS
+    horizon_ms: int = 24 * HOUR_MS
+    fine_ms: int | None = 2 * HOUR_MS
+    coarse_step_ms: int | None = 30 * MIN_MS
+    replan_ms: int = 15 * MIN_MS
+    solver_time_limit_s: float = 2.0
+    rules: SafetyRules = field(default_factory=SafetyRules)
+    weights: PlannerWeights = field(default_factory=PlannerWeights)
+    incentives: IncentiveParams = field(default_factory=IncentiveParams)
+    default_import_limit_kw: float = 1_000_000.0
+    default_export_limit_kw: float = 0.0
+    default_price_per_kwh: float = 0.20
+    setpoint_threshold_kw: float = 0.1
+    setpoint_refresh_ms: int = 15 * MIN_MS
+    setpoint_validity_ms: int = 30 * MIN_MS
+    schedule_ms: int = 4 * HOUR_MS
+    forecast_arrivals: bool = True
+    timezone: str = "UTC"
+    arrival_bin_minutes: int = 60
+    default_dwell_ms: int = 8 * HOUR_MS
+    default_request_kwh: float = 20.0
+    settle_period_ms: int = 24 * HOUR_MS
+
+    @classmethod
+    def from_settings(cls, s: Settings) -> DispatchConfig:
+        """Configuration from the process settings."""
+        step = s.interval_minutes * MIN_MS
+        return cls(
+            step_ms=step,
+            horizon_ms=s.horizon_hours * HOUR_MS,
+            fine_ms=int(s.dispatch_fine_horizon_minutes * MIN_MS) if s.dispatch_coarse_step_minutes > 0 else None,
+            coarse_step_ms=int(s.dispatch_coarse_step_minutes * MIN_MS) or None,
+            replan_ms=max(step, int(s.dispatch_replan_minutes * MIN_MS)),
+            solver_time_limit_s=s.solver_time_limit_s,
+            rules=SafetyRules(reserve_soc_pct=s.reserve_soc_pct, stale_seconds=s.stale_telemetry_seconds,
+                              fallback_kw=s.fallback_kw),
+            weights=PlannerWeights(cycling_per_kwh=s.cycling_cost_per_kwh),
+            incentives=IncentiveParams(delay_price_per_kwh=s.incentive_delay_price_per_kwh,
+                                       export_price_per_kwh=s.incentive_export_price_per_kwh,
+                                       currency=s.currency),
+            default_import_limit_kw=s.default_import_limit_kw,
+            default_export_limit_kw=s.default_export_limit_kw,
+            default_price_per_kwh=s.default_price_per_kwh,
+            setpoint_threshold_kw=s.setpoint_change_threshold_kw,
+            setpoint_refresh_ms=int(s.setpoint_refresh_seconds * 1000),
+            setpoint_validity_ms=int(s.setpoint_validity_seconds * 1000),
+            schedule_ms=int(s.setpoint_schedule_hours * HOUR_MS),
+            forecast_arrivals=s.dispatch_forecast_arrivals,
+            timezone=s.local_timezone,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class DispatchResult:
+    """What one ``on_interval`` call produced."""
+
+    setpoints: list[ChargerSetpoint]
+    incentives: list[IncentiveEvent]
+    settlements: list[Settlement]
+    plan: Plan | None
+    replanned: bool
+
+
+@dataclass
+class _ExportAcc:
+    start_ms: int
+    kwh: float = 0.0
+    value: float = 0.0
+
+
+@dataclass
+class FeederDispatcher:
+    """Per-feeder dispatch state; every method is pure apart from updating this object (picklable)."""
+
+    feeder_id: str
+    config: DispatchConfig = field(default_factory=DispatchConfig)
+    chargers: dict[str, ChargerInfo] = field(default_factory=dict)
+    sessions: dict[str, SessionState] = field(default_factory=dict)
+    limits: FeederLimits | None = None
+    forecaster: ArrivalForecaster | None = None
+    book: OfferBook = field(default_factory=OfferBook)
+    plan: Plan | None = None
+    plan_made_ms: int = -1
+    plan_request: PlanRequest | None = None
+    plan_signature: tuple = ()
+    dirty: bool = True
+    peak_month: str = ""
+    peak_kw: float = 0.0
+    last_sent: dict[str, ChargerSetpoint] = field(default_factory=dict)
+    sequence: dict[str, int] = field(default_factory=dict)
+    exports: dict[str, _ExportAcc] = field(default_factory=dict)
+    pending_settlements: list[Settlement] = field(default_factory=list)
+    n_plans: int = 0
+    n_fallbacks: int = 0
+
+    def __post_init__(self) -> None:
+        c = self.config
+        if self.limits is None:
+            self.limits = FeederLimits(c.default_import_limit_kw, c.default_export_limit_kw, c.default_price_per_kwh)
+        if self.forecaster is None:
+            self.forecaster = ArrivalForecaster(timezone=c.timezone, bin_minutes=c.arrival_bin_minutes)
+
+    # --- inputs ---------------------------------------------------------------------------------
+    def on_registration(self, reg: ChargerRegistration) -> None:
+        """Add, change or (``active=False``) deactivate a charger."""
+        if reg.feeder_id != self.feeder_id:
+            return
+        self.chargers[reg.charger_id] = charger_from_registration(reg)
+        self.dirty = True
+
+    def on_telemetry(self, tel: ChargerTelemetry) -> None:
+        """Update a charger's session; learns arrivals and accumulates V2G export for settlement."""
+        if tel.feeder_id != self.feeder_id:
+            return
+        prev = self.sessions.get(tel.charger_id)
+        new = session_from_telemetry(prev, tel)
+        if new is prev:
+            return
+        assert self.forecaster is not None
+        self.forecaster.start(tel.timestamp)
+        if prev is not None and prev.power_kw < 0 and prev.grid_state == "grid_connected":
+            hours = (tel.timestamp - prev.last_heard_ms) / HOUR_MS
+            acc = self.exports.setdefault(tel.charger_id, _ExportAcc(prev.last_heard_ms))
+            kwh = -prev.power_kw * min(hours, 1.0)
+            acc.kwh += kwh
+            assert self.limits is not None
+            _, _, price = self.limits.profile(np.array([prev.last_heard_ms, max(tel.timestamp, prev.last_heard_ms + 1)]))
+            acc.value += kwh * float(price[0])
+        if new.connected and new.session_id and new.departure_ms and new.plugged_at_ms == tel.timestamp:
+            energy = new.remaining_energy_kwh()
+            if energy:
+                self.forecaster.observe(new.session_id, tel.timestamp, new.departure_ms, energy, new.max_charge_kw)
+        if prev is not None and prev.connected and not new.connected:
+            self._settle(tel.charger_id, tel.timestamp)
+        self.sessions[tel.charger_id] = new
+
+    def on_signal(self, sig: GridSignal) -> None:
+        """Add or replace a grid signal (limits, prices)."""
+        if sig.feeder_id != self.feeder_id:
+            return
+        assert self.limits is not None
+        self.limits = self.limits.with_signal(sig)
+        self.dirty = True
+
+    def on_incentive_response(self, resp: IncentiveResponse) -> None:
+        """Record a driver's answer; an accept changes the next plan."""
+        new = apply_response(self.book, resp)
+        if new is not self.book:
+            self.book = new
+            self.dirty = True
+
+    def observe_load(self, now_ms: int, kw: float) -> None:
+        """Feed a measured feeder import (kW) so the billing-month running peak includes it."""
+        self._bump_peak(now_ms, kw)
+
+    # --- helpers --------------------------------------------------------------------------------
+    def _month(self, t_ms: int) -> str:
+        return dt.datetime.fromtimestamp(t_ms / 1000, ZoneInfo(self.config.timezone)).strftime("%Y-%m")
+
+    def _bump_peak(self, now_ms: int, kw: float) -> None:
+        m = self._month(now_ms)
+        if m != self.peak_month:
+            self.peak_month, self.peak_kw = m, 0.0
+        if np.isfinite(kw):
+            self.peak_kw = max(self.peak_kw, float(kw))
+
+    def _settle(self, cid: str, now_ms: int) -> None:
+        acc = self.exports.pop(cid, None)
+        ch = self.chargers.get(cid)
+        if acc is None or ch is None or acc.kwh <= 1e-6:
+            return
+        offers = self.book.accepted_offers(cid, "export")
+        offer = next((o for o in offers if o.window_start < now_ms and o.window_end > acc.start_ms), None)
+        self.pending_settlements.append(settle_export(
+            feeder_id=self.feeder_id, charger_id=cid, customer_id=ch.customer_id, period_start=acc.start_ms,
+            period_end=now_ms, exported_kwh=acc.kwh, price_per_kwh=round(acc.value / acc.kwh, 6), offer=offer,
+            currency=self.config.incentives.currency))
+
+    def _safe(self, cid: str, kw: float | None, now_ms: int, reason: str = "optimal") -> SafeSetpoint:
+        export_ok = bool(self.book.windows(cid, "export"))
+        return safe_setpoint(kw, self.chargers.get(cid), self.sessions.get(cid), now_ms,
+                             self.config.setpoint_validity_ms / 1000, self.config.rules, export_ok, reason)
+
+    def flexible_sessions(self, now_ms: int) -> dict[str, SessionState]:
+        """Plugged-in, grid-connected, fresh sessions of known active chargers."""
+        rules = self.config.rules
+        return {cid: s for cid, s in sorted(self.sessions.items())
+                if s.connected and s.grid_state == "grid_connected" and not s.is_stale(now_ms, rules.stale_seconds)
+                and cid in self.chargers and self.chargers[cid].active}
+
+    def _plan_session(self, cid: str, s: SessionState, now_ms: int) -> PlanSession:
+        c = self.config
+        ch = self.chargers[cid]
+        dep = s.departure_ms or (s.plugged_at_ms or now_ms) + c.default_dwell_ms
+        dep = max(dep, now_ms + c.step_ms)
+        remaining = s.remaining_energy_kwh()
+        energy = remaining if remaining is not None else c.default_request_kwh
+        export_windows = self.book.windows(cid, "export")
+        dmax = discharge_limit_kw(ch, s, export_allowed=bool(export_windows))
+        soc_kwh = cap = None
+        reserve = 0.0
+        if s.soc_pct is not None and s.capacity_kwh:
+            cap = s.capacity_kwh
+            soc_kwh = s.soc_pct / 100.0 * cap
+            reserve = reserve_pct(s, c.rules) / 100.0 * cap
+        return PlanSession(
+            key=cid, session_id=s.session_id, arrival_ms=now_ms, departure_ms=dep, energy_kwh=energy,
+            max_charge_kw=charge_limit_kw(ch, s), max_discharge_kw=dmax, soc_kwh=soc_kwh, capacity_kwh=cap,
+            reserve_kwh=reserve, discharge_windows=None if ch.v2g_enrolled else export_windows,
+            blocked_windows=self.book.windows(cid, "delay_charging"),
+        )
+
+    def _base(self, edges: np.ndarray, base: Sequence[float] | None, start: int, step: int) -> np.ndarray:
+        n = len(edges) - 1
+        if base is None or len(base) == 0:
+            return np.zeros(n)
+        vals = np.nan_to_num(np.asarray(base, dtype=float))
+        mid = (edges[:-1] + edges[1:]) // 2
+        idx = np.clip((mid - start) // step, 0, len(vals) - 1)
+        return vals[idx]
+
+    # --- the interval ---------------------------------------------------------------------------
+    def on_interval(self, now_ms: int, base_load_kw: Sequence[float] | None = None,
+                    base_start_ms: int | None = None, base_step_ms: int | None = None) -> DispatchResult:
+        """Re-plan if needed and return the setpoints to emit now.
+
+        ``base_load_kw`` is the forecast of the feeder's other load minus PV (kW) for consecutive
+        ``base_step_ms`` periods from ``base_start_ms`` (defaults: the planning step, ``now_ms``).
+        """
+        c = self.config
+        assert self.limits is not None and self.forecaster is not None
+        self.limits = self.limits.pruned(now_ms)
+        self.book = self.book.pruned(now_ms)
+        flex = self.flexible_sessions(now_ms)
+        signature = tuple((cid, s.session_id) for cid, s in flex.items())
+        need = (self.plan is None or self.dirty or signature != self.plan_signature
+                or now_ms - self.plan_made_ms >= c.replan_ms or now_ms >= self.plan.edges_ms[-1] - c.step_ms)
+        new_offers: list[IncentiveEvent] = []
+        if need:
+            self._bump_peak(now_ms, 0.0)
+            edges = time_grid(now_ms, c.step_ms, c.horizon_ms, c.fine_ms, c.coarse_step_ms)
+            imp, exp, price = self.limits.profile(edges)
+            base = self._base(edges, base_load_kw, base_start_ms if base_start_ms is not None else now_ms,
+                              base_step_ms or c.step_ms)
+            sessions = [self._plan_session(cid, s, now_ms) for cid, s in flex.items()]
+            if c.forecast_arrivals:
+                sessions += self.forecaster.expected_sessions(now_ms, int(edges[-1]))
+            req = PlanRequest(
+                feeder_id=self.feeder_id, edges_ms=tuple(int(e) for e in edges), base_kw=tuple(base.tolist()),
+                import_limit_kw=tuple(imp.tolist()), export_limit_kw=tuple(exp.tolist()),
+                price_per_kwh=tuple(price.tolist()), sessions=tuple(sessions), peak_floor_kw=self.peak_kw,
+                weights=c.weights)
+            self.plan = plan_feeder(req, c.solver_time_limit_s)
+            self.plan_request = req
+            self.plan_made_ms, self.plan_signature, self.dirty = now_ms, signature, False
+            self.n_plans += 1
+            self.n_fallbacks += self.plan.solver != "highs"
+            if self.plan.limit_violation_kwh > 1e-3:
+                real = {cid: self.chargers[cid] for cid in flex}
+                new_offers = propose_offers(self.plan, req, real, dict(flex), now_ms, c.incentives, self.book,
+                                            c.rules)
+                self.book = self.book.with_offers(new_offers)
+        out = self._setpoints(now_ms, flex, base_load_kw)
+        for cid in [k for k, a in self.exports.items() if now_ms - a.start_ms >= c.settle_period_ms]:
+            self._settle(cid, now_ms)
+        settlements, self.pending_settlements = self.pending_settlements, []
+        return DispatchResult(out, new_offers, settlements, self.plan, need)
+
+    def _setpoints(self, now_ms: int, flex: dict[str, SessionState],
+                   base_load_kw: Sequence[float] | None) -> list[ChargerSetpoint]:
+        c = self.config
+        plan = self.plan
+        out: list[ChargerSetpoint] = []
+        total = float(base_load_kw[0]) if base_load_kw is not None and len(base_load_kw) else 0.0
+        for cid in sorted(set(self.chargers) | set(self.sessions)):
+            s = self.sessions.get(cid)
+            planned = plan.power_at(cid, now_ms) if plan is not None and cid in flex else None
+            reason = "optimal"
+            message = None
+            if plan is not None and cid in flex:
+                reason = plan.status.get(cid, plan.reason)
+                short = plan.shortfall_kwh.get(cid, 0.0)
+                if short > 0:
+                    message = f"expected shortfall {short:.2f} kWh"
+                if planned is None:
+                    planned = 0.0
+            safe = self._safe(cid, planned, now_ms, reason)
+            if not safe.send:
+                continue
+            if s is not None and s.connected:
+                total += safe.kw
+            last = self.last_sent.get(cid)
+            if not (s is not None and s.connected):
+                if last is not None and last.reason == safe.reason and last.setpoint_kw == safe.kw:
+                    continue  # idle charger: emit on change only
+            elif not should_emit(last, safe.kw, safe.reason, now_ms, c.setpoint_threshold_kw, c.setpoint_refresh_ms):
+                continue
+            sched = []
+            if safe.flexible and plan is not None:
+                sched = schedule_points(plan, cid, now_ms, now_ms + c.schedule_ms,
+                                        lambda v, cid=cid: self._safe(cid, v, now_ms).kw)
+            seq = self.sequence.get(cid, 0) + 1
+            self.sequence[cid] = seq
+            sp = build_setpoint(
+                charger_id=cid, feeder_id=self.feeder_id, session_id=s.session_id if s else None, sequence=seq,
+                kw=safe.kw, now_ms=now_ms, valid_ms=c.setpoint_validity_ms, fallback_kw=c.rules.fallback_kw,
+                schedule=sched, reason=safe.reason, plan_id=plan.plan_id if plan is not None else "none",
+                message=message)
+            self.last_sent[cid] = sp
+            out.append(sp)
+        self._bump_peak(now_ms, total)
+        return out
+
+    def snapshot(self) -> FeederDispatcher:
+        """A shallow copy safe to keep (e.g. for a changelog)."""
+        return replace(self, chargers=dict(self.chargers), sessions=dict(self.sessions),
+                       last_sent=dict(self.last_sent), sequence=dict(self.sequence))

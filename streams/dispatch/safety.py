@@ -1,0 +1,111 @@
+"""Safety envelope: every setpoint passes through :func:`safe_setpoint`, whatever the optimiser said.
+
+Rules, in order:
+1. unknown or inactive charger → nothing is sent;
+2. islanded / backup mode → nothing is sent (no grid setpoint), not flexible;
+3. stale telemetry (not heard for ``stale_seconds``) or no telemetry → the safe fallback
+   (``fallback_kw`` clipped to [0, charge limit]), reason ``stale_telemetry``, not flexible;
+4. not connected → 0 kW, reason ``unplugged``;
+5. non-finite plan value → 0 kW;
+6. clip to [−discharge limit, charge limit], where the charge limit is the smaller of the registered and
+   reported ratings, and the discharge limit is 0 unless the site is ``parallel_exporting``, the charger is
+   bidirectional and the driver is enrolled (or accepted an export offer), and never above the approved
+   export limit;
+7. SoC reserve: no discharge without a known SoC and capacity or at/below the reserve, and never so
+   much that the SoC would fall below the reserve within the step.
+A changed value gets reason ``clipped_by_safety``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from streams.dispatch.state import ChargerInfo, SessionState
+
+__all__ = ["SafeSetpoint", "SafetyRules", "discharge_limit_kw", "safe_setpoint"]
+
+
+@dataclass(frozen=True, slots=True)
+class SafetyRules:
+    """Parameters of the envelope."""
+
+    reserve_soc_pct: float = 30.0
+    stale_seconds: float = 900.0
+    fallback_kw: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class SafeSetpoint:
+    """Outcome of the envelope for one charger: ``send`` False means emit nothing."""
+
+    send: bool
+    kw: float = 0.0
+    reason: str = "optimal"
+    flexible: bool = False
+
+
+def _nonneg(x: float | None) -> float:
+    return max(0.0, float(x)) if x is not None and math.isfinite(x) else 0.0
+
+
+def charge_limit_kw(charger: ChargerInfo, session: SessionState | None) -> float:
+    """Smallest of the registered and reported charge ratings, kW (>= 0)."""
+    lim = _nonneg(charger.max_charge_kw)
+    if session is not None:
+        lim = min(lim, _nonneg(session.max_charge_kw))
+    return lim
+
+
+def discharge_limit_kw(charger: ChargerInfo, session: SessionState | None, export_allowed: bool = False) -> float:
+    """Most discharge power the grid rules allow now, kW (>= 0), before the SoC rule."""
+    if not charger.may_export or not (charger.v2g_enrolled or export_allowed):
+        return 0.0
+    lim = min(_nonneg(charger.max_discharge_kw), _nonneg(charger.export_limit_kw))
+    if session is not None:
+        lim = min(lim, _nonneg(session.max_discharge_kw))
+    return lim
+
+
+def reserve_pct(session: SessionState, rules: SafetyRules) -> float:
+    """The driver's reserve SoC, or the default."""
+    r = session.reserve_soc_pct
+    return float(r) if r is not None and math.isfinite(r) else rules.reserve_soc_pct
+
+
+def safe_setpoint(planned_kw: float | None, charger: ChargerInfo | None, session: SessionState | None,
+                  now_ms: int, step_seconds: float, rules: SafetyRules, export_allowed: bool = False,
+                  reason: str = "optimal") -> SafeSetpoint:
+    """Apply every rule to a planned value (``None`` = no plan for this charger → 0 kW).
+
+    ``step_seconds`` is how long the setpoint may be applied (its validity), used by the SoC rule.
+    """
+    if charger is None or not charger.active:
+        return SafeSetpoint(send=False, reason="unknown_charger")
+    if session is not None and session.grid_state != "grid_connected":
+        return SafeSetpoint(send=False, reason="backup_mode")
+    if session is None or session.is_stale(now_ms, rules.stale_seconds):
+        fb = min(_nonneg(rules.fallback_kw), charge_limit_kw(charger, session))
+        if session is not None and not session.connected:
+            fb = 0.0
+        return SafeSetpoint(send=True, kw=fb, reason="stale_telemetry", flexible=False)
+    if not session.connected:
+        return SafeSetpoint(send=True, kw=0.0, reason="unplugged", flexible=False)
+    raw = planned_kw if planned_kw is not None else 0.0
+    kw = float(raw) if math.isfinite(raw) else 0.0
+    hi = charge_limit_kw(charger, session)
+    lo = -discharge_limit_kw(charger, session, export_allowed)
+    if lo < 0:
+        soc, cap = session.soc_pct, session.capacity_kwh
+        if soc is None or cap is None or not math.isfinite(soc) or not math.isfinite(cap) or cap <= 0:
+            lo = 0.0
+        else:
+            avail_kwh = (soc - reserve_pct(session, rules)) / 100.0 * cap
+            hours = max(step_seconds, 1.0) / 3600.0
+            lo = 0.0 if avail_kwh <= 0 else max(lo, -avail_kwh / hours)
+    kw = min(max(kw, lo), hi)
+    if kw == 0.0:
+        kw = 0.0  # no negative zero
+    changed = planned_kw is None or not math.isfinite(raw) or abs(kw - raw) > 1e-6
+    return SafeSetpoint(send=True, kw=kw, reason="clipped_by_safety" if changed and planned_kw is not None
+                        else reason, flexible=True)
