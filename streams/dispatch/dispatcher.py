@@ -26,7 +26,16 @@ from streams.contracts.models import (
 )
 from streams.dispatch.arrivals import ArrivalForecaster
 from streams.dispatch.incentives import IncentiveParams, OfferBook, apply_response, propose_offers, settle_export
-from streams.dispatch.planner import HOUR_MS, Plan, PlannerWeights, PlanRequest, PlanSession, plan_feeder, time_grid
+from streams.dispatch.planner import (
+    HOUR_MS,
+    Plan,
+    PlannerWeights,
+    PlanRequest,
+    PlanSession,
+    plan_feeder,
+    solve_lp,
+    time_grid,
+)
 from streams.dispatch.safety import (
     SafeSetpoint,
     SafetyRules,
@@ -311,16 +320,35 @@ class FeederDispatcher:
             self.plan_made_ms, self.plan_signature, self.dirty = now_ms, signature, False
             self.n_plans += 1
             self.n_fallbacks += self.plan.solver != "highs"
-            if self.plan.limit_violation_kwh > 1e-3:
-                real = {cid: self.chargers[cid] for cid in flex}
-                new_offers = propose_offers(self.plan, req, real, dict(flex), now_ms, c.incentives, self.book,
-                                            c.rules)
-                self.book = self.book.with_offers(new_offers)
+            new_offers = self._offers(req, flex, now_ms)
         out = self._setpoints(now_ms, flex, base_load_kw)
         for cid in [k for k, a in self.exports.items() if now_ms - a.start_ms >= c.settle_period_ms]:
             self._settle(cid, now_ms)
         settlements, self.pending_settlements = self.pending_settlements, []
         return DispatchResult(out, new_offers, settlements, self.plan, need)
+
+    def _offers(self, req: PlanRequest, flex: dict[str, SessionState], now_ms: int) -> list[IncentiveEvent]:
+        """Offers when the plan breaks a feeder limit, or meets it only by cutting drivers' requests
+        (then the problem is found in a probe plan that serves every request)."""
+        plan = self.plan
+        if plan is None:
+            return []
+        probe: Plan | None = plan
+        if plan.limit_violation_kwh <= 1e-3:
+            cut = any(plan.shortfall_kwh.get(cid, 0.0) > 1e-3 for cid in flex)
+            finite = np.isfinite(req.import_limit_kw).any() or np.isfinite(req.export_limit_kw).any()
+            if not (cut and finite):
+                return []
+            w = req.weights
+            soft = replace(w, limit_violation_per_kwh=min(w.limit_violation_per_kwh, w.shortfall_per_kwh / 10))
+            probe = solve_lp(replace(req, weights=soft), self.config.solver_time_limit_s)
+            if probe is None or probe.limit_violation_kwh <= 1e-3:
+                return []
+        real = {cid: self.chargers[cid] for cid in flex}
+        offers = propose_offers(probe, req, real, dict(flex), now_ms, self.config.incentives, self.book,
+                                self.config.rules)
+        self.book = self.book.with_offers(offers)
+        return offers
 
     def _setpoints(self, now_ms: int, flex: dict[str, SessionState],
                    base_load_kw: Sequence[float] | None) -> list[ChargerSetpoint]:

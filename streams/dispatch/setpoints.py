@@ -14,14 +14,15 @@ __all__ = ["build_setpoint", "schedule_points", "should_emit"]
 def should_emit(last: ChargerSetpoint | None, kw: float, reason: str, now_ms: int, threshold_kw: float,
                 refresh_ms: int) -> bool:
     """Emit when nothing was sent yet, the power moved by at least ``threshold_kw``, the reason or the
-    sign changed, the last setpoint is older than ``refresh_ms``, or it expires before the next refresh."""
+    sign changed, the last setpoint is older than ``refresh_ms``, or it has expired (keep the validity
+    longer than the refresh period)."""
     if last is None:
         return True
     if reason != last.reason or (kw > 0) != (last.setpoint_kw > 0) or (kw < 0) != (last.setpoint_kw < 0):
         return True
     if abs(kw - last.setpoint_kw) >= threshold_kw:
         return True
-    return now_ms - last.valid_from >= refresh_ms or last.valid_until <= now_ms + refresh_ms // 2
+    return now_ms - last.valid_from >= refresh_ms or last.valid_until <= now_ms
 
 
 def schedule_points(plan: Plan | None, key: str, now_ms: int, until_ms: int,

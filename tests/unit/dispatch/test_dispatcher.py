@@ -1,0 +1,159 @@
+"""FeederDispatcher end to end on small hand-checked fleets."""
+
+from __future__ import annotations
+
+import pickle
+
+import pytest
+
+from streams.contracts.models import ChargerRegistration, ChargerTelemetry, GridSignal, IncentiveResponse
+from streams.dispatch.dispatcher import DispatchConfig, FeederDispatcher
+from streams.dispatch.planner import HOUR_MS
+
+T0 = 1_700_000_000_000 // HOUR_MS * HOUR_MS
+Q = 15 * 60_000
+
+
+def reg(cid, cls="parallel_non_exporting", enrolled=False, bidir=False, export=0.0, kw=7.0):
+    return ChargerRegistration(charger_id=cid, feeder_id="f1", site_id="s-" + cid, customer_id="u-" + cid,
+                               bidirectional=bidir, inverter_location="offboard", interconnection_class=cls,
+                               export_limit_kw=export, v2g_enrolled=enrolled, max_charge_kw=kw,
+                               max_discharge_kw=kw if bidir else 0.0, registered_at=T0)
+
+
+def tel(cid, t, connected=True, energy=10.0, dep_h=4.0, delivered=0.0, power=0.0, soc=None, cap=None,
+        grid="grid_connected", bidir=False):
+    return ChargerTelemetry(charger_id=cid, feeder_id="f1", timestamp=t, connected=connected,
+                            session_id="s-" + cid if connected else None, power_kw=power, max_charge_kw=7.0,
+                            max_discharge_kw=7.0 if bidir else 0.0, departure_time=T0 + int(dep_h * HOUR_MS),
+                            requested_energy_kwh=energy, energy_delivered_kwh=delivered, soc_pct=soc,
+                            battery_capacity_kwh=cap, grid_state=grid)
+
+
+def cfg(**kw):
+    return DispatchConfig(step_ms=Q, fine_ms=None, coarse_step_ms=None, horizon_ms=8 * HOUR_MS,
+                          forecast_arrivals=False, **kw)
+
+
+def test_one_car_gets_a_flat_optimal_setpoint_and_a_schedule():
+    d = FeederDispatcher("f1", cfg())
+    d.on_registration(reg("c1"))
+    d.on_telemetry(tel("c1", T0))
+    res = d.on_interval(T0)
+    assert len(res.setpoints) == 1
+    sp = res.setpoints[0]
+    assert sp.reason == "optimal" and sp.setpoint_kw == pytest.approx(2.5, abs=1e-3)
+    assert sp.sequence == 1 and sp.valid_until > sp.valid_from and sp.schedule[0].start == T0
+    assert sp.plan_id == res.plan.plan_id
+
+
+def test_emit_on_change_or_refresh_not_every_interval():
+    d = FeederDispatcher("f1", cfg(setpoint_refresh_ms=2 * Q, replan_ms=Q))
+    d.on_registration(reg("c1"))
+    d.on_telemetry(tel("c1", T0))
+    assert len(d.on_interval(T0).setpoints) == 1
+    d.on_telemetry(tel("c1", T0 + Q, delivered=2.5 * 0.25))
+    assert d.on_interval(T0 + Q).setpoints == []  # same power, not yet refreshed
+    d.on_telemetry(tel("c1", T0 + 2 * Q, delivered=2.5 * 0.5))
+    again = d.on_interval(T0 + 2 * Q).setpoints
+    assert len(again) == 1 and again[0].sequence == 2
+
+
+def test_unknown_charger_gets_nothing_and_islanded_gets_nothing():
+    d = FeederDispatcher("f1", cfg())
+    d.on_telemetry(tel("ghost", T0))
+    d.on_registration(reg("home"))
+    d.on_telemetry(tel("home", T0, grid="islanded"))
+    assert d.on_interval(T0).setpoints == []
+
+
+def test_stale_telemetry_gets_the_fallback_and_leaves_the_plan():
+    d = FeederDispatcher("f1", cfg())
+    d.on_registration(reg("c1"))
+    d.on_registration(reg("c2"))
+    d.on_telemetry(tel("c1", T0))
+    d.on_telemetry(tel("c2", T0 - 2 * HOUR_MS))  # last heard 2 h ago
+    res = d.on_interval(T0)
+    by = {sp.charger_id: sp for sp in res.setpoints}
+    assert by["c2"].reason == "stale_telemetry" and by["c2"].setpoint_kw == 0.0
+    assert "c2" not in res.plan.schedules and by["c1"].reason == "optimal"
+
+
+def test_infeasible_request_is_flagged_in_the_setpoint():
+    d = FeederDispatcher("f1", cfg())
+    d.on_registration(reg("c1"))
+    d.on_telemetry(tel("c1", T0, energy=30.0, dep_h=2.0))
+    sp = d.on_interval(T0).setpoints[0]
+    assert sp.reason == "infeasible_request" and sp.setpoint_kw == pytest.approx(7.0)
+    assert "16.00 kWh" in (sp.message or "")
+
+
+def test_v2g_peak_event_enrolled_exporter_discharges_non_exporting_does_not():
+    d = FeederDispatcher("f1", cfg(default_export_limit_kw=50.0))
+    d.on_registration(reg("v", cls="parallel_exporting", enrolled=True, bidir=True, export=5.0))
+    d.on_registration(reg("n", cls="parallel_non_exporting", enrolled=True, bidir=True, export=5.0))
+    for cid in ("v", "n"):
+        d.on_telemetry(tel(cid, T0, energy=0.0, soc=80.0, cap=60.0, bidir=True))
+    base = [10.0] * 32
+    base[0] = 30.0
+    res = d.on_interval(T0, base_load_kw=base)
+    by = {sp.charger_id: sp for sp in res.setpoints}
+    assert by["v"].setpoint_kw == pytest.approx(-5.0)  # export limit 5 kW
+    assert by["n"].setpoint_kw >= 0.0
+
+
+def test_price_signal_and_import_limit_shape_the_plan_and_trigger_offers():
+    d = FeederDispatcher("f1", cfg())
+    d.on_registration(reg("c1"))
+    d.on_registration(reg("c2"))
+    d.on_telemetry(tel("c1", T0, energy=7.0, dep_h=1.0))
+    d.on_telemetry(tel("c2", T0, energy=7.0, dep_h=1.0))
+    d.on_signal(GridSignal(signal_id="lim", feeder_id="f1", issued_at=T0, valid_from=T0, valid_until=T0 + HOUR_MS,
+                           import_limit_kw=10.0))
+    res = d.on_interval(T0)
+    assert res.plan.limit_violation_kwh == 0.0  # the limit holds; requests are cut instead
+    assert sum(sp.setpoint_kw for sp in res.setpoints) <= 10.0 + 1e-6
+    assert "infeasible_request" in {sp.reason for sp in res.setpoints}
+
+
+def test_offers_when_base_load_exceeds_the_limit_and_accepted_delay_changes_the_plan():
+    d = FeederDispatcher("f1", cfg())
+    for cid in ("c1", "c2"):
+        d.on_registration(reg(cid))
+        d.on_telemetry(tel(cid, T0, energy=3.0, dep_h=1.0))
+    d.on_signal(GridSignal(signal_id="lim", feeder_id="f1", issued_at=T0, valid_from=T0, valid_until=T0 + HOUR_MS,
+                           import_limit_kw=20.0))
+    base = [18.0] * 4 + [5.0] * 28  # the cars must charge in the first hour: 18 + 6 kW > 20 kW
+    res = d.on_interval(T0, base_load_kw=base)
+    assert res.incentives, "the plan exceeds the limit: offers expected"
+    offer = res.incentives[0]
+    assert offer.window_start == T0 and offer.window_end == T0 + HOUR_MS and offer.compensation > 0
+    assert offer.action == "delay_charging" and offer.expected_kwh == pytest.approx(3.0, abs=1e-3)
+    d.on_incentive_response(IncentiveResponse(offer_id=offer.offer_id, feeder_id="f1", customer_id=offer.customer_id,
+                                              accepted=True, responded_at=T0 + 60_000))
+    res2 = d.on_interval(T0 + Q, base_load_kw=base[1:])
+    sched = res2.plan.schedules[offer.charger_id]
+    assert sched[:3].max() == 0.0  # accepted delay: no charging in the window
+
+
+def test_export_is_settled_when_the_car_leaves():
+    d = FeederDispatcher("f1", cfg())
+    d.on_registration(reg("v", cls="parallel_exporting", enrolled=True, bidir=True, export=7.0))
+    d.on_telemetry(tel("v", T0, power=-6.0, soc=80.0, cap=60.0, bidir=True))
+    d.on_telemetry(tel("v", T0 + HOUR_MS // 2, power=0.0, soc=75.0, cap=60.0, bidir=True))
+    d.on_telemetry(tel("v", T0 + HOUR_MS, connected=False))
+    res = d.on_interval(T0 + HOUR_MS)
+    assert len(res.settlements) == 1
+    st = res.settlements[0]
+    assert st.exported_kwh == pytest.approx(3.0) and st.amount == pytest.approx(3.0 * 0.20)
+
+
+def test_dispatcher_pickles_round_trip():
+    d = FeederDispatcher("f1", cfg())
+    d.on_registration(reg("c1"))
+    d.on_telemetry(tel("c1", T0))
+    d.on_interval(T0)
+    d2 = pickle.loads(pickle.dumps(d))
+    a = d.on_interval(T0 + 2 * Q)
+    b = d2.on_interval(T0 + 2 * Q)
+    assert [s.model_dump() for s in a.setpoints] == [s.model_dump() for s in b.setpoints]
