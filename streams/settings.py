@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     """EVGRID_GRACE_SECONDS: how late (event time) a reading may arrive and still count in its interval."""
     max_future_seconds: int = 3600
     """EVGRID_MAX_FUTURE_SECONDS: readings more than this ahead of the feeder's watermark are rejected."""
+    registration_grace_seconds: int = 3600
+    """EVGRID_REGISTRATION_GRACE_SECONDS: telemetry of an unregistered charger is held this long (feeder event time)
+    for its registration to arrive on the registry topic, then dead-lettered as ``unknown_charger``."""
     max_past_days: int = 400
     """EVGRID_MAX_PAST_DAYS: readings more than this behind the feeder's watermark are rejected."""
 

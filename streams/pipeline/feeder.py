@@ -7,6 +7,7 @@ interval close runs the forecaster and the dispatcher.
 
 from __future__ import annotations
 
+from typing import NamedTuple
 
 from streams.contracts.models import (
     ChargerRegistration,
@@ -20,9 +21,16 @@ from streams.contracts.models import (
 from streams.ingest.validate import RawMessage, Rejection
 from streams.settings import Settings
 
-__all__ = ["FeederRuntime", "Output"]
+__all__ = ["FeederRuntime", "Output", "Reject"]
 
-Output = Rejection | tuple[str, bytes, Record]
+class Reject(NamedTuple):
+    """Dead-letter ``msg`` (the current input or one held earlier) for ``rejection``."""
+
+    msg: RawMessage
+    rejection: Rejection
+
+
+Output = Reject | tuple[str, bytes, Record]
 
 
 class FeederRuntime:
@@ -33,8 +41,12 @@ class FeederRuntime:
         self.interval_ms = settings.interval_minutes * 60_000
         self.offsets: dict[tuple[str, int], int] = {}
         self.chargers: dict[str, ChargerRegistration] = {}
+        self.registration_grace_ms = settings.registration_grace_seconds * 1000
         self.watermark = 0
         self.readings = 0
+        # Telemetry of chargers not (yet) registered: held until the registration arrives or the watermark
+        # passes its time + grace (topics are consumed independently, so a registration may come later).
+        self.pending: dict[str, list[tuple[RawMessage, ChargerTelemetry]]] = {}
 
     def claim(self, topic: str, partition: int, offset: int) -> bool:
         """True the first time an input offset is seen; False for one already applied (a replay after restart)."""
@@ -45,28 +57,42 @@ class FeederRuntime:
         return True
 
     def apply(self, record: Record, msg: RawMessage) -> list[Output]:
+        out: list[Output] = []
         if isinstance(record, MeterReading):
-            return self.on_meter(record)
-        if isinstance(record, ChargerTelemetry):
-            return self.on_telemetry(record)
-        if isinstance(record, ChargerRegistration):
+            self._advance(record.timestamp, out)
+            self.on_meter(record, msg, out)
+        elif isinstance(record, ChargerTelemetry):
+            if record.charger_id not in self.chargers:
+                self.pending.setdefault(record.charger_id, []).append((msg, record))
+            else:
+                self.on_telemetry(record, msg, out)
+            self._advance(record.timestamp, out)
+        elif isinstance(record, ChargerRegistration):
             self.chargers[record.charger_id] = record
-            return []
-        if isinstance(record, GridSignal | IncentiveResponse):
-            return []
-        return [Rejection("wrong_record_type", f"{type(record).__name__} is not a feeder input")]
+            for held_msg, held in self.pending.pop(record.charger_id, []):
+                self.on_telemetry(held, held_msg, out)
+        elif isinstance(record, GridSignal | IncentiveResponse):
+            pass
+        else:
+            out.append(Reject(msg, Rejection("wrong_record_type", f"{type(record).__name__} is not a feeder input")))
+        return out
 
-    def on_meter(self, reading: MeterReading) -> list[Output]:
-        self.watermark = max(self.watermark, reading.timestamp)
+    def _advance(self, ts: int, out: list[Output]) -> None:
+        """Move the feeder's event-time watermark; dead-letter held telemetry whose grace has passed."""
+        self.watermark = max(self.watermark, ts)
+        if not self.pending:
+            return
+        deadline = self.watermark - self.registration_grace_ms
+        for charger_id in [c for c, held in self.pending.items() if held[0][1].timestamp < deadline]:
+            for held_msg, _ in self.pending.pop(charger_id):
+                reason = f"charger {charger_id} is not registered on feeder {self.feeder_id}"
+                out.append(Reject(held_msg, Rejection("unknown_charger", reason)))
+
+    def on_meter(self, reading: MeterReading, msg: RawMessage, out: list[Output]) -> None:
         self.readings += 1
-        return []
 
-    def on_telemetry(self, telemetry: ChargerTelemetry) -> list[Output]:
-        if telemetry.charger_id not in self.chargers:
-            return [Rejection("unknown_charger", f"charger {telemetry.charger_id} is not registered on feeder "
-                                                 f"{self.feeder_id}")]
-        self.watermark = max(self.watermark, telemetry.timestamp)
-        return []
+    def on_telemetry(self, telemetry: ChargerTelemetry, msg: RawMessage, out: list[Output]) -> None:
+        pass
 
     def observe_weather(self, obs: WeatherObservation) -> None:
         pass

@@ -21,7 +21,7 @@ from streams.contracts.codec import default_codec
 from streams.contracts.models import Record, WeatherObservation, encode_record
 from streams.contracts.topics import DEADLETTER, TOPICS
 from streams.ingest.validate import RawMessage, Rejection, Validator, dead_letter
-from streams.pipeline.feeder import FeederRuntime, Output
+from streams.pipeline.feeder import FeederRuntime, Output, Reject
 from streams.settings import Settings
 
 __all__ = ["Emit", "FeederWorker"]
@@ -87,10 +87,9 @@ class FeederWorker:
             if not rt.claim(msg.topic, msg.partition, msg.offset):
                 self.skipped_replayed += 1
                 continue
-            outputs = rt.apply(result, msg)
-            dirty[feeder] = msg.partition
             self.accepted[msg.topic] += 1
-            self._emit_outputs(msg, outputs, emit)
+            dirty[feeder] = msg.partition
+            self._emit_outputs(rt.apply(result, msg), emit)
         for feeder, partition in dirty.items():
             emit.checkpoints.append((feeder, partition, zlib.compress(pickle.dumps(self.runtimes[feeder], 5), 1)))
         return emit
@@ -109,10 +108,12 @@ class FeederWorker:
                 rt.observe_weather(result)
         return emit
 
-    def _emit_outputs(self, msg: RawMessage, outputs: list[Output], emit: Emit) -> None:
+    def _emit_outputs(self, outputs: list[Output], emit: Emit) -> None:
+        """Queue the outputs; a runtime rejection turns an accepted input into a dead letter."""
         for out in outputs:
-            if isinstance(out, Rejection):
-                self._reject(msg, out, emit)
+            if isinstance(out, Reject):
+                self.accepted[out.msg.topic] -= 1
+                self._reject(out.msg, out.rejection, emit)
             else:
                 topic, key, record = out
                 emit.messages.append((topic, key, encode_record(self.codec, record)))

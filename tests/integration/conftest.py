@@ -41,3 +41,84 @@ def private_kafka(tmp_path: Path) -> Iterator[infra.PrivateKafka]:
         yield broker
     finally:
         broker.kill()
+
+
+class WorkerProcess:
+    """An ``evgrid worker`` subprocess with its own environment; its counters come from its stats file."""
+
+    def __init__(self, env: dict[str, str], data_dir: Path, log: Path) -> None:
+        import os
+        import subprocess
+        import sys
+
+        self.data_dir = data_dir
+        self.log = log
+        full_env = {**os.environ, **env, "EVGRID_DATA_DIR": str(data_dir), "PYTHONUNBUFFERED": "1"}
+        with open(log, "ab") as fh:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-c", "from streams.cli import app; app()", "worker", "--loglevel", "warn"],
+                env=full_env, stdout=fh, stderr=subprocess.STDOUT,
+            )
+
+    def stats(self) -> dict:
+        import json
+
+        files = sorted(self.data_dir.glob(f"*/stats-{self.proc.pid}.json"))
+        return json.loads(files[0].read_text()) if files else {}
+
+    def wait_for(self, predicate, timeout: float = 120.0, what: str = "condition") -> dict:  # type: ignore[no-untyped-def]
+        import time
+
+        deadline = time.monotonic() + timeout
+        stats: dict = {}
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"worker exited with {self.proc.returncode}; log:\n{self.log.read_text()[-3000:]}")
+            stats = self.stats()
+            if stats and predicate(stats):
+                return stats
+            time.sleep(0.5)
+        raise AssertionError(f"timed out waiting for {what}; last stats {stats}; log:\n{self.log.read_text()[-2000:]}")
+
+    def stop(self, kill: bool = False) -> None:
+        import signal
+
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except Exception:
+                self.proc.kill()
+                self.proc.wait(10)
+
+
+@pytest.fixture
+def start_worker(tmp_path: Path) -> Iterator:  # type: ignore[type-arg]
+    """Start ``evgrid worker`` processes for a test (stopped afterwards): ``start_worker(env)``."""
+    workers: list[WorkerProcess] = []
+
+    def start(env: dict[str, str], name: str = "w") -> WorkerProcess:
+        w = WorkerProcess(env, tmp_path / "worker-data", tmp_path / f"{name}.log")
+        workers.append(w)
+        return w
+
+    yield start
+    for w in workers:
+        w.stop(kill=True)
+
+
+@pytest.fixture
+def topic_namespace(kafka_bootstrap: str) -> Iterator:  # type: ignore[type-arg]
+    """Settings with a unique prefix whose topics are created (retention forever) and deleted afterwards."""
+    import uuid
+
+    from streams.agents.topics import create_topics, delete_topics
+    from streams.settings import Settings
+
+    s = Settings(bootstrap_servers=kafka_bootstrap, topic_prefix=f"it-{uuid.uuid4().hex[:8]}.", topic_retention_ms=-1)
+    create_topics(s)
+    yield s
+    try:
+        delete_topics(s)
+    except Exception:  # best-effort cleanup
+        pass
