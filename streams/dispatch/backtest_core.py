@@ -80,7 +80,8 @@ def uncontrolled_peak(sessions: list[SimSession], step_ms: int) -> tuple[float, 
     return float(load.max()), delivered
 
 
-def perfect_foresight_peak(sessions: list[SimSession], step_ms: int, time_limit_s: float = 600.0) -> tuple[float, float]:
+def perfect_foresight_peak(sessions: list[SimSession], step_ms: int,
+                           time_limit_s: float = 600.0) -> tuple[float, float]:
     """(peak kW, delivered kWh) of one LP over the whole period knowing every session in advance."""
     t0 = min(s.arrival_ms for s in sessions) // step_ms * step_ms
     t1 = max(s.departure_ms for s in sessions)
@@ -156,7 +157,7 @@ def run_backtest(sessions: list[SimSession], step_ms: int, config: DispatchConfi
             if s.departure_ms <= now:
                 continue
             if s.charger_id in active:  # same station re-used before the previous car left: close it
-                prev, got = active.pop(s.charger_id)
+                _, got = active.pop(s.charger_id)
                 delivered_total += got
             if s.charger_id not in registered:
                 disp.on_registration(_registration(s, feeder_id, now))
@@ -177,8 +178,9 @@ def run_backtest(sessions: list[SimSession], step_ms: int, config: DispatchConfi
             kept.extend(res.setpoints)
         total = 0.0
         for cid, (s, got) in active.items():
-            sp = latest.get(cid)
-            kw = sp.setpoint_kw if sp is not None and sp.valid_from <= now < sp.valid_until else config.rules.fallback_kw
+            cur = latest.get(cid)
+            valid = cur is not None and cur.valid_from <= now < cur.valid_until
+            kw = cur.setpoint_kw if cur is not None and valid else config.rules.fallback_kw
             kw = max(0.0, min(kw, s.max_kw, (s.energy_kwh - got) / dt_h))
             active[cid] = (s, got + kw * dt_h)
             total += kw

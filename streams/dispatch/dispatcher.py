@@ -189,7 +189,8 @@ class FeederDispatcher:
             kwh = -prev.power_kw * min(hours, 1.0)
             acc.kwh += kwh
             assert self.limits is not None
-            _, _, price = self.limits.profile(np.array([prev.last_heard_ms, max(tel.timestamp, prev.last_heard_ms + 1)]))
+            span = np.array([prev.last_heard_ms, max(tel.timestamp, prev.last_heard_ms + 1)])
+            _, _, price = self.limits.profile(span)
             acc.value += kwh * float(price[0])
         if new.connected and new.session_id and new.departure_ms and new.plugged_at_ms == tel.timestamp:
             energy = new.remaining_energy_kwh()
@@ -334,7 +335,7 @@ class FeederDispatcher:
         if plan is None:
             return []
         probe: Plan | None = plan
-        if plan.limit_violation_kwh <= 1e-3:
+        if plan.limit_violation_kwh <= 1e-3:  # probe may become None below
             cut = any(plan.shortfall_kwh.get(cid, 0.0) > 1e-3 for cid in flex)
             finite = np.isfinite(req.import_limit_kw).any() or np.isfinite(req.export_limit_kw).any()
             if not (cut and finite):
@@ -344,6 +345,7 @@ class FeederDispatcher:
             probe = solve_lp(replace(req, weights=soft), self.config.solver_time_limit_s)
             if probe is None or probe.limit_violation_kwh <= 1e-3:
                 return []
+        assert probe is not None
         real = {cid: self.chargers[cid] for cid in flex}
         offers = propose_offers(probe, req, real, dict(flex), now_ms, self.config.incentives, self.book,
                                 self.config.rules)
@@ -381,8 +383,10 @@ class FeederDispatcher:
                 continue
             sched = []
             if safe.flexible and plan is not None:
-                sched = schedule_points(plan, cid, now_ms, now_ms + c.schedule_ms,
-                                        lambda v, cid=cid: self._safe(cid, v, now_ms).kw)
+                def clip(v: float, cid: str = cid) -> float:
+                    return self._safe(cid, v, now_ms).kw
+
+                sched = schedule_points(plan, cid, now_ms, now_ms + c.schedule_ms, clip)
             seq = self.sequence.get(cid, 0) + 1
             self.sequence[cid] = seq
             sp = build_setpoint(
