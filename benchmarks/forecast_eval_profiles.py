@@ -81,3 +81,56 @@ def export_profiles(out: Path, only: set[str] | None = None) -> dict[str, Path]:
         frame.to_csv(path, index=False)
         paths[name] = path
     return paths
+
+
+def run_eval(path: Path, model: str | None, country: str, json_dir: Path) -> tuple[list[dict], str]:
+    """Run ``evgrid forecast-eval`` on one CSV; return its JSON rows and printed output."""
+    out = json_dir / f"{path.stem}.{model or 'default'}.json"
+    cmd = [sys.executable, "-c", "from streams.cli import app; app()", "forecast-eval", "--load", str(path),
+           "--json", str(out), "--country", country, "--timezone", "UTC"]
+    if model:
+        cmd += ["--model", model]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    return json.loads(out.read_text()), proc.stdout
+
+
+def _monthly_min(stdout: str) -> dict[str, float]:
+    """Smallest monthly skill per horizon column, parsed from the printed monthly table."""
+    mins: dict[str, float] = {}
+    header: list[str] = []
+    for line in stdout.splitlines():
+        cells = [c.strip() for c in line.strip("│┃ ").replace("┃", "│").split("│")]
+        if cells and cells[0] == "month":
+            header = cells[1:]
+        elif header and len(cells) == len(header) + 1 and cells[0][:2] in ("19", "20"):
+            for h, v in zip(header, cells[1:], strict=True):
+                if v:
+                    mins[h] = min(mins.get(h, 1e9), float(v))
+    return mins
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description="Export real load profiles and run forecast-eval on each.")
+    ap.add_argument("--out", default=".run/profiles", type=Path)
+    ap.add_argument("--only", default="", help="comma-separated profile names")
+    ap.add_argument("--models", default="", help="extra model families to compare, comma-separated")
+    args = ap.parse_args()
+    only = {s for s in args.only.split(",") if s} or None
+    paths = export_profiles(args.out, only)
+    models: list[str | None] = [None, *[m for m in args.models.split(",") if m]]
+    print(f"{'profile':<16} {'model':<13} {'skill h1':>8} {'h4':>6} {'h16':>6} {'h96':>6} "
+          f"{'min month h1':>12} {'h16':>6} {'sMAPE h1':>8}")
+    for name, path in paths.items():
+        for model in models:
+            rows, stdout = run_eval(path, model, "DE", args.out)
+            mine = {r["horizon"]: r for r in rows if r["model"] not in ("naive-day", "naive-week")}
+            mm = _monthly_min(stdout)
+            label = model or next(r["model"] for r in rows if r["default"]) + "*"
+            print(f"{name:<16} {label:<13} " + " ".join(
+                f"{100 * mine[h]['skill']:>{6 if h != 1 else 8}.1f}" for h in (1, 4, 16, 96))
+                + f" {mm.get('h=1', float('nan')):>12.1f} {mm.get('h=16', float('nan')):>6.1f}"
+                + f" {100 * mine[1]['smape']:>8.1f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
