@@ -1,8 +1,9 @@
 """One feeder's state and what each valid input record does to it. Pure and picklable.
 
 The runtime keeps the chargers registered on the feeder, applies each input exactly once (it records the
-last offset applied per input partition), feeds meter readings to the interval aggregator, and on every
-interval close runs the forecaster and the dispatcher.
+last offset applied per input partition), aggregates meter readings into event-time intervals, and on
+every interval close runs the forecaster; at every planning boundary (and when a car plugs in or out) the
+dispatcher re-plans and returns setpoints, incentive offers and settlements.
 """
 
 from __future__ import annotations
@@ -18,10 +19,15 @@ from streams.contracts.models import (
     Record,
     WeatherObservation,
 )
+from streams.contracts.topics import FORECASTS, INCENTIVES, SETPOINTS, SETTLEMENTS
+from streams.dispatch.dispatcher import DispatchConfig, FeederDispatcher
+from streams.forecasting.aggregate import IntervalAggregator
+from streams.forecasting.forecaster import FeederForecaster, ForecasterConfig, ForecastResult
 from streams.ingest.validate import RawMessage, Rejection
 from streams.settings import Settings
 
 __all__ = ["FeederRuntime", "Output", "Reject"]
+
 
 class Reject(NamedTuple):
     """Dead-letter ``msg`` (the current input or one held earlier) for ``rejection``."""
@@ -34,19 +40,24 @@ Output = Reject | tuple[str, bytes, Record]
 
 
 class FeederRuntime:
-    """State of one feeder. ``apply`` returns outputs: records to produce, or rejections to dead-letter."""
+    """State of one feeder. ``apply`` returns outputs: records to produce, or inputs to dead-letter."""
 
     def __init__(self, feeder_id: str, settings: Settings) -> None:
         self.feeder_id = feeder_id
-        self.interval_ms = settings.interval_minutes * 60_000
+        self.step_ms = settings.interval_minutes * 60_000
+        self.registration_grace_ms = settings.registration_grace_seconds * 1000
         self.offsets: dict[tuple[str, int], int] = {}
         self.chargers: dict[str, ChargerRegistration] = {}
-        self.registration_grace_ms = settings.registration_grace_seconds * 1000
         self.watermark = 0
-        self.readings = 0
+        self.next_plan_ms: int | None = None
         # Telemetry of chargers not (yet) registered: held until the registration arrives or the watermark
         # passes its time + grace (topics are consumed independently, so a registration may come later).
         self.pending: dict[str, list[tuple[RawMessage, ChargerTelemetry]]] = {}
+        self.aggregator = IntervalAggregator(self.step_ms, settings.grace_seconds * 1000)
+        self.forecaster = FeederForecaster(ForecasterConfig.from_settings(settings))
+        self.forecast: ForecastResult | None = None
+        self.dispatcher = FeederDispatcher(feeder_id, DispatchConfig.from_settings(settings))
+        self.plans = 0
 
     def claim(self, topic: str, partition: int, offset: int) -> bool:
         """True the first time an input offset is seen; False for one already applied (a replay after restart)."""
@@ -57,42 +68,84 @@ class FeederRuntime:
         return True
 
     def apply(self, record: Record, msg: RawMessage) -> list[Output]:
+        """Apply one valid input; return what to produce and what to dead-letter."""
         out: list[Output] = []
         if isinstance(record, MeterReading):
             self._advance(record.timestamp, out)
-            self.on_meter(record, msg, out)
+            self._meter(record, msg, out)
         elif isinstance(record, ChargerTelemetry):
             if record.charger_id not in self.chargers:
                 self.pending.setdefault(record.charger_id, []).append((msg, record))
-            else:
-                self.on_telemetry(record, msg, out)
             self._advance(record.timestamp, out)
+            if record.charger_id in self.chargers:
+                self._telemetry(record, out)
         elif isinstance(record, ChargerRegistration):
             self.chargers[record.charger_id] = record
-            for held_msg, held in self.pending.pop(record.charger_id, []):
-                self.on_telemetry(held, held_msg, out)
-        elif isinstance(record, GridSignal | IncentiveResponse):
-            pass
+            self.dispatcher.on_registration(record)
+            for _, held in self.pending.pop(record.charger_id, []):
+                self._telemetry(held, out)
+        elif isinstance(record, GridSignal):
+            self.dispatcher.on_signal(record)
+        elif isinstance(record, IncentiveResponse):
+            self.dispatcher.on_incentive_response(record)
         else:
             out.append(Reject(msg, Rejection("wrong_record_type", f"{type(record).__name__} is not a feeder input")))
         return out
 
-    def _advance(self, ts: int, out: list[Output]) -> None:
-        """Move the feeder's event-time watermark; dead-letter held telemetry whose grace has passed."""
-        self.watermark = max(self.watermark, ts)
-        if not self.pending:
-            return
-        deadline = self.watermark - self.registration_grace_ms
-        for charger_id in [c for c, held in self.pending.items() if held[0][1].timestamp < deadline]:
-            for held_msg, _ in self.pending.pop(charger_id):
-                reason = f"charger {charger_id} is not registered on feeder {self.feeder_id}"
-                out.append(Reject(held_msg, Rejection("unknown_charger", reason)))
-
-    def on_meter(self, reading: MeterReading, msg: RawMessage, out: list[Output]) -> None:
-        self.readings += 1
-
-    def on_telemetry(self, telemetry: ChargerTelemetry, msg: RawMessage, out: list[Output]) -> None:
-        pass
-
     def observe_weather(self, obs: WeatherObservation) -> None:
-        pass
+        self.forecaster.observe_weather(obs)
+
+    # --- event time -----------------------------------------------------------------------------
+    def _advance(self, ts: int, out: list[Output]) -> None:
+        """Move the watermark: plan every boundary it passed; dead-letter held telemetry past its grace."""
+        if ts > self.watermark:
+            self.watermark = ts
+            if self.next_plan_ms is None:
+                self.next_plan_ms = (ts // self.step_ms + 1) * self.step_ms
+            while self.watermark >= self.next_plan_ms:
+                self._plan(self.next_plan_ms, out)
+                self.next_plan_ms += self.step_ms
+        if self.pending:
+            deadline = self.watermark - self.registration_grace_ms
+            for charger_id in [c for c, held in self.pending.items() if held[0][1].timestamp < deadline]:
+                for held_msg, _ in self.pending.pop(charger_id):
+                    reason = f"charger {charger_id} is not registered on feeder {self.feeder_id}"
+                    out.append(Reject(held_msg, Rejection("unknown_charger", reason)))
+
+    # --- inputs -----------------------------------------------------------------------------------
+    def _meter(self, reading: MeterReading, msg: RawMessage, out: list[Output]) -> None:
+        outcome = self.aggregator.add(reading)
+        if outcome == "late":
+            out.append(Reject(msg, Rejection("late", f"reading at {reading.timestamp} is after its interval closed "
+                                                     f"(watermark {self.aggregator.watermark}, grace "
+                                                     f"{self.aggregator.grace_ms} ms)")))
+            return
+        for interval in self.aggregator.advance():
+            self.forecast = self.forecaster.update(interval)
+            if interval.kw is not None:
+                self.dispatcher.observe_load(interval.end, interval.kw)
+            out.append((FORECASTS, self.feeder_id.encode(), self.forecast.to_contract(self.feeder_id)))
+
+    def _telemetry(self, telemetry: ChargerTelemetry, out: list[Output]) -> None:
+        before = self.dispatcher.sessions.get(telemetry.charger_id)
+        was_connected = before is not None and before.connected
+        self.dispatcher.on_telemetry(telemetry)
+        if telemetry.connected != was_connected and telemetry.timestamp >= self.watermark - self.step_ms:
+            self._plan(telemetry.timestamp, out)  # plug-in or plug-out: re-plan now
+
+    # --- dispatch ---------------------------------------------------------------------------------
+    def _plan(self, now_ms: int, out: list[Output]) -> None:
+        if not self.chargers:
+            return  # nothing to dispatch on this feeder
+        fc = self.forecast
+        if fc is not None:
+            result = self.dispatcher.on_interval(now_ms, fc.kw.tolist(), fc.issued_at, fc.step_ms)
+        else:
+            result = self.dispatcher.on_interval(now_ms)
+        self.plans += result.replanned
+        for sp in result.setpoints:
+            out.append((SETPOINTS, sp.charger_id.encode(), sp))
+        for offer in result.incentives:
+            out.append((INCENTIVES, offer.customer_id.encode(), offer))
+        for st in result.settlements:
+            out.append((SETTLEMENTS, st.customer_id.encode(), st))
