@@ -185,6 +185,14 @@ class Settings(BaseSettings):
     incentive_export_price_per_kwh: float = 0.30
     """EVGRID_INCENTIVE_EXPORT_PRICE_PER_KWH: compensation per kWh exported in an offered window."""
 
+    # --- Pipeline monitoring (streams/agents/monitor.py) --------------------------------------------
+    monitor_enabled: bool = True
+    """EVGRID_MONITOR_ENABLED: workers write per-worker pipeline metrics (throughput, lag, dead letters, latency)."""
+    monitor_pipeline_seconds: float = 10.0
+    """EVGRID_MONITOR_PIPELINE_SECONDS: how often a worker writes its pipeline metrics, seconds."""
+    monitor_offset_reset: str = "earliest"
+    """EVGRID_MONITOR_OFFSET_RESET: where a new ``evgrid monitor`` consumer group starts, earliest or latest."""
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:

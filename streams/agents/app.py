@@ -15,6 +15,7 @@ from typing import Any
 
 import faust
 
+from streams.agents.monitor import attach_monitoring
 from streams.contracts.topics import (
     CHARGER_REGISTRY,
     CHARGER_TELEMETRY,
@@ -116,5 +117,6 @@ def create_app(settings: Settings | None = None) -> faust.App:
 
     app.on_partitions_assigned.connect(on_assigned)  # type: ignore[arg-type]
 
+    attach_monitoring(app, settings, worker, out_topics)
     app.evgrid_worker = worker  # type: ignore[attr-defined]
     return app

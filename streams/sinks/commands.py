@@ -1,4 +1,4 @@
-"""``evgrid dashboards generate|check``: Grafana dashboards and provisioning from code."""
+"""``evgrid dashboards generate|check|sample-data`` (Grafana as code) and ``evgrid monitor`` (the monitoring sink)."""
 
 from __future__ import annotations
 
@@ -69,6 +69,16 @@ def sample_data(
         raise typer.Exit(1)
 
 
+def monitor(loglevel: Annotated[str, typer.Option(help="faust log level")] = "warning") -> None:
+    """Run the monitoring sink (own faust app and consumer group): per-feeder metrics to InfluxDB."""
+    from faust import Worker
+
+    from streams.agents.monitor import create_monitor_app
+
+    Worker(create_monitor_app(), loglevel=loglevel, quiet=True).execute_from_commandline()
+
+
 def register(app: typer.Typer) -> None:
-    """Add the ``dashboards`` command group to the ``evgrid`` CLI."""
+    """Add the ``dashboards`` command group and the ``monitor`` command to the ``evgrid`` CLI."""
     app.add_typer(dashboards_app, name="dashboards")
+    app.command("monitor")(monitor)
