@@ -77,6 +77,8 @@ def create_app(settings: Settings | None = None) -> faust.App:
         table_standby_replicas=0,
         stream_wait_empty=False,
         broker_max_poll_records=10_000,
+        broker_session_timeout=10.0,  # a crashed worker's partitions move within ~10 s
+        broker_heartbeat_interval=3.0,
         stream_buffer_maxsize=50_000,
         consumer_max_fetch_size=8 * 1024 * 1024,
     )
