@@ -1,0 +1,126 @@
+"""``evgrid backtest``: run a scenario (or a sessions file) through the real pipeline and write the report.
+
+Until ``streams.cli`` lists this module, run it as ``python -m streams.backtest.commands ...``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+__all__ = ["register", "run_backtest_cli"]
+
+
+def _parse_sets(items: list[str]) -> dict[str, Any]:
+    from streams.settings import Settings
+
+    out: dict[str, Any] = {}
+    for item in items:
+        if "=" not in item:
+            raise typer.BadParameter(f"--set wants NAME=VALUE, got {item!r}")
+        k, v = item.split("=", 1)
+        k = k.strip().lower().removeprefix("evgrid_")
+        if k not in Settings.model_fields:
+            raise typer.BadParameter(f"unknown setting {k!r}")
+        out[k] = v
+    return out
+
+
+def run_backtest_cli(scenario: Path | None, sessions: Path | None, load: Path | None, weather: Path | None,
+                     weather_year: int | None, step: str | None, import_limit_kw: float | None,
+                     export_limit_kw: float | None, json_out: Path | None, html_out: Path | None,
+                     setpoints_out: Path | None, keep_topics: bool, sets: list[str], optimum: bool,
+                     echo: Any = typer.echo) -> dict[str, Any]:
+    """The command's body (also used by tests and benchmarks); returns the report figures."""
+    from streams.backtest.inputs import from_flags, from_scenario
+    from streams.backtest.orchestrator import run_pipeline
+    from streams.backtest.report import compute_report, render_html, write_setpoints_csv
+    from streams.replay.scenario import load_scenario
+    from streams.replay.timeparse import parse_duration_ms
+    from streams.settings import Settings
+
+    t0 = time.perf_counter()
+    overrides = _parse_sets(sets)
+    step_ms = parse_duration_ms(step) if step else None
+    if scenario is not None:
+        if sessions is not None or load is not None or weather is not None:
+            raise typer.BadParameter("give a scenario or --sessions/--load/--weather, not both")
+        inputs = from_scenario(load_scenario(scenario), import_limit_kw=import_limit_kw, step_ms=step_ms,
+                               settings=overrides)
+        if export_limit_kw is not None:
+            inputs.export_limit_kw = export_limit_kw
+    elif sessions is not None:
+        inputs = from_flags(sessions, load=load, weather=weather, weather_year=weather_year,
+                            step_ms=step_ms or 300_000, import_limit_kw=import_limit_kw,
+                            export_limit_kw=export_limit_kw, settings=overrides)
+    else:
+        raise typer.BadParameter("give a SCENARIO file or --sessions")
+    echo(f"backtest {inputs.name}: {len(inputs.sessions)} sessions, {len(inputs.readings)} meter readings, "
+         f"{inputs.n_records} records, step {inputs.step_ms // 60_000} min")
+    base = Settings()
+    out = run_pipeline(inputs, base, keep_topics=keep_topics, log=echo)
+    run_settings = Settings(**{**{k: v for k, v in inputs.settings.items()},
+                               "interval_minutes": inputs.step_ms // 60_000})
+    t_rep = time.perf_counter()
+    run = {"prefix": out.prefix, "topics_kept": keep_topics, "records_replayed": out.records_replayed,
+           "worker": out.worker_stats, "seconds": {**out.timings.__dict__}}
+    rep = compute_report(inputs, setpoints=out.setpoints, forecasts=out.forecasts, incentives=out.incentives,
+                         settlements=out.settlements, deadletters=out.deadletters, settings=run_settings,
+                         run=run, optimum=optimum)
+    rep.figures["run"]["seconds"]["report"] = round(time.perf_counter() - t_rep, 2)
+    rep.figures["run"]["seconds"]["wall"] = round(time.perf_counter() - t0, 2)
+    if json_out is not None:
+        json_out.write_text(json.dumps(rep.figures, indent=1, default=str))
+    if html_out is not None:
+        html_out.write_text(render_html(rep))
+    if setpoints_out is not None:
+        write_setpoints_csv(out.setpoints, setpoints_out)
+    t = rep.figures["total"]
+    echo(f"peak {t['peak_kw']} kW (uncontrolled {t['uncontrolled_peak_kw']}, optimum {t['optimal_peak_kw']}); "
+         f"delivered {t['energy_delivered_pct']} % of requested ({t['energy_delivered_pct_of_deliverable']} % of "
+         f"deliverable); V2G {t['v2g_exported_kwh']} kWh; limit violation {t['limit_violation_kwh']} kWh; "
+         f"safety violations {t['safety_violations']}; wall {rep.figures['run']['seconds']['wall']} s")
+    return rep.figures
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``evgrid backtest`` to ``app``."""
+
+    @app.command("backtest")
+    def backtest(
+        scenario: Annotated[Path | None, typer.Argument(help="Scenario YAML (see scenarios/).")] = None,
+        sessions: Annotated[Path | None, typer.Option(help="ACN-Data-style sessions CSV (one feeder).")] = None,
+        load: Annotated[Path | None, typer.Option(help="Feeder load CSV/Parquet (timestamp,kw).")] = None,
+        weather: Annotated[Path | None, typer.Option(help="Weather CSV or TMY3 file.")] = None,
+        weather_year: Annotated[int | None, typer.Option(help="Year a TMY3 file is mapped onto.")] = None,
+        step: Annotated[str | None, typer.Option(help="Planning step, e.g. 5m (default: scenario's, else 5m).")
+                        ] = None,
+        import_limit_kw: Annotated[float | None, typer.Option(help="Feeder import limit, kW.")] = None,
+        export_limit_kw: Annotated[float | None, typer.Option(help="Feeder export limit, kW.")] = None,
+        json_out: Annotated[Path | None, typer.Option("--json", help="Write the figures here.")] = None,
+        html_out: Annotated[Path | None, typer.Option("--html", help="Write the HTML report here.")] = None,
+        setpoints_out: Annotated[Path | None, typer.Option("--setpoints", help="Write every setpoint (CSV).")
+                                 ] = None,
+        keep_topics: Annotated[bool, typer.Option(help="Keep the run's topic namespace.")] = False,
+        sets: Annotated[list[str] | None, typer.Option("--set", help="Setting override NAME=VALUE (repeatable).")
+                        ] = None,
+        optimum: Annotated[bool, typer.Option(help="Compute the perfect-foresight optimum (one LP).")] = True,
+    ) -> None:
+        """Replay history through the real pipeline (broker + worker) and score what it emitted."""
+        run_backtest_cli(scenario, sessions, load, weather, weather_year, step, import_limit_kw, export_limit_kw,
+                         json_out, html_out, setpoints_out, keep_topics, sets or [], optimum)
+
+
+if __name__ == "__main__":
+    _app = typer.Typer(add_completion=False)
+    register(_app)
+
+    @_app.callback()
+    def _main() -> None:
+        """evgrid backtest (standalone)."""
+
+    _app()

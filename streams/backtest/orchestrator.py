@@ -1,0 +1,245 @@
+"""Run a backtest through the real pipeline: fresh topic namespace, one ``evgrid worker``, replay, collect.
+
+Steps: create a unique prefix namespace (retention -1; output topics with ``delete`` cleanup so the log
+cleaner never compacts old setpoints away), start a worker subprocess with ``EVGRID_TOPIC_PREFIX`` and the
+run's settings, replay the inputs (Kafka timestamp = event time) plus a flush record, wait until the
+worker's stats file counts every record as accepted or rejected, stop it gracefully (its producer is
+flushed), read the output topics, delete the namespace (unless kept).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from streams.backtest.inputs import BacktestInputs, merged_records
+from streams.contracts.codec import default_codec
+from streams.contracts.models import (
+    ChargerSetpoint,
+    DeadLetter,
+    DemandForecast,
+    IncentiveEvent,
+    Settlement,
+    decode_record,
+)
+from streams.contracts.topics import DEADLETTER, FORECASTS, INCENTIVES, SETPOINTS, SETTLEMENTS, TOPICS
+from streams.kafka_io import client_config, consume_all
+from streams.replay.replayer import replay_records
+from streams.settings import Settings
+
+__all__ = ["PipelineOutputs", "RunTimings", "run_pipeline", "worker_env"]
+
+OUTPUT_TOPICS = (SETPOINTS, FORECASTS, INCENTIVES, SETTLEMENTS, DEADLETTER)
+
+
+@dataclass
+class RunTimings:
+    """Wall-clock seconds of each phase."""
+
+    worker_start: float = 0.0
+    replay: float = 0.0
+    processing: float = 0.0
+    collect: float = 0.0
+    total: float = 0.0
+
+
+@dataclass
+class PipelineOutputs:
+    """What the pipeline emitted, decoded."""
+
+    prefix: str
+    records_replayed: int
+    setpoints: list[ChargerSetpoint] = field(default_factory=list)
+    forecasts: list[DemandForecast] = field(default_factory=list)
+    incentives: list[IncentiveEvent] = field(default_factory=list)
+    settlements: list[Settlement] = field(default_factory=list)
+    deadletters: list[DeadLetter] = field(default_factory=list)
+    worker_stats: dict[str, Any] = field(default_factory=dict)
+    timings: RunTimings = field(default_factory=RunTimings)
+
+
+def _env_value(v: Any) -> str:
+    if isinstance(v, list | tuple | dict):
+        return json.dumps(list(v) if isinstance(v, tuple) else v)
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return str(v)
+
+
+def worker_env(inputs: BacktestInputs, base: Settings, prefix: str, data_dir: str) -> dict[str, str]:
+    """EVGRID_* environment of the run's worker (the scenario's settings, then the run's own)."""
+    if inputs.step_ms % 60_000 or not 1 <= inputs.step_ms // 60_000 <= 60:
+        raise ValueError("the step must be a whole number of minutes between 1 and 60")
+    env = {f"EVGRID_{k.upper()}": _env_value(v) for k, v in inputs.settings.items()}
+    env.update({
+        "EVGRID_BOOTSTRAP_SERVERS": base.bootstrap_servers,
+        "EVGRID_TOPIC_PREFIX": prefix,
+        "EVGRID_TOPIC_RETENTION_MS": "-1",
+        "EVGRID_DATA_DIR": data_dir,
+        "EVGRID_INTERVAL_MINUTES": str(inputs.step_ms // 60_000),
+        "EVGRID_HORIZON_HOURS": str(max(1, inputs.horizon_ms // 3_600_000)),
+    })
+    if inputs.import_limit_kw is not None:
+        env["EVGRID_DEFAULT_IMPORT_LIMIT_KW"] = str(inputs.import_limit_kw)
+    if inputs.export_limit_kw is not None:
+        env["EVGRID_DEFAULT_EXPORT_LIMIT_KW"] = str(inputs.export_limit_kw)
+    return env
+
+
+def _create_namespace(settings: Settings) -> None:
+    """Every topic of the table under the prefix, retention -1, outputs never compacted."""
+    from streams.agents.topics import create_topics
+
+    admin = AdminClient({**client_config(settings), "log_level": 4})
+    new = []
+    for t in OUTPUT_TOPICS:
+        spec = TOPICS[t]
+        new.append(NewTopic(settings.topic_prefix + t, num_partitions=settings.partitions if spec.feeder_keyed else 1,
+                            replication_factor=settings.replication_factor,
+                            config={"cleanup.policy": "delete", "retention.ms": "-1",
+                                    "max.message.bytes": str(max(settings.max_message_bytes * 2, 1_048_588))}))
+    for fut in admin.create_topics(new, request_timeout=30).values():
+        fut.result()
+    create_topics(settings)
+
+
+def _processed(stats: dict[str, Any]) -> int:
+    return (sum(stats.get("accepted", {}).values()) + sum(stats.get("rejected", {}).values())
+            + int(stats.get("skipped_replayed", 0)))
+
+
+def _decode_all(msgs: list[Any], prefix: str) -> dict[str, list[Any]]:
+    codec = default_codec()
+    out: dict[str, list[Any]] = {t: [] for t in OUTPUT_TOPICS}
+    for m in msgs:
+        topic = m.topic()[len(prefix):]
+        out[topic].append(decode_record(codec, m.value(), TOPICS[topic].record))
+    return out
+
+
+def run_pipeline(inputs: BacktestInputs, base: Settings | None = None, *, keep_topics: bool = False,
+                 timeout_s: float | None = None, log: Callable[[str], None] | None = None,
+                 work_dir: str | None = None) -> PipelineOutputs:
+    """Replay ``inputs`` through a fresh namespace and one worker; return the decoded outputs.
+
+    Parameters
+    ----------
+    inputs
+        From :mod:`streams.backtest.inputs` (a flush record is added here).
+    base
+        Connection settings (bootstrap, security); default from the environment.
+    keep_topics
+        Leave the namespace's topics in place (their prefix is in the result).
+    timeout_s
+        Give up waiting for the worker after this long (default: 60 s + 20 ms per record).
+    log
+        Progress messages.
+    work_dir
+        Worker data directory and log (default: a temporary directory, removed afterwards).
+
+    Raises
+    ------
+    RuntimeError
+        If the worker exits or does not consume every record in time (its log tail is in the message).
+    """
+    base = base or Settings()
+    say = log or (lambda _m: None)
+    t_all = time.perf_counter()
+    inputs = inputs.with_flush()
+    prefix = f"bt-{uuid.uuid4().hex[:10]}."
+    settings = base.model_copy(update={"topic_prefix": prefix, "topic_retention_ms": -1})
+    tmp = None if work_dir else tempfile.TemporaryDirectory(prefix="evgrid-backtest-")
+    wdir = Path(work_dir or tmp.name)  # type: ignore[union-attr]
+    wdir.mkdir(parents=True, exist_ok=True)
+    out = PipelineOutputs(prefix=prefix, records_replayed=0)
+    proc: subprocess.Popen[bytes] | None = None
+    try:
+        say(f"namespace {prefix}")
+        _create_namespace(settings)
+        env = {**os.environ, **worker_env(inputs, base, prefix, str(wdir / "data")), "PYTHONUNBUFFERED": "1"}
+        t0 = time.perf_counter()
+        with open(wdir / "worker.log", "ab") as fh:
+            proc = subprocess.Popen([sys.executable, "-c", "from streams.cli import app; app()", "worker",
+                                     "--loglevel", "warning"], env=env, stdout=fh, stderr=subprocess.STDOUT)
+        out.timings.worker_start = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        summary = replay_records(merged_records(inputs), settings, prefix=prefix, create_topics=False)
+        out.records_replayed = summary.records
+        out.timings.replay = time.perf_counter() - t0
+        say(f"replayed {summary.records} records in {summary.seconds:.1f} s; waiting for the worker")
+        stats_glob = f"*/stats-{proc.pid}.json"
+        deadline = time.monotonic() + (timeout_s if timeout_s is not None else 60 + 0.02 * summary.records)
+        last_report = 0.0
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"worker exited with {proc.returncode}: {_tail(wdir / 'worker.log')}")
+            files = sorted((wdir / "data").glob(stats_glob))
+            stats: dict[str, Any] = {}
+            if files:
+                try:
+                    stats = json.loads(files[0].read_text())
+                except (OSError, ValueError):
+                    stats = {}
+            done = _processed(stats)
+            if done >= summary.records:
+                out.worker_stats = stats
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"worker processed {done}/{summary.records} records before the timeout: "
+                                   f"{_tail(wdir / 'worker.log')}")
+            if time.monotonic() - last_report > 30:
+                say(f"worker processed {done}/{summary.records}")
+                last_report = time.monotonic()
+            time.sleep(0.5)
+        out.timings.processing = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        _stop(proc)
+        msgs = consume_all(settings, [prefix + t for t in OUTPUT_TOPICS], timeout=600, idle=1.0)
+        dec = _decode_all(msgs, prefix)
+        out.setpoints, out.forecasts, out.incentives = dec[SETPOINTS], dec[FORECASTS], dec[INCENTIVES]
+        out.settlements, out.deadletters = dec[SETTLEMENTS], dec[DEADLETTER]
+        out.timings.collect = time.perf_counter() - t0
+        say(f"collected {len(msgs)} output records")
+    finally:
+        if proc is not None:
+            _stop(proc)
+        if not keep_topics:
+            try:
+                from streams.agents.topics import delete_topics
+
+                delete_topics(settings)
+            except Exception as exc:  # best effort: never hide the run's own error
+                say(f"could not delete topics {prefix}*: {exc}")
+        if tmp is not None:
+            tmp.cleanup()
+    out.timings.total = time.perf_counter() - t_all
+    return out
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+
+
+def _tail(path: Path, n: int = 3000) -> str:
+    try:
+        return path.read_text(errors="replace")[-n:]
+    except OSError:
+        return "(no log)"

@@ -1,0 +1,253 @@
+"""The backtest report: figures (JSON), a self-contained HTML page with inline SVG plots, a setpoints CSV (pure)."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import html
+import json
+import math
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+
+from streams.backtest.inputs import BacktestInputs
+from streams.backtest.metrics import (
+    Grid,
+    audit_setpoints,
+    base_load_kw,
+    feeder_figures,
+    forecast_errors,
+    incentive_figures,
+    limit_profile,
+    optimal_load,
+    settlement_figures,
+    simulate_setpoints,
+    simulate_uncontrolled,
+)
+from streams.contracts.models import ChargerSetpoint, DeadLetter, DemandForecast, IncentiveEvent, Settlement
+from streams.dispatch.planner import HOUR_MS
+from streams.settings import Settings
+
+__all__ = ["Report", "compute_report", "iso", "render_html", "write_setpoints_csv"]
+
+
+def iso(ms: int) -> str:
+    """UTC epoch ms → ISO 8601 (``2019-03-01T14:20:00Z``)."""
+    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S") + (
+        f".{ms % 1000:03d}Z" if ms % 1000 else "Z")
+
+
+@dataclass
+class Report:
+    """Figures (the JSON) and the load curves (kW per step) behind the plots."""
+
+    figures: dict[str, Any]
+    grid: Grid
+    curves: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    """Per feeder and ``"total"``: ``controlled``, ``uncontrolled``, ``optimal``, ``base``, ``import_limit``."""
+
+
+def compute_report(inputs: BacktestInputs, *, setpoints: Sequence[ChargerSetpoint],
+                   forecasts: Sequence[DemandForecast] = (), incentives: Sequence[IncentiveEvent] = (),
+                   settlements: Sequence[Settlement] = (), deadletters: Sequence[DeadLetter] = (),
+                   settings: Settings | None = None, run: dict[str, Any] | None = None,
+                   optimum: bool = True) -> Report:
+    """Score what the pipeline emitted for ``inputs`` (see :mod:`streams.backtest.metrics`).
+
+    ``settings`` are the run's effective settings (fallback, schedule length, reserve, forecast horizons);
+    ``run`` is copied into the figures (timings, prefix, counts); ``optimum=False`` skips the LP.
+    """
+    s = settings or Settings()
+    start, end = inputs.period()
+    grid = Grid.covering(start, end, inputs.step_ms)
+    sched_ms = int(s.setpoint_schedule_hours * HOUR_MS)
+    ctrl = simulate_setpoints(inputs.sessions, setpoints, grid, registrations=inputs.registrations,
+                              schedule_ms=sched_ms, default_fallback_kw=s.fallback_kw,
+                              default_feeder=inputs.feeder_id)
+    unc = simulate_uncontrolled(inputs.sessions, grid, inputs.feeder_id)
+    bases = base_load_kw(inputs.readings, grid, inputs.feeder_id)
+    accepted: list[str] = []  # a backtest has no drivers answering offers
+    violations = audit_setpoints(setpoints, inputs.registrations, inputs.sessions, min_soc_pct=ctrl.min_soc_pct,
+                                 reserve_soc_pct=s.reserve_soc_pct, export_offers=incentives,
+                                 accepted_offer_ids=accepted)
+    feeders = sorted({*ctrl.ev_kw, *bases, inputs.feeder_id})
+    zero = np.zeros(grid.n)
+    per_feeder: dict[str, Any] = {}
+    curves: dict[str, dict[str, np.ndarray]] = {}
+    regs_by_feeder = {f: {k: r for k, r in inputs.registrations.items() if r.feeder_id == f} for f in feeders}
+    v_by_feeder = Counter(inputs.registrations[v.charger_id].feeder_id if v.charger_id in inputs.registrations
+                          else inputs.feeder_id for v in violations)
+    tot = {k: np.zeros(grid.n) for k in ("controlled", "uncontrolled", "optimal", "base")}
+    opt_delivered_total = 0.0
+    imp_total = np.zeros(grid.n)
+    exp_total = np.zeros(grid.n)
+    for f in feeders:
+        base = bases.get(f, zero)
+        imp, exp = limit_profile(grid, inputs.import_limit_kw, inputs.export_limit_kw, inputs.signals, f)
+        sess = [x for x in inputs.sessions if (x.feeder_id or inputs.feeder_id) == f]
+        if optimum and sess:
+            opt_ev, opt_del = optimal_load(sess, grid, base, registrations=regs_by_feeder[f],
+                                           reserve_soc_pct=s.reserve_soc_pct,
+                                           export_limit_kw=np.where(np.isfinite(exp), exp, 1e6))
+        else:
+            opt_ev, opt_del = zero.copy(), math.nan
+        opt_delivered_total += opt_del
+        figs: dict[str, Any] = feeder_figures(grid=grid, controlled=ctrl, uncontrolled=unc, optimal_ev_kw=opt_ev,
+                                              optimal_delivered_kwh=opt_del, base_kw=base, import_limit_kw=imp,
+                                              export_limit_kw=exp, feeder_id=f, safety_violations=v_by_feeder[f])
+        fc = [x for x in forecasts if x.feeder_id == f]
+        if fc and inputs.readings:
+            figs["forecast"] = forecast_errors(fc, base, grid, s.metrics_horizons_minutes,
+                                               s.metrics_naive_season_hours * HOUR_MS)
+        figs["incentives"] = incentive_figures([o for o in incentives if o.feeder_id == f], accepted)
+        figs["settlements"] = settlement_figures([x for x in settlements if x.feeder_id == f])
+        per_feeder[f] = figs
+        c = {"controlled": base + ctrl.ev_kw.get(f, zero), "uncontrolled": base + unc.ev_kw.get(f, zero),
+             "optimal": base + opt_ev, "base": base, "import_limit": imp}
+        curves[f] = c
+        for k in tot:
+            tot[k] += c[k]
+        imp_total += imp
+        exp_total += exp
+    curves["total"] = {**tot, "import_limit": imp_total}
+    total_ctrl = type(ctrl)(grid, {"total": tot["controlled"] - tot["base"]}, ctrl.sessions)
+    total_unc = type(unc)(grid, {"total": tot["uncontrolled"] - tot["base"]}, unc.sessions)
+    total: dict[str, Any] = feeder_figures(
+        grid=grid, controlled=total_ctrl, uncontrolled=total_unc, optimal_ev_kw=tot["optimal"] - tot["base"],
+        optimal_delivered_kwh=opt_delivered_total, base_kw=tot["base"], import_limit_kw=imp_total,
+        export_limit_kw=exp_total, feeder_id=None, safety_violations=len(violations))
+    total["incentives"] = incentive_figures(incentives, accepted)
+    total["settlements"] = settlement_figures(settlements)
+    reasons = Counter(sp.reason for sp in setpoints)
+    figures: dict[str, Any] = {
+        "name": inputs.name,
+        "period": {"start": iso(grid.t0), "end": iso(grid.end), "step_minutes": grid.step_ms // 60_000},
+        "total": total,
+        "feeders": per_feeder,
+        "setpoints": {"count": len(setpoints), "by_reason": dict(sorted(reasons.items())),
+                      "chargers": len({sp.charger_id for sp in setpoints})},
+        "forecasts": len(forecasts),
+        "deadletters": {"count": len(deadletters),
+                        "by_reason": dict(sorted(Counter(d.reason_code for d in deadletters).items()))},
+        "safety_violation_details": [asdict(v) for v in violations[:50]],
+        "short_sessions": [{"session_id": o.session_id, "charger_id": o.charger_id,
+                            "requested_kwh": round(o.requested_kwh, 3), "delivered_kwh": round(o.delivered_kwh, 3),
+                            "deliverable_kwh": round(o.deliverable_kwh, 3)}
+                           for o in ctrl.sessions if o.delivered_kwh < o.deliverable_kwh - 1e-3][:50],
+        "run": dict(run or {}),
+    }
+    return Report(figures, grid, curves)
+
+
+def write_setpoints_csv(setpoints: Iterable[ChargerSetpoint], out: str | Path | IO[str]) -> int:
+    """``charger_id, session_id, valid_from, valid_until, setpoint_kw, reason`` (ISO 8601 UTC), in emission
+    order per charger (by valid_from, sequence); returns the number of rows."""
+    rows = sorted(setpoints, key=lambda sp: (sp.valid_from, sp.charger_id, sp.sequence))
+    fh: IO[str] = open(out, "w", newline="") if isinstance(out, str | Path) else out  # noqa: SIM115
+    try:
+        w = csv.writer(fh)
+        w.writerow(["charger_id", "session_id", "valid_from", "valid_until", "setpoint_kw", "reason"])
+        for sp in rows:
+            w.writerow([sp.charger_id, sp.session_id or "", iso(sp.valid_from), iso(sp.valid_until),
+                        f"{sp.setpoint_kw:g}", sp.reason])
+    finally:
+        if isinstance(out, str | Path):
+            fh.close()
+    return len(rows)
+
+
+# --- HTML ----------------------------------------------------------------------------------------------
+
+_COLOURS = {"controlled": "#1f77b4", "uncontrolled": "#d62728", "optimal": "#2ca02c", "base": "#7f7f7f",
+            "import_limit": "#ff7f0e"}
+
+
+def _svg_curves(grid: Grid, curves: dict[str, np.ndarray], width: int = 1000, height: int = 320,
+                max_points: int = 2000) -> str:
+    """An inline SVG line chart of the curves (kW over time), downsampled by max per bucket."""
+    n = grid.n
+    bucket = max(1, -(-n // max_points))
+    series = {}
+    for k, v in curves.items():
+        v = np.asarray(v, dtype=float)
+        v = np.where(np.isfinite(v), v, np.nan)
+        if np.all(np.isnan(v)):
+            continue
+        m = len(v) // bucket * bucket
+        vb = v[:m].reshape(-1, bucket)
+        series[k] = np.nanmax(vb, axis=1) if bucket > 1 else v
+    if not series:
+        return "<p>(no data)</p>"
+    ymax = max(float(np.nanmax(v)) for v in series.values())
+    ymin = min(0.0, min(float(np.nanmin(v)) for v in series.values()))
+    ymax = ymax if ymax > ymin else ymin + 1
+    left, right, top, bottom = 55, 10, 10, 40
+    pw, ph = width - left - right, height - top - bottom
+    m = len(next(iter(series.values())))
+
+    def x(i: float) -> float:
+        return left + pw * i / max(1, m - 1)
+
+    def y(v: float) -> float:
+        return top + ph * (1 - (v - ymin) / (ymax - ymin))
+
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+             f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="11">',
+             f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="none" stroke="#ccc"/>']
+    for j in range(6):
+        tick = ymin + (ymax - ymin) * j / 5
+        parts.append(f'<line x1="{left}" x2="{left + pw}" y1="{y(tick):.1f}" y2="{y(tick):.1f}" stroke="#eee"/>'
+                     f'<text x="{left - 4}" y="{y(tick) + 4:.1f}" text-anchor="end">{tick:.0f}</text>')
+    for j in range(7):
+        xi = (m - 1) * j / 6
+        t_ms = grid.t0 + int(xi * bucket) * grid.step_ms
+        label = dt.datetime.fromtimestamp(t_ms / 1000, dt.UTC).strftime("%m-%d %H:%M")
+        parts.append(f'<text x="{x(xi):.1f}" y="{top + ph + 15}" text-anchor="middle">{label}</text>')
+    parts.append(f'<text x="12" y="{top + ph / 2}" transform="rotate(-90 12 {top + ph / 2})" '
+                 f'text-anchor="middle">kW</text>')
+    lx = left
+    for name, v in series.items():
+        pts = " ".join(f"{x(i):.1f},{y(val):.1f}" for i, val in enumerate(v) if math.isfinite(val))
+        dash = ' stroke-dasharray="4 3"' if name in ("import_limit", "optimal") else ""
+        colour = _COLOURS.get(name, "#333")
+        parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="1.2"{dash} points="{pts}"/>')
+        parts.append(f'<rect x="{lx}" y="{height - 14}" width="10" height="10" fill="{colour}"/>'
+                     f'<text x="{lx + 14}" y="{height - 5}">{html.escape(name)}</text>')
+        lx += 20 + 7 * len(name) + 20
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _table(figs: dict[str, Any]) -> str:
+    rows = []
+    for k, v in figs.items():
+        if isinstance(v, dict):
+            v = json.dumps(v)
+        rows.append(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>")
+    return "<table>" + "".join(rows) + "</table>"
+
+
+def render_html(report: Report) -> str:
+    """A self-contained HTML page: load curves (controlled, uncontrolled, optimum, limit) and the figures."""
+    f = report.figures
+    css = ("body{font-family:sans-serif;margin:2em;max-width:1100px}table{border-collapse:collapse;margin:1em 0}"
+           "th,td{border:1px solid #ddd;padding:3px 8px;text-align:left;font-size:13px}th{background:#f5f5f5}"
+           "pre{background:#f8f8f8;padding:1em;overflow:auto;font-size:12px}")
+    body = [f"<h1>evgrid backtest: {html.escape(str(f.get('name')))}</h1>",
+            f"<p>{html.escape(f['period']['start'])} – {html.escape(f['period']['end'])}, "
+            f"{f['period']['step_minutes']}-minute steps. Loads from the emitted setpoints "
+            "(each charger follows its latest valid setpoint, capped by what its car still needs).</p>",
+            "<h2>Total</h2>", _svg_curves(report.grid, report.curves.get("total", {})), _table(f["total"])]
+    for feeder, figs in f.get("feeders", {}).items():
+        if len(f["feeders"]) > 1:
+            body += [f"<h2>Feeder {html.escape(feeder)}</h2>", _svg_curves(report.grid, report.curves[feeder])]
+        body += [f"<h3>Figures of feeder {html.escape(feeder)}</h3>", _table(figs)]
+    rest = {k: v for k, v in f.items() if k not in ("total", "feeders")}
+    body += ["<h2>Run</h2>", f"<pre>{html.escape(json.dumps(rest, indent=2, default=str))}</pre>"]
+    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>evgrid backtest {html.escape(str(f.get('name')))}"
+            f"</title><style>{css}</style></head><body>{''.join(body)}</body></html>")
