@@ -50,3 +50,7 @@ for _module in COMMAND_MODULES:
             raise
         continue
     _mod.register(app)
+
+
+if __name__ == "__main__":
+    app()

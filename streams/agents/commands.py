@@ -28,4 +28,18 @@ def register(app: typer.Typer) -> None:
 
         Worker(create_app(), loglevel=loglevel, quiet=True).execute_from_commandline()
 
+    @app.command("demo")
+    def demo(
+        feeders: int = typer.Option(3, help="simulated feeders"),
+        homes: int = typer.Option(40, help="homes per feeder"),
+        chargers: int = typer.Option(15, help="EV chargers per feeder"),
+        hours: float = typer.Option(12.0, help="hours of event time, ending now"),
+        bad_rate: float = typer.Option(0.01, help="share of bad messages injected"),
+        seed: int = typer.Option(42, help="simulator seed"),
+    ) -> None:
+        """Start Kafka and InfluxDB, create topics, run a worker and the simulator, print what happened."""
+        from streams.agents.demo import run_demo
+
+        run_demo(feeders, homes, chargers, hours, bad_rate, seed)
+
     app.add_typer(topics_app, name="topics")

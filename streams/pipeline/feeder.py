@@ -48,7 +48,8 @@ class FeederRuntime:
         self.registration_grace_ms = settings.registration_grace_seconds * 1000
         self.offsets: dict[tuple[str, int], int] = {}
         self.chargers: dict[str, ChargerRegistration] = {}
-        self.watermark = 0
+        self.watermark = 0  # max event time of any input
+        self.plan_clock = 0  # max event time of charger telemetry: drives planning
         self.next_plan_ms: int | None = None
         # Telemetry of chargers not (yet) registered: held until the registration arrives or the watermark
         # passes its time + grace (topics are consumed independently, so a registration may come later).
@@ -77,6 +78,7 @@ class FeederRuntime:
             if record.charger_id not in self.chargers:
                 self.pending.setdefault(record.charger_id, []).append((msg, record))
             self._advance(record.timestamp, out)
+            self._plan_until(record.timestamp, out)
             if record.charger_id in self.chargers:
                 self._telemetry(record, out)
         elif isinstance(record, ChargerRegistration):
@@ -96,15 +98,25 @@ class FeederRuntime:
         self.forecaster.observe_weather(obs)
 
     # --- event time -----------------------------------------------------------------------------
+    def _plan_until(self, ts: int, out: list[Output]) -> None:
+        """Plan every step boundary the telemetry clock passed.
+
+        Planning follows the chargers' own event time (telemetry, with idle heartbeats), not the meters':
+        the topics are consumed independently, so a meter topic read ahead must not make every charger
+        look stale.
+        """
+        if ts <= self.plan_clock:
+            return
+        self.plan_clock = ts
+        if self.next_plan_ms is None:
+            self.next_plan_ms = (ts // self.step_ms + 1) * self.step_ms
+        while ts >= self.next_plan_ms:
+            self._plan(self.next_plan_ms, out)
+            self.next_plan_ms += self.step_ms
+
     def _advance(self, ts: int, out: list[Output]) -> None:
-        """Move the watermark: plan every boundary it passed; dead-letter held telemetry past its grace."""
-        if ts > self.watermark:
-            self.watermark = ts
-            if self.next_plan_ms is None:
-                self.next_plan_ms = (ts // self.step_ms + 1) * self.step_ms
-            while self.watermark >= self.next_plan_ms:
-                self._plan(self.next_plan_ms, out)
-                self.next_plan_ms += self.step_ms
+        """Move the watermark; dead-letter held telemetry whose registration grace has passed."""
+        self.watermark = max(self.watermark, ts)
         if self.pending:
             deadline = self.watermark - self.registration_grace_ms
             for charger_id in [c for c, held in self.pending.items() if held[0][1].timestamp < deadline]:
@@ -130,7 +142,7 @@ class FeederRuntime:
         before = self.dispatcher.sessions.get(telemetry.charger_id)
         was_connected = before is not None and before.connected
         self.dispatcher.on_telemetry(telemetry)
-        if telemetry.connected != was_connected and telemetry.timestamp >= self.watermark - self.step_ms:
+        if telemetry.connected != was_connected and telemetry.timestamp >= self.plan_clock - self.step_ms:
             self._plan(telemetry.timestamp, out)  # plug-in or plug-out: re-plan now
 
     # --- dispatch ---------------------------------------------------------------------------------
