@@ -1,0 +1,77 @@
+"""Inputs, the in-process pipeline (the worker's own code) and the report on a small sessions file."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from streams.backtest.inputs import from_flags, merged_records
+from streams.backtest.inprocess import run_in_process
+from streams.backtest.report import compute_report, iso, render_html, write_setpoints_csv
+from streams.contracts.topics import CHARGER_TELEMETRY, SETPOINTS
+from streams.settings import Settings
+
+REQUIRED = ("peak_kw", "energy_requested_kwh", "energy_delivered_kwh", "energy_delivered_pct", "v2g_exported_kwh",
+            "uncontrolled_peak_kw", "optimal_peak_kw", "limit_violation_kwh", "safety_violations")
+
+ROWS = [  # four cars at 4 stations, overlapping mornings (ACN form)
+    ("a1", "CA-1", "2019-03-04T08:00:00Z", "2019-03-04T16:00:00Z", 20.0),
+    ("a2", "CA-2", "2019-03-04T08:05:00Z", "2019-03-04T17:00:00Z", 15.0),
+    ("a3", "CA-3", "2019-03-04T08:10:00Z", "2019-03-04T12:00:00Z", 10.0),
+    ("a4", "CA-4", "2019-03-04T09:00:00Z", "2019-03-04T18:00:00Z", 25.0),
+    ("a5", "CA-3", "2019-03-04T12:30:00Z", "2019-03-04T15:00:00Z", 5.0),
+]
+
+
+@pytest.fixture
+def sessions_csv(tmp_path: Path) -> Path:
+    p = tmp_path / "s.csv"
+    with open(p, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["session_id", "station_id", "arrival_utc", "departure_utc", "estimated_departure_utc",
+                    "requested_energy_kwh", "max_power_kw"])
+        for sid, st, a, d, e in ROWS:
+            w.writerow([sid, st, a, d, d, e, 6.6])
+    return p
+
+
+def test_inputs_flush_and_order(sessions_csv: Path) -> None:
+    inp = from_flags(sessions_csv, step_ms=300_000)
+    assert len(inp.sessions) == 5 and sorted(inp.registrations) == ["CA-1", "CA-2", "CA-3", "CA-4"]
+    flushed = inp.with_flush()
+    assert flushed.n_records == inp.n_records + 1
+    recs = list(merged_records(flushed))
+    ts = [r["timestamp"] for r in recs]
+    assert ts == sorted(ts)
+    assert recs[-1]["topic"] == CHARGER_TELEMETRY and recs[-1]["timestamp"] > max(s.departure for s in inp.sessions)
+
+
+def test_in_process_pipeline_report(sessions_csv: Path, tmp_path: Path) -> None:
+    inp = from_flags(sessions_csv, step_ms=300_000, import_limit_kw=100.0)
+    settings = Settings(interval_minutes=5, topic_prefix="unit.")
+    out = run_in_process(inp, settings)
+    sps = out[SETPOINTS]
+    assert sps and all(sp.charger_id in inp.registrations for sp in sps)
+    rep = compute_report(inp, setpoints=sps, settings=settings, run={"mode": "in-process"})
+    t = rep.figures["total"]
+    for k in REQUIRED:
+        assert k in t and k in rep.figures["feeders"]["feeder-1"]
+    assert t["safety_violations"] == 0
+    assert t["energy_delivered_pct_of_deliverable"] >= 99.9
+    assert t["peak_kw"] < t["uncontrolled_peak_kw"]
+    assert t["optimal_peak_kw"] <= t["peak_kw"] + 1e-6
+    assert t["limit_violation_kwh"] == 0.0
+    page = render_html(rep)
+    assert "<svg" in page and "http://" not in page.replace("http://www.w3.org/2000/svg", "")
+    json.dumps(rep.figures)  # serialisable
+    buf = io.StringIO()
+    n = write_setpoints_csv(sps, buf)
+    lines = buf.getvalue().splitlines()
+    assert n == len(sps) == len(lines) - 1
+    assert lines[0] == "charger_id,session_id,valid_from,valid_until,setpoint_kw,reason"
+    first = lines[1].split(",")
+    assert first[2].endswith("Z") and first[2] == iso(min(sp.valid_from for sp in sps))
