@@ -392,13 +392,28 @@ class ForecastErrorTracker:
         self._wanted = {h * 60_000 for h in self.horizons_min}
         self._keep_ms = self.season_ms + max(self._wanted, default=0) + 3_600_000
 
-    def add_forecast(self, forecast: DemandForecast) -> None:
-        """Remember the forecast's points at the kept horizons until their actual arrives."""
+    def add_forecast(self, forecast: DemandForecast) -> list[MetricPoint]:
+        """Remember the forecast's points at the kept horizons until their actual arrives.
+
+        Returns the ``forecast_error`` points of targets whose actual is already known (a monitor may read
+        the meter topic ahead of the forecast topic); those points are not kept.
+        """
+        out: list[MetricPoint] = []
+        history = self._actuals.get(forecast.feeder_id, {})
         for p in forecast.points:
             lead = p.step * forecast.step_ms
-            if lead in self._wanted:
-                slot = self._forecasts.setdefault((forecast.feeder_id, p.start), {})
-                slot[horizon_label(lead)] = (forecast.model_id, p.kw, p.lower_kw, p.upper_kw)
+            if lead not in self._wanted:
+                continue
+            actual = history.get(p.start)
+            if actual is not None:
+                out += _points(forecast_error_point(
+                    forecast.feeder_id, p.start, horizon_label(lead), forecast.model_id, actual_kw=actual,
+                    forecast_kw=p.kw, naive_kw=history.get(p.start - self.season_ms), lower_kw=p.lower_kw,
+                    upper_kw=p.upper_kw))
+                continue
+            slot = self._forecasts.setdefault((forecast.feeder_id, p.start), {})
+            slot[horizon_label(lead)] = (forecast.model_id, p.kw, p.lower_kw, p.upper_kw)
+        return out
 
     def add_actual(self, feeder_id: str, interval_start_ms: int, load_kw: float) -> list[MetricPoint]:
         """Record a measured interval load; return the ``forecast_error`` points it completes."""

@@ -10,7 +10,8 @@ across topics, in order within a feeder) and returns :class:`~streams.sinks.metr
 - forecasts give ``forecast`` points at the kept horizons;
 - charger telemetry gives, at every interval boundary the feeder's telemetry passes, a ``fleet`` snapshot
   and (unless the feeder's ``Flexibility`` records arrive on their own topic) a telemetry-derived
-  ``flexibility`` point (:func:`fleet_flexibility`);
+  ``flexibility`` point (:func:`fleet_flexibility`), and marks the interval's ``incentives`` bucket (so a
+  feeder without offers shows 0 offered and the number of active accepted offers, not a gap);
 - setpoints, offers and responses are bucketed per feeder and interval; :meth:`MonitorState.flush` returns
   the complete ``setpoints``/``incentives`` points of every bucket that changed since the last flush (a
   re-written bucket overwrites the earlier, partial point in InfluxDB: same series, same time).
@@ -67,8 +68,10 @@ class MonitorConfig:
     season_ms: int = 86_400_000
     default_import_limit_kw: float | None = None
     default_export_limit_kw: float | None = None
-    keep_ms: int = 6 * HOUR_MS
-    """Buckets and signals older than this behind the newest event time are forgotten."""
+    keep_ms: int = 26 * HOUR_MS
+    """Buckets, offers and signals older than this behind the newest event time seen are forgotten. Topics are
+    consumed independently (a backfill may read one topic hours ahead of another), so keep it well above
+    that skew: a record for a forgotten bucket starts it afresh and its point overwrites the complete one."""
 
     @classmethod
     def from_settings(cls, s: Settings) -> MonitorConfig:
@@ -169,13 +172,13 @@ class MonitorState:
         if isinstance(record, ChargerTelemetry):
             return self._telemetry(record)
         if isinstance(record, DemandForecast):
-            self.tracker.add_forecast(record)
-            return forecast_points(record, self.config.horizons_min)
+            return forecast_points(record, self.config.horizons_min) + self.tracker.add_forecast(record)
         if isinstance(record, GridSignal):
             self._feeder(record.feeder_id).signals.append(record)
             return []
         if isinstance(record, ChargerSetpoint):
-            self._bucket(record.feeder_id, record.issued_at).setpoints.append(record)
+            slim = record.model_copy(update={"schedule": [], "message": None})  # only counts and kW are kept
+            self._bucket(record.feeder_id, record.issued_at).setpoints.append(slim)
             return []
         if isinstance(record, IncentiveEvent):
             self.offers[record.offer_id] = record
@@ -293,8 +296,7 @@ class MonitorState:
         if not f.own_flexibility:
             points.append(flexibility_point(fleet_flexibility(feeder_id, boundary, c.step_ms, latest,
                                                               c.stale_after_ms)))
-        if any(o.feeder_id == feeder_id for o in self.offers.values()):  # keep "active" current per interval
-            self._bucket(feeder_id, boundary).incentives = True
+        self._bucket(feeder_id, boundary).incentives = True  # an interval without offers is a 0, not a gap
         return [p for p in points if p is not None]
 
     def _prune(self) -> None:
