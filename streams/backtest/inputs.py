@@ -82,19 +82,19 @@ class BacktestInputs:
         """A copy with the trailing flush stream (see the module doc); the flush is not scored."""
         t = (self.last_event_ms // self.step_ms + 3) * self.step_ms
         recs: list[Any] = []
-        feeder_regs = sorted((r for r in self.registrations.values() if r.feeder_id == self.feeder_id),
-                             key=lambda r: r.charger_id)
-        if feeder_regs:
-            reg = feeder_regs[0]
+        first: dict[str, ChargerRegistration] = {}
+        for c in sorted(self.registrations.values(), key=lambda c: c.charger_id):
+            first.setdefault(c.feeder_id, c)
+        for reg in first.values():
             recs.append(ChargerTelemetry(charger_id=reg.charger_id, feeder_id=reg.feeder_id, timestamp=t,
                                          connected=False, power_kw=0.0, max_charge_kw=reg.max_charge_kw,
                                          max_discharge_kw=reg.max_discharge_kw))
         last_by_meter: dict[str, MeterReading] = {}
-        for r in self.readings:
-            last_by_meter[r.meter_id] = r
+        for m in self.readings:
+            last_by_meter[m.meter_id] = m
         grace = int(self.settings.get("grace_seconds", 300)) * 1000
-        for r in last_by_meter.values():
-            recs.append(r.model_copy(update={"timestamp": max(t, r.timestamp + grace + 2 * self.step_ms)}))
+        for m in last_by_meter.values():
+            recs.append(m.model_copy(update={"timestamp": max(t, m.timestamp + grace + 2 * self.step_ms)}))
         if not recs:
             return self
         return BacktestInputs(**{**self.__dict__, "streams": [*self.streams, to_history(recs)]})
@@ -160,23 +160,26 @@ def from_scenario(sc: Scenario, *, import_limit_kw: float | None = None, step_ms
             sess = [s for s in sess if s.arrival < hi and s.departure > lo]
         recs, regs = _session_inputs(sess, sc.feeder_id, step, sc.start)
         streams.append(recs)
+    feeder_id = sc.feeder_id
     if ins.simulator is not None:
         sim = simulator_inputs(sc.sim_config())
+        if ins.sessions is None:
+            feeder_id = sim.feeder_id
         streams += sim.streams
         sess += sim.sessions
         regs.update(sim.registrations)
         readings += sim.readings
     if ins.load is not None:
-        file_readings = read_meter_readings(ins.load, sc.feeder_id)
+        file_readings = read_meter_readings(ins.load, feeder_id)
         readings += file_readings
         streams.append(to_history(file_readings))
     if ins.weather is not None:
         streams.append(import_weather(ins.weather, year=ins.weather_year))
-    signals = [e.to_signal(sc.feeder_id) for e in sc.grid_signals]
+    signals = [e.to_signal(feeder_id) for e in sc.grid_signals]
     if signals:
         streams.insert(0, grid_signal_records(signals))
     return BacktestInputs(
-        sc.name, sc.feeder_id, step, sc.horizon_ms, streams, sess, regs, readings, signals,
+        sc.name, feeder_id, step, sc.horizon_ms, streams, sess, regs, readings, signals,
         import_limit_kw=import_limit_kw if import_limit_kw is not None else sc.limits.import_limit_kw,
         export_limit_kw=sc.limits.export_limit_kw, settings={**sc.settings, **(settings or {})},
         start_ms=sc.start, end_ms=sc.end)

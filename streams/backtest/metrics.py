@@ -90,6 +90,8 @@ class SessionOutcome:
     exported_kwh: float
     deliverable_kwh: float
     """min(request, rating × dwell): what full power from arrival would give."""
+    open_at_end: bool = False
+    """The car is still plugged in when the scored period ends (its request cannot be judged)."""
 
 
 @dataclass
@@ -154,10 +156,11 @@ def _run_session(s: AcnSession, grid: Grid, cut_points: Iterable[int], command: 
     return net, exported, min_soc
 
 
-def _outcome(s: AcnSession, feeder: str, net: float, exported: float) -> SessionOutcome:
+def _outcome(s: AcnSession, feeder: str, net: float, exported: float, grid: Grid) -> SessionOutcome:
     dwell_h = (s.departure - s.arrival) / HOUR_MS
+    open_end = s.departure > grid.end or (s.estimated_departure > s.departure and s.departure >= grid.end)
     return SessionOutcome(s.session_id, s.station_id, feeder, s.requested_energy_kwh, net, exported,
-                          min(s.requested_energy_kwh, s.max_power_kw * dwell_h))
+                          min(s.requested_energy_kwh, s.max_power_kw * dwell_h), open_end)
 
 
 def _discharge_kw(s: AcnSession, regs: Mapping[str, ChargerRegistration]) -> float:
@@ -241,7 +244,7 @@ def simulate_setpoints(sessions: Sequence[AcnSession], setpoints: Iterable[Charg
         load = ev.setdefault(feeder, np.zeros(grid.n))
         follower = _Follower(by_charger.get(s.station_id, []), schedule_ms, default_fallback_kw)
         net, exported, low = _run_session(s, grid, follower.cut_points(), follower, _discharge_kw(s, regs), load)
-        outcomes.append(_outcome(s, feeder, net, exported))
+        outcomes.append(_outcome(s, feeder, net, exported, grid))
         if low is not None:
             min_soc[s.session_id] = low
     return SimResult(grid, ev, outcomes, min_soc)
@@ -260,7 +263,7 @@ def simulate_uncontrolled(sessions: Sequence[AcnSession], grid: Grid, default_fe
             return kw
 
         net, exported, _ = _run_session(s, grid, (), command, 0.0, load)
-        outcomes.append(_outcome(s, feeder, net, exported))
+        outcomes.append(_outcome(s, feeder, net, exported, grid))
     return SimResult(grid, ev, outcomes)
 
 
@@ -454,18 +457,21 @@ def feeder_figures(*, grid: Grid, controlled: SimResult, uncontrolled: SimResult
     outs = [o for o in controlled.sessions if feeder_id is None or o.feeder_id == feeder_id]
     req = sum(o.requested_kwh for o in outs)
     got = sum(min(o.delivered_kwh, o.requested_kwh) for o in outs)
-    able = sum(o.deliverable_kwh for o in outs)
+    closed = [o for o in outs if not o.open_at_end]
+    able = sum(o.deliverable_kwh for o in closed)
+    got_closed = sum(min(o.delivered_kwh, o.requested_kwh) for o in closed)
     over = np.maximum(0.0, net - import_limit_kw) + np.maximum(0.0, -net - export_limit_kw)
     peak = float(net.max()) if grid.n else 0.0
-    short = [o for o in outs if o.delivered_kwh < o.deliverable_kwh - 1e-3]
+    short = [o for o in closed if o.delivered_kwh < o.deliverable_kwh - 1e-3]
     return {
         "peak_kw": _r(peak),
         "energy_requested_kwh": _r(req),
         "energy_delivered_kwh": _r(got),
         "energy_delivered_pct": _r(100.0 * got / req if req else 100.0, 4),
         "energy_deliverable_kwh": _r(able),
-        "energy_delivered_pct_of_deliverable": _r(100.0 * got / able if able else 100.0, 4),
+        "energy_delivered_pct_of_deliverable": _r(100.0 * got_closed / able if able else 100.0, 4),
         "sessions": len(outs),
+        "sessions_open_at_end": len(outs) - len(closed),
         "sessions_short": len(short),
         "v2g_exported_kwh": _r(sum(o.exported_kwh for o in outs)),
         "uncontrolled_peak_kw": _r(unc.max() if grid.n else 0.0),

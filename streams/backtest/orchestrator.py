@@ -34,7 +34,7 @@ from streams.contracts.models import (
     Settlement,
     decode_record,
 )
-from streams.contracts.topics import DEADLETTER, FORECASTS, INCENTIVES, SETPOINTS, SETTLEMENTS, TOPICS
+from streams.contracts.topics import CHARGER_REGISTRY, DEADLETTER, FORECASTS, INCENTIVES, SETPOINTS, SETTLEMENTS, TOPICS
 from streams.kafka_io import client_config, consume_all
 from streams.replay.replayer import replay_records
 from streams.settings import Settings
@@ -174,35 +174,25 @@ def run_pipeline(inputs: BacktestInputs, base: Settings | None = None, *, keep_t
             proc = subprocess.Popen([sys.executable, "-c", "from streams.cli import app; app()", "worker",
                                      "--loglevel", "warning"], env=env, stdout=fh, stderr=subprocess.STDOUT)
         out.timings.worker_start = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        summary = replay_records(merged_records(inputs), settings, prefix=prefix, create_topics=False)
-        out.records_replayed = summary.records
-        out.timings.replay = time.perf_counter() - t0
-        say(f"replayed {summary.records} records in {summary.seconds:.1f} s; waiting for the worker")
         stats_glob = f"*/stats-{proc.pid}.json"
-        deadline = time.monotonic() + (timeout_s if timeout_s is not None else 60 + 0.02 * summary.records)
-        last_report = 0.0
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"worker exited with {proc.returncode}: {_tail(wdir / 'worker.log')}")
-            files = sorted((wdir / "data").glob(stats_glob))
-            stats: dict[str, Any] = {}
-            if files:
-                try:
-                    stats = json.loads(files[0].read_text())
-                except (OSError, ValueError):
-                    stats = {}
-            done = _processed(stats)
-            if done >= summary.records:
-                out.worker_stats = stats
-                break
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"worker processed {done}/{summary.records} records before the timeout: "
-                                   f"{_tail(wdir / 'worker.log')}")
-            if time.monotonic() - last_report > 30:
-                say(f"worker processed {done}/{summary.records}")
-                last_report = time.monotonic()
-            time.sleep(0.5)
+        records = list(merged_records(inputs))
+        # Registrations first, and applied before any telemetry: the worker consumes its input topics
+        # independently, so telemetry of a charger whose registration it has not read yet would be held and
+        # miss the plans made meanwhile (real chargers are registered before they are used).
+        phases = [[d for d in records if d["topic"] == CHARGER_REGISTRY],
+                  [d for d in records if d["topic"] != CHARGER_REGISTRY]]
+        t0 = time.perf_counter()
+        replayed = 0
+        for recs in phases:
+            if not recs:
+                continue
+            summary = replay_records(recs, settings, prefix=prefix, create_topics=False)
+            replayed += summary.records
+            out.timings.replay += summary.seconds
+            say(f"replayed {summary.records} records in {summary.seconds:.1f} s; waiting for the worker")
+            out.worker_stats = _wait(proc, wdir, stats_glob, replayed, say,
+                                     timeout_s if timeout_s is not None else 60 + 0.02 * summary.records)
+        out.records_replayed = replayed
         out.timings.processing = time.perf_counter() - t0
         t0 = time.perf_counter()
         _stop(proc)
@@ -226,6 +216,36 @@ def run_pipeline(inputs: BacktestInputs, base: Settings | None = None, *, keep_t
             tmp.cleanup()
     out.timings.total = time.perf_counter() - t_all
     return out
+
+
+def _read_stats(wdir: Path, pattern: str) -> dict[str, Any]:
+    files = sorted((wdir / "data").glob(pattern))
+    if not files:
+        return {}
+    try:
+        return dict(json.loads(files[0].read_text()))
+    except (OSError, ValueError):
+        return {}
+
+
+def _wait(proc: subprocess.Popen[bytes], wdir: Path, pattern: str, n: int, say: Callable[[str], None],
+          timeout_s: float) -> dict[str, Any]:
+    """Until the worker's stats count ``n`` records processed; its stats."""
+    deadline = time.monotonic() + timeout_s
+    last_report = time.monotonic()
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"worker exited with {proc.returncode}: {_tail(wdir / 'worker.log')}")
+        stats = _read_stats(wdir, pattern)
+        done = _processed(stats)
+        if done >= n:
+            return stats
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"worker processed {done}/{n} records before the timeout: {_tail(wdir / 'worker.log')}")
+        if time.monotonic() - last_report > 30:
+            say(f"worker processed {done}/{n}")
+            last_report = time.monotonic()
+        time.sleep(0.25)
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:

@@ -75,7 +75,7 @@ def compute_report(inputs: BacktestInputs, *, setpoints: Sequence[ChargerSetpoin
     violations = audit_setpoints(setpoints, inputs.registrations, inputs.sessions, min_soc_pct=ctrl.min_soc_pct,
                                  reserve_soc_pct=s.reserve_soc_pct, export_offers=incentives,
                                  accepted_offer_ids=accepted)
-    feeders = sorted({*ctrl.ev_kw, *bases, inputs.feeder_id})
+    feeders = sorted({*ctrl.ev_kw, *bases}) or [inputs.feeder_id]
     zero = np.zeros(grid.n)
     per_feeder: dict[str, Any] = {}
     curves: dict[str, dict[str, np.ndarray]] = {}
@@ -96,7 +96,7 @@ def compute_report(inputs: BacktestInputs, *, setpoints: Sequence[ChargerSetpoin
                                            export_limit_kw=np.where(np.isfinite(exp), exp, 1e6))
         else:
             opt_ev, opt_del = zero.copy(), math.nan
-        opt_delivered_total += opt_del
+        opt_delivered_total += 0.0 if math.isnan(opt_del) else opt_del
         figs: dict[str, Any] = feeder_figures(grid=grid, controlled=ctrl, uncontrolled=unc, optimal_ev_kw=opt_ev,
                                               optimal_delivered_kwh=opt_del, base_kw=base, import_limit_kw=imp,
                                               export_limit_kw=exp, feeder_id=f, safety_violations=v_by_feeder[f])
@@ -138,7 +138,8 @@ def compute_report(inputs: BacktestInputs, *, setpoints: Sequence[ChargerSetpoin
         "short_sessions": [{"session_id": o.session_id, "charger_id": o.charger_id,
                             "requested_kwh": round(o.requested_kwh, 3), "delivered_kwh": round(o.delivered_kwh, 3),
                             "deliverable_kwh": round(o.deliverable_kwh, 3)}
-                           for o in ctrl.sessions if o.delivered_kwh < o.deliverable_kwh - 1e-3][:50],
+                           for o in ctrl.sessions
+                           if o.delivered_kwh < o.deliverable_kwh - 1e-3 and not o.open_at_end][:50],
         "run": dict(run or {}),
     }
     return Report(figures, grid, curves)

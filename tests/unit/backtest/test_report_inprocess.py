@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from streams.backtest.inputs import from_flags, merged_records
 from streams.backtest.inprocess import run_in_process
+from streams.backtest.inputs import from_flags, merged_records
 from streams.backtest.report import compute_report, iso, render_html, write_setpoints_csv
 from streams.contracts.topics import CHARGER_TELEMETRY, SETPOINTS
 from streams.settings import Settings
