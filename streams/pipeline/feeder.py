@@ -8,6 +8,7 @@ dispatcher re-plans and returns setpoints, incentive offers and settlements.
 
 from __future__ import annotations
 
+import pickle
 from typing import NamedTuple
 
 from streams.contracts.models import (
@@ -59,6 +60,25 @@ class FeederRuntime:
         self.forecast: ForecastResult | None = None
         self.dispatcher = FeederDispatcher(feeder_id, DispatchConfig.from_settings(settings))
         self.plans = 0
+
+    # --- checkpoints: the forecaster (~50 KB) is saved only when it learned something ------------------
+    def dump(self) -> tuple[bytes, bytes | None]:
+        """``(state without the forecaster, forecaster or None if unchanged since the last dump)``."""
+        state = self.__dict__.copy()
+        forecaster = state.pop("forecaster")
+        model = None
+        if forecaster.closed != self.__dict__.get("_saved_closed"):
+            model = pickle.dumps(forecaster, 5)
+            state["_saved_closed"] = self.__dict__["_saved_closed"] = forecaster.closed
+        return pickle.dumps(state, 5), model
+
+    @classmethod
+    def load(cls, state: bytes, model: bytes) -> FeederRuntime:
+        """Rebuild a runtime from the two parts of :meth:`dump`."""
+        rt = cls.__new__(cls)
+        rt.__dict__.update(pickle.loads(state))
+        rt.forecaster = pickle.loads(model)
+        return rt
 
     def claim(self, topic: str, partition: int, offset: int) -> bool:
         """True the first time an input offset is seen; False for one already applied (a replay after restart)."""

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
 import time
 import zlib
 from collections import Counter
@@ -27,6 +26,8 @@ from streams.settings import Settings
 __all__ = ["Emit", "FeederWorker"]
 
 StateLoader = Callable[[bytes], bytes | None]
+MODEL_SUFFIX = b"\x00model"
+"""Table key suffix of a feeder's forecaster checkpoint (written only when it learned)."""
 
 
 @dataclass
@@ -68,8 +69,11 @@ class FeederWorker:
     def runtime(self, feeder: bytes, load: StateLoader) -> FeederRuntime:
         rt = self.runtimes.get(feeder)
         if rt is None:
-            blob = load(feeder)
-            rt = pickle.loads(zlib.decompress(blob)) if blob else FeederRuntime(feeder.decode(), self.settings)
+            state, model = load(feeder), load(feeder + MODEL_SUFFIX)
+            if state and model:
+                rt = FeederRuntime.load(zlib.decompress(state), zlib.decompress(model))
+            else:
+                rt = FeederRuntime(feeder.decode(), self.settings)
             self.runtimes[feeder] = rt
         return rt
 
@@ -91,7 +95,10 @@ class FeederWorker:
             dirty[feeder] = msg.partition
             self._emit_outputs(rt.apply(result, msg), emit)
         for feeder, partition in dirty.items():
-            emit.checkpoints.append((feeder, partition, zlib.compress(pickle.dumps(self.runtimes[feeder], 5), 1)))
+            state, model = self.runtimes[feeder].dump()
+            if model is not None:
+                emit.checkpoints.append((feeder + MODEL_SUFFIX, partition, zlib.compress(model, 1)))
+            emit.checkpoints.append((feeder, partition, zlib.compress(state, 1)))
         return emit
 
     def process_weather(self, msgs: Iterable[RawMessage]) -> Emit:
