@@ -27,6 +27,7 @@ COMMAND_MODULES = (
     "streams.dispatch.commands",
     "streams.replay.commands",
     "streams.sinks.commands",
+    "streams.backtest.commands",
 )
 
 
