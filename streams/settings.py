@@ -67,6 +67,12 @@ class Settings(BaseSettings):
     registration_grace_seconds: int = 3600
     """EVGRID_REGISTRATION_GRACE_SECONDS: telemetry of an unregistered charger is held this long (feeder event time)
     for its registration to arrive on the registry topic, then dead-lettered as ``unknown_charger``."""
+    align_idle_seconds: int = 30
+    """EVGRID_ALIGN_IDLE_SECONDS: telemetry waits for the feeder's meter stream to reach its event time; a meter
+    stream quiet for this long (worker clock) stops the wait."""
+    max_plan_lag_seconds: int = 0
+    """EVGRID_MAX_PLAN_LAG_SECONDS: live mode: when catching up a backlog, plans for intervals that ended more than
+    this long ago (worker clock) are skipped and counted; 0 = off (replays and backtests)."""
     max_past_days: int = 400
     """EVGRID_MAX_PAST_DAYS: readings more than this behind the feeder's watermark are rejected."""
 

@@ -111,7 +111,8 @@ def create_app(settings: Settings | None = None) -> faust.App:
     stats_path = os.path.join(datadir, f"stats-{os.getpid()}.json")
 
     @app.timer(1.0)
-    async def write_stats() -> None:
+    async def tick() -> None:
+        await emit(worker.tick())
         worker.write_stats(stats_path)
 
     async def on_assigned(sender: Any, *args: Any, **kwargs: Any) -> None:

@@ -8,6 +8,7 @@ dispatcher re-plans and returns setpoints, incentive offers and settlements.
 
 from __future__ import annotations
 
+import heapq
 import pickle
 from typing import NamedTuple
 
@@ -27,7 +28,10 @@ from streams.forecasting.forecaster import FeederForecaster, ForecasterConfig, F
 from streams.ingest.validate import RawMessage, Rejection
 from streams.settings import Settings
 
-__all__ = ["FeederRuntime", "Output", "Reject"]
+__all__ = ["KEEP_FORECASTS", "FeederRuntime", "Output", "Reject"]
+
+KEEP_FORECASTS = 4
+"""Recent forecasts kept per feeder; a plan uses the newest issued interval + grace before it."""
 
 
 class Reject(NamedTuple):
@@ -49,17 +53,27 @@ class FeederRuntime:
         self.registration_grace_ms = settings.registration_grace_seconds * 1000
         self.offsets: dict[tuple[str, int], int] = {}
         self.chargers: dict[str, ChargerRegistration] = {}
-        self.watermark = 0  # max event time of any input
-        self.plan_clock = 0  # max event time of charger telemetry: drives planning
+        self.interval_ms = self.step_ms
+        self.grace_ms = settings.grace_seconds * 1000
+        self.align_idle_ms = settings.align_idle_seconds * 1000
+        self.max_plan_lag_ms = settings.max_plan_lag_seconds * 1000
+        self.meter_clock = 0  # newest meter reading time
+        self.meter_clock_wall = 0  # worker clock when it last moved
+        self.plan_clock = 0  # newest released telemetry time: drives planning
         self.next_plan_ms: int | None = None
-        # Telemetry of chargers not (yet) registered: held until the registration arrives or the watermark
-        # passes its time + grace (topics are consumed independently, so a registration may come later).
+        self.held: list[tuple[int, int, RawMessage, ChargerTelemetry]] = []  # telemetry heap by event time
+        self.inbox: list[tuple[int, int, GridSignal | IncentiveResponse]] = []  # applied at the next plan
+        self.held_seq = 0
+        # Telemetry of chargers not (yet) registered: held until the registration arrives or the telemetry
+        # clock passes its time + grace (topics are consumed independently, so a registration may come later).
         self.pending: dict[str, list[tuple[RawMessage, ChargerTelemetry]]] = {}
-        self.aggregator = IntervalAggregator(self.step_ms, settings.grace_seconds * 1000)
+        self.aggregator = IntervalAggregator(self.interval_ms, self.grace_ms)
         self.forecaster = FeederForecaster(ForecasterConfig.from_settings(settings))
-        self.forecast: ForecastResult | None = None
+        self.forecasts: list[ForecastResult] = []
+        self.loads: list[tuple[int, float]] = []  # measured (interval end, kW) not yet given to the dispatcher
         self.dispatcher = FeederDispatcher(feeder_id, DispatchConfig.from_settings(settings))
         self.plans = 0
+        self.skipped_stale_plans = 0
 
     # --- checkpoints: the forecaster (~50 KB) is saved only when it learned something ------------------
     def dump(self) -> tuple[bytes, bytes | None]:
@@ -88,61 +102,83 @@ class FeederRuntime:
         self.offsets[key] = offset
         return True
 
-    def apply(self, record: Record, msg: RawMessage) -> list[Output]:
-        """Apply one valid input; return what to produce and what to dead-letter."""
+    def apply(self, record: Record, msg: RawMessage, wall_ms: int = 0) -> list[Output]:
+        """Apply one valid input; return what to produce and what to dead-letter.
+
+        ``wall_ms`` (the worker's clock) is used for one thing only: to stop waiting for a meter stream
+        that has gone quiet (see :meth:`release`).
+        """
         out: list[Output] = []
         if isinstance(record, MeterReading):
-            self._advance(record.timestamp, out)
             self._meter(record, msg, out)
+            if record.timestamp > self.meter_clock:
+                self.meter_clock, self.meter_clock_wall = record.timestamp, wall_ms
         elif isinstance(record, ChargerTelemetry):
-            if record.charger_id not in self.chargers:
-                self.pending.setdefault(record.charger_id, []).append((msg, record))
-            self._advance(record.timestamp, out)
-            self._plan_until(record.timestamp, out)
-            if record.charger_id in self.chargers:
-                self._telemetry(record, out)
+            self.held_seq += 1
+            heapq.heappush(self.held, (record.timestamp, self.held_seq, msg, record))
         elif isinstance(record, ChargerRegistration):
             self.chargers[record.charger_id] = record
             self.dispatcher.on_registration(record)
             for _, held in self.pending.pop(record.charger_id, []):
                 self._telemetry(held, out)
-        elif isinstance(record, GridSignal):
-            self.dispatcher.on_signal(record)
-        elif isinstance(record, IncentiveResponse):
-            self.dispatcher.on_incentive_response(record)
+        elif isinstance(record, GridSignal | IncentiveResponse):
+            self.held_seq += 1
+            ts = record.issued_at if isinstance(record, GridSignal) else record.responded_at
+            heapq.heappush(self.inbox, (ts, self.held_seq, record))
         else:
             out.append(Reject(msg, Rejection("wrong_record_type", f"{type(record).__name__} is not a feeder input")))
+        self.release(wall_ms, out)
         return out
 
     def observe_weather(self, obs: WeatherObservation) -> None:
         self.forecaster.observe_weather(obs)
 
     # --- event time -----------------------------------------------------------------------------
-    def _plan_until(self, ts: int, out: list[Output]) -> None:
-        """Plan every step boundary the telemetry clock passed.
+    def release(self, wall_ms: int, out: list[Output], force: bool = False) -> None:
+        """Apply held telemetry in event-time order, as far as the meter stream allows.
 
-        Planning follows the chargers' own event time (telemetry, with idle heartbeats), not the meters':
-        the topics are consumed independently, so a meter topic read ahead must not make every charger
-        look stale.
+        Topics are consumed independently, so one may be read ahead of another. Telemetry at ``t`` waits
+        until this feeder's meter clock has reached ``t - interval``: then the forecast a plan uses (the newest
+        issued at least interval + grace before it) is the same whatever the consumption order. A feeder
+        without meters, a meter stream quiet for ``align_idle_seconds`` of wall time, or ``force`` (end of
+        input) releases everything.
         """
+        if not self.held:
+            return
+        idle = wall_ms - self.meter_clock_wall >= self.align_idle_ms
+        limit = None if force or not self.meter_clock or idle else self.meter_clock + self.interval_ms
+        while self.held and (limit is None or self.held[0][0] <= limit):
+            _, _, msg, telemetry = heapq.heappop(self.held)
+            self._plan_until(telemetry.timestamp, wall_ms, out)
+            if telemetry.charger_id in self.chargers:
+                self._telemetry(telemetry, out)
+            else:
+                self.pending.setdefault(telemetry.charger_id, []).append((msg, telemetry))
+            self._expire_unregistered(out)
+
+    def _plan_until(self, ts: int, wall_ms: int, out: list[Output]) -> None:
+        """Plan every step boundary the telemetry clock passed (chargers send idle heartbeats)."""
         if ts <= self.plan_clock:
             return
         self.plan_clock = ts
         if self.next_plan_ms is None:
             self.next_plan_ms = (ts // self.step_ms + 1) * self.step_ms
         while ts >= self.next_plan_ms:
-            self._plan(self.next_plan_ms, out)
+            if self.max_plan_lag_ms and wall_ms - (self.next_plan_ms + self.step_ms) > self.max_plan_lag_ms:
+                self.skipped_stale_plans += 1  # catching up a backlog: this interval is already over
+            else:
+                self._plan(self.next_plan_ms, out)
             self.next_plan_ms += self.step_ms
 
-    def _advance(self, ts: int, out: list[Output]) -> None:
-        """Move the watermark; dead-letter held telemetry whose registration grace has passed."""
-        self.watermark = max(self.watermark, ts)
-        if self.pending:
-            deadline = self.watermark - self.registration_grace_ms
-            for charger_id in [c for c, held in self.pending.items() if held[0][1].timestamp < deadline]:
-                for held_msg, _ in self.pending.pop(charger_id):
-                    reason = f"charger {charger_id} is not registered on feeder {self.feeder_id}"
-                    out.append(Reject(held_msg, Rejection("unknown_charger", reason)))
+    def _expire_unregistered(self, out: list[Output]) -> None:
+        """Dead-letter telemetry of chargers still unregistered ``registration_grace`` after it was sent."""
+        if not self.pending:
+            return
+        deadline = self.plan_clock - self.registration_grace_ms
+        for charger_id in [c for c, held in self.pending.items() if held[0][1].timestamp < deadline]:
+            for held_msg, _ in self.pending.pop(charger_id):
+                reason = f"charger {charger_id} is not registered on feeder {self.feeder_id}"
+                out.append(Reject(held_msg, Rejection("unknown_charger", reason)))
 
     # --- inputs -----------------------------------------------------------------------------------
     def _meter(self, reading: MeterReading, msg: RawMessage, out: list[Output]) -> None:
@@ -153,23 +189,34 @@ class FeederRuntime:
                                                      f"{self.aggregator.grace_ms} ms)")))
             return
         for interval in self.aggregator.advance():
-            self.forecast = self.forecaster.update(interval)
+            forecast = self.forecaster.update(interval)
+            self.forecasts.append(forecast)
+            del self.forecasts[:-KEEP_FORECASTS]
             if interval.kw is not None:
-                self.dispatcher.observe_load(interval.end, interval.kw)
-            out.append((FORECASTS, self.feeder_id.encode(), self.forecast.to_contract(self.feeder_id)))
+                self.loads.append((interval.end, interval.kw))
+            out.append((FORECASTS, self.feeder_id.encode(), forecast.to_contract(self.feeder_id)))
 
     def _telemetry(self, telemetry: ChargerTelemetry, out: list[Output]) -> None:
         before = self.dispatcher.sessions.get(telemetry.charger_id)
         was_connected = before is not None and before.connected
         self.dispatcher.on_telemetry(telemetry)
-        if telemetry.connected != was_connected and telemetry.timestamp >= self.plan_clock - self.step_ms:
+        if telemetry.connected != was_connected:
             self._plan(telemetry.timestamp, out)  # plug-in or plug-out: re-plan now
 
     # --- dispatch ---------------------------------------------------------------------------------
     def _plan(self, now_ms: int, out: list[Output]) -> None:
+        while self.inbox and self.inbox[0][0] <= now_ms:  # signals and responses known by now, in order
+            record = heapq.heappop(self.inbox)[2]
+            if isinstance(record, GridSignal):
+                self.dispatcher.on_signal(record)
+            else:
+                self.dispatcher.on_incentive_response(record)
         if not self.chargers:
             return  # nothing to dispatch on this feeder
-        fc = self.forecast
+        known = now_ms - self.interval_ms - self.grace_ms  # closed whatever the consumption order
+        while self.loads and self.loads[0][0] < known:
+            self.dispatcher.observe_load(*self.loads.pop(0))
+        fc = next((f for f in reversed(self.forecasts) if f.issued_at < known), None)
         if fc is not None:
             result = self.dispatcher.on_interval(now_ms, fc.kw.tolist(), fc.issued_at, fc.step_ms)
         else:

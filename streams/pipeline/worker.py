@@ -50,6 +50,7 @@ class FeederWorker:
             self.codec, settings.max_message_bytes, settings.max_future_seconds * 1000, self.clock
         )
         self.runtimes: dict[bytes, FeederRuntime] = {}
+        self.partition_of: dict[bytes, int] = {}
         self.accepted: Counter[str] = Counter()
         self.rejected: Counter[tuple[str, str]] = Counter()
         self.skipped_replayed = 0
@@ -92,14 +93,31 @@ class FeederWorker:
                 self.skipped_replayed += 1
                 continue
             self.accepted[msg.topic] += 1
-            dirty[feeder] = msg.partition
-            self._emit_outputs(rt.apply(result, msg), emit)
+            dirty[feeder] = self.partition_of[feeder] = msg.partition
+            self._emit_outputs(rt.apply(result, msg, self.clock()), emit)
+        self._checkpoint(dirty, emit)
+        return emit
+
+    def tick(self, force: bool = False) -> Emit:
+        """Release telemetry that waited for a meter stream now quiet (``force``: all of it, end of input)."""
+        emit = Emit()
+        dirty: dict[bytes, int] = {}
+        now = self.clock()
+        for feeder, rt in self.runtimes.items():
+            if rt.held:
+                outputs: list[Output] = []
+                rt.release(now, outputs, force=force)
+                self._emit_outputs(outputs, emit)
+                dirty[feeder] = self.partition_of.get(feeder, 0)
+        self._checkpoint(dirty, emit)
+        return emit
+
+    def _checkpoint(self, dirty: dict[bytes, int], emit: Emit) -> None:
         for feeder, partition in dirty.items():
             state, model = self.runtimes[feeder].dump()
             if model is not None:
                 emit.checkpoints.append((feeder + MODEL_SUFFIX, partition, zlib.compress(model, 1)))
             emit.checkpoints.append((feeder, partition, zlib.compress(state, 1)))
-        return emit
 
     def process_weather(self, msgs: Iterable[RawMessage]) -> Emit:
         """Weather is global: validate, keep, and hand it to every feeder runtime this worker holds."""
@@ -141,7 +159,9 @@ class FeederWorker:
     def counters(self) -> dict[str, Any]:
         """Accepted per topic and rejected per (topic, reason) since start."""
         return {"accepted": dict(self.accepted), "rejected": {f"{t}/{c}": n for (t, c), n in self.rejected.items()},
-                "skipped_replayed": self.skipped_replayed}
+                "skipped_replayed": self.skipped_replayed,
+                "held_telemetry": sum(len(rt.held) for rt in self.runtimes.values()),
+                "skipped_stale_plans": sum(rt.skipped_stale_plans for rt in self.runtimes.values())}
 
 
 assert DEADLETTER in TOPICS

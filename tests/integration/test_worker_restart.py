@@ -27,6 +27,7 @@ def _forecasts_offline(msgs, settings: Settings) -> dict[tuple[str, int], Demand
     for i, m in enumerate(msgs):
         out = worker.process([RawMessage(m.topic, 0, i, m.key, m.value, m.timestamp)], lambda f: None)
         emit.messages.extend(out.messages)
+    emit.messages.extend(worker.tick(force=True).messages)
     codec = default_codec()
     found = {}
     for topic, _key, value in emit.messages:
