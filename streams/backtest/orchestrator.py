@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from streams.backtest.inputs import BacktestInputs, merged_records
@@ -193,6 +194,7 @@ def run_pipeline(inputs: BacktestInputs, base: Settings | None = None, *, keep_t
             out.worker_stats = _wait(proc, wdir, stats_glob, replayed, say,
                                      timeout_s if timeout_s is not None else 60 + 0.02 * summary.records)
         out.records_replayed = replayed
+        _settle(settings, proc, wdir, say)
         out.timings.processing = time.perf_counter() - t0
         t0 = time.perf_counter()
         _stop(proc)
@@ -246,6 +248,43 @@ def _wait(proc: subprocess.Popen[bytes], wdir: Path, pattern: str, n: int, say: 
             say(f"worker processed {done}/{n}")
             last_report = time.monotonic()
         time.sleep(0.25)
+
+
+def _output_ends(consumer: Any, prefix: str) -> int:
+    """Sum of the end offsets of the namespace's output topics."""
+    total = 0
+    meta = consumer.list_topics(timeout=30)
+    for t in OUTPUT_TOPICS:
+        tm = meta.topics.get(prefix + t)
+        for p in (tm.partitions if tm is not None else {}):
+            total += consumer.get_watermark_offsets(TopicPartition(prefix + t, p), timeout=30)[1]
+    return total
+
+
+def _settle(settings: Settings, proc: subprocess.Popen[bytes], wdir: Path, say: Callable[[str], None],
+            quiet_s: float = 3.0, timeout_s: float = 600.0) -> None:
+    """Wait until the worker holds no telemetry and its outputs stopped growing for ``quiet_s`` seconds.
+
+    The stats count a record when the worker reads it; what it produces for the last batches may still be in
+    its producer's buffer, so stopping it at once could lose the tail of the outputs.
+    """
+    consumer = Consumer({**client_config(settings), "group.id": f"bt-settle-{uuid.uuid4().hex}"})
+    try:
+        deadline = time.monotonic() + timeout_s
+        last, since = -1, time.monotonic()
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"worker exited with {proc.returncode}: {_tail(wdir / 'worker.log')}")
+            held = int(_read_stats(wdir, f"*/stats-{proc.pid}.json").get("held_telemetry", 0) or 0)
+            ends = _output_ends(consumer, settings.topic_prefix)
+            if ends != last or held:
+                last, since = ends, time.monotonic()
+            elif time.monotonic() - since >= quiet_s:
+                return
+            time.sleep(0.5)
+        say("outputs still growing at the settle timeout; collecting what is there")
+    finally:
+        consumer.close()
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:

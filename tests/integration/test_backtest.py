@@ -67,7 +67,8 @@ def test_backtest_day_simulated_feeder(kafka_bootstrap: str, monkeypatch: pytest
     assert figs["deadletters"]["count"] == 0
     html = out_html.read_text()
     assert "<svg" in html and "uncontrolled" in html
-    rows = list(csv.DictReader(out_sp.open()))
+    with out_sp.open() as f:
+        rows = list(csv.DictReader(f))
     assert len(rows) == figs["setpoints"]["count"]
     assert set(rows[0]) == {"charger_id", "session_id", "valid_from", "valid_until", "setpoint_kw", "reason"}
 
@@ -75,7 +76,8 @@ def test_backtest_day_simulated_feeder(kafka_bootstrap: str, monkeypatch: pytest
 @pytest.mark.timeout(600)
 def test_backtest_acn_two_days(kafka_bootstrap: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     src = _acn_path()
-    rows = [r for r in csv.DictReader(src.open()) if r["arrival_utc"] < "2019-03-03"]
+    with src.open() as f:
+        rows = [r for r in csv.DictReader(f) if r["arrival_utc"] < "2019-03-03"]
     sessions = tmp_path / "acn-2d.csv"
     with sessions.open("w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
