@@ -107,6 +107,10 @@ class ChargerRegistration(Record):
     asset_type: Literal["ev_charger", "stationary_battery"] = "ev_charger"
     registered_at: int = EpochMs
     active: bool = True
+    battery_capacity_kwh: float | None = Field(default=None, gt=0.0, le=1_000_000.0)
+    min_soc_pct: float | None = Field(default=None, ge=0.0, le=100.0)
+    max_soc_pct: float | None = Field(default=None, ge=0.0, le=100.0)
+    round_trip_efficiency: float | None = Field(default=None, gt=0.0, le=1.0)
 
     @model_validator(mode="after")
     def _discharge_needs_bidirectional(self) -> ChargerRegistration:
@@ -142,6 +146,7 @@ class GridSignal(Record):
     price_per_kwh: float | None = Field(default=None, ge=-100.0, le=100.0)
     currency: str = "USD"
     dr_event_id: str | None = None
+    demand_charge_per_kw: float | None = Field(default=None, ge=0.0, le=10_000.0)
 
     @model_validator(mode="after")
     def _window(self) -> GridSignal:

@@ -7,6 +7,13 @@ energy by departure (soft, heavily penalised slack → ``infeasible_request``), 
 discharge only where the request allows it, SoC within [reserve, capacity] for discharging sessions,
 and the feeder's import/export limits (soft with a penalty; violations are reported).
 
+Sites (:class:`PlanSite`, issue 8): each site's own load plus its sessions stays under the site's import
+limit and above minus its export limit (0 for a non-exporting site: behind-the-meter discharge covers at most
+the site's own load), both soft with the limit-violation penalty; a site with a demand charge pays it on its
+peak import over the horizon (never below its running monthly peak). Stationary batteries are sessions with
+``storage=True``: the SoC is tracked with charge/discharge efficiencies, no energy is requested and the SoC at
+the horizon end is at least ``final_soc_kwh``.
+
 Time runs on a grid of step edges (``edges_ms``): fine steps first, optionally a coarse tail
 (:func:`time_grid`). A session's power in a step is the step average; a partial overlap with its
 window scales its cap.
@@ -27,6 +34,7 @@ __all__ = [
     "Plan",
     "PlanRequest",
     "PlanSession",
+    "PlanSite",
     "PlannerWeights",
     "plan_feeder",
     "plan_id_of",
@@ -60,6 +68,31 @@ class PlanSession:
     virtual: bool = False
     discharge_windows: tuple[tuple[int, int], ...] | None = None
     blocked_windows: tuple[tuple[int, int], ...] = ()
+    site_id: str | None = None
+    storage: bool = False
+    """A stationary battery: no energy request; SoC tracked in [reserve_kwh, capacity_kwh] (both kWh)."""
+    charge_efficiency: float = 1.0
+    discharge_efficiency: float = 1.0
+    final_soc_kwh: float | None = None
+    """Least SoC (kWh) at the end of the session's window (storage); ``None`` = no terminal bound."""
+
+
+@dataclass(frozen=True, slots=True)
+class PlanSite:
+    """A site (home or building) behind one service point: its own load and limits per step of the grid.
+
+    ``base_kw`` is the site's load without its planned assets (kW, forecast); ``import_limit_kw`` and
+    ``export_limit_kw`` (kW, >= 0, ``inf`` = none) bound the site's net import ``base + its sessions``
+    from above and from below (``-export``). ``demand_charge_per_kw`` > 0 adds the site's peak import
+    (never below ``peak_floor_kw``) to the objective at that price.
+    """
+
+    site_id: str
+    base_kw: tuple[float, ...]
+    import_limit_kw: tuple[float, ...]
+    export_limit_kw: tuple[float, ...]
+    demand_charge_per_kw: float = 0.0
+    peak_floor_kw: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +122,7 @@ class PlanRequest:
     sessions: tuple[PlanSession, ...]
     peak_floor_kw: float = 0.0
     weights: PlannerWeights = field(default_factory=PlannerWeights)
+    sites: tuple[PlanSite, ...] = ()
 
     @property
     def n_steps(self) -> int:
@@ -112,6 +146,9 @@ class Plan:
     limit_violation_kwh: float
     fleet_kw: np.ndarray
     solve_seconds: float = 0.0
+    site_net_kw: dict[str, np.ndarray] = field(default_factory=dict)
+    """Planned net import per step of each site of the request (its base load + its sessions)."""
+    site_violation_kwh: float = 0.0
 
     def power_at(self, key: str, t_ms: int) -> float | None:
         """Planned power of ``key`` at event time ``t_ms``; ``None`` outside the plan."""
@@ -162,6 +199,14 @@ def plan_id_of(req: PlanRequest) -> str:
         for x in (s.energy_kwh, s.max_charge_kw, s.max_discharge_kw, s.soc_kwh or -1.0, s.capacity_kwh or -1.0,
                   s.reserve_kwh):
             h.update(_f(x))
+        if s.site_id is not None or s.storage:
+            h.update(repr((s.site_id, s.storage, s.charge_efficiency, s.discharge_efficiency,
+                           s.final_soc_kwh)).encode())
+    for site in sorted(req.sites, key=lambda x: x.site_id):
+        h.update(site.site_id.encode())
+        for arr in (site.base_kw, site.import_limit_kw, site.export_limit_kw):
+            h.update(np.round(np.asarray(arr, dtype=float), 6).tobytes())
+        h.update(_f(site.demand_charge_per_kw) + _f(site.peak_floor_kw))
     return "plan-" + h.hexdigest()[:16]
 
 
@@ -224,6 +269,7 @@ def solve_lp(req: PlanRequest, time_limit_s: float = 2.0) -> Plan | None:
     net_c: list[np.ndarray] = []
     net_v: list[np.ndarray] = []
     real_mask: list[np.ndarray] = []
+    site_of: list[str | None] = []
     index: list[tuple[PlanSession, np.ndarray, np.ndarray, np.ndarray | None, np.ndarray, int]] = []
 
     for s in req.sessions:
@@ -231,6 +277,12 @@ def solve_lp(req: PlanRequest, time_limit_s: float = 2.0) -> Plan | None:
         steps = np.flatnonzero(frac > 1e-9)
         pmax = max(0.0, float(s.max_charge_kw)) if math.isfinite(s.max_charge_kw) else 0.0
         energy = max(0.0, float(s.energy_kwh)) if math.isfinite(s.energy_kwh) else 0.0
+        soc_known = s.soc_kwh is not None and s.capacity_kwh is not None and math.isfinite(s.soc_kwh) \
+            and math.isfinite(s.capacity_kwh)
+        if s.storage:
+            energy = 0.0
+            if not soc_known:
+                pmax = 0.0
         if len(steps) == 0:
             index.append((s, steps, np.empty(0, int), None, frac, -1))
             continue
@@ -246,9 +298,10 @@ def solve_lp(req: PlanRequest, time_limit_s: float = 2.0) -> Plan | None:
         net_c.append(x)
         net_v.append(np.ones(len(steps)))
         real_mask.append(np.full(len(steps), not s.virtual))
+        site_of.append(s.site_id)
         dmax = max(0.0, float(s.max_discharge_kw)) if math.isfinite(s.max_discharge_kw) else 0.0
         d = None
-        soc_ok = s.soc_kwh is not None and s.capacity_kwh is not None and s.soc_kwh > s.reserve_kwh
+        soc_ok = soc_known and s.soc_kwh is not None and s.soc_kwh > s.reserve_kwh
         if dmax > 0 and soc_ok:
             dcap = dmax * frac[steps]
             if s.discharge_windows is not None:
@@ -260,16 +313,32 @@ def solve_lp(req: PlanRequest, time_limit_s: float = 2.0) -> Plan | None:
                 net_c.append(d)
                 net_v.append(-np.ones(len(steps)))
                 real_mask.append(np.full(len(steps), not s.virtual))
-                # SoC state e_k after step k: reserve <= e_k <= capacity; e_k - e_{k-1} - (x-d) dt = 0
-                assert s.soc_kwh is not None and s.capacity_kwh is not None
-                m = len(steps)
-                e = cols.add(np.full(m, s.reserve_kwh), np.full(m, s.capacity_kwh), np.zeros(m))
-                rows = n_eq + np.arange(m)
-                eq_r += [rows, rows, rows, rows[1:]]
-                eq_c += [e, x, d, e[:-1]]
-                eq_v += [np.ones(m), -dt[steps], dt[steps], -np.ones(m - 1)]
-                b_eq += [float(s.soc_kwh)] + [0.0] * (m - 1)
-                n_eq += m
+                site_of.append(s.site_id)
+        if (d is not None or s.storage) and soc_known:
+            # SoC state e_k after step k: reserve <= e_k <= capacity; e_k - e_{k-1} - (eta_c x - d/eta_d) dt = 0
+            assert s.soc_kwh is not None and s.capacity_kwh is not None
+            m = len(steps)
+            soc0 = float(s.soc_kwh)
+            e_lo = np.full(m, min(s.reserve_kwh, soc0))
+            e_hi = np.full(m, max(float(s.capacity_kwh), soc0))
+            if s.final_soc_kwh is not None:
+                e_lo[-1] = max(e_lo[-1], min(float(s.final_soc_kwh), e_hi[-1]))
+            e = cols.add(e_lo, e_hi, np.zeros(m))
+            eta_c = min(max(s.charge_efficiency, 1e-3), 1.0)
+            eta_d = min(max(s.discharge_efficiency, 1e-3), 1.0)
+            rows = n_eq + np.arange(m)
+            eq_r += [rows, rows, rows[1:]]
+            eq_c += [e, x, e[:-1]]
+            eq_v += [np.ones(m), -eta_c * dt[steps], -np.ones(m - 1)]
+            if d is not None:
+                eq_r.append(rows)
+                eq_c.append(d)
+                eq_v.append(dt[steps] / eta_d)
+            b_eq += [soc0] + [0.0] * (m - 1)
+            n_eq += m
+        if s.storage:
+            index.append((s, steps, x, d, frac, -1))
+            continue
         slack = cols.add(np.zeros(1), np.array([energy]), np.array([w.shortfall_per_kwh]))
         # energy: sum (x - d) dt + slack = energy
         eq_r += [np.full(len(steps), n_eq), np.array([n_eq])]
@@ -324,6 +393,38 @@ def solve_lp(req: PlanRequest, time_limit_s: float = 2.0) -> Plan | None:
     ub_v += [-nv[keep], -np.ones(len(exp_steps))]
     b_ub.append(np.maximum(exp_lim[exp_steps], 0.0) + base[exp_steps])
     n_ub += len(exp_steps)
+    # sites: import / export limits (soft) and demand-charge peak
+    site_cols: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+    for site in req.sites:
+        pick = [i for i, sid in enumerate(site_of) if sid == site.site_id]
+        sr = np.concatenate([net_r[i] for i in pick]) if pick else np.empty(0, int)
+        sc = np.concatenate([net_c[i] for i in pick]) if pick else np.empty(0, int)
+        sv = np.concatenate([net_v[i] for i in pick]) if pick else np.empty(0)
+        site_cols[site.site_id] = (sr, sc, sv)
+        sbase = np.nan_to_num(np.asarray(site.base_kw, dtype=float))
+        for lim, sign in ((np.asarray(site.import_limit_kw, dtype=float), 1.0),
+                          (np.asarray(site.export_limit_kw, dtype=float), -1.0)):
+            steps = np.flatnonzero(np.isfinite(lim))
+            if not len(steps):
+                continue
+            viol_c = cols.add(np.zeros(len(steps)), np.full(len(steps), np.inf),
+                              w.limit_violation_per_kwh * dt[steps])
+            pos = np.full(n, -1)
+            pos[steps] = np.arange(len(steps))
+            keep = pos[sr] >= 0
+            ub_r += [n_ub + pos[sr[keep]], n_ub + np.arange(len(steps))]
+            ub_c += [sc[keep], viol_c]
+            ub_v += [sign * sv[keep], -np.ones(len(steps))]
+            b_ub.append(np.maximum(lim[steps], 0.0) - sign * sbase[steps])
+            n_ub += len(steps)
+        if site.demand_charge_per_kw > 0 and len(sr):
+            s_col = cols.add(np.array([max(0.0, site.peak_floor_kw)]), np.array([np.inf]),
+                             np.array([site.demand_charge_per_kw]))
+            ub_r += [n_ub + sr, n_ub + np.arange(n)]
+            ub_c += [sc, np.full(n, s_col[0])]
+            ub_v += [sv, -np.ones(n)]
+            b_ub.append(-sbase)
+            n_ub += n
 
     c = np.concatenate(cols.cost)
     lo = np.concatenate(cols.lo)
@@ -363,12 +464,31 @@ def solve_lp(req: PlanRequest, time_limit_s: float = 2.0) -> Plan | None:
         status[s.key] = "infeasible_request" if short > 1e-3 else "optimal"
     net = base + fleet
     viol = float(np.sum(np.maximum(net - imp_lim, 0.0) * dt) + np.sum(np.maximum(-net - exp_lim, 0.0) * dt))
+    site_net, site_viol = _site_nets(req, schedules, edges)
     return Plan(
         plan_id=plan_id_of(req), feeder_id=req.feeder_id, edges_ms=tuple(int(e) for e in edges),
         schedules=schedules, status=status, shortfall_kwh=shortfall, peak_kw=float(np.max(net)) if n else 0.0,
         objective=float(res.fun), solver="highs", reason="optimal", limit_violation_kwh=viol, fleet_kw=fleet,
-        solve_seconds=time.perf_counter() - t0,
+        solve_seconds=time.perf_counter() - t0, site_net_kw=site_net, site_violation_kwh=site_viol,
     )
+
+
+def _site_nets(req: PlanRequest, schedules: dict[str, np.ndarray],
+               edges: np.ndarray) -> tuple[dict[str, np.ndarray], float]:
+    """Net import per step of each site (base + its sessions' step-average power) and its limit violations, kWh."""
+    dt = np.diff(edges) / HOUR_MS
+    out: dict[str, np.ndarray] = {}
+    viol = 0.0
+    for site in req.sites:
+        net = np.nan_to_num(np.asarray(site.base_kw, dtype=float)).copy()
+        for s in req.sessions:
+            if s.site_id == site.site_id and s.key in schedules:
+                net += schedules[s.key] * _overlap_fraction(edges, s.arrival_ms, s.departure_ms)
+        out[site.site_id] = net
+        imp = np.asarray(site.import_limit_kw, dtype=float)
+        exp = np.asarray(site.export_limit_kw, dtype=float)
+        viol += float(np.sum(np.maximum(net - imp, 0.0) * dt) + np.sum(np.maximum(-net - exp, 0.0) * dt))
+    return out, viol
 
 
 def plan_feeder(req: PlanRequest, time_limit_s: float = 2.0) -> Plan:

@@ -40,6 +40,21 @@ class ChargerInfo:
     site_import_limit_kw: float | None = None
     asset_type: str = "ev_charger"
     active: bool = True
+    battery_capacity_kwh: float | None = None
+    min_soc_pct: float | None = None
+    max_soc_pct: float | None = None
+    round_trip_efficiency: float | None = None
+
+    @property
+    def is_battery(self) -> bool:
+        """A stationary battery (a car that never leaves)."""
+        return self.asset_type == "stationary_battery"
+
+    @property
+    def behind_the_meter(self) -> bool:
+        """May discharge to cover its own site's load, never exporting (V2H / V2B)."""
+        return self.bidirectional and self.interconnection_class == "parallel_non_exporting" and \
+            self.max_discharge_kw > 0.0
 
     @property
     def may_export(self) -> bool:
@@ -75,6 +90,10 @@ def charger_from_registration(reg: ChargerRegistration) -> ChargerInfo:
         site_import_limit_kw=reg.site_import_limit_kw,
         asset_type=reg.asset_type,
         active=reg.active,
+        battery_capacity_kwh=reg.battery_capacity_kwh,
+        min_soc_pct=reg.min_soc_pct,
+        max_soc_pct=reg.max_soc_pct,
+        round_trip_efficiency=reg.round_trip_efficiency,
     )
 
 
@@ -168,6 +187,36 @@ class FeederLimits:
     def pruned(self, now_ms: int) -> FeederLimits:
         """A copy without signals that ended at or before ``now_ms``."""
         return replace(self, signals=tuple(s for s in self.signals if s.valid_until > now_ms))
+
+    def without(self, signal_id: str) -> FeederLimits:
+        """A copy without the signal ``signal_id`` (the counterfactual of a request)."""
+        return replace(self, signals=tuple(s for s in self.signals if s.signal_id != signal_id))
+
+    def site_profile(self, site_id: str, edges_ms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Import and export limits (kW, ``inf`` = none) per step from the signals scoped to ``site_id``."""
+        n = len(edges_ms) - 1
+        imp = np.full(n, np.inf)
+        exp = np.full(n, np.inf)
+        starts, ends = edges_ms[:-1], edges_ms[1:]
+        for s in self.signals:
+            if s.site_id != site_id:
+                continue
+            cover = (starts < s.valid_until) & (ends > s.valid_from)
+            if s.import_limit_kw is not None:
+                imp[cover] = np.minimum(imp[cover], s.import_limit_kw)
+            if s.export_limit_kw is not None:
+                exp[cover] = np.minimum(exp[cover], s.export_limit_kw)
+        return imp, exp
+
+    def demand_charge(self, site_id: str | None, now_ms: int) -> float | None:
+        """Demand charge per kW of the site (``None`` = the feeder) from the latest signal valid at ``now_ms``."""
+        best: GridSignal | None = None
+        for s in self.signals:
+            live = s.site_id == site_id and s.demand_charge_per_kw is not None \
+                and s.valid_from <= now_ms < s.valid_until
+            if live and (best is None or s.issued_at >= best.issued_at):
+                best = s
+        return None if best is None else best.demand_charge_per_kw
 
     def profile(self, edges_ms: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Import limit (kW), export limit (kW, >= 0) and price per step of the grid ``edges_ms``."""
