@@ -15,6 +15,11 @@
 #   EVGRID_KAFKA_HEAP_OPTS         JVM heap                      (-Xms256m -Xmx1G)
 #   EVGRID_KAFKA_CLUSTER_ID        cluster id used by the first format (random)
 #   EVGRID_KAFKA_SESSION_TIMEOUT_MS / EVGRID_KAFKA_HEARTBEAT_INTERVAL_MS  (9000 / 2000)
+#   EVGRID_KAFKA_TEMPLATE          server.properties template    (infra/kafka/server.properties)
+#   EVGRID_KAFKA_VAR_<NAME>        extra @@NAME@@ placeholder values for that template
+#                                  (e.g. infra/kafka/server-sasl-ssl.properties needs SASL_SSL_PORT, ...)
+#   EVGRID_KAFKA_SCRAM             SCRAM credentials created when storage is first formatted, one per line:
+#                                  SCRAM-SHA-512=[name=evgrid,password=secret]  (kafka-storage --add-scram)
 #   EVGRID_INFLUX_PORT             HTTP API                      (8086)
 #   EVGRID_INFLUX_RPC_PORT         backup/restore RPC            (8088)
 #   EVGRID_INFLUX_RUN_DIR          this influxd's dir            ($EVGRID_RUN_DIR/influxdb)
@@ -44,6 +49,7 @@ KAFKA_LIB="${EVGRID_KAFKA_LIB:-$ROOT/infra/kafka/lib}"
 KAFKA_HEAP_OPTS="${EVGRID_KAFKA_HEAP_OPTS:--Xms256m -Xmx1G}"
 KAFKA_SESSION_TIMEOUT_MS="${EVGRID_KAFKA_SESSION_TIMEOUT_MS:-9000}"
 KAFKA_HEARTBEAT_INTERVAL_MS="${EVGRID_KAFKA_HEARTBEAT_INTERVAL_MS:-2000}"
+KAFKA_TEMPLATE="${EVGRID_KAFKA_TEMPLATE:-$ROOT/infra/kafka/server.properties}"
 
 INFLUX_PORT="${EVGRID_INFLUX_PORT:-8086}"
 INFLUX_RPC_PORT="${EVGRID_INFLUX_RPC_PORT:-8088}"
@@ -211,9 +217,14 @@ kafka_up() {
     fi
     command -v java >/dev/null || die "java not found (Java 17 required)"
 
-    render "$ROOT/infra/kafka/server.properties" "$KAFKA_CONF" \
+    local extra=() var
+    for var in $(compgen -v EVGRID_KAFKA_VAR_ || true); do
+        extra+=("${var#EVGRID_KAFKA_VAR_}=${!var}")
+    done
+    render "$KAFKA_TEMPLATE" "$KAFKA_CONF" \
         "KAFKA_PORT=$KAFKA_PORT" "KAFKA_CONTROLLER_PORT=$KAFKA_CONTROLLER_PORT" "KAFKA_DATA_DIR=$KAFKA_DATA" \
-        "KAFKA_SESSION_TIMEOUT_MS=$KAFKA_SESSION_TIMEOUT_MS" "KAFKA_HEARTBEAT_INTERVAL_MS=$KAFKA_HEARTBEAT_INTERVAL_MS"
+        "KAFKA_SESSION_TIMEOUT_MS=$KAFKA_SESSION_TIMEOUT_MS" "KAFKA_HEARTBEAT_INTERVAL_MS=$KAFKA_HEARTBEAT_INTERVAL_MS" \
+        ${extra[@]+"${extra[@]}"}
     kafka_java_opts
 
     if [[ ! -f "$KAFKA_DATA/meta.properties" ]]; then
@@ -224,9 +235,13 @@ while (c := base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")).s
 print(c)')"
         fi
         log "kafka: formatting KRaft storage in $KAFKA_DATA (cluster id $cluster_id)"
+        local scram=() line
+        while IFS= read -r line; do
+            if [[ -n "$line" ]]; then scram+=(--add-scram "$line"); fi
+        done <<<"${EVGRID_KAFKA_SCRAM:-}"
         java -Xmx256m "-Dlog4j.configuration=file:$ROOT/infra/kafka/log4j.properties" "-Dkafka.logs.dir=$KAFKA_LOGS" \
             -cp "$KAFKA_LIB/*" kafka.tools.StorageTool format --ignore-formatted \
-            -t "$cluster_id" -c "$KAFKA_CONF" >>"$KAFKA_LOGS/format.log" 2>&1 ||
+            -t "$cluster_id" -c "$KAFKA_CONF" ${scram[@]+"${scram[@]}"} >>"$KAFKA_LOGS/format.log" 2>&1 ||
             { tail -n 20 "$KAFKA_LOGS/format.log" >&2; die "kafka: storage format failed (see $KAFKA_LOGS/format.log)"; }
     fi
 

@@ -21,7 +21,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -215,6 +215,10 @@ class PrivateKafka:
     ``data_dir`` receives ``server.properties``, ``data/`` (kept across restarts), ``logs/``
     and ``kafka.pid``.  Use as a context manager or call :meth:`stop`; brokers still running
     at interpreter exit are killed.
+
+    ``template`` replaces ``infra/kafka/server.properties`` (e.g. ``server-sasl-ssl.properties``),
+    ``template_vars`` fills its extra ``@@NAME@@`` placeholders and ``scram`` lists SCRAM
+    credentials (``SCRAM-SHA-512=[name=u,password=p]``) created when the storage is first formatted.
     """
 
     def __init__(
@@ -224,6 +228,9 @@ class PrivateKafka:
         data_dir: str | os.PathLike[str],
         heap: str = "-Xms128m -Xmx512m",
         session_timeout_ms: int = 2000,
+        template: str | os.PathLike[str] | None = None,
+        template_vars: Mapping[str, str] | None = None,
+        scram: Sequence[str] = (),
     ) -> None:
         self.port = port
         self.controller_port = controller_port
@@ -231,6 +238,9 @@ class PrivateKafka:
         self.heap = heap
         # short broker session: a restart after kill() re-registers once the old session expired
         self.session_timeout_ms = session_timeout_ms
+        self.template = Path(template).resolve() if template is not None else None
+        self.template_vars = dict(template_vars or {})
+        self.scram = tuple(scram)
 
     @property
     def bootstrap(self) -> str:
@@ -238,7 +248,12 @@ class PrivateKafka:
 
     @property
     def _env(self) -> dict[str, str]:
-        return {
+        extra = {f"EVGRID_KAFKA_VAR_{k}": v for k, v in self.template_vars.items()}
+        if self.template is not None:
+            extra["EVGRID_KAFKA_TEMPLATE"] = str(self.template)
+        if self.scram:
+            extra["EVGRID_KAFKA_SCRAM"] = "\n".join(self.scram)
+        return extra | {
             "EVGRID_KAFKA_PORT": str(self.port),
             "EVGRID_KAFKA_CONTROLLER_PORT": str(self.controller_port),
             "EVGRID_KAFKA_RUN_DIR": str(self.data_dir),
@@ -307,15 +322,19 @@ def start_private_kafka(
     heap: str = "-Xms128m -Xmx512m",
     session_timeout_ms: int = 2000,
     start: bool = True,
+    template: str | os.PathLike[str] | None = None,
+    template_vars: Mapping[str, str] | None = None,
+    scram: Sequence[str] = (),
 ) -> PrivateKafka:
     """Create (and by default start) a private single-node broker on ``127.0.0.1:port``.
 
     ``data_dir`` is the broker's own directory; reusing it after :meth:`PrivateKafka.kill`
-    or :meth:`PrivateKafka.stop` restarts the same cluster with its data.
+    or :meth:`PrivateKafka.stop` restarts the same cluster with its data. ``template``,
+    ``template_vars`` and ``scram``: see :class:`PrivateKafka` (a secured broker for tests).
     """
     if port == controller_port:
         raise ValueError("port and controller_port must differ")
-    handle = PrivateKafka(port, controller_port, data_dir, heap, session_timeout_ms)
+    handle = PrivateKafka(port, controller_port, data_dir, heap, session_timeout_ms, template, template_vars, scram)
     return handle.start() if start else handle
 
 
