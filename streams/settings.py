@@ -199,6 +199,20 @@ class Settings(BaseSettings):
     monitor_offset_reset: str = "earliest"
     """EVGRID_MONITOR_OFFSET_RESET: where a new ``evgrid monitor`` consumer group starts, earliest or latest."""
 
+    # --- Dispatch: sites, storage, VPP (issue 8) -----------------------------------------------------
+    dispatch_site_demand_charge_per_kw: float = 0.0
+    """EVGRID_DISPATCH_SITE_DEMAND_CHARGE_PER_KW: default demand charge of every site per kW of monthly peak."""
+    dispatch_site_meter_stale_seconds: int = 1800
+    """EVGRID_DISPATCH_SITE_METER_STALE_SECONDS: no behind-the-meter discharge when the site meter is older."""
+    dispatch_battery_round_trip_efficiency: float = 0.9
+    """EVGRID_DISPATCH_BATTERY_ROUND_TRIP_EFFICIENCY: stationary battery efficiency when not registered (0-1)."""
+    dispatch_battery_min_soc_pct: float = 10.0
+    """EVGRID_DISPATCH_BATTERY_MIN_SOC_PCT: stationary battery SoC floor when not registered, %."""
+    dispatch_flexibility_hours: float = 4.0
+    """EVGRID_DISPATCH_FLEXIBILITY_HOURS: horizon of the Flexibility record published at each plan, hours."""
+    dispatch_track_requests: bool = True
+    """EVGRID_DISPATCH_TRACK_REQUESTS: solve a no-request baseline plan to report delivered change."""
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:

@@ -4,11 +4,19 @@ Feed it contract records (``on_registration``, ``on_telemetry``, ``on_signal``, 
 and call ``on_interval(now_ms, base_load_kw)`` at every interval close (event time); it re-plans when
 the set of plugged-in sessions, the signals or the accepted offers changed, or every ``replan_ms``, and
 returns the setpoints to emit (on change or refresh), new incentive offers and settlements.
+
+Issue 8: sites (``on_site_meter`` feeds a site's own meter; site import limits from registrations or
+site-scoped signals; behind-the-meter V2H/V2B discharge of ``parallel_non_exporting`` sites; demand
+charges), stationary batteries (``asset_type=stationary_battery``: a car that never leaves), backup-mode
+episodes (``backup_episodes``), the VPP view (``DispatchResult.flexibility``) and feeder-level requests
+with the delivered change against the baseline (``request_report``).
 """
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from zoneinfo import ZoneInfo
@@ -19,12 +27,16 @@ from streams.contracts.models import (
     ChargerRegistration,
     ChargerSetpoint,
     ChargerTelemetry,
+    Flexibility,
     GridSignal,
     IncentiveEvent,
     IncentiveResponse,
+    MeterReading,
     Settlement,
 )
 from streams.dispatch.arrivals import ArrivalForecaster
+from streams.dispatch.backup import BackupEpisode
+from streams.dispatch.flexibility import compute_flexibility
 from streams.dispatch.incentives import IncentiveParams, OfferBook, apply_response, propose_offers, settle_export
 from streams.dispatch.planner import (
     HOUR_MS,
@@ -32,19 +44,23 @@ from streams.dispatch.planner import (
     PlannerWeights,
     PlanRequest,
     PlanSession,
+    PlanSite,
     plan_feeder,
     solve_lp,
     time_grid,
 )
+from streams.dispatch.requests import RequestInterval, RequestTracker
 from streams.dispatch.safety import (
     SafeSetpoint,
     SafetyRules,
+    capacity_kwh,
     charge_limit_kw,
     discharge_limit_kw,
     reserve_pct,
     safe_setpoint,
 )
 from streams.dispatch.setpoints import build_setpoint, schedule_points, should_emit
+from streams.dispatch.sites import SiteLoadForecast, SiteState
 from streams.dispatch.state import (
     ChargerInfo,
     FeederLimits,
@@ -85,6 +101,16 @@ class DispatchConfig:
     default_dwell_ms: int = 8 * HOUR_MS
     default_request_kwh: float = 20.0
     settle_period_ms: int = 24 * HOUR_MS
+    site_demand_charge_per_kw: float = 0.0
+    """Default demand charge of every site per kW of its monthly peak import (a site signal overrides it)."""
+    site_meter_stale_ms: int = 30 * MIN_MS
+    """No behind-the-meter discharge at a site whose meter has not reported for this long."""
+    site_forecast_alpha: float = 0.3
+    battery_round_trip_efficiency: float = 0.9
+    battery_min_soc_pct: float = 10.0
+    flexibility_horizon_ms: int = 4 * HOUR_MS
+    track_requests: bool = True
+    """Solve a counterfactual plan without each feeder-level import-limit request (its baseline)."""
 
     @classmethod
     def from_settings(cls, s: Settings) -> DispatchConfig:
@@ -112,6 +138,12 @@ class DispatchConfig:
             schedule_ms=int(s.setpoint_schedule_hours * HOUR_MS),
             forecast_arrivals=s.dispatch_forecast_arrivals,
             timezone=s.local_timezone,
+            site_demand_charge_per_kw=s.dispatch_site_demand_charge_per_kw,
+            site_meter_stale_ms=int(s.dispatch_site_meter_stale_seconds * 1000),
+            battery_round_trip_efficiency=s.dispatch_battery_round_trip_efficiency,
+            battery_min_soc_pct=s.dispatch_battery_min_soc_pct,
+            flexibility_horizon_ms=int(s.dispatch_flexibility_hours * HOUR_MS),
+            track_requests=s.dispatch_track_requests,
         )
 
 
@@ -124,6 +156,10 @@ class DispatchResult:
     settlements: list[Settlement]
     plan: Plan | None
     replanned: bool
+    flexibility: list[Flexibility] = field(default_factory=list)
+    """The feeder's ``Flexibility`` (one record at each re-plan) to produce on ``evgrid.flexibility``."""
+    backup_episodes: list[BackupEpisode] = field(default_factory=list)
+    """Backup episodes that started or ended since the previous call (an ended one carries ``end_ms``)."""
 
 
 @dataclass
@@ -157,6 +193,11 @@ class FeederDispatcher:
     pending_settlements: list[Settlement] = field(default_factory=list)
     n_plans: int = 0
     n_fallbacks: int = 0
+    site_states: dict[str, SiteState] = field(default_factory=dict)
+    episodes: list[BackupEpisode] = field(default_factory=list)
+    episode_updates: list[BackupEpisode] = field(default_factory=list)
+    trackers: dict[str, RequestTracker] = field(default_factory=dict)
+    flexibility: Flexibility | None = None
 
     def __post_init__(self) -> None:
         c = self.config
@@ -170,7 +211,12 @@ class FeederDispatcher:
         """Add, change or (``active=False``) deactivate a charger."""
         if reg.feeder_id != self.feeder_id:
             return
-        self.chargers[reg.charger_id] = charger_from_registration(reg)
+        info = charger_from_registration(reg)
+        if info.is_battery:
+            c = self.config
+            info = replace(info, min_soc_pct=c.battery_min_soc_pct if info.min_soc_pct is None else info.min_soc_pct,
+                           round_trip_efficiency=info.round_trip_efficiency or c.battery_round_trip_efficiency)
+        self.chargers[reg.charger_id] = info
         self.dirty = True
 
     def on_telemetry(self, tel: ChargerTelemetry) -> None:
@@ -198,7 +244,50 @@ class FeederDispatcher:
                 self.forecaster.observe(new.session_id, tel.timestamp, new.departure_ms, energy, new.max_charge_kw)
         if prev is not None and prev.connected and not new.connected:
             self._settle(tel.charger_id, tel.timestamp)
+        self._backup_transition(prev, new)
         self.sessions[tel.charger_id] = new
+
+    def _backup_transition(self, prev: SessionState | None, new: SessionState) -> None:
+        was = prev is not None and prev.grid_state != "grid_connected"
+        now = new.grid_state != "grid_connected"
+        if was == now:
+            return
+        ch = self.chargers.get(new.charger_id)
+        if now:
+            ep = BackupEpisode(new.charger_id, ch.site_id if ch else None, new.last_heard_ms)
+            self.episodes.append(ep)
+            del self.episodes[:-1000]
+        else:
+            i = next((i for i in range(len(self.episodes) - 1, -1, -1)
+                      if self.episodes[i].charger_id == new.charger_id and self.episodes[i].open), None)
+            if i is None:
+                return
+            ep = replace(self.episodes[i], end_ms=new.last_heard_ms)
+            self.episodes[i] = ep
+        self.episode_updates.append(ep)
+        self.dirty = True
+
+    def on_site_meter(self, reading: MeterReading) -> None:
+        """A site's own meter (``reading.site_id`` set): learns the site's own load (metered import minus its
+        grid-connected chargers' and batteries' reported power) and its monthly peak import."""
+        if reading.feeder_id != self.feeder_id or reading.site_id is None:
+            return
+        sid = reading.site_id
+        st = self.site_states.get(sid)
+        if st is None:
+            c = self.config
+            st = self.site_states[sid] = SiteState(sid, SiteLoadForecast(c.step_ms, c.site_forecast_alpha, c.timezone))
+        assets = sum(s.power_kw for cid, s in self.sessions.items()
+                     if s.connected and s.grid_state == "grid_connected" and cid in self.chargers
+                     and self.chargers[cid].site_id == sid)
+        own = reading.active_power_kw - assets
+        st.forecast.observe(reading.timestamp, own)
+        if reading.timestamp >= st.last_meter_ms:
+            st.last_meter_ms, st.last_own_kw = reading.timestamp, own
+        m = self._month(reading.timestamp)
+        if m != st.peak_month:
+            st.peak_month, st.peak_kw = m, 0.0
+        st.peak_kw = max(st.peak_kw, reading.active_power_kw)
 
     def on_signal(self, sig: GridSignal) -> None:
         """Add or replace a grid signal (limits, prices)."""
@@ -207,6 +296,13 @@ class FeederDispatcher:
         assert self.limits is not None
         self.limits = self.limits.with_signal(sig)
         self.dirty = True
+        if sig.site_id is None and sig.import_limit_kw is not None and self.config.track_requests:
+            old = self.trackers.get(sig.signal_id)
+            if old is None or (old.start_ms, old.end_ms, old.limit_kw) != (sig.valid_from, sig.valid_until,
+                                                                           sig.import_limit_kw):
+                self.trackers[sig.signal_id] = RequestTracker(sig.signal_id, sig.dr_event_id, sig.valid_from,
+                                                              sig.valid_until, self.config.step_ms,
+                                                              sig.import_limit_kw)
 
     def on_incentive_response(self, resp: IncentiveResponse) -> None:
         """Record a driver's answer; an accept changes the next plan."""
@@ -216,8 +312,30 @@ class FeederDispatcher:
             self.dirty = True
 
     def observe_load(self, now_ms: int, kw: float) -> None:
-        """Feed a measured feeder import (kW) so the billing-month running peak includes it."""
+        """Feed a measured feeder import (kW) averaged over the interval ending at ``now_ms``, so the
+        billing-month running peak includes it and requests record what was delivered."""
         self._bump_peak(now_ms, kw)
+        if math.isfinite(kw):
+            for tr in self.trackers.values():
+                tr.on_measured(now_ms - self.config.step_ms, kw)
+
+    # --- reports --------------------------------------------------------------------------------
+    def backup_episodes(self, charger_id: str | None = None) -> list[BackupEpisode]:
+        """Recorded backup episodes (last 1,000), oldest first; open ones have ``end_ms=None``."""
+        return [e for e in self.episodes if charger_id is None or e.charger_id == charger_id]
+
+    def request_report(self, signal_id: str | None = None) -> list[RequestInterval]:
+        """Requested vs delivered per interval of every feeder-level import-limit request (or one)."""
+        out: list[RequestInterval] = []
+        for sid in sorted(self.trackers):
+            if signal_id is None or sid == signal_id:
+                out += self.trackers[sid].report()
+        return out
+
+    def site_own_load_kw(self, site_id: str, t_ms: int) -> float | None:
+        """Forecast own load of a site at ``t_ms`` (``None`` if its meter never reported)."""
+        st = self.site_states.get(site_id)
+        return None if st is None else st.forecast.at(t_ms)
 
     # --- helpers --------------------------------------------------------------------------------
     def _month(self, t_ms: int) -> str:
@@ -242,10 +360,12 @@ class FeederDispatcher:
             period_end=now_ms, exported_kwh=acc.kwh, price_per_kwh=round(acc.value / acc.kwh, 6), offer=offer,
             currency=self.config.incentives.currency))
 
-    def _safe(self, cid: str, kw: float | None, now_ms: int, reason: str = "optimal") -> SafeSetpoint:
+    def _safe(self, cid: str, kw: float | None, now_ms: int, reason: str = "optimal",
+              site_headroom_kw: float | None = None) -> SafeSetpoint:
         export_ok = bool(self.book.windows(cid, "export"))
         return safe_setpoint(kw, self.chargers.get(cid), self.sessions.get(cid), now_ms,
-                             self.config.setpoint_validity_ms / 1000, self.config.rules, export_ok, reason)
+                             self.config.setpoint_validity_ms / 1000, self.config.rules, export_ok, reason,
+                             site_headroom_kw)
 
     def flexible_sessions(self, now_ms: int) -> dict[str, SessionState]:
         """Plugged-in, grid-connected, fresh sessions of known active chargers."""
@@ -254,26 +374,82 @@ class FeederDispatcher:
                 if s.connected and s.grid_state == "grid_connected" and not s.is_stale(now_ms, rules.stale_seconds)
                 and cid in self.chargers and self.chargers[cid].active}
 
-    def _plan_session(self, cid: str, s: SessionState, now_ms: int) -> PlanSession:
+    def _plan_sites(self, edges: np.ndarray, now_ms: int, flex: dict[str, SessionState]) -> list[PlanSite]:
+        """Sites of plugged-in assets that have something to say: a limit, a known load, a demand charge or
+        behind-the-meter discharge."""
+        assert self.limits is not None
+        c = self.config
+        n = len(edges) - 1
+        by_site: dict[str, list[ChargerInfo]] = {}
+        for cid in flex:
+            by_site.setdefault(self.chargers[cid].site_id, []).append(self.chargers[cid])
+        out = []
+        for sid, chs in sorted(by_site.items()):
+            st = self.site_states.get(sid)
+            regs = [ch.site_import_limit_kw for ch in chs if ch.site_import_limit_kw is not None]
+            sig_imp, sig_exp = self.limits.site_profile(sid, edges)
+            charge = self.limits.demand_charge(sid, now_ms)
+            charge = c.site_demand_charge_per_kw if charge is None else charge
+            known = st is not None and st.last_own_kw is not None
+            if not (regs or np.isfinite(sig_imp).any() or np.isfinite(sig_exp).any() or charge > 0 or known
+                    or any(ch.behind_the_meter for ch in chs)):
+                continue
+            imp = np.minimum(sig_imp, min(regs)) if regs else sig_imp
+            exporting = all(ch.may_export for ch in chs)
+            exp = np.minimum(sig_exp, min(ch.export_limit_kw for ch in chs) if exporting else 0.0)
+            base = st.forecast.forecast(edges) if st is not None else np.zeros(n)
+            floor = st.peak_kw if st is not None and st.peak_month == self._month(now_ms) else 0.0
+            out.append(PlanSite(sid, tuple(base.tolist()), tuple(imp.tolist()), tuple(exp.tolist()),
+                                float(charge), float(floor)))
+        return out
+
+    def _plan_session(self, cid: str, s: SessionState, now_ms: int, site_known: bool = False) -> PlanSession:
         c = self.config
         ch = self.chargers[cid]
+        if ch.is_battery:
+            return self._plan_battery(cid, ch, s, now_ms, site_known)
         dep = s.departure_ms or (s.plugged_at_ms or now_ms) + c.default_dwell_ms
         dep = max(dep, now_ms + c.step_ms)
         remaining = s.remaining_energy_kwh()
         energy = remaining if remaining is not None else c.default_request_kwh
         export_windows = self.book.windows(cid, "export")
-        dmax = discharge_limit_kw(ch, s, export_allowed=bool(export_windows))
+        # behind the meter the LP's site constraint bounds discharge by the site's own load
+        dmax = discharge_limit_kw(ch, s, export_allowed=bool(export_windows),
+                                  site_headroom_kw=ch.max_discharge_kw if site_known else None)
         soc_kwh = cap = None
         reserve = 0.0
         if s.soc_pct is not None and s.capacity_kwh:
             cap = s.capacity_kwh
             soc_kwh = s.soc_pct / 100.0 * cap
             reserve = reserve_pct(s, c.rules) / 100.0 * cap
+            if dmax > 0 and s.requested_energy_kwh is None and s.target_soc_pct is not None:
+                # above its target SoC a car may give the surplus (never below target or reserve)
+                energy = (max(s.target_soc_pct, reserve_pct(s, c.rules)) - s.soc_pct) / 100.0 * cap
         return PlanSession(
             key=cid, session_id=s.session_id, arrival_ms=now_ms, departure_ms=dep, energy_kwh=energy,
             max_charge_kw=charge_limit_kw(ch, s), max_discharge_kw=dmax, soc_kwh=soc_kwh, capacity_kwh=cap,
             reserve_kwh=reserve, discharge_windows=None if ch.v2g_enrolled else export_windows,
-            blocked_windows=self.book.windows(cid, "delay_charging"),
+            blocked_windows=self.book.windows(cid, "delay_charging"), site_id=ch.site_id,
+        )
+
+    def _plan_battery(self, cid: str, ch: ChargerInfo, s: SessionState, now_ms: int, site_known: bool) -> PlanSession:
+        """A stationary battery: present over the whole horizon, no energy request, ends no lower than it starts."""
+        c = self.config
+        cap = capacity_kwh(ch, s)
+        soc_kwh = top = None
+        reserve = 0.0
+        if cap is not None and s.soc_pct is not None:
+            soc_kwh = s.soc_pct / 100.0 * cap
+            top = (ch.max_soc_pct if ch.max_soc_pct is not None else 100.0) / 100.0 * cap
+            reserve = reserve_pct(s, c.rules, ch) / 100.0 * cap
+        eta = math.sqrt(min(max(ch.round_trip_efficiency or c.battery_round_trip_efficiency, 0.01), 1.0))
+        dmax = discharge_limit_kw(ch, s, site_headroom_kw=ch.max_discharge_kw if site_known else None)
+        final = None if soc_kwh is None or top is None else min(max(soc_kwh, reserve), top)
+        return PlanSession(
+            key=cid, session_id=s.session_id, arrival_ms=now_ms, departure_ms=now_ms + c.horizon_ms + c.step_ms,
+            energy_kwh=0.0, max_charge_kw=charge_limit_kw(ch, s), max_discharge_kw=dmax, soc_kwh=soc_kwh,
+            capacity_kwh=top, reserve_kwh=reserve, site_id=ch.site_id, storage=True, charge_efficiency=eta,
+            discharge_efficiency=eta, final_soc_kwh=final,
         )
 
     def _base(self, edges: np.ndarray, base: Sequence[float] | None, start: int, step: int) -> np.ndarray:
@@ -308,25 +484,51 @@ class FeederDispatcher:
             imp, exp, price = self.limits.profile(edges)
             base = self._base(edges, base_load_kw, base_start_ms if base_start_ms is not None else now_ms,
                               base_step_ms or c.step_ms)
-            sessions = [self._plan_session(cid, s, now_ms) for cid, s in flex.items()]
+            sites = self._plan_sites(edges, now_ms, flex)
+            known = {p.site_id for p in sites if (st := self.site_states.get(p.site_id)) is not None
+                     and st.last_own_kw is not None}
+            sessions = [self._plan_session(cid, s, now_ms, self.chargers[cid].site_id in known)
+                        for cid, s in flex.items()]
             if c.forecast_arrivals:
                 sessions += self.forecaster.expected_sessions(now_ms, int(edges[-1]))
             req = PlanRequest(
                 feeder_id=self.feeder_id, edges_ms=tuple(int(e) for e in edges), base_kw=tuple(base.tolist()),
                 import_limit_kw=tuple(imp.tolist()), export_limit_kw=tuple(exp.tolist()),
                 price_per_kwh=tuple(price.tolist()), sessions=tuple(sessions), peak_floor_kw=self.peak_kw,
-                weights=c.weights)
+                weights=c.weights, sites=tuple(sites))
             self.plan = plan_feeder(req, c.solver_time_limit_s)
             self.plan_request = req
             self.plan_made_ms, self.plan_signature, self.dirty = now_ms, signature, False
             self.n_plans += 1
             self.n_fallbacks += self.plan.solver != "highs"
-            new_offers = self._offers(req, flex, now_ms)
+            evs = {cid: s for cid, s in flex.items() if not self.chargers[cid].is_battery}
+            new_offers = self._offers(req, evs, now_ms)
+            self.flexibility = compute_flexibility(self.plan, req, now_ms, c.step_ms, c.flexibility_horizon_ms)
+            self._track_requests(now_ms, req, edges, base)
         out = self._setpoints(now_ms, flex, base_load_kw)
         for cid in [k for k, a in self.exports.items() if now_ms - a.start_ms >= c.settle_period_ms]:
             self._settle(cid, now_ms)
         settlements, self.pending_settlements = self.pending_settlements, []
-        return DispatchResult(out, new_offers, settlements, self.plan, need)
+        episodes, self.episode_updates = self.episode_updates, []
+        flexibility = [self.flexibility] if need and self.flexibility is not None else []
+        return DispatchResult(out, new_offers, settlements, self.plan, need, flexibility, episodes)
+
+    def _track_requests(self, now_ms: int, req: PlanRequest, edges: np.ndarray, base: np.ndarray) -> None:
+        """Planned (and, once per interval, counterfactual baseline) net import of every live request."""
+        assert self.plan is not None and self.limits is not None
+        for sid in [k for k, t in self.trackers.items() if t.end_ms + 7 * 24 * HOUR_MS < now_ms]:
+            del self.trackers[sid]
+        net = base + self.plan.fleet_kw
+        for tr in self.trackers.values():
+            if tr.end_ms <= now_ms:
+                continue
+            baseline = None
+            if tr.missing_baseline(edges):
+                imp, exp, price = self.limits.without(tr.signal_id).profile(edges)
+                cf = plan_feeder(replace(req, import_limit_kw=tuple(imp.tolist()), export_limit_kw=tuple(exp.tolist()),
+                                         price_per_kwh=tuple(price.tolist())), self.config.solver_time_limit_s)
+                baseline = base + cf.fleet_kw
+            tr.on_plan(now_ms, edges, net, baseline)
 
     def _offers(self, req: PlanRequest, flex: dict[str, SessionState], now_ms: int) -> list[IncentiveEvent]:
         """Offers when the plan breaks a feeder limit, or meets it only by cutting drivers' requests
@@ -358,8 +560,16 @@ class FeederDispatcher:
         plan = self.plan
         out: list[ChargerSetpoint] = []
         total = float(base_load_kw[0]) if base_load_kw is not None and len(base_load_kw) else 0.0
+        headroom: dict[str, float | None] = {}  # own load of a site not yet covered by discharge, kW
         for cid in sorted(set(self.chargers) | set(self.sessions)):
             s = self.sessions.get(cid)
+            ch = self.chargers.get(cid)
+            hr: float | None = None
+            if ch is not None and ch.behind_the_meter:
+                if ch.site_id not in headroom:
+                    st = self.site_states.get(ch.site_id)
+                    headroom[ch.site_id] = st.own_load_now(now_ms, c.site_meter_stale_ms) if st else None
+                hr = headroom[ch.site_id]
             planned = plan.power_at(cid, now_ms) if plan is not None and cid in flex else None
             reason = "optimal"
             message = None
@@ -370,9 +580,11 @@ class FeederDispatcher:
                     message = f"expected shortfall {short:.2f} kWh"
                 if planned is None:
                     planned = 0.0
-            safe = self._safe(cid, planned, now_ms, reason)
+            safe = self._safe(cid, planned, now_ms, reason, hr)
             if not safe.send:
                 continue
+            if hr is not None and ch is not None and safe.kw < 0:
+                headroom[ch.site_id] = max(0.0, hr + safe.kw)
             if s is not None and s.connected:
                 total += safe.kw
             last = self.last_sent.get(cid)
@@ -383,8 +595,8 @@ class FeederDispatcher:
                 continue
             sched = []
             if safe.flexible and plan is not None:
-                def clip(v: float, cid: str = cid) -> float:
-                    return self._safe(cid, v, now_ms).kw
+                def clip(v: float, cid: str = cid, hr: float | None = hr) -> float:
+                    return self._safe(cid, v, now_ms, site_headroom_kw=hr).kw
 
                 sched = schedule_points(plan, cid, now_ms, now_ms + c.schedule_ms, clip)
             seq = self.sequence.get(cid, 0) + 1
@@ -402,4 +614,6 @@ class FeederDispatcher:
     def snapshot(self) -> FeederDispatcher:
         """A shallow copy safe to keep (e.g. for a changelog)."""
         return replace(self, chargers=dict(self.chargers), sessions=dict(self.sessions),
-                       last_sent=dict(self.last_sent), sequence=dict(self.sequence))
+                       last_sent=dict(self.last_sent), sequence=dict(self.sequence),
+                       site_states=copy.deepcopy(self.site_states), episodes=list(self.episodes),
+                       episode_updates=list(self.episode_updates), trackers=copy.deepcopy(self.trackers))

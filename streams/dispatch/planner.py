@@ -49,7 +49,8 @@ HOUR_MS = 3_600_000
 class PlanSession:
     """One vehicle (or a virtual, forecast cohort) as the planner sees it.
 
-    ``energy_kwh`` is the net energy still to deliver by ``departure_ms``; ``max_discharge_kw`` is 0
+    ``energy_kwh`` is the net energy still to deliver by ``departure_ms`` (negative: the car is above its
+target SoC and may give up to that much net, never more); ``max_discharge_kw`` is 0
     unless the safety rules allow export. ``discharge_windows`` (when not ``None``) restricts discharge to
     those [start, end) windows; ``blocked_windows`` forbid charging (accepted delay offers). SoC fields
     (kWh) are needed only when discharging.
@@ -277,6 +278,8 @@ def solve_lp(req: PlanRequest, time_limit_s: float = 2.0) -> Plan | None:
         steps = np.flatnonzero(frac > 1e-9)
         pmax = max(0.0, float(s.max_charge_kw)) if math.isfinite(s.max_charge_kw) else 0.0
         energy = max(0.0, float(s.energy_kwh)) if math.isfinite(s.energy_kwh) else 0.0
+        # a car above its target SoC (energy < 0) may give the surplus: net energy in [energy, 0], free
+        surplus = -float(s.energy_kwh) if math.isfinite(s.energy_kwh) and s.energy_kwh < 0 else 0.0
         soc_known = s.soc_kwh is not None and s.capacity_kwh is not None and math.isfinite(s.soc_kwh) \
             and math.isfinite(s.capacity_kwh)
         if s.storage:
@@ -339,7 +342,10 @@ def solve_lp(req: PlanRequest, time_limit_s: float = 2.0) -> Plan | None:
         if s.storage:
             index.append((s, steps, x, d, frac, -1))
             continue
-        slack = cols.add(np.zeros(1), np.array([energy]), np.array([w.shortfall_per_kwh]))
+        if surplus > 0:
+            slack = cols.add(np.zeros(1), np.array([surplus]), np.zeros(1))
+        else:
+            slack = cols.add(np.zeros(1), np.array([energy]), np.array([w.shortfall_per_kwh]))
         # energy: sum (x - d) dt + slack = energy
         eq_r += [np.full(len(steps), n_eq), np.array([n_eq])]
         eq_c += [x, slack]
@@ -460,6 +466,8 @@ def solve_lp(req: PlanRequest, time_limit_s: float = 2.0) -> Plan | None:
             inst = np.where(frac > 1e-9, avg / np.where(frac > 1e-9, frac, 1.0), 0.0)
         schedules[s.key] = inst
         short = float(sol[slack_col]) if slack_col >= 0 else max(0.0, float(s.energy_kwh))
+        if s.energy_kwh < 0:
+            short = 0.0
         shortfall[s.key] = short if short > 1e-6 else 0.0
         status[s.key] = "infeasible_request" if short > 1e-3 else "optimal"
     net = base + fleet

@@ -1,0 +1,86 @@
+"""Per-site own load (V2H / V2B): what the site's meter says minus its dispatched assets, and a forecast.
+
+A site's *own load* is its metered import minus the power of its chargers and batteries at that time
+(their latest telemetry). :class:`SiteLoadForecast` keeps an exponentially weighted average per
+(day type, time-of-day bin) in the local time zone — a smoothed seasonal-naive forecast — blended with
+the last observation for the next hour (persistence decays with ``exp(-lead / 1 h)``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo
+
+import numpy as np
+
+__all__ = ["SiteLoadForecast", "SiteState"]
+
+HOUR_MS = 3_600_000
+
+
+@dataclass
+class SiteLoadForecast:
+    """Seasonal (weekday/weekend × time of day) EWMA forecast of one site's own load, kW."""
+
+    bin_ms: int = 15 * 60_000
+    alpha: float = 0.3
+    timezone: str = "UTC"
+    profile: dict[tuple[int, int], float] = field(default_factory=dict)
+    last_kw: float | None = None
+    last_ms: int = -1
+
+    def _key(self, t_ms: int) -> tuple[int, int]:
+        local = dt.datetime.fromtimestamp(t_ms / 1000, ZoneInfo(self.timezone))
+        minute = local.hour * 60 + local.minute
+        return int(local.weekday() >= 5), minute * 60_000 // self.bin_ms
+
+    def observe(self, t_ms: int, kw: float) -> None:
+        """Learn the own load ``kw`` averaged over the period ending at ``t_ms``."""
+        if not math.isfinite(kw):
+            return
+        key = self._key(t_ms - 1)
+        old = self.profile.get(key)
+        self.profile[key] = kw if old is None else old + self.alpha * (kw - old)
+        if t_ms >= self.last_ms:
+            self.last_kw, self.last_ms = float(kw), t_ms
+
+    def at(self, t_ms: int) -> float | None:
+        """Forecast at ``t_ms`` (``None`` before anything was observed)."""
+        day, b = self._key(t_ms)
+        seasonal = self.profile.get((day, b))
+        if seasonal is None:
+            seasonal = self.profile.get((1 - day, b))
+        if self.last_kw is None:
+            return seasonal
+        if seasonal is None:
+            return self.last_kw
+        w = math.exp(-max(0, t_ms - self.last_ms) / HOUR_MS)
+        return w * self.last_kw + (1 - w) * seasonal
+
+    def forecast(self, edges_ms: np.ndarray) -> np.ndarray:
+        """Forecast at the middle of every step of ``edges_ms`` (0 where nothing is known), kW."""
+        mids = (np.asarray(edges_ms[:-1]) + np.asarray(edges_ms[1:])) // 2
+        vals = [self.at(int(m)) for m in mids]
+        return np.array([0.0 if v is None else v for v in vals], dtype=float)
+
+
+@dataclass
+class SiteState:
+    """What the dispatcher knows of one site from its own meter."""
+
+    site_id: str
+    forecast: SiteLoadForecast
+    last_meter_ms: int = -1
+    last_own_kw: float | None = None
+    peak_month: str = ""
+    peak_kw: float = 0.0
+
+    def own_load_now(self, now_ms: int, stale_ms: int) -> float | None:
+        """Conservative own load now: the smaller of the last measurement and the forecast; ``None`` when
+        the meter has not reported within ``stale_ms``."""
+        if self.last_own_kw is None or now_ms - self.last_meter_ms > stale_ms:
+            return None
+        fc = self.forecast.at(now_ms)
+        return min(self.last_own_kw, fc) if fc is not None else self.last_own_kw
