@@ -225,6 +225,8 @@ kafka_up() {
         "KAFKA_PORT=$KAFKA_PORT" "KAFKA_CONTROLLER_PORT=$KAFKA_CONTROLLER_PORT" "KAFKA_DATA_DIR=$KAFKA_DATA" \
         "KAFKA_SESSION_TIMEOUT_MS=$KAFKA_SESSION_TIMEOUT_MS" "KAFKA_HEARTBEAT_INTERVAL_MS=$KAFKA_HEARTBEAT_INTERVAL_MS" \
         ${extra[@]+"${extra[@]}"}
+    # template variables may carry secrets (keystore, SCRAM passwords): owner-only config
+    if ((${#extra[@]})); then chmod 600 "$KAFKA_CONF"; fi
     kafka_java_opts
 
     if [[ ! -f "$KAFKA_DATA/meta.properties" ]]; then

@@ -205,24 +205,16 @@ def layout_acls(prefix: str = "", app_id: str = "evgrid") -> list[AclBinding]:
     for op in (AclOperation.CREATE, AclOperation.DELETE, AclOperation.DESCRIBE, AclOperation.DESCRIBE_CONFIGS,
                AclOperation.ALTER_CONFIGS):
         acls.append(_acl("evgrid-ops", T, f"{prefix}evgrid.", op, PREFIXED))
-    for t in INPUT_TOPICS:
-        acls += [_acl("evgrid-ingest", T, prefix + t, AclOperation.WRITE),
-                 _acl("evgrid-ingest", T, prefix + t, AclOperation.DESCRIBE),
-                 _acl("evgrid-worker", T, prefix + t, AclOperation.READ),
-                 _acl("evgrid-worker", T, prefix + t, AclOperation.DESCRIBE)]
-    for t in WORKER_OUTPUTS:
-        acls += [_acl("evgrid-worker", T, prefix + t, AclOperation.WRITE),
-                 _acl("evgrid-worker", T, prefix + t, AclOperation.DESCRIBE)]
-    for op in (AclOperation.CREATE, AclOperation.READ, AclOperation.WRITE, AclOperation.DESCRIBE,
-               AclOperation.DESCRIBE_CONFIGS):  # faust changelog and leader topics
+    # READ and WRITE imply DESCRIBE
+    acls += [_acl("evgrid-ingest", T, prefix + t, AclOperation.WRITE) for t in INPUT_TOPICS]
+    acls += [_acl("evgrid-worker", T, prefix + t, AclOperation.READ) for t in INPUT_TOPICS]
+    acls += [_acl("evgrid-worker", T, prefix + t, AclOperation.WRITE) for t in WORKER_OUTPUTS]
+    for op in (AclOperation.CREATE, AclOperation.READ, AclOperation.WRITE):  # faust changelog + leader topics
         acls.append(_acl("evgrid-worker", T, f"{prefix}{app_id}-", op, PREFIXED))
     acls.append(_acl("evgrid-worker", G, f"{prefix}{app_id}", AclOperation.READ))
-    for t in MONITOR_INPUTS:
-        acls += [_acl("evgrid-monitor", T, prefix + t, AclOperation.READ),
-                 _acl("evgrid-monitor", T, prefix + t, AclOperation.DESCRIBE)]
+    acls += [_acl("evgrid-monitor", T, prefix + t, AclOperation.READ) for t in MONITOR_INPUTS]
     acls.append(_acl("evgrid-monitor", G, f"{prefix}{app_id}-monitor", AclOperation.READ))
     acls += [_acl("evgrid-downstream", T, prefix + SETPOINTS, AclOperation.READ),
-             _acl("evgrid-downstream", T, prefix + SETPOINTS, AclOperation.DESCRIBE),
              _acl("evgrid-downstream", G, f"{prefix}{DOWNSTREAM_GROUP_PREFIX}", AclOperation.READ, PREFIXED)]
     return acls
 
@@ -255,7 +247,7 @@ def _readings(n: int, feeder: str = "F1") -> list[tuple[bytes, bytes, int, None]
             for i in range(n)]
 
 
-def _errors_of_admin(settings: Settings, timeout: float = 10.0) -> tuple[list[KafkaError], Exception | None]:
+def _errors_of_admin(settings: Settings, timeout: float = 6.0) -> tuple[list[KafkaError], Exception | None]:
     """Errors a client reports while trying to fetch metadata, and the exception of the attempt (or None)."""
     errors: list[KafkaError] = []
     admin = AdminClient(client_config(settings) | {"error_cb": errors.append, "reconnect.backoff.ms": 200})
@@ -286,7 +278,7 @@ def test_sasl_ssl_produce_and_consume_through_kafka_io(secure_kafka: SecureKafka
     stats = produce_records(make_producer(ingest), topic, _readings(20))
     assert (stats.delivered, stats.failed) == (20, 0)
     got = consume_all(secure_kafka.sasl("admin"), [topic], timeout=60, expected=20)
-    assert sorted(m.value() for m in got) == sorted(v for _, v, _, _ in _readings(20))
+    assert sorted(m.value() or b"" for m in got) == sorted(v for _, v, _, _ in _readings(20))
 
 
 @pytest.mark.timeout(180)
@@ -329,7 +321,8 @@ def test_acl_layout_grants_each_principal_only_its_topics(secure_kafka: SecureKa
     # downstream consumers read setpoints in their own group...
     consumer = make_consumer(sk.sasl("evgrid-downstream"), f"{namespace}{DOWNSTREAM_GROUP_PREFIX}site-1")
     consumer.subscribe([namespace + SETPOINTS])
-    values, deadline = [], time.monotonic() + 60
+    values: list[bytes | None] = []
+    deadline = time.monotonic() + 60
     while not values and time.monotonic() < deadline:
         msg = consumer.poll(0.5)
         if msg is not None:
@@ -379,12 +372,13 @@ def test_pipeline_runs_over_sasl_ssl_with_worker_acls_only(secure_kafka: SecureK
     st = worker.wait_for(lambda s: s["accepted"].get(METER_READINGS, 0) >= len(readings)
                          and sum(s["rejected"].values()) >= 1, timeout=180, what="readings processed over SASL_SSL")
     assert st["accepted"] == {METER_READINGS: len(readings)}
-    assert list(st["rejected"]) == [f"{METER_READINGS}/{next(iter(st['rejected'])).split('/', 1)[1]}"]
+    assert st["rejected"] == {f"{METER_READINGS}/bad_magic": 1}
 
     dead = consume_all(sk.sasl("admin"), [namespace + DEADLETTER], timeout=60, expected=1)
-    letters = [decode_record(default_codec(), m.value(), "DeadLetter") for m in dead]
+    letters = [decode_record(default_codec(), m.value() or b"", "DeadLetter") for m in dead]
     assert len(letters) == 1 and isinstance(letters[0], DeadLetter)
     assert letters[0].source_topic == METER_READINGS and letters[0].value == bad[0][1]
+    assert letters[0].reason_code == "bad_magic"
     assert letters[0].offset == len(readings)  # the one bad message, after the good ones on partition of F1
     # the worker's changelog went through its prefixed ACL
     names = AdminClient(client_config(sk.sasl("admin"))).list_topics(timeout=30).topics
@@ -405,7 +399,7 @@ def test_mtls_listener_accepts_the_client_certificate_and_refuses_others(secure_
     assert produce_records(make_producer(good), namespace + FORECASTS, payload).delivered == 5
     assert "TOPIC_AUTHORIZATION_FAILED" in _delivery_errors(good, namespace + METER_READINGS)
     got = consume_all(sk.sasl("admin"), [namespace + FORECASTS], timeout=60, expected=5)
-    assert sorted(m.value() for m in got) == sorted(v for _, v, _, _ in payload)
+    assert sorted(m.value() or b"" for m in got) == sorted(v for _, v, _, _ in payload)
 
     # faust/aiokafka over the same listener with the credentials built from the same settings
     from aiokafka import AIOKafkaProducer
@@ -428,5 +422,7 @@ def test_mtls_listener_accepts_the_client_certificate_and_refuses_others(secure_
                            ("certificate of an untrusted CA", sk.mtls(pki.rogue_cert, pki.rogue_key))):
         errors, exc = _errors_of_admin(settings)
         assert exc is not None, f"{name}: metadata request must fail"
-        assert any(e.code() in (KafkaError._SSL, KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN)
-                   for e in errors), (name, errors)
+        # the broker ends the handshake with a TLS alert (Java sends bad_certificate for both cases)
+        alerts = {e.str().split("alert ", 1)[1].split(":")[0] for e in errors if "ssl/tls alert" in e.str()}
+        assert alerts, (name, [e.str() for e in errors][:5])
+        assert alerts <= {"bad certificate", "unknown ca", "certificate required", "handshake failure"}, alerts
