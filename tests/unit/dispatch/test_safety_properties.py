@@ -19,11 +19,16 @@ rating = st.floats(0.0, 500.0)
 @st.composite
 def fleet_member(draw):
     bidir = draw(st.booleans())
+    battery = draw(st.booleans())
+    pct = st.one_of(st.none(), st.floats(0.0, 100.0))
     ch = ChargerInfo(
         charger_id="c", feeder_id="f", site_id="s", customer_id="u", bidirectional=bidir,
         interconnection_class=draw(st.sampled_from(CLASSES)), export_limit_kw=draw(rating),
         v2g_enrolled=draw(st.booleans()), max_charge_kw=draw(rating),
-        max_discharge_kw=draw(rating) if bidir else 0.0, active=draw(st.booleans()))
+        max_discharge_kw=draw(rating) if bidir else 0.0, active=draw(st.booleans()),
+        asset_type="stationary_battery" if battery else "ev_charger",
+        battery_capacity_kwh=draw(st.one_of(st.none(), st.floats(1.0, 2000.0))) if battery else None,
+        min_soc_pct=draw(pct) if battery else None, max_soc_pct=draw(pct) if battery else None)
     sess = None
     if draw(st.booleans()):
         cap = draw(st.one_of(st.none(), st.floats(1.0, 200.0)))
@@ -39,10 +44,11 @@ def fleet_member(draw):
 @settings(max_examples=3000, deadline=None)
 @given(member=fleet_member(), planned=wild, export_allowed=st.booleans(), step_s=st.floats(60.0, 7200.0),
        rules=st.builds(SafetyRules, reserve_soc_pct=st.floats(0.0, 100.0), stale_seconds=st.floats(60.0, 7200.0),
-                       fallback_kw=st.floats(-50.0, 50.0)))
-def test_no_emitted_setpoint_violates_a_rule(member, planned, export_allowed, step_s, rules):
+                       fallback_kw=st.floats(-50.0, 50.0)),
+       headroom=st.one_of(st.none(), st.floats(-50.0, 500.0), st.floats(allow_nan=True, allow_infinity=True)))
+def test_no_emitted_setpoint_violates_a_rule(member, planned, export_allowed, step_s, rules, headroom):
     ch, sess = member
-    out = safe_setpoint(planned, ch, sess, NOW, step_s, rules, export_allowed)
+    out = safe_setpoint(planned, ch, sess, NOW, step_s, rules, export_allowed, site_headroom_kw=headroom)
     if not ch.active:
         assert not out.send  # unknown / inactive: nothing sent
         return
@@ -61,16 +67,27 @@ def test_no_emitted_setpoint_violates_a_rule(member, planned, export_allowed, st
         assert kw == 0.0 and out.reason == "unplugged"
         return
     if kw < 0:
-        # export rules
-        assert ch.bidirectional and ch.interconnection_class == "parallel_exporting"
-        assert ch.v2g_enrolled or export_allowed
-        assert -kw <= min(ch.export_limit_kw, ch.max_discharge_kw, sess.max_discharge_kw) + 1e-9
+        assert ch.bidirectional and (ch.v2g_enrolled or export_allowed or ch.asset_type == "stationary_battery")
+        assert -kw <= min(ch.max_discharge_kw, sess.max_discharge_kw) + 1e-9
+        if ch.interconnection_class == "parallel_exporting":  # export rules
+            assert -kw <= ch.export_limit_kw + 1e-9
+        else:  # behind the meter: never more than the site's uncovered own load, so the site never exports
+            assert ch.interconnection_class == "parallel_non_exporting"
+            assert headroom is not None and math.isfinite(headroom) and -kw <= headroom + 1e-9
         # SoC reserve: known SoC above reserve, and not below reserve within the step
         reserve = sess.reserve_soc_pct if sess.reserve_soc_pct is not None else rules.reserve_soc_pct
-        assert sess.soc_pct is not None and sess.capacity_kwh is not None
+        if ch.asset_type == "stationary_battery" and ch.min_soc_pct is not None:
+            reserve = max(reserve, ch.min_soc_pct) if sess.reserve_soc_pct is not None else ch.min_soc_pct
+        cap = sess.capacity_kwh if sess.capacity_kwh is not None else ch.battery_capacity_kwh
+        assert sess.soc_pct is not None and cap is not None
         assert sess.soc_pct > reserve
-        soc_after = sess.soc_pct + kw * step_s / 3600 / sess.capacity_kwh * 100
+        soc_after = sess.soc_pct + kw * step_s / 3600 / cap * 100
         assert soc_after >= reserve - 1e-6
+    if kw > 0 and ch.asset_type == "stationary_battery":  # a battery never charges past its top SoC
+        cap = sess.capacity_kwh if sess.capacity_kwh is not None else ch.battery_capacity_kwh
+        assert sess.soc_pct is not None and cap is not None
+        top = ch.max_soc_pct if ch.max_soc_pct is not None else 100.0
+        assert sess.soc_pct + kw * step_s / 3600 / cap * 100 <= top + 1e-6
 
 
 @given(planned=st.floats(-100.0, 100.0))

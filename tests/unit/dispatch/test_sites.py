@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from streams.dispatch.dispatcher import FeederDispatcher
 from streams.dispatch.planner import HOUR_MS
@@ -129,3 +131,18 @@ def test_site_forecast_learns_the_own_load_net_of_the_sites_chargers():
     # an hour after the last reading, persistence and profile are blended
     w = np.exp(-(Q // 2 + 3 * Q) / HOUR_MS)
     assert f.at(T0 + 24 * HOUR_MS + 3 * Q + Q // 2) == pytest.approx(w * 7.0 + (1 - w) * 3.0)
+
+
+@settings(max_examples=25, deadline=None)
+@given(load=st.floats(0.0, 30.0), socs=st.lists(st.floats(31.0, 100.0), min_size=1, max_size=4),
+       price=st.floats(0.0, 5.0), feeder_base=st.floats(0.0, 200.0))
+def test_property_non_exporting_site_never_exports(load, socs, price, feeder_base):
+    d = FeederDispatcher("f1", cfg())
+    for i, soc in enumerate(socs):
+        d.on_registration(reg(f"v{i}", "H", bidir=True, enrolled=True))
+        d.on_telemetry(tel(f"v{i}", T0, soc=soc, cap=60.0, bidir=True, target=30.0))
+    d.on_site_meter(meter("H", T0, load))
+    d.on_signal(signal("price", T0, T0 + 2 * HOUR_MS, price=price))
+    res = d.on_interval(T0, base_load_kw=[feeder_base])
+    assert load + sum(sp.setpoint_kw for sp in res.setpoints) >= -1e-6  # the site's net import now
+    assert res.plan.site_net_kw["H"].min() >= -1e-6
