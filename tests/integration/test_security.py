@@ -213,6 +213,7 @@ def layout_acls(prefix: str = "", app_id: str = "evgrid") -> list[AclBinding]:
         acls.append(_acl("evgrid-worker", T, f"{prefix}{app_id}-", op, PREFIXED))
     acls.append(_acl("evgrid-worker", G, f"{prefix}{app_id}", AclOperation.READ))
     acls += [_acl("evgrid-monitor", T, prefix + t, AclOperation.READ) for t in MONITOR_INPUTS]
+    acls.append(_acl("evgrid-monitor", T, f"{prefix}{app_id}-monitor-", AclOperation.READ, PREFIXED))  # faust leader
     acls.append(_acl("evgrid-monitor", G, f"{prefix}{app_id}-monitor", AclOperation.READ))
     acls += [_acl("evgrid-downstream", T, prefix + SETPOINTS, AclOperation.READ),
              _acl("evgrid-downstream", G, f"{prefix}{DOWNSTREAM_GROUP_PREFIX}", AclOperation.READ, PREFIXED)]
@@ -348,7 +349,7 @@ def test_acl_layout_grants_each_principal_only_its_topics(secure_kafka: SecureKa
     assert "TOPIC_AUTHORIZATION_FAILED" in _delivery_errors(sk.sasl("evgrid-monitor"), namespace + FORECASTS)
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(420)
 def test_pipeline_runs_over_sasl_ssl_with_worker_acls_only(secure_kafka: SecureKafka, namespace: str,
                                                           start_worker, tmp_path: Path) -> None:
     sk = secure_kafka
@@ -388,6 +389,51 @@ def test_pipeline_runs_over_sasl_ssl_with_worker_acls_only(secure_kafka: SecureK
     log = worker.log.read_text()
     assert sk.passwords["evgrid-worker"] not in log and influx_token not in log
 
+    # evgrid monitor with only the monitor principal's ACLs consumes and commits in its own group
+    monitor_env = env | {"EVGRID_SASL_USERNAME": "evgrid-monitor",
+                         "EVGRID_SASL_PASSWORD": sk.passwords["evgrid-monitor"]}
+    committed = _run_monitor_until_committed(sk, monitor_env, tmp_path, namespace + METER_READINGS, len(readings) + 1)
+    assert committed == len(readings) + 1
+
+
+def _run_monitor_until_committed(sk: SecureKafka, env: dict[str, str], tmp_path: Path, topic: str,
+                                 want: int, timeout: float = 120.0) -> int:
+    """Run ``evgrid monitor``; return its group's committed offset sum on ``topic`` once it reaches ``want``."""
+    import os
+    import subprocess
+    import sys
+
+    from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
+
+    log = tmp_path / "monitor.log"
+    full = {**os.environ, **env, "EVGRID_DATA_DIR": str(tmp_path / "monitor-data"), "PYTHONUNBUFFERED": "1"}
+    group = f"{env['EVGRID_TOPIC_PREFIX']}evgrid-monitor"
+    admin = AdminClient(client_config(sk.sasl("admin")))
+    with open(log, "ab") as fh:
+        proc = subprocess.Popen([sys.executable, "-c", "from streams.cli import app; app()", "monitor"],
+                                env=full, stdout=fh, stderr=subprocess.STDOUT)
+    total, deadline = 0, time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, f"monitor exited: {log.read_text()[-3000:]}"
+            request = ConsumerGroupTopicPartitions(group, [TopicPartition(topic, p) for p in range(2)])
+            result = admin.list_consumer_group_offsets([request], request_timeout=10)[group].result()
+            total = sum(max(tp.offset, 0) for tp in result.topic_partitions)
+            if total >= want:
+                break
+            time.sleep(1.0)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    text = log.read_text()
+    for refusal in ("not authorized", "AuthorizationFailed", "AUTHORIZATION_FAILED"):
+        assert refusal not in text, text[-3000:]
+    assert env["EVGRID_SASL_PASSWORD"] not in text and env["EVGRID_INFLUX_TOKEN"] not in text
+    return total
+
 
 @pytest.mark.timeout(240)
 def test_mtls_listener_accepts_the_client_certificate_and_refuses_others(secure_kafka: SecureKafka,
@@ -426,3 +472,41 @@ def test_mtls_listener_accepts_the_client_certificate_and_refuses_others(secure_
         alerts = {e.str().split("alert ", 1)[1].split(":")[0] for e in errors if "ssl/tls alert" in e.str()}
         assert alerts, (name, [e.str() for e in errors][:5])
         assert alerts <= {"bad certificate", "unknown ca", "certificate required", "handshake failure"}, alerts
+
+
+def _acl_key(b: AclBinding) -> tuple[object, ...]:
+    return (b.restype, b.name, b.resource_pattern_type, b.principal, b.host, b.operation, b.permission_type)
+
+
+def _acls_under(admin_settings: Settings, prefix: str) -> set[tuple[object, ...]]:
+    from confluent_kafka.admin import AclBindingFilter
+
+    anything = AclBindingFilter(ResourceType.ANY, None, ResourcePatternType.ANY, None, None,  # type: ignore[arg-type]
+                                AclOperation.ANY, AclPermissionType.ANY)  # None = any name/principal/host
+    admin = AdminClient(client_config(admin_settings))  # keep the handle alive until the result is in
+    found = admin.describe_acls(anything, request_timeout=30).result()
+    return {_acl_key(b) for b in found if b.name.startswith(prefix)}
+
+
+@pytest.mark.timeout(240)
+def test_documented_acl_commands_create_the_tested_layout(secure_kafka: SecureKafka, tmp_path: Path) -> None:
+    """The ``kafka-acls`` block of docs/security.md, run verbatim, creates exactly :func:`layout_acls`."""
+    import subprocess
+
+    doc = (infra.repo_root() / "docs" / "security.md").read_text()
+    block = doc.split("<!-- acl-commands", 1)[1].split("```bash\n", 1)[1].split("```", 1)[0]
+    prefix = f"doc-{uuid.uuid4().hex[:8]}."
+    cfg = tmp_path / "admin.properties"
+    cfg.write_text(
+        "security.protocol=SASL_SSL\nsasl.mechanism=SCRAM-SHA-512\n"
+        "sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required "
+        f'username="admin" password="{secure_kafka.passwords["admin"]}";\n'
+        f"ssl.truststore.type=PEM\nssl.truststore.location={secure_kafka.pki.ca_pem}\n")
+    lib = infra.repo_root() / "infra" / "kafka" / "lib"
+    java = f'java -Xmx128m -XX:TieredStopAtLevel=1 -cp "{lib}/*"'
+    script = (f'set -euo pipefail\nkafka-acls.sh() {{ {java} kafka.admin.AclCommand "$@"; }}\n'
+              f'P="{prefix}" APP="evgrid" BOOT="{secure_kafka.sasl_ssl}" CFG="{cfg}"\n{block}')
+    proc = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=200, check=False)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    got = _acls_under(secure_kafka.sasl("admin"), prefix)
+    assert got == {_acl_key(b) for b in layout_acls(prefix)}
