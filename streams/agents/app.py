@@ -35,15 +35,19 @@ FEEDER_INPUTS = (METER_READINGS, CHARGER_TELEMETRY, CHARGER_REGISTRY, GRID_SIGNA
 
 
 def broker_credentials(settings: Settings) -> Any:
-    """faust credentials from the security settings (None for PLAINTEXT)."""
-    if settings.security_protocol == "PLAINTEXT":
+    """faust credentials from the security settings (None for PLAINTEXT; protocol names are case-insensitive)."""
+    protocol = settings.security_protocol.upper()
+    if protocol == "PLAINTEXT":
         return None
+    if protocol not in ("SSL", "SASL_SSL", "SASL_PLAINTEXT"):
+        raise ValueError(f"EVGRID_SECURITY_PROTOCOL={settings.security_protocol!r}: expected PLAINTEXT, SSL, "
+                         "SASL_PLAINTEXT or SASL_SSL")
     context = None
-    if settings.security_protocol in ("SSL", "SASL_SSL"):
+    if protocol in ("SSL", "SASL_SSL"):
         context = ssl.create_default_context(cafile=settings.ssl_cafile)
         if settings.ssl_certfile:
             context.load_cert_chain(settings.ssl_certfile, settings.ssl_keyfile)
-    if settings.security_protocol.startswith("SASL"):
+    if protocol.startswith("SASL"):
         password = settings.sasl_password.get_secret_value() if settings.sasl_password else ""
         return faust.SASLCredentials(
             username=settings.sasl_username, password=password, mechanism=settings.sasl_mechanism,

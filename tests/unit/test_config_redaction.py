@@ -12,6 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import ClassVar
 
 import pytest
+from pydantic import SecretStr
 from typer.testing import CliRunner
 
 from streams.cli import app
@@ -120,3 +121,17 @@ def test_influx_token_is_sent_but_never_logged(secret_env: None, refusing_influx
     logged = "\n".join(r.getMessage() + (str(r.exc_info[1]) if r.exc_info else "") for r in caplog.records)
     assert "401" in logged or "unauthorized" in logged.lower(), f"the refusal should be logged: {logged!r}"
     assert INFLUX_TOKEN not in logged and INFLUX_TOKEN not in caplog.text
+
+
+@pytest.mark.parametrize("protocol", ["sasl_ssl", "SASL_SSL", "Sasl_Ssl"])
+def test_faust_credentials_accept_any_case_of_the_protocol(protocol: str) -> None:
+    from faust.types.auth import AuthProtocol
+
+    from streams.agents.app import broker_credentials
+
+    creds = broker_credentials(Settings(security_protocol=protocol, sasl_username="u",
+                                        sasl_password=SecretStr(SASL_PASSWORD)))
+    assert creds.protocol == AuthProtocol.SASL_SSL and creds.ssl_context is not None
+    assert broker_credentials(Settings(security_protocol="plaintext")) is None
+    with pytest.raises(ValueError, match="EVGRID_SECURITY_PROTOCOL"):
+        broker_credentials(Settings(security_protocol="TLS"))
