@@ -2,13 +2,14 @@
 
 The ACN Caltech March 2019 sessions charge at one building (``parallel_non_exporting`` site, one site
 meter). The building's own load and the rest of the feeder are synthetic, seeded shapes (office: night
-120 kW, weekday 8-17 h about 300-340 kW; feeder residential load with a 19 h peak). Cars are simulated
+120 kW, weekday 8-17 h about 300-340 kW; feeder residential load with a 19 h peak); the site forecast
+is warmed up with a week of the building's meter before the period. Cars are simulated
 with a 60 kWh battery, arriving at the SoC their request fills to 90 %. Runs (same sessions, 15-min
 steps, event-ordered, the dispatcher sees only what has happened):
 
 1. uncontrolled: every car at full power from arrival;
-2. smart charging, no V2B (unidirectional chargers);
-3. V2B: ``--v2b-share`` of the chargers bidirectional and enrolled, demand charge on the site.
+2. smart charging with the site's demand charge, no V2B (unidirectional chargers);
+3. V2B: the same, with ``--v2b-share`` of the chargers bidirectional and enrolled.
 
 Printed: the building's monthly peak import (the demand-charge base) per run, energy delivered, and the
 lowest site net import (never below 0: the site never exports). Then one weekday with a feeder request
@@ -66,10 +67,11 @@ class Car:
 
 def simulate(sessions: list[SimSession], t0: int, t1: int, step: int, mode: str, v2b_share: float,
              demand_charge: float, request: GridSignal | None = None, seed: int = 7) -> dict:
-    """Event-ordered simulation of the building; ``mode`` is uncontrolled, smart or v2b."""
+    """Event-ordered simulation of the building; ``mode`` is uncontrolled, smart or v2b (both with the
+    demand charge)."""
     rng = np.random.default_rng(seed)
     cfg = DispatchConfig(step_ms=step, replan_ms=step, timezone="America/Los_Angeles",
-                         site_demand_charge_per_kw=demand_charge if mode == "v2b" else 0.0,
+                         site_demand_charge_per_kw=demand_charge,
                          default_export_limit_kw=0.0)
     d = FeederDispatcher("f-bld", cfg)
     stations = sorted({s.charger_id for s in sessions})
@@ -82,6 +84,12 @@ def simulate(sessions: list[SimSession], t0: int, t1: int, step: int, mode: str,
             max_charge_kw=7.0, max_discharge_kw=7.0 if b else 0.0, registered_at=t0))
     if request is not None:
         d.on_signal(request)
+    # a week of the building's meter before the period (no cars): the site forecast starts warm
+    warm = np.random.default_rng(seed + 1)
+    for k in range(-7 * 96, 0):
+        t = t0 + k * step
+        d.on_site_meter(MeterReading(meter_id="m-bld", feeder_id="f-bld", site_id=SITE, timestamp=t + step,
+                                     active_power_kw=building_kw(t, warm)))
     pending = sorted((s for s in sessions if t0 <= s.arrival_ms < t1), key=lambda s: (s.arrival_ms, s.session_id))
     nxt = 0
     cars: dict[str, Car] = {}
@@ -110,10 +118,6 @@ def simulate(sessions: list[SimSession], t0: int, t1: int, step: int, mode: str,
             requested += s.energy_kwh
             soc0 = max(10.0, 90.0 - s.energy_kwh / CAP * 100.0)
             cars[s.charger_id] = Car(s, soc0, min(100.0, soc0 + s.energy_kwh / CAP * 100.0))
-        if k > 0:
-            d.on_site_meter(MeterReading(meter_id="m-bld", feeder_id="f-bld", site_id=SITE, timestamp=now,
-                                         active_power_kw=float(site[k - 1])))
-            d.observe_load(now, float(feeder[k - 1]))
         for cid, car in sorted(cars.items()):
             b = cid in bidir
             d.on_telemetry(ChargerTelemetry(
@@ -123,6 +127,10 @@ def simulate(sessions: list[SimSession], t0: int, t1: int, step: int, mode: str,
                 soc_pct=min(100.0, max(0.0, car.soc)), battery_capacity_kwh=CAP,
                 target_soc_pct=car.target if b else None,
                 requested_energy_kwh=None if b else car.s.energy_kwh, energy_delivered_kwh=None if b else car.got))
+        if k > 0:  # the meter of the last interval, after the telemetry of the power it carried
+            d.on_site_meter(MeterReading(meter_id="m-bld", feeder_id="f-bld", site_id=SITE, timestamp=now,
+                                         active_power_kw=float(site[k - 1])))
+            d.observe_load(now, float(feeder[k - 1]))
         total = 0.0
         if mode == "uncontrolled":
             for car in cars.values():
