@@ -23,6 +23,7 @@ from streams.contracts.models import (
 )
 from streams.contracts.topics import FORECASTS, INCENTIVES, SETPOINTS, SETTLEMENTS
 from streams.dispatch.dispatcher import DispatchConfig, FeederDispatcher
+from streams.dispatch.state import SessionState
 from streams.forecasting.aggregate import IntervalAggregator
 from streams.forecasting.forecaster import FeederForecaster, ForecasterConfig, ForecastResult
 from streams.ingest.validate import RawMessage, Rejection
@@ -74,6 +75,7 @@ class FeederRuntime:
         self.dispatcher = FeederDispatcher(feeder_id, DispatchConfig.from_settings(settings))
         self.plans = 0
         self.skipped_stale_plans = 0
+        self.power_log: dict[str, list[tuple[int, float]]] = {}  # setpoints sent since the charger's last report
 
     # --- checkpoints: the forecaster (~50 KB) is saved only when it learned something ------------------
     def dump(self) -> tuple[bytes, bytes | None]:
@@ -199,9 +201,33 @@ class FeederRuntime:
     def _telemetry(self, telemetry: ChargerTelemetry, out: list[Output]) -> None:
         before = self.dispatcher.sessions.get(telemetry.charger_id)
         was_connected = before is not None and before.connected
-        self.dispatcher.on_telemetry(telemetry)
+        self.dispatcher.on_telemetry(self._with_energy(telemetry, before))
         if telemetry.connected != was_connected:
             self._plan(telemetry.timestamp, out)  # plug-in or plug-out: re-plan now
+
+    def _with_energy(self, tel: ChargerTelemetry, before: SessionState | None) -> ChargerTelemetry:
+        """Telemetry with ``energy_delivered_kwh`` estimated from the setpoints sent, when the charger omits it.
+
+        Many chargers (and replays of session logs) report no session energy; planning as if nothing had been
+        delivered would re-plan the full request every step. Dead reckoning: the setpoints in force since the
+        last report, integrated over time, capped by the request.
+        """
+        log = self.power_log.pop(tel.charger_id, [])
+        if tel.energy_delivered_kwh is not None or not tel.connected:
+            return tel
+        if before is None or not before.connected or before.session_id != tel.session_id:
+            return tel  # a new session: nothing delivered yet
+        energy = before.energy_delivered_kwh or 0.0
+        for i, (start, kw) in enumerate(log):
+            end = log[i + 1][0] if i + 1 < len(log) else tel.timestamp
+            lo, hi = max(start, before.last_heard_ms), min(end, tel.timestamp)
+            if hi > lo:
+                energy += kw * (hi - lo) / 3_600_000
+        if log:
+            self.power_log[tel.charger_id] = [(tel.timestamp, log[-1][1])]
+        if tel.requested_energy_kwh is not None:
+            energy = min(energy, tel.requested_energy_kwh)
+        return tel.model_copy(update={"energy_delivered_kwh": max(energy, 0.0)})
 
     # --- dispatch ---------------------------------------------------------------------------------
     def _plan(self, now_ms: int, out: list[Output]) -> None:
@@ -224,6 +250,7 @@ class FeederRuntime:
         self.plans += result.replanned
         for sp in result.setpoints:
             out.append((SETPOINTS, sp.charger_id.encode(), sp))
+            self.power_log.setdefault(sp.charger_id, []).append((sp.valid_from, sp.setpoint_kw))
         for offer in result.incentives:
             out.append((INCENTIVES, offer.customer_id.encode(), offer))
         for st in result.settlements:
