@@ -31,6 +31,7 @@ from typing import Any
 from confluent_kafka import ConsumerGroupState
 
 from streams.agents.topics import admin_client, create_topics, delete_topics
+from streams.kafka_io import consume_all
 from streams.replay.replayer import replay_records
 from streams.settings import Settings
 from streams.simulate import SimConfig, simulate
@@ -55,6 +56,8 @@ class Measurement:
     skipped_replayed: int
     load_before: float
     load_after: float
+    changelog: tuple[int, int, float] | None = None
+    """Feeder-state changelog at the end: (records, bytes, seconds to read it all back) = recovery read."""
 
     @property
     def rate(self) -> float:
@@ -126,8 +129,14 @@ def measure(records: Sequence[dict[str, Any]], workers: int, partitions: int, ti
         t1 = next(t for t in times if total(t) > 0)
         t_end = next(t for t in times if total(t) >= n)
         d1 = total(t1)
-        return Measurement(workers, n - d1, max(t_end - t1, 1) / 1000, [_done(st) for st in last],
-                           sum(st.get("skipped_replayed", 0) for st in last), load_before, os.getloadavg()[0])
+        m = Measurement(workers, n - d1, max(t_end - t1, 1) / 1000, [_done(st) for st in last],
+                        sum(st.get("skipped_replayed", 0) for st in last), load_before, os.getloadavg()[0])
+        if workers == 1:
+            time.sleep(2)  # the last checkpoints reach the changelog
+            t0 = time.perf_counter()
+            msgs = consume_all(s, [f"{prefix}{s.app_id}-feeder-state-changelog"], timeout=300, idle=1.0)
+            m.changelog = (len(msgs), sum(len(x.value() or b"") for x in msgs), time.perf_counter() - t0 - 1.0)
+        return m
     finally:
         for p in procs:
             p.kill()
@@ -161,6 +170,9 @@ def main() -> None:
             print(f"  run {r + 1}: {workers} worker(s): {m.rate:8,.0f} records/s  ({m.records:,} in {m.seconds:.1f} s; "
                   f"per worker {m.per_worker}; re-read after rebalance {m.skipped_replayed}; "
                   f"load average {m.load_before:.1f} -> {m.load_after:.1f})", flush=True)
+            if m.changelog:
+                print(f"         feeder-state changelog: {m.changelog[0]:,} records, {m.changelog[1] / 1e6:.1f} MB, "
+                      f"read back in {m.changelog[2]:.1f} s (a restarted worker's recovery read)", flush=True)
     mean = {w: sum(m.rate for m in ms) / len(ms) for w, ms in results.items()}
     print(f"1 worker:  {' / '.join(f'{m.rate:,.0f}' for m in results[1])} records/s (mean {mean[1]:,.0f})")
     print(f"2 workers: {' / '.join(f'{m.rate:,.0f}' for m in results[2])} records/s (mean {mean[2]:,.0f})")
