@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import random
 import shutil
@@ -58,7 +59,7 @@ RUN_DIR = Path(".run/bench/latency").resolve()
 def percentile(values: list[float], q: float) -> float:
     """Nearest-rank percentile (q in 0-100) of a non-empty list."""
     s = sorted(values)
-    return s[min(len(s) - 1, max(0, round(q / 100 * len(s) + 0.5) - 1))]
+    return s[min(len(s) - 1, max(0, math.ceil(q / 100 * len(s)) - 1))]
 
 
 def fmt(values: list[float]) -> str:
