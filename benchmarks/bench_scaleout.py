@@ -56,6 +56,8 @@ class Measurement:
     skipped_replayed: int
     load_before: float
     load_after: float
+    missing: int = 0
+    """Records in the input topics never counted by any worker (0 unless the run stalled short of the end)."""
     changelog: tuple[int, int, float] | None = None
     """Feeder-state changelog at the end: (records, bytes, seconds to read it all back) = recovery read."""
 
@@ -81,7 +83,8 @@ def _wait_group(settings: Settings, group: str, members: int, timeout: float = 1
     raise TimeoutError(f"group {group} never had {members} members owning partitions")
 
 
-def measure(records: Sequence[dict[str, Any]], workers: int, partitions: int, timeout: float = 900.0) -> Measurement:
+def measure(records: Sequence[dict[str, Any]], workers: int, partitions: int, timeout: float = 900.0,
+            stall: float = 30.0) -> Measurement:
     """Process ``records`` with ``workers`` fresh worker processes in a fresh namespace; see the module doc."""
     prefix = f"bench-scale-{uuid.uuid4().hex[:6]}."
     s = Settings(topic_prefix=prefix, topic_retention_ms=-1, partitions=partitions)
@@ -105,6 +108,7 @@ def measure(records: Sequence[dict[str, Any]], workers: int, partitions: int, ti
         samples: list[dict[int, int]] = [{} for _ in range(workers)]  # written_at -> done, per worker
         last: list[dict[str, Any]] = [{} for _ in range(workers)]
         deadline = time.monotonic() + timeout
+        progress, moved = -1, time.monotonic()
         while time.monotonic() < deadline:
             time.sleep(0.1)
             for i, path in enumerate(paths):
@@ -114,8 +118,13 @@ def measure(records: Sequence[dict[str, Any]], workers: int, partitions: int, ti
                     continue
                 samples[i][st["written_at"]] = _done(st)
                 last[i] = st
-            if sum(_done(st) for st in last if st) >= n:
+            done = sum(_done(st) for st in last if st)
+            if done >= n:
                 break
+            if done != progress:
+                progress, moved = done, time.monotonic()
+            elif done > 0 and time.monotonic() - moved > stall:
+                break  # no progress: report the records never accounted for
         else:
             raise TimeoutError(f"{workers} worker(s) processed {sum(_done(st) for st in last if st)} of {n}")
         for p in procs:
@@ -127,10 +136,12 @@ def measure(records: Sequence[dict[str, Any]], workers: int, partitions: int, ti
             return sum(max((d for tt, d in s_.items() if tt <= t), default=0) for s_ in samples)
 
         t1 = next(t for t in times if total(t) > 0)
-        t_end = next(t for t in times if total(t) >= n)
+        final = total(times[-1])
+        t_end = next(t for t in times if total(t) >= final)
         d1 = total(t1)
-        m = Measurement(workers, n - d1, max(t_end - t1, 1) / 1000, [_done(st) for st in last],
-                        sum(st.get("skipped_replayed", 0) for st in last), load_before, os.getloadavg()[0])
+        m = Measurement(workers, final - d1, max(t_end - t1, 1) / 1000, [_done(st) for st in last],
+                        sum(st.get("skipped_replayed", 0) for st in last), load_before, os.getloadavg()[0],
+                        n - final)
         if workers == 1:
             time.sleep(2)  # the last checkpoints reach the changelog
             t0 = time.perf_counter()
@@ -168,7 +179,8 @@ def main() -> None:
             m = measure(records, workers, args.partitions)
             results[workers].append(m)
             print(f"  run {r + 1}: {workers} worker(s): {m.rate:8,.0f} records/s  ({m.records:,} in {m.seconds:.1f} s; "
-                  f"per worker {m.per_worker}; re-read after rebalance {m.skipped_replayed}; "
+                  f"per worker {m.per_worker}; never counted {m.missing}; "
+                  f"re-read after rebalance {m.skipped_replayed}; "
                   f"load average {m.load_before:.1f} -> {m.load_after:.1f})", flush=True)
             if m.changelog:
                 print(f"         feeder-state changelog: {m.changelog[0]:,} records, {m.changelog[1] / 1e6:.1f} MB, "
