@@ -103,7 +103,9 @@ def create_app(settings: Settings | None = None) -> faust.App:
     @app.agent(inputs, name="feeders")
     async def feeders(stream: Any) -> None:
         async for events in stream.take_events(2_000, within=0.2):
-            msgs = [worker.raw(names.get(e.message.topic, e.message.topic), e.message) for e in events]
+            owned = app.consumer.assignment()  # events buffered before a rebalance may belong to another worker now
+            msgs = [worker.raw(names.get(e.message.topic, e.message.topic), e.message) for e in events
+                    if e.message.tp in owned]
             await emit(worker.process(msgs, state.data.get))
 
     @app.agent(weather, name="weather")
@@ -119,9 +121,13 @@ def create_app(settings: Settings | None = None) -> faust.App:
         await emit(worker.tick())
         worker.write_stats(stats_path)
 
-    async def on_assigned(sender: Any, *args: Any, **kwargs: Any) -> None:
-        worker.forget_cached_state()
+    async def on_revoked(sender: Any, *args: Any, **kwargs: Any) -> None:
+        worker.pause()  # no idle releases while partitions move; tables are the truth afterwards
 
+    async def on_assigned(sender: Any, *args: Any, **kwargs: Any) -> None:
+        worker.resume()
+
+    app.on_partitions_revoked.connect(on_revoked)  # type: ignore[arg-type]
     app.on_partitions_assigned.connect(on_assigned)  # type: ignore[arg-type]
 
     attach_monitoring(app, settings, worker, out_topics)

@@ -159,13 +159,13 @@ class FeederRuntime:
             self._expire_unregistered(out)
 
     def _plan_until(self, ts: int, wall_ms: int, out: list[Output]) -> None:
-        """Plan every step boundary the telemetry clock passed (chargers send idle heartbeats)."""
+        """Plan every step boundary the telemetry clock has passed (chargers send idle heartbeats)."""
         if ts <= self.plan_clock:
             return
         self.plan_clock = ts
         if self.next_plan_ms is None:
             self.next_plan_ms = (ts // self.step_ms + 1) * self.step_ms
-        while ts >= self.next_plan_ms:
+        while ts > self.next_plan_ms:  # everything stamped at the boundary is applied first
             if self.max_plan_lag_ms and wall_ms - (self.next_plan_ms + self.step_ms) > self.max_plan_lag_ms:
                 self.skipped_stale_plans += 1  # catching up a backlog: this interval is already over
             else:

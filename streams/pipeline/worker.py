@@ -51,6 +51,7 @@ class FeederWorker:
         )
         self.runtimes: dict[bytes, FeederRuntime] = {}
         self.partition_of: dict[bytes, int] = {}
+        self.paused = False
         self.accepted: Counter[str] = Counter()
         self.rejected: Counter[tuple[str, str]] = Counter()
         self.skipped_replayed = 0
@@ -63,8 +64,14 @@ class FeederWorker:
         return RawMessage(logical_topic, message.partition, message.offset, message.key, message.value,
                           round(ts * 1000) if ts is not None else None)
 
-    def forget_cached_state(self) -> None:
-        """Drop cached runtimes (after a rebalance the tables are the truth)."""
+    def pause(self) -> None:
+        """Partitions are being revoked: drop cached runtimes and stop idle releases until :meth:`resume`."""
+        self.paused = True
+        self.runtimes.clear()
+
+    def resume(self) -> None:
+        """Partitions assigned: runtimes reload from the tables (their idle clocks restart)."""
+        self.paused = False
         self.runtimes.clear()
 
     def runtime(self, feeder: bytes, load: StateLoader) -> FeederRuntime:
@@ -73,6 +80,7 @@ class FeederWorker:
             state, model = load(feeder), load(feeder + MODEL_SUFFIX)
             if state and model:
                 rt = FeederRuntime.load(zlib.decompress(state), zlib.decompress(model))
+                rt.meter_clock_wall = self.clock()  # a restored feeder's meter stream is not idle yet
             else:
                 rt = FeederRuntime(feeder.decode(), self.settings)
             self.runtimes[feeder] = rt
@@ -101,6 +109,8 @@ class FeederWorker:
     def tick(self, force: bool = False) -> Emit:
         """Release telemetry that waited for a meter stream now quiet (``force``: all of it, end of input)."""
         emit = Emit()
+        if self.paused and not force:
+            return emit
         dirty: dict[bytes, int] = {}
         now = self.clock()
         for feeder, rt in self.runtimes.items():
