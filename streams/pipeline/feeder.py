@@ -25,14 +25,11 @@ from streams.contracts.topics import FORECASTS, INCENTIVES, SETPOINTS, SETTLEMEN
 from streams.dispatch.dispatcher import DispatchConfig, FeederDispatcher
 from streams.dispatch.state import SessionState
 from streams.forecasting.aggregate import IntervalAggregator
-from streams.forecasting.forecaster import FeederForecaster, ForecasterConfig, ForecastResult
+from streams.forecasting.forecaster import FeederForecaster, ForecasterConfig
 from streams.ingest.validate import RawMessage, Rejection
 from streams.settings import Settings
 
-__all__ = ["KEEP_FORECASTS", "FeederRuntime", "Output", "Reject"]
-
-KEEP_FORECASTS = 4
-"""Recent forecasts kept per feeder; a plan uses the newest issued interval + grace before it."""
+__all__ = ["FeederRuntime", "Output", "Reject"]
 
 
 class Reject(NamedTuple):
@@ -68,9 +65,12 @@ class FeederRuntime:
         # Telemetry of chargers not (yet) registered: held until the registration arrives or the telemetry
         # clock passes its time + grace (topics are consumed independently, so a registration may come later).
         self.pending: dict[str, list[tuple[RawMessage, ChargerTelemetry]]] = {}
+        self.pending_since: dict[str, int] = {}  # worker clock when a charger's first held telemetry was read
         self.aggregator = IntervalAggregator(self.interval_ms, self.grace_ms)
         self.forecaster = FeederForecaster(ForecasterConfig.from_settings(settings))
-        self.forecasts: list[ForecastResult] = []
+        # (issued_at, step_ms, kW per step): a plan uses the newest issued interval + grace before it, so every
+        # forecast a future plan may pick is kept, however far the meter stream is read ahead.
+        self.forecasts: list[tuple[int, int, list[float]]] = []
         self.loads: list[tuple[int, float]] = []  # measured (interval end, kW) not yet given to the dispatcher
         self.dispatcher = FeederDispatcher(feeder_id, DispatchConfig.from_settings(settings))
         self.plans = 0
@@ -121,6 +121,7 @@ class FeederRuntime:
         elif isinstance(record, ChargerRegistration):
             self.chargers[record.charger_id] = record
             self.dispatcher.on_registration(record)
+            self.pending_since.pop(record.charger_id, None)
             for _, held in self.pending.pop(record.charger_id, []):
                 self._telemetry(held, out)
         elif isinstance(record, GridSignal | IncentiveResponse):
@@ -145,8 +146,6 @@ class FeederRuntime:
         without meters, a meter stream quiet for ``align_idle_seconds`` of wall time, or ``force`` (end of
         input) releases everything.
         """
-        if not self.held:
-            return
         idle = wall_ms - self.meter_clock_wall >= self.align_idle_ms
         limit = None if force or not self.meter_clock or idle else self.meter_clock + self.interval_ms
         while self.held and (limit is None or self.held[0][0] <= limit):
@@ -156,7 +155,8 @@ class FeederRuntime:
                 self._telemetry(telemetry, out)
             else:
                 self.pending.setdefault(telemetry.charger_id, []).append((msg, telemetry))
-            self._expire_unregistered(out)
+                self.pending_since.setdefault(telemetry.charger_id, wall_ms)
+        self._expire_unregistered(wall_ms, out)
 
     def _plan_until(self, ts: int, wall_ms: int, out: list[Output]) -> None:
         """Plan every step boundary the telemetry clock has passed (chargers send idle heartbeats)."""
@@ -172,12 +172,16 @@ class FeederRuntime:
                 self._plan(self.next_plan_ms, out)
             self.next_plan_ms += self.step_ms
 
-    def _expire_unregistered(self, out: list[Output]) -> None:
-        """Dead-letter telemetry of chargers still unregistered ``registration_grace`` after it was sent."""
+    def _expire_unregistered(self, wall_ms: int, out: list[Output]) -> None:
+        """Dead-letter telemetry of chargers still unregistered ``registration_grace`` (event time) after it was
+        sent and at least ``align_idle_seconds`` (worker clock) after it was read: a fast replay can cover hours
+        of event time before the registry topic is read."""
         if not self.pending:
             return
         deadline = self.plan_clock - self.registration_grace_ms
-        for charger_id in [c for c, held in self.pending.items() if held[0][1].timestamp < deadline]:
+        for charger_id in [c for c, held in self.pending.items() if held[0][1].timestamp < deadline
+                           and wall_ms - self.pending_since[c] >= self.align_idle_ms]:
+            del self.pending_since[charger_id]
             for held_msg, _ in self.pending.pop(charger_id):
                 reason = f"charger {charger_id} is not registered on feeder {self.feeder_id}"
                 out.append(Reject(held_msg, Rejection("unknown_charger", reason)))
@@ -192,8 +196,7 @@ class FeederRuntime:
             return
         for interval in self.aggregator.advance():
             forecast = self.forecaster.update(interval)
-            self.forecasts.append(forecast)
-            del self.forecasts[:-KEEP_FORECASTS]
+            self.forecasts.append((forecast.issued_at, forecast.step_ms, forecast.kw.tolist()))
             if interval.kw is not None:
                 self.loads.append((interval.end, interval.kw))
             out.append((FORECASTS, self.feeder_id.encode(), forecast.to_contract(self.feeder_id)))
@@ -242,9 +245,13 @@ class FeederRuntime:
         known = now_ms - self.interval_ms - self.grace_ms  # closed whatever the consumption order
         while self.loads and self.loads[0][0] < known:
             self.dispatcher.observe_load(*self.loads.pop(0))
-        fc = next((f for f in reversed(self.forecasts) if f.issued_at < known), None)
+        usable = [i for i, f in enumerate(self.forecasts) if f[0] < known]
+        if usable:
+            del self.forecasts[:usable[-1]]  # older ones can no longer be picked
+        fc = self.forecasts[0] if usable else None
         if fc is not None:
-            result = self.dispatcher.on_interval(now_ms, fc.kw.tolist(), fc.issued_at, fc.step_ms)
+            issued_at, step_ms, kw = fc
+            result = self.dispatcher.on_interval(now_ms, kw, issued_at, step_ms)
         else:
             result = self.dispatcher.on_interval(now_ms)
         self.plans += result.replanned
