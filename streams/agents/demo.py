@@ -15,8 +15,15 @@ from rich.console import Console
 from rich.table import Table
 
 from streams.contracts.codec import default_codec
-from streams.contracts.models import ChargerSetpoint, DeadLetter, DemandForecast, IncentiveEvent, decode_record
-from streams.contracts.topics import DEADLETTER, FORECASTS, INCENTIVES, SETPOINTS
+from streams.contracts.models import (
+    ChargerSetpoint,
+    DeadLetter,
+    DemandForecast,
+    Flexibility,
+    IncentiveEvent,
+    decode_record,
+)
+from streams.contracts.topics import DEADLETTER, FLEXIBILITY, FORECASTS, INCENTIVES, SETPOINTS
 from streams.settings import Settings
 
 __all__ = ["run_demo"]
@@ -58,7 +65,7 @@ def run_demo(feeders: int, homes: int, chargers: int, hours: float, bad_rate: fl
         outputs: Counter[str] = Counter()
         reasons: Counter[str] = Counter()
         setpoint_reasons: Counter[str] = Counter()
-        topics = [settings.topic_prefix + t for t in (FORECASTS, SETPOINTS, INCENTIVES, DEADLETTER)]
+        topics = [settings.topic_prefix + t for t in (FORECASTS, SETPOINTS, INCENTIVES, FLEXIBILITY, DEADLETTER)]
         for msg in consume_all(settings, topics, timeout=60):
             record = decode_record(codec, msg.value() or b"")
             outputs[type(record).__name__] += 1
@@ -101,7 +108,8 @@ def _print(console: Console, summary: dict) -> None:
     worker = summary["worker"]
     for topic, n in sorted(worker.get("accepted", {}).items()):
         table.add_row(f"accepted {topic}", str(n))
-    for name in (DemandForecast.__name__, ChargerSetpoint.__name__, IncentiveEvent.__name__, DeadLetter.__name__):
+    for name in (DemandForecast.__name__, ChargerSetpoint.__name__, IncentiveEvent.__name__, Flexibility.__name__,
+                 DeadLetter.__name__):
         table.add_row(f"emitted {name}", str(summary["outputs"].get(name, 0)))
     for reason, n in sorted(summary["dead_letters_by_reason"].items()):
         table.add_row(f"dead letter: {reason}", str(n))

@@ -21,7 +21,7 @@ from streams.contracts.models import (
     Record,
     WeatherObservation,
 )
-from streams.contracts.topics import FORECASTS, INCENTIVES, SETPOINTS, SETTLEMENTS
+from streams.contracts.topics import FLEXIBILITY, FORECASTS, INCENTIVES, SETPOINTS, SETTLEMENTS
 from streams.dispatch.dispatcher import DispatchConfig, FeederDispatcher
 from streams.dispatch.state import SessionState
 from streams.forecasting.aggregate import IntervalAggregator
@@ -75,6 +75,7 @@ class FeederRuntime:
         self.dispatcher = FeederDispatcher(feeder_id, DispatchConfig.from_settings(settings))
         self.plans = 0
         self.skipped_stale_plans = 0
+        self.backup_episodes = 0  # islanded episodes started or ended (see FeederDispatcher.backup_episodes)
         self.power_log: dict[str, list[tuple[int, float]]] = {}  # setpoints sent since the charger's last report
 
     # --- checkpoints: the forecaster (~50 KB) is saved only when it learned something ------------------
@@ -112,6 +113,8 @@ class FeederRuntime:
         """
         out: list[Output] = []
         if isinstance(record, MeterReading):
+            if record.site_id is not None:
+                self.dispatcher.on_site_meter(record)  # a site's own meter (V2H/V2B, site limits)
             self._meter(record, msg, out)
             if record.timestamp > self.meter_clock:
                 self.meter_clock, self.meter_clock_wall = record.timestamp, wall_ms
@@ -262,3 +265,6 @@ class FeederRuntime:
             out.append((INCENTIVES, offer.customer_id.encode(), offer))
         for st in result.settlements:
             out.append((SETTLEMENTS, st.customer_id.encode(), st))
+        for flex in result.flexibility:
+            out.append((FLEXIBILITY, self.feeder_id.encode(), flex))
+        self.backup_episodes += len(result.backup_episodes)

@@ -1,0 +1,69 @@
+"""The VPP view on the real broker: flexibility is published per feeder, and a feeder-level request
+("at most X kW over a window", a GridSignal) is honoured by the setpoints within what the fleet can do."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+
+from streams.agents.topics import create_topics, delete_topics
+from streams.contracts.codec import default_codec
+from streams.contracts.models import ChargerSetpoint, Flexibility, GridSignal, decode_record, encode_record
+from streams.contracts.topics import FLEXIBILITY, GRID_SIGNALS, SETPOINTS, WEATHER
+from streams.kafka_io import consume_all, make_producer, produce_records
+from streams.settings import Settings
+from streams.simulate import SimConfig, simulate
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
+
+
+def test_flexibility_published_and_request_honoured(kafka_bootstrap: str, start_worker) -> None:
+    s = Settings(bootstrap_servers=kafka_bootstrap, topic_prefix=f"vpp-{uuid.uuid4().hex[:8]}.", topic_retention_ms=-1)
+    create_topics(s)
+    try:
+        now = int(time.time() // 900 * 900 * 1000)
+        start = now - 12 * 3_600_000
+        cfg = SimConfig(feeders=1, homes=1, chargers=8, hours=11, seed=21, start_ms=start, plug_in_probability=1.0,
+                        pv_share=0.0)
+        msgs = [m for m in simulate(cfg) if m.topic != WEATHER]
+        feeder = msgs[0].key.decode()
+        window = (start + 4 * 3_600_000, start + 8 * 3_600_000)
+        limit = 12.0
+        signal = GridSignal(signal_id="req-1", feeder_id=feeder, issued_at=start, valid_from=window[0],
+                            valid_until=window[1], import_limit_kw=limit)
+        codec = default_codec()
+        producer = make_producer(s)
+        assert produce_records(producer, s.topic_prefix + GRID_SIGNALS,
+                               [(feeder.encode(), encode_record(codec, signal), start, None)]).failed == 0
+        by_topic: dict[str, list] = {}
+        for m in msgs:
+            by_topic.setdefault(m.topic, []).append((m.key, m.value, m.timestamp, None))
+        for topic, records in by_topic.items():
+            assert produce_records(producer, s.topic_prefix + topic, records).failed == 0
+        w = start_worker({"EVGRID_BOOTSTRAP_SERVERS": kafka_bootstrap, "EVGRID_TOPIC_PREFIX": s.topic_prefix,
+                          "EVGRID_MONITOR_ENABLED": "false"})
+        w.wait_for(lambda st: sum(st["accepted"].values()) >= len(msgs) + 1 and st["held_telemetry"] == 0,
+                   timeout=240, what="stream processed")
+        time.sleep(3)
+        out = [decode_record(codec, m.value()) for m in
+               consume_all(s, [s.topic_prefix + t for t in (FLEXIBILITY, SETPOINTS)], timeout=60)]
+        flex = [r for r in out if isinstance(r, Flexibility)]
+        assert flex and all(r.feeder_id == feeder for r in flex)
+        assert all(p.up_kw >= 0 and p.down_kw >= 0 for r in flex for p in r.points)
+        setpoints = sorted((r for r in out if isinstance(r, ChargerSetpoint)), key=lambda r: (r.valid_from, r.sequence))
+        assert setpoints
+        # the fleet power commanded at every instant in the window stays within the request (the home adds to it)
+        latest: dict[str, ChargerSetpoint] = {}
+        worst, detail = 0.0, []
+        for sp in setpoints:
+            latest[sp.charger_id] = sp
+            if window[0] <= sp.valid_from < window[1]:
+                live = [x for x in latest.values() if x.valid_from <= sp.valid_from < x.valid_until]
+                total = sum(x.setpoint_kw for x in live)
+                if total > worst:
+                    worst, detail = total, [(x.charger_id, x.setpoint_kw, x.reason, x.valid_from) for x in live]
+        assert worst <= limit + 0.01, f"fleet commanded {worst:.2f} kW inside a {limit} kW request window: {detail}"
+    finally:
+        delete_topics(s)
