@@ -18,7 +18,8 @@ from streams.contracts.topics import TOPICS
 
 __all__ = ["MAX_DEADLETTER_VALUE", "RawMessage", "Rejection", "Validator", "dead_letter"]
 
-MAX_DEADLETTER_VALUE = 1_048_576
+MAX_DEADLETTER_VALUE = 65_536
+"""Dead letters keep at most this many bytes of the original value, so one always fits in a Kafka message."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +106,7 @@ class Validator:
 
 
 def dead_letter(msg: RawMessage, rejection: Rejection, worker: str, rejected_at: int) -> DeadLetter:
-    """The DeadLetter record for a refused message (value truncated to 1 MiB)."""
+    """The DeadLetter record for a refused message (value truncated to :data:`MAX_DEADLETTER_VALUE` bytes)."""
     value = msg.value[:MAX_DEADLETTER_VALUE] if msg.value is not None else None
     return DeadLetter(
         source_topic=msg.topic, partition=msg.partition, offset=msg.offset, key=msg.key, value=value,
