@@ -8,6 +8,8 @@ running, like ``infra/up.sh`` would).  Tests that need to crash or restart a bro
 
 from __future__ import annotations
 
+import contextlib
+
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -118,7 +120,5 @@ def topic_namespace(kafka_bootstrap: str) -> Iterator:  # type: ignore[type-arg]
     s = Settings(bootstrap_servers=kafka_bootstrap, topic_prefix=f"it-{uuid.uuid4().hex[:8]}.", topic_retention_ms=-1)
     create_topics(s)
     yield s
-    try:
+    with contextlib.suppress(Exception):  # best-effort cleanup
         delete_topics(s)
-    except Exception:  # best-effort cleanup
-        pass
