@@ -9,7 +9,6 @@ running, like ``infra/up.sh`` would).  Tests that need to crash or restart a bro
 from __future__ import annotations
 
 import contextlib
-
 from collections.abc import Iterator
 from pathlib import Path
 
