@@ -50,6 +50,8 @@ class Settings(BaseSettings):
     topic_retention_ms: int | None = None
     """EVGRID_TOPIC_RETENTION_MS: override the retention of every topic created (-1 = keep forever). Kafka ages
     records by their timestamp (= event time), so replays of history need -1 or they are deleted at once."""
+    table_standby_replicas: int = 0
+    """EVGRID_TABLE_STANDBY_REPLICAS: workers that keep a warm copy of each feeder-state partition (faster failover)."""
     store: str = "memory://"
     """EVGRID_STORE: faust table store, ``memory://`` or ``rocksdb://``."""
     data_dir: str = ".run/worker"
