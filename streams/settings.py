@@ -66,12 +66,10 @@ class Settings(BaseSettings):
     """EVGRID_GRACE_SECONDS: how late (event time) a reading may arrive and still count in its interval."""
     max_future_seconds: int = 3600
     """EVGRID_MAX_FUTURE_SECONDS: readings more than this ahead of the feeder's watermark are rejected."""
-    registration_grace_seconds: int = 3600
-    """EVGRID_REGISTRATION_GRACE_SECONDS: telemetry of an unregistered charger is held this long (feeder event time)
-    for its registration to arrive on the registry topic, then dead-lettered as ``unknown_charger``."""
     align_idle_seconds: int = 30
-    """EVGRID_ALIGN_IDLE_SECONDS: telemetry waits for the feeder's meter stream to reach its event time; a meter
-    stream quiet for this long (worker clock) stops the wait."""
+    """EVGRID_ALIGN_IDLE_SECONDS: telemetry waits for the feeder's meter stream to reach its event time, and for the
+    registration of a charger not yet known; a wait longer than this (worker clock) ends it (the charger is then
+    dead-lettered as ``unknown_charger``)."""
     max_plan_lag_seconds: int = 0
     """EVGRID_MAX_PLAN_LAG_SECONDS: live mode: when catching up a backlog, plans for intervals that ended more than
     this long ago (worker clock) are skipped and counted; 0 = off (replays and backtests)."""

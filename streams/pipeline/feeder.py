@@ -48,7 +48,6 @@ class FeederRuntime:
     def __init__(self, feeder_id: str, settings: Settings) -> None:
         self.feeder_id = feeder_id
         self.step_ms = settings.interval_minutes * 60_000
-        self.registration_grace_ms = settings.registration_grace_seconds * 1000
         self.offsets: dict[tuple[str, int], int] = {}
         self.chargers: dict[str, ChargerRegistration] = {}
         self.interval_ms = self.step_ms
@@ -62,10 +61,10 @@ class FeederRuntime:
         self.held: list[tuple[int, int, RawMessage, ChargerTelemetry]] = []  # telemetry heap by event time
         self.inbox: list[tuple[int, int, GridSignal | IncentiveResponse]] = []  # applied at the next plan
         self.held_seq = 0
-        # Telemetry of chargers not (yet) registered: held until the registration arrives or the telemetry
-        # clock passes its time + grace (topics are consumed independently, so a registration may come later).
-        self.pending: dict[str, list[tuple[RawMessage, ChargerTelemetry]]] = {}
-        self.pending_since: dict[str, int] = {}  # worker clock when a charger's first held telemetry was read
+                # A charger heard before its registration blocks this feeder's telemetry (kept in event-time order)
+        # until the registration arrives or ``align_idle_seconds`` of worker clock pass; then it is unknown.
+        self.blocked_since: int | None = None
+        self.unknown: set[str] = set()
         self.aggregator = IntervalAggregator(self.interval_ms, self.grace_ms)
         self.forecaster = FeederForecaster(ForecasterConfig.from_settings(settings))
         # (issued_at, step_ms, kW per step): a plan uses the newest issued interval + grace before it, so every
@@ -123,10 +122,8 @@ class FeederRuntime:
             heapq.heappush(self.held, (record.timestamp, self.held_seq, msg, record))
         elif isinstance(record, ChargerRegistration):
             self.chargers[record.charger_id] = record
+            self.unknown.discard(record.charger_id)
             self.dispatcher.on_registration(record)
-            self.pending_since.pop(record.charger_id, None)
-            for _, held in self.pending.pop(record.charger_id, []):
-                self._telemetry(held, out)
         elif isinstance(record, GridSignal | IncentiveResponse):
             self.held_seq += 1
             ts = record.issued_at if isinstance(record, GridSignal) else record.responded_at
@@ -152,14 +149,22 @@ class FeederRuntime:
         idle = wall_ms - self.meter_clock_wall >= self.align_idle_ms
         limit = None if force or not self.meter_clock or idle else self.meter_clock + self.interval_ms
         while self.held and (limit is None or self.held[0][0] <= limit):
-            _, _, msg, telemetry = heapq.heappop(self.held)
-            self._plan_until(telemetry.timestamp, wall_ms, out)
-            if telemetry.charger_id in self.chargers:
-                self._telemetry(telemetry, out)
-            else:
-                self.pending.setdefault(telemetry.charger_id, []).append((msg, telemetry))
-                self.pending_since.setdefault(telemetry.charger_id, wall_ms)
-        self._expire_unregistered(wall_ms, out)
+            ts, _, msg, telemetry = self.held[0]
+            cid = telemetry.charger_id
+            if cid not in self.chargers and cid not in self.unknown:
+                if self.blocked_since is None:
+                    self.blocked_since = wall_ms
+                if wall_ms - self.blocked_since < self.align_idle_ms and not force:
+                    return  # the registry topic may be read behind: wait for the registration
+                self.unknown.add(cid)
+            self.blocked_since = None
+            heapq.heappop(self.held)
+            if cid in self.unknown:
+                reason = f"charger {cid} is not registered on feeder {self.feeder_id}"
+                out.append(Reject(msg, Rejection("unknown_charger", reason)))
+                continue
+            self._plan_until(ts, wall_ms, out)
+            self._telemetry(telemetry, wall_ms, out)
 
     def _plan_until(self, ts: int, wall_ms: int, out: list[Output]) -> None:
         """Plan every step boundary the telemetry clock has passed (chargers send idle heartbeats)."""
@@ -169,25 +174,8 @@ class FeederRuntime:
         if self.next_plan_ms is None:
             self.next_plan_ms = (ts // self.step_ms + 1) * self.step_ms
         while ts > self.next_plan_ms:  # everything stamped at the boundary is applied first
-            if self.max_plan_lag_ms and wall_ms - (self.next_plan_ms + self.step_ms) > self.max_plan_lag_ms:
-                self.skipped_stale_plans += 1  # catching up a backlog: this interval is already over
-            else:
-                self._plan(self.next_plan_ms, out)
+            self._plan(self.next_plan_ms, wall_ms, out)
             self.next_plan_ms += self.step_ms
-
-    def _expire_unregistered(self, wall_ms: int, out: list[Output]) -> None:
-        """Dead-letter telemetry of chargers still unregistered ``registration_grace`` (event time) after it was
-        sent and at least ``align_idle_seconds`` (worker clock) after it was read: a fast replay can cover hours
-        of event time before the registry topic is read."""
-        if not self.pending:
-            return
-        deadline = self.plan_clock - self.registration_grace_ms
-        for charger_id in [c for c, held in self.pending.items() if held[0][1].timestamp < deadline
-                           and wall_ms - self.pending_since[c] >= self.align_idle_ms]:
-            del self.pending_since[charger_id]
-            for held_msg, _ in self.pending.pop(charger_id):
-                reason = f"charger {charger_id} is not registered on feeder {self.feeder_id}"
-                out.append(Reject(held_msg, Rejection("unknown_charger", reason)))
 
     # --- inputs -----------------------------------------------------------------------------------
     def _meter(self, reading: MeterReading, msg: RawMessage, out: list[Output]) -> None:
@@ -204,12 +192,12 @@ class FeederRuntime:
                 self.loads.append((interval.end, interval.kw))
             out.append((FORECASTS, self.feeder_id.encode(), forecast.to_contract(self.feeder_id)))
 
-    def _telemetry(self, telemetry: ChargerTelemetry, out: list[Output]) -> None:
+    def _telemetry(self, telemetry: ChargerTelemetry, wall_ms: int, out: list[Output]) -> None:
         before = self.dispatcher.sessions.get(telemetry.charger_id)
         was_connected = before is not None and before.connected
         self.dispatcher.on_telemetry(self._with_energy(telemetry, before))
         if telemetry.connected != was_connected:
-            self._plan(telemetry.timestamp, out)  # plug-in or plug-out: re-plan now
+            self._plan(telemetry.timestamp, wall_ms, out)  # plug-in or plug-out: re-plan now
 
     def _with_energy(self, tel: ChargerTelemetry, before: SessionState | None) -> ChargerTelemetry:
         """Telemetry with ``energy_delivered_kwh`` estimated from the setpoints sent, when the charger omits it.
@@ -236,7 +224,7 @@ class FeederRuntime:
         return tel.model_copy(update={"energy_delivered_kwh": max(energy, 0.0)})
 
     # --- dispatch ---------------------------------------------------------------------------------
-    def _plan(self, now_ms: int, out: list[Output]) -> None:
+    def _plan(self, now_ms: int, wall_ms: int, out: list[Output]) -> None:
         while self.inbox and self.inbox[0][0] <= now_ms:  # signals and responses known by now, in order
             record = heapq.heappop(self.inbox)[2]
             if isinstance(record, GridSignal):
@@ -245,6 +233,9 @@ class FeederRuntime:
                 self.dispatcher.on_incentive_response(record)
         if not self.chargers:
             return  # nothing to dispatch on this feeder
+        if self.max_plan_lag_ms and wall_ms - (now_ms + self.step_ms) > self.max_plan_lag_ms:
+            self.skipped_stale_plans += 1  # catching up a backlog: this interval is already over
+            return
         known = now_ms - self.interval_ms - self.grace_ms  # closed whatever the consumption order
         while self.loads and self.loads[0][0] < known:
             self.dispatcher.observe_load(*self.loads.pop(0))

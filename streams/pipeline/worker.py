@@ -114,7 +114,7 @@ class FeederWorker:
         dirty: dict[bytes, int] = {}
         now = self.clock()
         for feeder, rt in self.runtimes.items():
-            if rt.held or rt.pending:
+            if rt.held:
                 outputs: list[Output] = []
                 rt.release(now, outputs, force=force)
                 self._emit_outputs(outputs, emit)
