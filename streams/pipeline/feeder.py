@@ -65,6 +65,7 @@ class FeederRuntime:
         # until the registration arrives or ``align_idle_seconds`` of worker clock pass; then it is unknown.
         self.blocked_since: int | None = None
         self.unknown: set[str] = set()
+        self.registry_settled = False  # a wait timed out once: later unknown chargers are rejected at once
         self.aggregator = IntervalAggregator(self.interval_ms, self.grace_ms)
         self.forecaster = FeederForecaster(ForecasterConfig.from_settings(settings))
         # (issued_at, step_ms, kW per step): a plan uses the newest issued interval + grace before it, so every
@@ -154,8 +155,10 @@ class FeederRuntime:
             if cid not in self.chargers and cid not in self.unknown:
                 if self.blocked_since is None:
                     self.blocked_since = wall_ms
-                if wall_ms - self.blocked_since < self.align_idle_ms and not force:
+                waiting = wall_ms - self.blocked_since < self.align_idle_ms
+                if waiting and not force and not self.registry_settled:
                     return  # the registry topic may be read behind: wait for the registration
+                self.registry_settled = self.registry_settled or not force
                 self.unknown.add(cid)
             self.blocked_since = None
             heapq.heappop(self.held)
