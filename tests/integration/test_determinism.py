@@ -12,9 +12,10 @@ from streams.agents.topics import create_topics, delete_topics
 from streams.contracts.codec import default_codec
 from streams.contracts.models import decode_record
 from streams.contracts.topics import FORECASTS, INCENTIVES, SETPOINTS, WEATHER
-from streams.kafka_io import consume_all, make_producer, produce_records
+from streams.kafka_io import consume_all
 from streams.settings import Settings
 from streams.simulate import SimConfig, simulate
+from tests.fixtures.streams import produce_messages
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
@@ -33,14 +34,9 @@ def _run(kafka_bootstrap: str, msgs: list, workers: int, start_worker,  # type: 
         for p in procs:
             p.wait_for(lambda st: True, timeout=120, what="worker up")
         time.sleep(3 * (workers - 1))  # let the group settle so both own partitions
-        producer = make_producer(s)
         size = -(-len(msgs) // chunks)
         for part in range(chunks):
-            by_topic: dict[str, list] = {}
-            for m in msgs[part * size:(part + 1) * size]:  # event-time order, like `evgrid replay --speed`
-                by_topic.setdefault(m.topic, []).append((m.key, m.value, m.timestamp, None))
-            for topic, records in by_topic.items():
-                assert produce_records(producer, s.topic_prefix + topic, records).failed == 0
+            produce_messages(s, msgs[part * size:(part + 1) * size])  # event-time order, like `evgrid replay --speed`
             if chunks > 1:
                 time.sleep(1.0)
         total = len(msgs)

@@ -12,22 +12,17 @@ from streams.agents.topics import create_topics, delete_topics
 from streams.contracts.codec import default_codec
 from streams.contracts.models import ChargerSetpoint, decode_record
 from streams.contracts.topics import FORECASTS, INCENTIVES, SETPOINTS, WEATHER
-from streams.kafka_io import consume_all, make_producer, produce_records
+from streams.kafka_io import consume_all
 from streams.settings import Settings
 from streams.simulate import SimConfig, simulate
+from tests.fixtures.streams import produce_messages
 
 pytestmark = [pytest.mark.integration]
 
 OUTPUTS = (FORECASTS, SETPOINTS, INCENTIVES)
 
 
-def _produce(s: Settings, msgs: list) -> None:  # type: ignore[type-arg]
-    producer = make_producer(s)
-    by_topic: dict[str, list] = {}
-    for m in msgs:
-        by_topic.setdefault(m.topic, []).append((m.key, m.value, m.timestamp, None))
-    for topic, records in by_topic.items():
-        assert produce_records(producer, s.topic_prefix + topic, records).failed == 0
+_produce = produce_messages
 
 
 def _outputs(s: Settings) -> dict[str, set[str]]:

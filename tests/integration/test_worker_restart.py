@@ -12,10 +12,11 @@ from streams.contracts.codec import default_codec
 from streams.contracts.models import DemandForecast, decode_record
 from streams.contracts.topics import FORECASTS, WEATHER
 from streams.ingest.validate import RawMessage
-from streams.kafka_io import consume_all, make_producer, produce_records
+from streams.kafka_io import consume_all
 from streams.pipeline.worker import Emit, FeederWorker
 from streams.settings import Settings
 from streams.simulate import SimConfig, simulate
+from tests.fixtures.streams import produce_messages
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(420)]
 
@@ -46,12 +47,7 @@ def test_killed_worker_resumes_with_trained_models(topic_namespace: Settings, st
     expected = _forecasts_offline(msgs, s)
     assert len(expected) > 150
 
-    producer = make_producer(s)
-    by_topic: dict[str, list] = {}
-    for m in msgs:
-        by_topic.setdefault(m.topic, []).append((m.key, m.value, m.timestamp, None))
-    for topic, records in by_topic.items():
-        assert produce_records(producer, s.topic_prefix + topic, records).failed == 0
+    produce_messages(s, msgs)
 
     env = {"EVGRID_BOOTSTRAP_SERVERS": s.bootstrap_servers, "EVGRID_TOPIC_PREFIX": s.topic_prefix}
     first = start_worker(env, name="first")
