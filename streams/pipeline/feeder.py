@@ -50,6 +50,9 @@ class FeederRuntime:
         self.step_ms = settings.interval_minutes * 60_000
         self.offsets: dict[tuple[str, int], int] = {}
         self.chargers: dict[str, ChargerRegistration] = {}
+        # Chargers handed to the dispatcher: on their first telemetry in event-time order, so a plan never
+        # depends on how far the (rarely written) registry topic happens to have been read.
+        self.active: set[str] = set()
         self.interval_ms = self.step_ms
         self.grace_ms = settings.grace_seconds * 1000
         self.align_idle_ms = settings.align_idle_seconds * 1000
@@ -124,7 +127,8 @@ class FeederRuntime:
         elif isinstance(record, ChargerRegistration):
             self.chargers[record.charger_id] = record
             self.unknown.discard(record.charger_id)
-            self.dispatcher.on_registration(record)
+            if record.charger_id in self.active:
+                self.dispatcher.on_registration(record)  # a change to a charger already in the plan
         elif isinstance(record, GridSignal | IncentiveResponse):
             self.held_seq += 1
             ts = record.issued_at if isinstance(record, GridSignal) else record.responded_at
@@ -167,6 +171,9 @@ class FeederRuntime:
                 out.append(Reject(msg, Rejection("unknown_charger", reason)))
                 continue
             self._plan_until(ts, wall_ms, out)
+            if cid not in self.active:
+                self.active.add(cid)
+                self.dispatcher.on_registration(self.chargers[cid])
             self._telemetry(telemetry, wall_ms, out)
 
     def _plan_until(self, ts: int, wall_ms: int, out: list[Output]) -> None:
@@ -234,7 +241,7 @@ class FeederRuntime:
                 self.dispatcher.on_signal(record)
             else:
                 self.dispatcher.on_incentive_response(record)
-        if not self.chargers:
+        if not self.active:
             return  # nothing to dispatch on this feeder
         if self.max_plan_lag_ms and wall_ms - (now_ms + self.step_ms) > self.max_plan_lag_ms:
             self.skipped_stale_plans += 1  # catching up a backlog: this interval is already over
