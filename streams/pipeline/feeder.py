@@ -59,6 +59,7 @@ class FeederRuntime:
         self.max_plan_lag_ms = settings.max_plan_lag_seconds * 1000
         self.meter_clock = 0  # newest meter reading time
         self.meter_clock_wall = 0  # worker clock when it last moved
+        self.first_wall: int | None = None  # worker clock at this feeder's first input: how long to await meters
         self.plan_clock = 0  # newest released telemetry time: drives planning
         self.next_plan_ms: int | None = None
         self.held: list[tuple[int, int, RawMessage, ChargerTelemetry]] = []  # telemetry heap by event time
@@ -75,6 +76,7 @@ class FeederRuntime:
         # forecast a future plan may pick is kept, however far the meter stream is read ahead.
         self.forecasts: list[tuple[int, int, list[float]]] = []
         self.loads: list[tuple[int, float]] = []  # measured (interval end, kW) not yet given to the dispatcher
+        self.site_readings: list[MeterReading] = []  # site meter readings not yet given to the dispatcher
         self.dispatcher = FeederDispatcher(feeder_id, DispatchConfig.from_settings(settings))
         self.plans = 0
         self.skipped_stale_plans = 0
@@ -117,7 +119,7 @@ class FeederRuntime:
         out: list[Output] = []
         if isinstance(record, MeterReading):
             if record.site_id is not None:
-                self.dispatcher.on_site_meter(record)  # a site's own meter (V2H/V2B, site limits)
+                self.site_readings.append(record)  # a site's own meter (V2H/V2B, site limits), given at plan time
             self._meter(record, msg, out)
             if record.timestamp > self.meter_clock:
                 self.meter_clock, self.meter_clock_wall = record.timestamp, wall_ms
@@ -151,8 +153,11 @@ class FeederRuntime:
         without meters, a meter stream quiet for ``align_idle_seconds`` of wall time, or ``force`` (end of
         input) releases everything.
         """
-        idle = wall_ms - self.meter_clock_wall >= self.align_idle_ms
-        limit = None if force or not self.meter_clock or idle else self.meter_clock + self.interval_ms
+        if self.first_wall is None:
+            self.first_wall = wall_ms
+        quiet_since = self.meter_clock_wall if self.meter_clock else self.first_wall
+        idle = wall_ms - quiet_since >= self.align_idle_ms  # no meter stream, or it went quiet
+        limit = None if force or idle else self.meter_clock + self.interval_ms
         while self.held and (limit is None or self.held[0][0] <= limit):
             ts, _, msg, telemetry = self.held[0]
             cid = telemetry.charger_id
@@ -249,6 +254,11 @@ class FeederRuntime:
         known = now_ms - self.interval_ms - self.grace_ms  # closed whatever the consumption order
         while self.loads and self.loads[0][0] < known:
             self.dispatcher.observe_load(*self.loads.pop(0))
+        taken = 0
+        while taken < len(self.site_readings) and self.site_readings[taken].timestamp < known:
+            self.dispatcher.on_site_meter(self.site_readings[taken])
+            taken += 1
+        del self.site_readings[:taken]
         usable = [i for i, f in enumerate(self.forecasts) if f[0] < known]
         if usable:
             del self.forecasts[:usable[-1]]  # older ones can no longer be picked

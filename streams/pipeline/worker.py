@@ -80,7 +80,7 @@ class FeederWorker:
             state, model = load(feeder), load(feeder + MODEL_SUFFIX)
             if state and model:
                 rt = FeederRuntime.load(zlib.decompress(state), zlib.decompress(model))
-                rt.meter_clock_wall = self.clock()  # a restored feeder's meter stream is not idle yet
+                rt.meter_clock_wall = rt.first_wall = self.clock()  # a restored feeder's meters are not idle yet
             else:
                 rt = FeederRuntime(feeder.decode(), self.settings)
             self.runtimes[feeder] = rt

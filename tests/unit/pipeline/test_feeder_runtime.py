@@ -72,8 +72,9 @@ def test_quiet_meter_stream_stops_the_wait() -> None:
 def test_feeder_without_meters_plans_on_telemetry_alone() -> None:
     rt = FeederRuntime("F1", SETTINGS)
     rt.apply(reg(), raw(CHARGER_REGISTRY))
-    out = rt.apply(tel(T0 + 1), raw(CHARGER_TELEMETRY))
-    out += rt.apply(tel(T0 + 16 * MIN), raw(CHARGER_TELEMETRY))
+    out = rt.apply(tel(T0 + 1), raw(CHARGER_TELEMETRY), wall_ms=1_000)
+    assert rt.held, "a new feeder first waits for its meter stream"
+    out += rt.apply(tel(T0 + 16 * MIN), raw(CHARGER_TELEMETRY), wall_ms=31_000)
     setpoints = [o for o in out if not isinstance(o, Reject) and o[0] == SETPOINTS]
     assert setpoints and all(sp[2].charger_id == "C1" for sp in setpoints)
     assert all(0.0 <= sp[2].setpoint_kw <= 7.0 for sp in setpoints)
@@ -85,11 +86,14 @@ def test_unregistered_charger_blocks_briefly_then_is_dead_lettered() -> None:
     assert rt.apply(tel(T0, cid="GHOST"), raw(CHARGER_TELEMETRY, 1), wall_ms=1_000) == []
     early = rt.apply(tel(T0 + 61 * MIN, cid="C1"), raw(CHARGER_TELEMETRY, 2), wall_ms=2_000)
     assert early == [] and len(rt.held) == 2, "telemetry after it waits: the registration may still come"
-    out = rt.apply(tel(T0 + 62 * MIN, cid="C1"), raw(CHARGER_TELEMETRY, 3), wall_ms=31_000)
+    assert rt.apply(tel(T0 + 62 * MIN, cid="C1"), raw(CHARGER_TELEMETRY, 3), wall_ms=31_000) == [], \
+        "no meter stream: released after 30 s, then the unknown charger waits 30 s for its registration"
+    out: list = []
+    rt.release(61_000, out)
     rejects = [o for o in out if isinstance(o, Reject)]
     assert [(r.msg.offset, r.rejection.code) for r in rejects] == [(1, "unknown_charger")]
     assert not rt.held and rt.plan_clock == T0 + 62 * MIN
-    again = rt.apply(tel(T0 + 63 * MIN, cid="GHOST"), raw(CHARGER_TELEMETRY, 4), wall_ms=32_000)
+    again = rt.apply(tel(T0 + 63 * MIN, cid="GHOST"), raw(CHARGER_TELEMETRY, 4), wall_ms=62_000)
     assert [o.rejection.code for o in again if isinstance(o, Reject)] == ["unknown_charger"]
 
 
@@ -97,7 +101,7 @@ def test_registration_arriving_late_releases_held_telemetry_in_order() -> None:
     rt = FeederRuntime("F1", SETTINGS)
     rt.apply(tel(T0, cid="C2"), raw(CHARGER_TELEMETRY), wall_ms=1_000)
     assert rt.held and "C2" not in rt.dispatcher.sessions
-    rt.apply(reg("C2"), raw(CHARGER_REGISTRY), wall_ms=1_500)
+    rt.apply(reg("C2"), raw(CHARGER_REGISTRY), wall_ms=31_500)
     assert not rt.held and "C2" in rt.dispatcher.sessions
 
 
@@ -108,9 +112,9 @@ def test_grid_signal_applies_at_the_first_plan_after_it_was_issued() -> None:
                      valid_until=T0 + 120 * MIN, import_limit_kw=3.0)
     rt.apply(sig, raw("evgrid.grid.signals"))
     assert rt.inbox
-    rt.apply(tel(T0 + 16 * MIN), raw(CHARGER_TELEMETRY))
+    rt.apply(tel(T0 + 16 * MIN), raw(CHARGER_TELEMETRY), wall_ms=40_000)
     assert rt.inbox, "not applied before its issue time"
-    rt.apply(tel(T0 + 31 * MIN), raw(CHARGER_TELEMETRY))
+    rt.apply(tel(T0 + 31 * MIN), raw(CHARGER_TELEMETRY), wall_ms=40_000)
     assert not rt.inbox
 
 
