@@ -36,10 +36,14 @@ def run_in_process(inputs: BacktestInputs, settings: Settings, batch: int = 2_00
     offsets: dict[str, int] = {}
     buf: list[RawMessage] = []
 
-    def flush() -> None:
-        if not buf:
+    def flush(end: bool = False) -> None:
+        if not buf and not end:
             return
         emit = worker.process(buf, state.get)
+        if end:  # end of input: release what still waits for a meter stream or a registration
+            tail = worker.tick(force=True)
+            emit.messages += tail.messages
+            emit.checkpoints += tail.checkpoints
         for feeder, _, blob in emit.checkpoints:
             state[feeder] = blob
         for topic, _, value in emit.messages:
@@ -58,5 +62,5 @@ def run_in_process(inputs: BacktestInputs, settings: Settings, batch: int = 2_00
         buf.append(msg)
         if len(buf) >= batch:
             flush()
-    flush()
+    flush(end=True)
     return out
