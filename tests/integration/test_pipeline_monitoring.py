@@ -148,7 +148,8 @@ def test_pipeline_fills_every_dashboard_panel(topic_namespace: Settings, start_w
     env = _env(s, influx_url, db)
     worker = start_worker(env)
     monitor = start_monitor(env)
-    stats = worker.wait_for(lambda st: _processed(st) >= produced, timeout=240, what="all input processed")
+    stats = worker.wait_for(lambda st: _processed(st) >= produced and st.get("held_telemetry", 0) == 0,
+                              timeout=240, what="all input processed and applied")
 
     # drive the incentive panels: accept one offer the dispatcher made on each feeder
     codec = default_codec()
