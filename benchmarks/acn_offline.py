@@ -22,7 +22,7 @@ MIN_MS = 60_000
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--sessions", default="/work/shared/data/acn/caltech_2019-03_sessions.csv")
+    ap.add_argument("--sessions", default="streams/simulate/data/acn/caltech_2019-03_sessions.csv")
     ap.add_argument("--step-min", type=int, default=5)
     ap.add_argument("--timezone", default="America/Los_Angeles")
     ap.add_argument("--no-forecast", action="store_true", help="plan without the arrivals forecast")

@@ -165,7 +165,7 @@ def simulate(sessions: list[SimSession], t0: int, t1: int, step: int, mode: str,
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--sessions", default="/work/shared/data/acn/caltech_2019-03_sessions.csv")
+    ap.add_argument("--sessions", default="streams/simulate/data/acn/caltech_2019-03_sessions.csv")
     ap.add_argument("--days", type=int, default=31)
     ap.add_argument("--v2b-share", type=float, default=0.5)
     ap.add_argument("--demand-charge", type=float, default=15.0, help="per kW of monthly peak")

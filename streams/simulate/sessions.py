@@ -13,7 +13,7 @@ from streams.simulate.config import SimConfig, py_rng
 
 __all__ = ["BUNDLED_ACN", "AcnSessions", "Session", "load_acn_sessions", "plan_sessions"]
 
-BUNDLED_ACN = Path(__file__).resolve().parent / "data" / "acn_caltech_2019-03_sessions.csv"
+BUNDLED_ACN = Path(__file__).resolve().parent / "data" / "acn" / "caltech_2019-03_sessions.csv"
 ACN_TIMEZONE = "America/Los_Angeles"
 DAY_MS = 86_400_000
 

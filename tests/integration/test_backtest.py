@@ -14,19 +14,17 @@ from typer.testing import CliRunner
 
 from streams.backtest.commands import register
 from streams.replay.scenario import REPO_ROOT
+from streams.simulate.sessions import BUNDLED_ACN
 
 pytestmark = [pytest.mark.integration]
 
-ACN = Path("/work/shared/data/acn/caltech_2019-03_sessions.csv")
+ACN = BUNDLED_ACN  # the copy of ../shared/data/acn that ships with the simulator
 REQUIRED = ("peak_kw", "energy_requested_kwh", "energy_delivered_kwh", "energy_delivered_pct", "v2g_exported_kwh",
             "uncontrolled_peak_kw", "optimal_peak_kw", "limit_violation_kwh", "safety_violations")
 
 
 def _acn_path() -> Path:
-    for p in (ACN, REPO_ROOT.parent / "shared/data/acn/caltech_2019-03_sessions.csv"):
-        if p.exists():
-            return p
-    pytest.skip("ACN sessions file not available")
+    return ACN
 
 
 def _run(args: list[str], monkeypatch: pytest.MonkeyPatch, kafka: str) -> str:
