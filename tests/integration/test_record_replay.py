@@ -25,7 +25,7 @@ from streams.settings import Settings
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
 REPO = Path(__file__).resolve().parents[2]
-ACN = REPO.parent / "shared" / "data" / "acn" / "caltech_2019-03_sessions.csv"
+ACN = REPO / "streams" / "simulate" / "data" / "acn" / "caltech_2019-03_sessions.csv"  # copy of ../shared/data/acn
 TOPICS = [CHARGER_TELEMETRY, CHARGER_REGISTRY, WEATHER]
 
 Seq = dict[tuple[str, bytes | None], list[tuple[bytes | None, int, tuple[tuple[str, bytes | None], ...]]]]

@@ -24,7 +24,7 @@ from streams.replay.importers import (
 )
 
 REPO = Path(__file__).resolve().parents[3]
-SHARED = Path(os.environ.get("EVGRID_SHARED_DATA") or REPO.parent / "shared" / "data")
+SHARED = Path(os.environ.get("EVGRID_SHARED_DATA") or REPO / "streams" / "simulate" / "data")  # copy of shared/data
 ACN = SHARED / "acn" / "caltech_2019-03_sessions.csv"
 CODEC = default_codec()
 
