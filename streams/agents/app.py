@@ -4,10 +4,15 @@ Everything that decides anything lives in :mod:`streams.pipeline`; this module m
 and it. Processing is at-least-once with idempotent effects: each feeder's state records the last input
 offset it applied per partition (events at or below it are skipped after a restart) and is written to
 a changelog before the input offsets are committed (faust flushes the producer before committing).
+
+Feeder inputs arrive in whole fetched batches (:mod:`streams.agents.batching`); the agent acknowledges a
+batch's records only once the states they changed are checkpointed (every timer tick, about once a second,
+and before partitions move), so a commit never covers an input whose effect is not in the changelog.
 """
 
 from __future__ import annotations
 
+import gc
 import os
 import socket
 import ssl
@@ -15,6 +20,7 @@ from typing import Any
 
 import faust
 
+from streams.agents.batching import BatchingApp
 from streams.agents.monitor import attach_monitoring
 from streams.contracts.topics import (
     CHARGER_REGISTRY,
@@ -29,7 +35,7 @@ from streams.contracts.topics import (
 from streams.pipeline.worker import Emit, FeederWorker
 from streams.settings import Settings
 
-__all__ = ["FEEDER_INPUTS", "create_app"]
+__all__ = ["FEEDER_INPUTS", "create_app", "tune_gc"]
 
 FEEDER_INPUTS = (METER_READINGS, CHARGER_TELEMETRY, CHARGER_REGISTRY, GRID_SIGNALS, INCENTIVE_RESPONSES)
 
@@ -56,13 +62,22 @@ def broker_credentials(settings: Settings) -> Any:
     return faust.SSLCredentials(context)
 
 
+def tune_gc(gen0_threshold: int) -> None:
+    """Freeze the objects allocated so far out of collection; collect the young generation less often (0: no-op)."""
+    if gen0_threshold > 0:
+        gc.collect()
+        gc.freeze()
+        _, gen1, gen2 = gc.get_threshold()
+        gc.set_threshold(gen0_threshold, gen1, gen2)
+
+
 def create_app(settings: Settings | None = None) -> faust.App:
     """Build the worker app for ``settings`` (default: from the environment)."""
     settings = settings or Settings()
     prefix = settings.topic_prefix
     datadir = os.path.abspath(os.path.join(settings.data_dir, f"{prefix}{settings.app_id}"))
     os.makedirs(datadir, exist_ok=True)
-    app = faust.App(
+    app = BatchingApp(
         f"{prefix}{settings.app_id}",
         broker=[f"kafka://{s.strip()}" for s in settings.bootstrap_servers.split(",")],
         broker_credentials=broker_credentials(settings),
@@ -75,7 +90,7 @@ def create_app(settings: Settings | None = None) -> faust.App:
         topic_allow_declare=True,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
-        broker_commit_every=2_000,
+        broker_commit_every=100_000,  # plus every second: checkpoints, not commits, bound the work redone
         broker_commit_interval=1.0,
         web_enabled=False,
         table_standby_replicas=settings.table_standby_replicas,
@@ -100,13 +115,25 @@ def create_app(settings: Settings | None = None) -> faust.App:
             state.data[feeder] = blob
             state.send_changelog(partition, feeder, blob)
 
-    @app.agent(inputs, name="feeders")
+    batches = app.batch_topic(inputs)
+    pending: list[Any] = []  # processed input records, acknowledged at the next checkpoint
+
+    @app.agent(batches, name="feeders")
     async def feeders(stream: Any) -> None:
-        async for events in stream.take_events(2_000, within=0.2):
-            owned = app.consumer.assignment()  # events buffered before a rebalance may belong to another worker now
-            msgs = [worker.raw(names.get(e.message.topic, e.message.topic), e.message) for e in events
-                    if e.message.tp in owned]
-            await emit(worker.process(msgs, state.data.get))
+        async for batch in stream:
+            owned = app.owned()  # records fetched before a rebalance may belong to another worker now
+            mine = [m for m in batch if m.tp in owned]
+            for k in range(0, len(mine), 2_000):
+                chunk = mine[k:k + 2_000]
+                await emit(worker.process([worker.raw(names.get(m.topic, m.topic), m) for m in chunk],
+                                          state.data.get, checkpoint=False))
+                pending.extend(chunk)
+
+    async def checkpoint() -> None:
+        done = pending[:]  # applied before the checkpoint below is taken (no await in between)
+        pending.clear()
+        await emit(worker.checkpoint())
+        app.ack(done)
 
     @app.agent(weather, name="weather")
     async def weather_agent(stream: Any) -> None:
@@ -118,11 +145,13 @@ def create_app(settings: Settings | None = None) -> faust.App:
 
     @app.timer(1.0)
     async def tick() -> None:
-        await emit(worker.tick())
+        await emit(worker.tick())  # checkpoints too: the acks below follow it
+        await checkpoint()
         worker.write_stats(stats_path)
 
     async def on_revoked(sender: Any, *args: Any, **kwargs: Any) -> None:
-        worker.pause()  # no idle releases while partitions move; tables are the truth afterwards
+        await checkpoint()  # tables are the truth afterwards
+        worker.pause()  # no idle releases while partitions move
 
     async def on_assigned(sender: Any, *args: Any, **kwargs: Any) -> None:
         worker.resume()

@@ -24,9 +24,12 @@ def register(app: typer.Typer) -> None:
         """Run one stream-processing worker (faust) until interrupted."""
         from faust import Worker
 
-        from streams.agents.app import create_app
+        from streams.agents.app import create_app, tune_gc
+        from streams.settings import Settings
 
-        Worker(create_app(), loglevel=loglevel, quiet=True).execute_from_commandline()
+        app = create_app()
+        tune_gc(Settings().gc_gen0_threshold)
+        Worker(app, loglevel=loglevel, quiet=True).execute_from_commandline()
 
     @app.command("demo")
     def demo(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from streams.contracts.codec import AvroCodec, DecodeError
 from streams.contracts.models import DeadLetter, Record, decode_record
@@ -22,8 +23,7 @@ MAX_DEADLETTER_VALUE = 65_536
 """Dead letters keep at most this many bytes of the original value, so one always fits in a Kafka message."""
 
 
-@dataclass(frozen=True, slots=True)
-class RawMessage:
+class RawMessage(NamedTuple):
     """A message as read from Kafka; ``topic`` is the logical name (without EVGRID_TOPIC_PREFIX)."""
 
     topic: str
@@ -75,8 +75,8 @@ class Validator:
         self.max_future_ms = max_future_ms
         self.clock = clock
 
-    def check(self, msg: RawMessage) -> Record | Rejection:
-        """The validated record, or why not."""
+    def check(self, msg: RawMessage, now_ms: int | None = None) -> Record | Rejection:
+        """The validated record, or why not (``now_ms``: the clock, read once per batch by callers)."""
         if msg.value is None or len(msg.value) == 0:
             return Rejection("truncated", "empty message value (0 bytes)")
         if len(msg.value) > self.max_message_bytes:
@@ -98,7 +98,7 @@ class Validator:
         ts_field = _EVENT_TIME.get(name)
         if ts_field is not None:
             ts = getattr(record, ts_field)
-            limit = self.clock() + self.max_future_ms
+            limit = (self.clock() if now_ms is None else now_ms) + self.max_future_ms
             if ts > limit:
                 ahead_h = (ts - limit) / 3.6e6
                 return Rejection("out_of_window", f"{ts_field} {ts} is {ahead_h:.1f} h beyond now + max future")

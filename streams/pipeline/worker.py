@@ -56,6 +56,7 @@ class FeederWorker:
         self.rejected: Counter[tuple[str, str]] = Counter()
         self.skipped_replayed = 0
         self.weather: list[WeatherObservation] = []
+        self.dirty: dict[bytes, int] = {}  # feeders changed since their last checkpoint -> partition
 
     @staticmethod
     def raw(logical_topic: str, message: Any) -> RawMessage:
@@ -65,14 +66,19 @@ class FeederWorker:
                           round(ts * 1000) if ts is not None else None)
 
     def pause(self) -> None:
-        """Partitions are being revoked: drop cached runtimes and stop idle releases until :meth:`resume`."""
+        """Partitions are being revoked: drop cached runtimes and stop idle releases until :meth:`resume`.
+
+        Call :meth:`checkpoint` first: changes not checkpointed are dropped with the runtimes.
+        """
         self.paused = True
         self.runtimes.clear()
+        self.dirty.clear()
 
     def resume(self) -> None:
         """Partitions assigned: runtimes reload from the tables (their idle clocks restart)."""
         self.paused = False
         self.runtimes.clear()
+        self.dirty.clear()
 
     def runtime(self, feeder: bytes, load: StateLoader) -> FeederRuntime:
         rt = self.runtimes.get(feeder)
@@ -86,32 +92,43 @@ class FeederWorker:
             self.runtimes[feeder] = rt
         return rt
 
-    def process(self, msgs: Iterable[RawMessage], load: StateLoader) -> Emit:
-        """Validate and apply a batch; return the messages to produce and the states to checkpoint."""
+    def process(self, msgs: Iterable[RawMessage], load: StateLoader, checkpoint: bool = True) -> Emit:
+        """Validate and apply a batch; return the messages to produce and (``checkpoint``) the changed states.
+
+        With ``checkpoint=False`` the changed feeders stay in :attr:`dirty` until :meth:`checkpoint`.
+        """
         emit = Emit()
-        dirty: dict[bytes, int] = {}
+        dirty = self.dirty
+        now = self.clock()  # once per batch: a batch takes milliseconds
+        check, accepted = self.validator.check, self.accepted
         for msg in msgs:
-            result = self.validator.check(msg)
+            result = check(msg, now)
             if isinstance(result, Rejection):
                 self._reject(msg, result, emit)
                 continue
             feeder = result.feeder_id.encode()  # type: ignore[attr-defined]
-            rt = self.runtime(feeder, load)
+            rt = self.runtimes.get(feeder) or self.runtime(feeder, load)
             if not rt.claim(msg.topic, msg.partition, msg.offset):
                 self.skipped_replayed += 1
                 continue
-            self.accepted[msg.topic] += 1
+            accepted[msg.topic] += 1
             dirty[feeder] = self.partition_of[feeder] = msg.partition
-            self._emit_outputs(rt.apply(result, msg, self.clock()), emit)
-        self._checkpoint(dirty, emit)
+            outputs = rt.apply(result, msg, now)
+            if outputs:
+                self._emit_outputs(outputs, emit)
+        if checkpoint:
+            self._checkpoint(emit)
         return emit
 
     def tick(self, force: bool = False) -> Emit:
-        """Release telemetry that waited for a meter stream now quiet (``force``: all of it, end of input)."""
+        """Release telemetry that waited for a meter stream now quiet (``force``: all of it, end of input).
+
+        Checkpoints every feeder changed since the last checkpoint.
+        """
         emit = Emit()
         if self.paused and not force:
             return emit
-        dirty: dict[bytes, int] = {}
+        dirty = self.dirty
         now = self.clock()
         for feeder, rt in self.runtimes.items():
             if rt.held:
@@ -119,10 +136,17 @@ class FeederWorker:
                 rt.release(now, outputs, force=force)
                 self._emit_outputs(outputs, emit)
                 dirty[feeder] = self.partition_of.get(feeder, 0)
-        self._checkpoint(dirty, emit)
+        self._checkpoint(emit)
         return emit
 
-    def _checkpoint(self, dirty: dict[bytes, int], emit: Emit) -> None:
+    def checkpoint(self) -> Emit:
+        """The states of the feeders changed since the last checkpoint (then none is dirty)."""
+        emit = Emit()
+        self._checkpoint(emit)
+        return emit
+
+    def _checkpoint(self, emit: Emit) -> None:
+        dirty, self.dirty = self.dirty, {}
         for feeder, partition in dirty.items():
             state, model = self.runtimes[feeder].dump()
             if model is not None:
