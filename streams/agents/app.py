@@ -121,10 +121,10 @@ def create_app(settings: Settings | None = None) -> faust.App:
     @app.agent(batches, name="feeders")
     async def feeders(stream: Any) -> None:
         async for batch in stream:
-            owned = app.owned()  # records fetched before a rebalance may belong to another worker now
-            mine = [m for m in batch if m.tp in owned]
-            for k in range(0, len(mine), 2_000):
-                chunk = mine[k:k + 2_000]
+            for k in range(0, len(batch.messages), 2_000):
+                if not await app.usable(batch):  # a rebalance came between: the rest is fetched again
+                    break
+                chunk = batch.messages[k:k + 2_000]
                 await emit(worker.process([worker.raw(names.get(m.topic, m.topic), m) for m in chunk],
                                           state.data.get, checkpoint=False))
                 pending.extend(chunk)

@@ -7,9 +7,15 @@ at about 10,000 records/s, below what the pipeline code behind it sustains.
 
 :class:`BatchingApp` keeps faust's consumer group, fetcher, flow control, offset tracking, commits and table
 changelogs, and changes one thing: records of the topics given to :meth:`BatchingApp.batch_topic` skip the
-per-record path and reach a bounded in-memory channel as one list per fetch (partition order kept). An agent
-reads that channel; it owns acknowledgement: it calls :meth:`BatchingApp.ack` once the effects of the records
-are checkpointed, and only acknowledged offsets are committed. Other topics keep faust's normal path.
+per-record path and reach a bounded in-memory channel as one :class:`FetchedBatch` per fetch (partition order
+kept). An agent reads that channel; it owns acknowledgement: it calls :meth:`BatchingApp.ack` once the effects
+of the records are checkpointed, and only acknowledged offsets are committed. Other topics keep faust's path.
+
+A batch belongs to the consumer generation it was fetched in. After a rebalance faust seeks every partition
+back to its committed offset, so what a batch of an older generation still holds comes again: the reader
+drops it (:meth:`BatchingApp.usable` says when), and waits while a rebalance is under way. Within one
+generation the records applied are therefore always a prefix of each partition's fetched records, which is
+what offset-based de-duplication of the replayed records needs.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any, cast
 
 import faust
@@ -24,7 +31,15 @@ from faust.transport.drivers.aiokafka import Consumer as AIOKafkaConsumer
 from faust.types import TP, ChannelT, Message
 from faust.types.tuples import ConsumerMessage
 
-__all__ = ["BatchConsumer", "BatchingApp"]
+__all__ = ["BatchConsumer", "BatchingApp", "FetchedBatch"]
+
+
+@dataclass(frozen=True)
+class FetchedBatch:
+    """The records of one fetch for the batch topics, in partition order, and the generation they belong to."""
+
+    generation: int
+    messages: list[Message]
 
 
 class BatchConsumer(AIOKafkaConsumer):
@@ -90,7 +105,8 @@ class BatchConsumer(AIOKafkaConsumer):
             )
             self._read_offset[tp] = recs[-1].offset
         if batch and self.app.consumer_generation_id == generation:
-            await self.wait_first(cast(Any, self.batch_channel).put(batch), self.suspend_flow.wait())
+            await self.wait_first(cast(Any, self.batch_channel).put(FetchedBatch(generation, batch)),
+                                  self.suspend_flow.wait())
 
 
 class BatchingApp(faust.App):
@@ -115,9 +131,15 @@ class BatchingApp(faust.App):
         for message in messages:
             ack(message)
 
-    def owned(self) -> set[TP]:
-        """Partitions currently assigned to this worker."""
-        return cast(set[TP], self.consumer.assignment())
+    async def usable(self, batch: FetchedBatch) -> bool:
+        """Whether the records of ``batch`` may be applied now (waits while a rebalance is under way).
+
+        False once the generation has moved on: faust re-fetches them from the committed offsets, so the reader
+        drops the rest of the batch. Ask before each part of a batch applied.
+        """
+        while self.rebalancing and self.consumer_generation_id == batch.generation:
+            await asyncio.sleep(0.05)
+        return self.consumer_generation_id == batch.generation
 
     def _new_consumer(self) -> BatchConsumer:
         return BatchConsumer(

@@ -65,7 +65,10 @@ def test_killed_worker_resumes_with_trained_models(topic_namespace: Settings, st
             fc = decode_record(codec, m.value())
             got[(fc.feeder_id, fc.issued_at)] = fc  # type: ignore[attr-defined]
         time.sleep(2)
-    assert set(got) == set(expected), "every interval forecast once the stream is through, none missing"
+    missing = sorted(set(expected) - set(got))
+    assert not missing and set(got) == set(expected), (
+        f"every interval forecast once the stream is through: {len(missing)} of {len(expected)} missing "
+        f"({missing[:3]} ... {missing[-3:]}); first run {first.stats()}; second run {second.stats()}")
     assert second.stats()["skipped_replayed"] >= 0
     for key, fc in expected.items():
         assert got[key] == fc, f"forecast {key} differs from the uninterrupted run"
