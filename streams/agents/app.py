@@ -15,12 +15,12 @@ from __future__ import annotations
 import gc
 import os
 import socket
-import ssl
 from typing import Any
 
 import faust
 
 from streams.agents.batching import BatchingApp
+from streams.agents.broadcast import follow_topic, kafka_ssl_context
 from streams.agents.monitor import attach_monitoring
 from streams.contracts.topics import (
     CHARGER_REGISTRY,
@@ -32,6 +32,7 @@ from streams.contracts.topics import (
     WEATHER,
     topic_name,
 )
+from streams.ingest.validate import RawMessage
 from streams.pipeline.worker import Emit, FeederWorker
 from streams.settings import Settings
 
@@ -48,11 +49,7 @@ def broker_credentials(settings: Settings) -> Any:
     if protocol not in ("SSL", "SASL_SSL", "SASL_PLAINTEXT"):
         raise ValueError(f"EVGRID_SECURITY_PROTOCOL={settings.security_protocol!r}: expected PLAINTEXT, SSL, "
                          "SASL_PLAINTEXT or SASL_SSL")
-    context = None
-    if protocol in ("SSL", "SASL_SSL"):
-        context = ssl.create_default_context(cafile=settings.ssl_cafile)
-        if settings.ssl_certfile:
-            context.load_cert_chain(settings.ssl_certfile, settings.ssl_keyfile)
+    context = kafka_ssl_context(settings) if protocol in ("SSL", "SASL_SSL") else None
     if protocol.startswith("SASL"):
         password = settings.sasl_password.get_secret_value() if settings.sasl_password else ""
         return faust.SASLCredentials(
@@ -137,9 +134,17 @@ def create_app(settings: Settings | None = None) -> faust.App:
 
     @app.agent(weather, name="weather")
     async def weather_agent(stream: Any) -> None:
-        async for events in stream.take_events(500, within=0.5):
+        async for events in stream.take_events(500, within=0.5):  # once per fleet: counts and dead letters
             msgs = [worker.raw(WEATHER, e.message) for e in events]
-            await emit(worker.process_weather(msgs))
+            await emit(worker.process_weather(msgs, observe=False))
+
+    async def observe_weather(records: list[Any]) -> None:
+        worker.observe_weather(RawMessage(WEATHER, r.partition, r.offset, r.key, r.value, r.timestamp)
+                               for r in records)
+
+    @app.task
+    async def weather_everywhere() -> None:  # every worker applies all weather to the feeders it holds
+        await follow_topic(settings, topic_name(WEATHER, prefix), observe_weather)
 
     stats_path = os.path.join(datadir, f"stats-{os.getpid()}.json")
 

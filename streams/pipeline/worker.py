@@ -26,6 +26,8 @@ from streams.settings import Settings
 __all__ = ["Emit", "FeederWorker"]
 
 StateLoader = Callable[[bytes], bytes | None]
+WEATHER_KEPT = 20_000
+"""Weather records a worker keeps for feeders it loads later (about a week of hourly data for 100 stations)."""
 MODEL_SUFFIX = b"\x00model"
 """Table key suffix of a feeder's forecaster checkpoint (written only when it learned)."""
 
@@ -55,7 +57,8 @@ class FeederWorker:
         self.accepted: Counter[str] = Counter()
         self.rejected: Counter[tuple[str, str]] = Counter()
         self.skipped_replayed = 0
-        self.weather: list[WeatherObservation] = []
+        self.weather: dict[tuple[str, int, int | None], WeatherObservation] = {}  # recent, for feeders loaded later
+        self.weather_observed = 0
         self.dirty: dict[bytes, int] = {}  # feeders changed since their last checkpoint -> partition
 
     @staticmethod
@@ -89,6 +92,8 @@ class FeederWorker:
                 rt.meter_clock_wall = rt.first_wall = self.clock()  # a restored feeder's meters are not idle yet
             else:
                 rt = FeederRuntime(feeder.decode(), self.settings)
+            for obs in sorted(self.weather.values(), key=lambda o: o.timestamp):
+                rt.observe_weather(obs)  # weather read before this feeder was loaded (idempotent for the others)
             self.runtimes[feeder] = rt
         return rt
 
@@ -153,8 +158,12 @@ class FeederWorker:
                 emit.checkpoints.append((feeder + MODEL_SUFFIX, partition, zlib.compress(model, 1)))
             emit.checkpoints.append((feeder, partition, zlib.compress(state, 1)))
 
-    def process_weather(self, msgs: Iterable[RawMessage]) -> Emit:
-        """Weather is global: validate, keep, and hand it to every feeder runtime this worker holds."""
+    def process_weather(self, msgs: Iterable[RawMessage], observe: bool = True) -> Emit:
+        """Validate weather: count it, dead-letter what is bad and (``observe``) keep and apply what is good.
+
+        A worker fleet calls this with ``observe=False`` from the consumer group (each message counted and
+        dead-lettered once) and :meth:`observe_weather` from a reader of every partition (each worker applies all).
+        """
         emit = Emit()
         for msg in msgs:
             result = self.validator.check(msg)
@@ -163,9 +172,29 @@ class FeederWorker:
                 continue
             assert isinstance(result, WeatherObservation)
             self.accepted[msg.topic] += 1
-            for rt in self.runtimes.values():
-                rt.observe_weather(result)
+            if observe:
+                self._observe(result)
         return emit
+
+    def observe_weather(self, msgs: Iterable[RawMessage]) -> int:
+        """Keep the valid observations and hand them to every feeder this worker holds; bad ones are skipped
+        (:meth:`process_weather` dead-letters them). Returns how many were applied."""
+        applied = 0
+        for msg in msgs:
+            result = self.validator.check(msg)
+            if isinstance(result, WeatherObservation):
+                self._observe(result)
+                applied += 1
+        self.weather_observed += applied
+        return applied
+
+    def _observe(self, obs: WeatherObservation) -> None:
+        self.weather[(obs.station_id, obs.timestamp, obs.forecast_for)] = obs
+        if len(self.weather) > WEATHER_KEPT:
+            newest = sorted(self.weather, key=lambda k: k[1])[-WEATHER_KEPT // 2:]
+            self.weather = {k: self.weather[k] for k in newest}
+        for rt in self.runtimes.values():
+            rt.observe_weather(obs)
 
     def _emit_outputs(self, outputs: list[Output], emit: Emit) -> None:
         """Queue the outputs; a runtime rejection turns an accepted input into a dead letter."""
@@ -193,7 +222,7 @@ class FeederWorker:
     def counters(self) -> dict[str, Any]:
         """Accepted per topic and rejected per (topic, reason) since start."""
         return {"accepted": dict(self.accepted), "rejected": {f"{t}/{c}": n for (t, c), n in self.rejected.items()},
-                "skipped_replayed": self.skipped_replayed,
+                "skipped_replayed": self.skipped_replayed, "weather_observed": self.weather_observed,
                 "held_telemetry": sum(len(rt.held) for rt in self.runtimes.values()),
                 "skipped_stale_plans": sum(rt.skipped_stale_plans for rt in self.runtimes.values())}
 

@@ -1,0 +1,75 @@
+"""Topics every worker reads whole: a group-less aiokafka reader of every partition.
+
+Weather is not keyed by feeder: a station serves the feeders of many workers. The consumer group gives each
+weather partition to one worker (which validates, counts and dead-letters it once); :func:`follow_topic` runs
+beside it in every worker, with no group and no commits, from the earliest retained record, so that every
+worker applies every observation to the feeders it holds, whatever the partition assignment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
+
+from streams.settings import Settings
+
+__all__ = ["follow_topic", "kafka_ssl_context", "security_kwargs"]
+
+log = logging.getLogger(__name__)
+
+
+def kafka_ssl_context(settings: Settings) -> ssl.SSLContext:
+    """The TLS context for the broker: its CA, and the client certificate for mTLS when configured."""
+    context = ssl.create_default_context(cafile=settings.ssl_cafile)
+    if settings.ssl_certfile:
+        context.load_cert_chain(settings.ssl_certfile, settings.ssl_keyfile)
+    return context
+
+
+def security_kwargs(settings: Settings) -> dict[str, Any]:
+    """aiokafka client arguments for ``EVGRID_SECURITY_PROTOCOL`` and its credentials."""
+    protocol = settings.security_protocol.upper()
+    if protocol == "PLAINTEXT":
+        return {}
+    kwargs: dict[str, Any] = {"security_protocol": protocol}
+    if protocol in ("SSL", "SASL_SSL"):
+        kwargs["ssl_context"] = kafka_ssl_context(settings)
+    if protocol.startswith("SASL"):
+        kwargs["sasl_mechanism"] = settings.sasl_mechanism
+        kwargs["sasl_plain_username"] = settings.sasl_username
+        kwargs["sasl_plain_password"] = settings.sasl_password.get_secret_value() if settings.sasl_password else ""
+    return kwargs
+
+
+async def follow_topic(settings: Settings, topic: str, handle: Callable[[list[ConsumerRecord]], Awaitable[None]],
+                       batch: int = 2_000, retry_s: float = 5.0) -> None:
+    """Hand every record of every partition of ``topic`` to ``handle``, in batches, until cancelled.
+
+    Starts at the earliest retained offset (nothing is committed: ``handle`` must be idempotent). A failure
+    of the client is logged and the reader starts again after ``retry_s``.
+    """
+    while True:
+        consumer = AIOKafkaConsumer(
+            topic, bootstrap_servers=settings.bootstrap_servers, group_id=None, enable_auto_commit=False,
+            auto_offset_reset="earliest", client_id=f"{settings.app_id}-broadcast", **security_kwargs(settings),
+        )
+        try:
+            await consumer.start()
+            while True:
+                fetched = await consumer.getmany(timeout_ms=1_000, max_records=batch)
+                records = [r for recs in fetched.values() for r in recs]
+                if records:
+                    await handle(records)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the broker restarting, a topic not created yet ...
+            log.warning("broadcast reader of %s failed (%s: %s); retrying in %.0f s", topic, type(exc).__name__,
+                        exc, retry_s)
+            await asyncio.sleep(retry_s)
+        finally:
+            await consumer.stop()

@@ -1,0 +1,89 @@
+"""FeederWorker: deferred checkpoints (what the batch agent relies on) and weather for every feeder."""
+
+from __future__ import annotations
+
+import zlib
+
+from streams.contracts.codec import default_codec
+from streams.contracts.models import MeterReading, WeatherObservation, encode_record
+from streams.contracts.topics import DEADLETTER, METER_READINGS, WEATHER
+from streams.ingest.validate import RawMessage
+from streams.pipeline.feeder import FeederRuntime
+from streams.pipeline.worker import MODEL_SUFFIX, FeederWorker
+from streams.settings import Settings
+
+T0 = 1_767_571_200_000  # 2026-01-05T00:00Z
+HOUR = 3_600_000
+SETTINGS = Settings(interval_minutes=15, grace_seconds=300, align_idle_seconds=30)
+CODEC = default_codec()
+
+
+def worker() -> FeederWorker:
+    return FeederWorker(SETTINGS, clock=lambda: T0 + 30 * 24 * HOUR)
+
+
+def meter_msg(feeder: str, offset: int, ts: int) -> RawMessage:
+    value = encode_record(CODEC, MeterReading(meter_id=f"{feeder}-M1", feeder_id=feeder, timestamp=ts,
+                                              active_power_kw=2.0))
+    return RawMessage(METER_READINGS, 0, offset, feeder.encode(), value, ts)
+
+
+def weather_msg(offset: int, ts: int, temp: float = 4.0, value: bytes | None = None) -> RawMessage:
+    obs = WeatherObservation(station_id="S1", timestamp=ts, air_temperature_c=temp, ghi_wm2=0.0)
+    return RawMessage(WEATHER, 0, offset, b"S1", value if value is not None else encode_record(CODEC, obs), ts)
+
+
+def test_deferred_checkpoint_covers_every_feeder_changed_since_the_last_one() -> None:
+    w = worker()
+    first = w.process([meter_msg("F1", 0, T0 + 900_000), meter_msg("F2", 1, T0 + 900_000)], lambda f: None,
+                      checkpoint=False)
+    assert first.checkpoints == []
+    w.process([meter_msg("F1", 2, T0 + 1_800_000)], lambda f: None, checkpoint=False)
+    keys = {k for k, _, _ in w.checkpoint().checkpoints}
+    assert {b"F1", b"F2"} <= keys
+    assert w.checkpoint().checkpoints == [], "nothing changed since"
+
+
+def test_a_checkpoint_restores_a_runtime_that_skips_what_it_applied() -> None:
+    w = worker()
+    w.process([meter_msg("F1", i, T0 + (i + 1) * 900_000) for i in range(8)], lambda f: None, checkpoint=False)
+    table = {k: v for k, _, v in w.checkpoint().checkpoints}
+    assert b"F1" + MODEL_SUFFIX in table
+    restored = worker()
+    out = restored.process([meter_msg("F1", i, T0 + (i + 1) * 900_000) for i in range(10)], table.get)
+    assert restored.skipped_replayed == 8 and restored.accepted[METER_READINGS] == 2
+    assert out.checkpoints, "the two new readings changed the state"
+    rt = FeederRuntime.load(zlib.decompress(table[b"F1"]), zlib.decompress(table[b"F1" + MODEL_SUFFIX]))
+    assert rt.offsets[(METER_READINGS, 0)] == 7
+
+
+def test_weather_reaches_feeders_loaded_before_and_after_it() -> None:
+    w = worker()
+    w.process([meter_msg("F1", 0, T0 + 900_000)], lambda f: None)
+    assert w.observe_weather([weather_msg(0, T0), weather_msg(1, T0 + HOUR, 7.0)]) == 2
+    w.process([meter_msg("F2", 1, T0 + 900_000)], lambda f: None)  # loaded after the weather arrived
+    for feeder in (b"F1", b"F2"):
+        obs = w.runtimes[feeder].forecaster.state.weather_obs
+        assert sorted(v[0] for v in obs.values()) == [4.0, 7.0], feeder
+
+
+def test_group_weather_is_counted_and_dead_lettered_but_not_applied_twice() -> None:
+    w = worker()
+    w.process([meter_msg("F1", 0, T0 + 900_000)], lambda f: None)
+    bad = weather_msg(1, T0, value=b"\xc3\x01garbage")
+    out = w.process_weather([weather_msg(0, T0), bad], observe=False)
+    assert [t for t, _, _ in out.messages] == [DEADLETTER]
+    assert w.accepted[WEATHER] == 1 and w.weather == {}
+    assert not w.runtimes[b"F1"].forecaster.state.weather_obs
+    assert w.observe_weather([weather_msg(0, T0), bad]) == 1, "the broadcast reader skips the bad one silently"
+    assert w.counters()["weather_observed"] == 1
+
+
+def test_weather_kept_for_late_feeders_is_bounded() -> None:
+    from streams.pipeline import worker as worker_module
+
+    w = worker()
+    n = worker_module.WEATHER_KEPT + 10
+    w.observe_weather(weather_msg(i, T0 + i * 60_000) for i in range(n))
+    assert len(w.weather) <= worker_module.WEATHER_KEPT
+    assert max(k[1] for k in w.weather) == T0 + (n - 1) * 60_000, "the newest are kept"
