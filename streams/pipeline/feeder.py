@@ -118,8 +118,6 @@ class FeederRuntime:
         """
         out: list[Output] = []
         if isinstance(record, MeterReading):
-            if record.site_id is not None:
-                self.site_readings.append(record)  # a site's own meter (V2H/V2B, site limits), given at plan time
             self._meter(record, msg, out)
             if record.timestamp > self.meter_clock:
                 self.meter_clock, self.meter_clock_wall = record.timestamp, wall_ms
@@ -147,18 +145,19 @@ class FeederRuntime:
     def release(self, wall_ms: int, out: list[Output], force: bool = False) -> None:
         """Apply held telemetry in event-time order, as far as the meter stream allows.
 
-        Topics are consumed independently, so one may be read ahead of another. Telemetry at ``t`` waits
-        until this feeder's meter clock has reached ``t - interval``: then the forecast a plan uses (the newest
-        issued at least interval + grace before it) is the same whatever the consumption order. A feeder
-        without meters, a meter stream quiet for ``align_idle_seconds`` of wall time, or ``force`` (end of
-        input) releases everything.
+        Topics are consumed independently, so one may be read ahead of another. A plan at ``t`` uses what the
+        meter stream closed before ``closed_before(t)`` (forecasts, loads, site readings); telemetry at ``t``
+        waits until the meter clock shows all of that is in, i.e. has passed ``closed_before(t) + grace``. The
+        plan is then the same whatever the consumption order, and a plan at a boundary does not wait for the
+        meter round stamped at that boundary. A feeder without meters, a meter stream quiet for
+        ``align_idle_seconds`` of wall time, or ``force`` (end of input) releases everything.
         """
         if self.first_wall is None:
             self.first_wall = wall_ms
         quiet_since = self.meter_clock_wall if self.meter_clock else self.first_wall
         idle = wall_ms - quiet_since >= self.align_idle_ms  # no meter stream, or it went quiet
-        limit = None if force or idle else self.meter_clock + self.interval_ms
-        while self.held and (limit is None or self.held[0][0] <= limit):
+        ready = force or idle
+        while self.held and (ready or self.meter_clock > self.closed_before(self.held[0][0]) + self.grace_ms):
             ts, _, msg, telemetry = self.held[0]
             cid = telemetry.charger_id
             if cid not in self.chargers and cid not in self.unknown:
@@ -181,6 +180,10 @@ class FeederRuntime:
                 self.dispatcher.on_registration(self.chargers[cid])
             self._telemetry(telemetry, wall_ms, out)
 
+    def closed_before(self, t: int) -> int:
+        """The last interval end a plan at ``t`` takes meter data up to: the newest before ``t - interval - grace``."""
+        return (t - self.interval_ms - self.grace_ms - 1) // self.interval_ms * self.interval_ms
+
     def _plan_until(self, ts: int, wall_ms: int, out: list[Output]) -> None:
         """Plan every step boundary the telemetry clock has passed (chargers send idle heartbeats)."""
         if ts <= self.plan_clock:
@@ -200,6 +203,8 @@ class FeederRuntime:
                                                      f"(watermark {self.aggregator.watermark}, grace "
                                                      f"{self.aggregator.grace_ms} ms)")))
             return
+        if reading.site_id is not None and outcome == "accepted":
+            self.site_readings.append(reading)  # a site's own meter (V2H/V2B, site limits), given at plan time
         for interval in self.aggregator.advance():
             forecast = self.forecaster.update(interval)
             self.forecasts.append((forecast.issued_at, forecast.step_ms, forecast.kw.tolist()))
@@ -251,15 +256,15 @@ class FeederRuntime:
         if self.max_plan_lag_ms and wall_ms - (now_ms + self.step_ms) > self.max_plan_lag_ms:
             self.skipped_stale_plans += 1  # catching up a backlog: this interval is already over
             return
-        known = now_ms - self.interval_ms - self.grace_ms  # closed whatever the consumption order
-        while self.loads and self.loads[0][0] < known:
+        known = self.closed_before(now_ms)  # in whatever the consumption order (see release)
+        while self.loads and self.loads[0][0] <= known:
             self.dispatcher.observe_load(*self.loads.pop(0))
         taken = 0
-        while taken < len(self.site_readings) and self.site_readings[taken].timestamp < known:
+        while taken < len(self.site_readings) and self.site_readings[taken].timestamp <= known:
             self.dispatcher.on_site_meter(self.site_readings[taken])
             taken += 1
         del self.site_readings[:taken]
-        usable = [i for i, f in enumerate(self.forecasts) if f[0] < known]
+        usable = [i for i, f in enumerate(self.forecasts) if f[0] <= known]
         if usable:
             del self.forecasts[:usable[-1]]  # older ones can no longer be picked
         fc = self.forecasts[0] if usable else None
