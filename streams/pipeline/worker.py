@@ -125,10 +125,10 @@ class FeederWorker:
             self._checkpoint(emit)
         return emit
 
-    def tick(self, force: bool = False) -> Emit:
+    def tick(self, force: bool = False, checkpoint: bool = True) -> Emit:
         """Release telemetry that waited for a meter stream now quiet (``force``: all of it, end of input).
 
-        Checkpoints every feeder changed since the last checkpoint.
+        With ``checkpoint``, also checkpoints every feeder changed since the last checkpoint.
         """
         emit = Emit()
         if self.paused and not force:
@@ -141,7 +141,8 @@ class FeederWorker:
                 rt.release(now, outputs, force=force)
                 self._emit_outputs(outputs, emit)
                 dirty[feeder] = self.partition_of.get(feeder, 0)
-        self._checkpoint(emit)
+        if checkpoint:
+            self._checkpoint(emit)
         return emit
 
     def checkpoint(self) -> Emit:
