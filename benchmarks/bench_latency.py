@@ -20,6 +20,7 @@ meter round stamped at the previous boundary B0 is sent at the start. Printed (w
 
     python benchmarks/bench_latency.py [--chargers 1000] [--meters 10000] [--feeders 20] [--after 150]
     python benchmarks/bench_latency.py --chargers 10000 --meters 100000 --feeders 100   # the issue's full load
+    python benchmarks/bench_latency.py --chargers 10000 --meters 100000 --feeders 100 --partitions 8 --workers 2
 """
 
 from __future__ import annotations
@@ -178,15 +179,29 @@ class OutputWatcher(threading.Thread):
             self.forecast_by_feeder.setdefault((d["feeder_id"], d["issued_at"]), (sent, now))
 
 
-def wait_group(settings: Settings, group: str, timeout: float = 120.0) -> None:
+def wait_group(settings: Settings, group: str, members: int = 1, timeout: float = 120.0) -> None:
     admin = admin_client(settings)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         desc = admin.describe_consumer_groups([group])[group].result()
-        if desc.state == ConsumerGroupState.STABLE and any(m.assignment.topic_partitions for m in desc.members):
+        owners = [m for m in desc.members if m.assignment.topic_partitions]
+        if desc.state == ConsumerGroupState.STABLE and len(owners) >= members:
             return
         time.sleep(0.5)
     raise TimeoutError(f"worker group {group} never became stable")
+
+
+def merged_stats(paths: list[Path]) -> dict[str, Any]:
+    """The workers' stats files summed (counters per key; missing files count as empty)."""
+    out: dict[str, Any] = {"accepted": Counter(), "rejected": Counter(), "held_telemetry": 0, "skipped_stale_plans": 0}
+    for path in paths:
+        with contextlib.suppress(FileNotFoundError, json.JSONDecodeError):
+            st = json.loads(path.read_text())
+            out["accepted"].update(st.get("accepted", {}))
+            out["rejected"].update(st.get("rejected", {}))
+            out["held_telemetry"] += st.get("held_telemetry", 0)
+            out["skipped_stale_plans"] += st.get("skipped_stale_plans", 0)
+    return {k: dict(v) if isinstance(v, Counter) else v for k, v in out.items()}
 
 
 def main() -> None:
@@ -195,6 +210,7 @@ def main() -> None:
     ap.add_argument("--meters", type=int, default=10_000, help="M meters in total (the issue: 100,000)")
     ap.add_argument("--feeders", type=int, default=20)
     ap.add_argument("--partitions", type=int, default=4)
+    ap.add_argument("--workers", type=int, default=1, help="worker processes sharing the partitions")
     ap.add_argument("--telemetry-s", type=int, default=10)
     ap.add_argument("--interval-minutes", type=int, default=15, help="meter period = planning interval")
     ap.add_argument("--connected-share", type=float, default=0.3, help="chargers connected from the start")
@@ -217,9 +233,9 @@ def main() -> None:
            "EVGRID_MONITOR_ENABLED": "false", "EVGRID_INTERVAL_MINUTES": str(args.interval_minutes),
            "EVGRID_DISPATCH_REPLAN_MINUTES": str(args.replan_minutes),
            "EVGRID_SETPOINT_REFRESH_SECONDS": str(args.refresh_s)}
-    proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    stats_path = data_dir / f"{prefix}{s.app_id}" / f"stats-{proc.pid}.json"
+    procs = [subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(args.workers)]
+    stats_paths = [data_dir / f"{prefix}{s.app_id}" / f"stats-{p.pid}.json" for p in procs]
     watcher = OutputWatcher(s)
     try:
         watcher.start()
@@ -237,7 +253,7 @@ def main() -> None:
               f"{args.warmup + args.after} s at real speed, {n_plugins} plug-ins after warm-up; "
               f"{len(load.records):,} records encoded in {time.perf_counter() - t:.0f} s; event time = wall + "
               f"{offset / 1000:.0f} s; {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}", flush=True)
-        wait_group(s, f"{prefix}{s.app_id}")
+        wait_group(s, f"{prefix}{s.app_id}", members=args.workers)
         watcher.assigned.wait(60)
         if time.time() * 1000 > wall0:
             print(f"warning: setup overran the start by {time.time() - wall0 / 1000:.1f} s", flush=True)
@@ -289,25 +305,27 @@ def main() -> None:
         drain_start = time.monotonic()
         st: dict[str, Any] = {}
         while time.monotonic() - drain_start < args.drain:
-            with contextlib.suppress(FileNotFoundError, json.JSONDecodeError):
-                st = json.loads(stats_path.read_text())
+            st = merged_stats(stats_paths)
             done = sum(st.get("accepted", {}).values()) + sum(st.get("rejected", {}).values())
             plans_seen = sum(1 for f in load.feeders if (f, boundary) in watcher.plan_by_feeder)
             if done >= expected and plans_seen == len(load.feeders) and all(tag in watcher.setpoint_by_session
                                                                             for tag in acked):
                 break
             time.sleep(0.5)
+        st = merged_stats(stats_paths)
         done = sum(st.get("accepted", {}).values()) + sum(st.get("rejected", {}).values())
-        print(f"worker: {done:,} of {expected:,} input records processed "
+        print(f"{args.workers} worker(s): {done:,} of {expected:,} input records processed "
               f"{time.monotonic() - drain_start:.0f} s after the pump ended; accepted {st.get('accepted')}; "
               f"rejected {st.get('rejected')}; held telemetry {st.get('held_telemetry')}; "
-              f"stale plans skipped {st.get('skipped_stale_plans')}; worker alive: {proc.poll() is None}")
+              f"stale plans skipped {st.get('skipped_stale_plans')}; "
+              f"workers alive: {[p.poll() is None for p in procs]}")
         report(load, watcher, acked, offset, round_start)
         print(f"outputs seen: {dict(watcher.counts)}; load average {os.getloadavg()[0]:.1f}")
     finally:
         watcher.stop.set()
-        proc.kill()
-        proc.wait()
+        for p in procs:
+            p.kill()
+            p.wait()
         watcher.join(10)
         delete_topics(s)
         shutil.rmtree(data_dir, ignore_errors=True)

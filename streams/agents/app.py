@@ -8,6 +8,8 @@ a changelog before the input offsets are committed (faust flushes the producer b
 Feeder inputs arrive in whole fetched batches (:mod:`streams.agents.batching`); the agent acknowledges a
 batch's records only once the states they changed are checkpointed (every ``EVGRID_CHECKPOINT_SECONDS``
 and before partitions move), so a commit never covers an input whose effect is not in the changelog.
+Weather is not keyed by feeder: the group's weather agent counts and dead-letters it once per fleet, and every
+worker also reads all of it (:mod:`streams.agents.broadcast`) and applies it to the feeders it holds.
 """
 
 from __future__ import annotations
