@@ -95,11 +95,11 @@ def create_app(settings: Settings | None = None) -> faust.App:
         web_enabled=False,
         table_standby_replicas=settings.table_standby_replicas,
         stream_wait_empty=False,
-        broker_max_poll_records=2_000,
+        broker_max_poll_records=10_000,
         broker_session_timeout=10.0,  # a crashed worker's partitions move within ~10 s
         broker_heartbeat_interval=3.0,
         stream_buffer_maxsize=50_000,
-        consumer_max_fetch_size=1024 * 1024,
+        consumer_max_fetch_size=1024 * 1024,  # per partition: results of several partitions interleave
     )
     names = {topic_name(t, prefix): t for t in TOPICS}
     worker = FeederWorker(settings, worker_id=f"{socket.gethostname()}:{os.getpid()}")
