@@ -58,6 +58,19 @@ def test_telemetry_waits_for_the_meter_stream_then_runs_in_event_time_order() ->
     assert not rt.held and rt.plan_clock == T0 + 60 * MIN
 
 
+def test_a_plan_at_a_boundary_does_not_wait_for_the_meter_round_stamped_there() -> None:
+    rt = FeederRuntime("F1", SETTINGS)
+    rt.apply(reg(), raw(CHARGER_REGISTRY))
+    rt.apply(meter(T0), raw(METER_READINGS), wall_ms=1)  # the round at B0 = T0; none yet at B = T0 + 15 min
+    rt.apply(tel(T0 + 15 * MIN + 1_000), raw(CHARGER_TELEMETRY), wall_ms=2)
+    assert not rt.held and rt.plan_clock == T0 + 15 * MIN + 1_000, "what this plan uses closed with the round at B0"
+    rt.apply(tel(T0 + 21 * MIN), raw(CHARGER_TELEMETRY), wall_ms=3)
+    assert len(rt.held) == 1, "from B + grace on, a plan uses the interval ending at B0: it waits until it closed"
+    assert rt.closed_before(T0 + 21 * MIN) == T0
+    rt.apply(meter(T0 + 15 * MIN), raw(METER_READINGS), wall_ms=4)  # the round at B moves the watermark past B0 + grace
+    assert not rt.held and rt.plan_clock == T0 + 21 * MIN
+
+
 def test_quiet_meter_stream_stops_the_wait() -> None:
     rt = FeederRuntime("F1", SETTINGS)
     rt.apply(reg(), raw(CHARGER_REGISTRY))
