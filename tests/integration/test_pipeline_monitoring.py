@@ -138,8 +138,10 @@ def test_pipeline_fills_every_dashboard_panel(topic_namespace: Settings, start_w
                                               influx_url: str, influx_db: str) -> None:
     s, db = topic_namespace, influx_db
     end_ms = _floor_now_ms()
-    cfg = SimConfig(feeders=len(FEEDERS), homes=8, chargers=6, hours=8, seed=11, bad_rate=0.05,
-                    start_ms=end_ms - 8 * HOUR_MS)
+    # 30 h, not 8: offers need a connected, export-capable car in a window where the limit binds, and an 8 h
+    # window ending at some hours of the day had none (the test failed at 15:45 UTC, passed at 14:30)
+    cfg = SimConfig(feeders=len(FEEDERS), homes=8, chargers=6, hours=30, seed=11, bad_rate=0.05,
+                    start_ms=end_ms - 30 * HOUR_MS)
     produced = _tight_limits(s, cfg.start_ms - HOUR_MS, end_ms + 6 * HOUR_MS)
     sim = run_simulation(s, cfg, progress=False)
     assert sim.delivery.failed == 0
