@@ -42,9 +42,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Consumer, ConsumerGroupState, KafkaError, Message, TopicPartition
+from bench_scaleout import wait_group
+from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 
-from streams.agents.topics import admin_client, create_topics, delete_topics
+from streams.agents.topics import create_topics, delete_topics
 from streams.contracts.codec import default_codec
 from streams.contracts.models import encode_record
 from streams.contracts.topics import CHARGER_REGISTRY, CHARGER_TELEMETRY, FORECASTS, METER_READINGS, SETPOINTS
@@ -177,18 +178,6 @@ class OutputWatcher(threading.Thread):
             self.plan_by_feeder.setdefault((d["feeder_id"], d["issued_at"]), (sent, now))
         elif name == "DemandForecast":
             self.forecast_by_feeder.setdefault((d["feeder_id"], d["issued_at"]), (sent, now))
-
-
-def wait_group(settings: Settings, group: str, members: int = 1, timeout: float = 120.0) -> None:
-    admin = admin_client(settings)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        desc = admin.describe_consumer_groups([group])[group].result()
-        owners = [m for m in desc.members if m.assignment.topic_partitions]
-        if desc.state == ConsumerGroupState.STABLE and len(owners) >= members:
-            return
-        time.sleep(0.5)
-    raise TimeoutError(f"worker group {group} never became stable")
 
 
 def merged_stats(paths: list[Path]) -> dict[str, Any]:

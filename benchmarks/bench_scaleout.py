@@ -36,7 +36,7 @@ from streams.replay.replayer import replay_records
 from streams.settings import Settings
 from streams.simulate import SimConfig, simulate
 
-__all__ = ["Measurement", "measure", "replay_dicts"]
+__all__ = ["Measurement", "measure", "replay_dicts", "wait_group"]
 
 RUN_DIR = Path(".run/bench/scaleout").resolve()
 
@@ -70,7 +70,7 @@ def _done(stats: dict[str, Any]) -> int:
     return sum(stats["accepted"].values()) + sum(stats["rejected"].values())
 
 
-def _wait_group(settings: Settings, group: str, members: int, timeout: float = 120.0) -> None:
+def wait_group(settings: Settings, group: str, members: int, timeout: float = 120.0) -> None:
     """Until the worker group is stable with ``members`` members that each own partitions."""
     admin = admin_client(settings)
     deadline = time.monotonic() + timeout
@@ -101,7 +101,7 @@ def measure(records: Sequence[dict[str, Any]], workers: int, partitions: int, ti
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             procs.append(proc)
             paths.append(data_dir / f"{prefix}{s.app_id}" / f"stats-{proc.pid}.json")
-        _wait_group(s, f"{prefix}{s.app_id}", workers)
+        wait_group(s, f"{prefix}{s.app_id}", workers)
         load_before = os.getloadavg()[0]
         replay_records(records, s, create_topics=False)
         n = len(records)
