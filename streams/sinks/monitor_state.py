@@ -5,7 +5,8 @@ across topics, in order within a feeder) and returns :class:`~streams.sinks.metr
 
 - meter readings are aggregated per feeder into event-time intervals exactly like the pipeline does
   (:class:`~streams.forecasting.aggregate.IntervalAggregator`); each closed interval gives a ``feeder``
-  point (with the import/export limits in force from ``GridSignal`` or the defaults) and the
+  point (with the import/export limits in force from ``GridSignal`` or the defaults; a signal read after
+  intervals it covers re-states their points, which overwrite the earlier ones in InfluxDB) and the
   ``forecast_error`` points of the forecasts that targeted it;
 - forecasts give ``forecast`` points at the kept horizons;
 - charger telemetry gives, at every interval boundary the feeder's telemetry passes, a ``fleet`` snapshot
@@ -132,6 +133,7 @@ def fleet_flexibility(feeder_id: str, time_ms: int, step_ms: int, telemetry: Ite
 class _Feeder:
     aggregator: IntervalAggregator
     signals: list[GridSignal] = field(default_factory=list)
+    loads: dict[int, tuple[float, int]] = field(default_factory=dict)  # interval start -> (kW, meters reporting)
     telemetry: dict[str, ChargerTelemetry] = field(default_factory=dict)
     next_boundary: int | None = None
     own_flexibility: bool = False
@@ -174,8 +176,7 @@ class MonitorState:
         if isinstance(record, DemandForecast):
             return forecast_points(record, self.config.horizons_min) + self.tracker.add_forecast(record)
         if isinstance(record, GridSignal):
-            self._feeder(record.feeder_id).signals.append(record)
-            return []
+            return self._signal(record)
         if isinstance(record, ChargerSetpoint):
             slim = record.model_copy(update={"schedule": [], "message": None})  # only counts and kW are kept
             self._bucket(record.feeder_id, record.issued_at).setpoints.append(slim)
@@ -255,6 +256,17 @@ class MonitorState:
             b = self.buckets[key] = _Bucket()
         return b
 
+    def _signal(self, signal: GridSignal) -> list[MetricPoint]:
+        """Keep the signal; re-state the ``feeder`` points of kept intervals it covers (it was read after them)."""
+        f = self._feeder(signal.feeder_id)
+        f.signals.append(signal)
+        return [p for start in sorted(f.loads) if signal.valid_from <= start < signal.valid_until
+                if (p := self._load_point(signal.feeder_id, start, *f.loads[start])) is not None]
+
+    def _load_point(self, feeder_id: str, start: int, kw: float, reported: int) -> MetricPoint | None:
+        imp, exp = self.limits(feeder_id, start)
+        return feeder_point(feeder_id, start, kw, import_limit_kw=imp, export_limit_kw=exp, meters_reporting=reported)
+
     def _meter(self, reading: MeterReading) -> list[MetricPoint]:
         f = self._feeder(reading.feeder_id)
         if f.aggregator.add(reading) == "late":
@@ -264,9 +276,8 @@ class MonitorState:
         for interval in f.aggregator.advance():
             if interval.kw is None:
                 continue
-            imp, exp = self.limits(reading.feeder_id, interval.start)
-            p = feeder_point(reading.feeder_id, interval.start, interval.kw, import_limit_kw=imp,
-                             export_limit_kw=exp, meters_reporting=interval.reported)
+            f.loads[interval.start] = (interval.kw, interval.reported)
+            p = self._load_point(reading.feeder_id, interval.start, interval.kw, interval.reported)
             if p is not None:
                 out.append(p)
             out += self.tracker.add_actual(reading.feeder_id, interval.start, interval.kw)
@@ -308,3 +319,5 @@ class MonitorState:
             self.accepted.discard(oid)
         for f in self.feeders.values():
             f.signals = [s for s in f.signals if s.valid_until >= cutoff]
+            for start in [t for t in f.loads if t < cutoff]:
+                del f.loads[start]

@@ -46,6 +46,16 @@ def test_closed_interval_gives_load_with_the_signal_limit_in_force() -> None:
     assert st.limits("f1", T0) == (500.0, 0.0)
 
 
+def test_signal_read_after_the_intervals_it_covers_restates_their_limits() -> None:
+    st = _state()
+    for k in range(1, 5):
+        st.observe(_reading("m1", T0 + k * STEP, 10.0 * k))  # a reading at t ends [t - STEP, t)
+    out = st.observe(GridSignal(signal_id="s", feeder_id="f1", issued_at=T0 - STEP, valid_from=T0 + STEP,
+                                valid_until=T0 + 9 * STEP, import_limit_kw=120.0))
+    got = [(p.time_ms, p.field("load_kw"), p.field("import_limit_kw")) for p in out]
+    assert got == [(T0 + STEP, 20.0, 120.0), (T0 + 2 * STEP, 30.0, 120.0)]  # not [T0, T0+STEP): not covered
+
+
 def test_forecast_read_after_its_actual_is_still_scored() -> None:
     st = _state()
     st.observe(_reading("m1", T0 + STEP, 40.0))
