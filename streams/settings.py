@@ -63,6 +63,11 @@ class Settings(BaseSettings):
     this often (worker clock), and before partitions move; input offsets are committed only up to what a checkpoint
     covers, so this bounds the input re-read after a crash. Each checkpoint pickles a whole feeder (~5 ms and
     ~180 kB for 100 chargers), so at 100 busy feeders per worker 1 s would take half the worker's time."""
+    intake_max_meter_records: int = 40_000
+    """EVGRID_INTAKE_MAX_METER_RECORDS: a worker applies charger telemetry, registrations, grid signals and incentive
+    responses ahead of the meter readings fetched with them (so a plug-in, or the plan at an interval end, does
+    not wait behind the readings every meter sends at that end), keeping fetching while fewer than this many
+    readings wait. Bounds the memory of readings waiting, and how far telemetry can be read ahead of them."""
     gc_gen0_threshold: int = 100_000
     """EVGRID_GC_GEN0_THRESHOLD: a worker freezes the objects it starts with out of garbage collection and runs the
     young-generation collector after this many allocations (Python's default, 700, costs a quarter of the ingest

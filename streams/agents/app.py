@@ -5,9 +5,10 @@ and it. Processing is at-least-once with idempotent effects: each feeder's state
 offset it applied per partition (events at or below it are skipped after a restart) and is written to
 a changelog before the input offsets are committed (faust flushes the producer before committing).
 
-Feeder inputs arrive in whole fetched batches (:mod:`streams.agents.batching`); the agent acknowledges a
-batch's records only once the states they changed are checkpointed (every ``EVGRID_CHECKPOINT_SECONDS``
-and before partitions move), so a commit never covers an input whose effect is not in the changelog.
+Feeder inputs arrive in whole fetched batches (:mod:`streams.agents.batching`) and are applied control
+records first (:class:`~streams.pipeline.intake.Intake`); the agent acknowledges records only once the states
+they changed are checkpointed (every ``EVGRID_CHECKPOINT_SECONDS`` and before partitions move), so a commit
+never covers an input whose effect is not in the changelog.
 Weather is not keyed by feeder: the group's weather agent counts and dead-letters it once per fleet, and every
 worker also reads all of it (:mod:`streams.agents.broadcast`) and applies it to the feeders it holds.
 """
@@ -36,6 +37,7 @@ from streams.contracts.topics import (
     topic_name,
 )
 from streams.ingest.validate import RawMessage
+from streams.pipeline.intake import AckSchedule, Intake
 from streams.pipeline.worker import Emit, FeederWorker
 from streams.settings import Settings
 
@@ -116,23 +118,27 @@ def create_app(settings: Settings | None = None) -> faust.App:
             state.send_changelog(partition, feeder, blob)
 
     batches = app.batch_topic(inputs)
-    pending: list[Any] = []  # processed input records, acknowledged at the next checkpoint
+    intake: Intake[Any] = Intake({topic_name(METER_READINGS, prefix)}, settings.intake_max_meter_records)
+    acks: AckSchedule[Any] = AckSchedule(settings.checkpoint_seconds, time.monotonic())
 
     @app.agent(batches, name="feeders")
     async def feeders(stream: Any) -> None:
         async for batch in stream:
-            for k in range(0, len(batch.messages), 2_000):
-                if not await app.usable(batch):  # a rebalance came between: the rest is fetched again
+            intake.add(batch.generation, batch.messages)
+            while intake:
+                while intake.wants_more() and (more := app.ready_batch(stream)) is not None:
+                    intake.add(more.generation, more.messages)  # control records jump the meters waiting
+                if intake.generation is None or not await app.usable(intake.generation):
+                    intake.clear()  # a rebalance came between: the rest is fetched again
                     break
-                chunk = batch.messages[k:k + 2_000]
+                chunk = intake.take()
                 await emit(worker.process([worker.raw(names.get(m.topic, m.topic), m) for m in chunk],
                                           state.data.get, checkpoint=False))
-                pending.extend(chunk)
+                acks.applied(chunk)
 
     async def checkpoint() -> None:
-        done = pending[:]  # applied before the checkpoint below is taken (no await in between)
-        pending.clear()
-        await emit(worker.checkpoint())
+        done = acks.checkpointed(time.monotonic())
+        await emit(worker.checkpoint())  # covers exactly ``done``: nothing was applied in between
         app.ack(done)
 
     @app.agent(weather, name="weather")
@@ -151,13 +157,10 @@ def create_app(settings: Settings | None = None) -> faust.App:
 
     stats_path = os.path.join(datadir, f"stats-{os.getpid()}.json")
 
-    last_checkpoint = [time.monotonic()]
-
     @app.timer(1.0)
     async def tick() -> None:
         await emit(worker.tick(checkpoint=False))
-        if time.monotonic() - last_checkpoint[0] >= settings.checkpoint_seconds:
-            last_checkpoint[0] = time.monotonic()
+        if acks.due(time.monotonic()):
             await checkpoint()
         worker.write_stats(stats_path)
 

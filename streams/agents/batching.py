@@ -131,15 +131,21 @@ class BatchingApp(faust.App):
         for message in messages:
             ack(message)
 
-    async def usable(self, batch: FetchedBatch) -> bool:
-        """Whether the records of ``batch`` may be applied now (waits while a rebalance is under way).
+    async def usable(self, generation: int) -> bool:
+        """Whether records fetched in consumer ``generation`` may be applied now (waits while a rebalance is under way).
 
         False once the generation has moved on: faust re-fetches them from the committed offsets, so the reader
-        drops the rest of the batch. Ask before each part of a batch applied.
+        drops what it still holds of that generation. Ask before each part of a batch applied.
         """
-        while self.rebalancing and self.consumer_generation_id == batch.generation:
+        while self.rebalancing and self.consumer_generation_id == generation:
             await asyncio.sleep(0.05)
-        return self.consumer_generation_id == batch.generation
+        return self.consumer_generation_id == generation
+
+    @staticmethod
+    def ready_batch(stream: Any) -> FetchedBatch | None:
+        """The next batch already waiting on the channel ``stream`` iterates (an agent's stream), or None."""
+        queue = stream.channel.queue
+        return None if queue.empty() else cast(FetchedBatch, queue.get_nowait())
 
     def _new_consumer(self) -> BatchConsumer:
         return BatchConsumer(

@@ -1,0 +1,94 @@
+"""Intake (control records ahead of meter readings, bounded) and AckSchedule (acks wait for the checkpoint)."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from streams.pipeline.intake import AckSchedule, Intake
+
+
+class Rec(NamedTuple):
+    topic: str
+    partition: int
+    offset: int
+
+
+def fetch(topic: str, partition: int, first: int, n: int) -> list[Rec]:
+    return [Rec(topic, partition, o) for o in range(first, first + n)]
+
+
+def test_control_records_are_applied_before_meter_readings_fetched_earlier() -> None:
+    intake: Intake[Rec] = Intake({"meters"}, max_bulk=100, chunk=3)
+    intake.add(1, fetch("meters", 0, 0, 5))
+    intake.add(1, fetch("meters", 1, 0, 2) + fetch("chargers", 0, 10, 4))
+    assert intake.take() == fetch("chargers", 0, 10, 3)  # at most a chunk
+    assert intake.take() == fetch("chargers", 0, 13, 1)  # a short chunk: control records are not mixed with bulk
+    assert intake.take() == fetch("meters", 0, 0, 3)
+    intake.add(1, [Rec("signals", 0, 0)])  # a control record arriving now goes ahead of the meters still waiting
+    assert intake.take() == [Rec("signals", 0, 0)]
+    assert intake.take() == fetch("meters", 0, 3, 2) + fetch("meters", 1, 0, 1)
+    assert intake.take() == fetch("meters", 1, 1, 1)
+    assert len(intake) == 0 and intake.take() == []
+
+
+def test_fetching_ahead_stops_while_max_bulk_readings_wait() -> None:
+    intake: Intake[Rec] = Intake({"meters"}, max_bulk=4, chunk=2)
+    intake.add(1, fetch("chargers", 0, 0, 50))
+    assert intake.wants_more()  # control records do not count against the bound
+    intake.add(1, fetch("meters", 0, 0, 4))
+    assert not intake.wants_more()
+    taken: list[Rec] = []
+    while not intake.wants_more():
+        taken += intake.take()
+    assert len(taken) == 52 and taken[-2:] == fetch("meters", 0, 0, 2)  # the control records, then one chunk
+
+
+def test_a_new_generation_drops_what_the_old_one_left() -> None:
+    intake: Intake[Rec] = Intake({"meters"})
+    intake.add(1, fetch("meters", 0, 0, 3) + fetch("chargers", 0, 0, 3))
+    intake.take()
+    intake.add(2, fetch("meters", 0, 0, 2))  # after a rebalance the consumer re-fetches from the committed offset
+    assert intake.generation == 2 and len(intake) == 2
+    assert intake.take() == fetch("meters", 0, 0, 2)
+
+
+@given(st.lists(st.tuples(st.sampled_from(["meters", "chargers", "signals"]), st.integers(0, 2),
+                          st.integers(1, 30), st.integers(0, 3)), max_size=30),
+       st.integers(1, 40), st.integers(1, 7))
+def test_every_record_is_taken_once_in_partition_order(fetches: list[tuple[str, int, int, int]], max_bulk: int,
+                                                      chunk: int) -> None:
+    intake: Intake[Rec] = Intake({"meters"}, max_bulk=max_bulk, chunk=chunk)
+    next_offset: dict[tuple[str, int], int] = {}
+    fetched: list[Rec] = []
+    taken: list[Rec] = []
+    for topic, partition, n, takes in fetches:
+        first = next_offset.get((topic, partition), 0)
+        next_offset[(topic, partition)] = first + n
+        recs = fetch(topic, partition, first, n)
+        fetched += recs
+        intake.add(1, recs)
+        for _ in range(takes):
+            got = intake.take()
+            assert len(got) <= chunk
+            assert len({r.topic == "meters" for r in got}) <= 1
+            taken += got
+    while intake:
+        taken += intake.take()
+    assert sorted(taken) == sorted(fetched)
+    for key in next_offset:
+        assert [r.offset for r in taken if (r.topic, r.partition) == key] == list(range(next_offset[key]))
+
+
+def test_acks_wait_for_the_checkpoint_that_covers_them() -> None:
+    acks: AckSchedule[str] = AckSchedule(5.0, now=100.0)
+    acks.applied(["a", "b"])
+    assert not acks.due(104.9)
+    assert acks.due(105.0)
+    assert acks.checkpointed(105.0) == ["a", "b"]
+    acks.applied(["c"])
+    assert not acks.due(109.0)  # the schedule restarts at the checkpoint
+    assert acks.checkpointed(107.0) == ["c"]  # e.g. before partitions move
+    assert acks.checkpointed(108.0) == []
