@@ -182,7 +182,8 @@ class OutputWatcher(threading.Thread):
 
 def merged_stats(paths: list[Path]) -> dict[str, Any]:
     """The workers' stats files summed (counters per key; missing files count as empty)."""
-    out: dict[str, Any] = {"accepted": Counter(), "rejected": Counter(), "held_telemetry": 0, "skipped_stale_plans": 0}
+    out: dict[str, Any] = {"accepted": Counter(), "rejected": Counter(), "held_telemetry": 0, "skipped_stale_plans": 0,
+                           "checkpoint_ms_max": 0.0}
     for path in paths:
         with contextlib.suppress(FileNotFoundError, json.JSONDecodeError):
             st = json.loads(path.read_text())
@@ -190,6 +191,7 @@ def merged_stats(paths: list[Path]) -> dict[str, Any]:
             out["rejected"].update(st.get("rejected", {}))
             out["held_telemetry"] += st.get("held_telemetry", 0)
             out["skipped_stale_plans"] += st.get("skipped_stale_plans", 0)
+            out["checkpoint_ms_max"] = max(out["checkpoint_ms_max"], st.get("checkpoint_ms_max", 0.0))
     return {k: dict(v) if isinstance(v, Counter) else v for k, v in out.items()}
 
 
@@ -307,6 +309,7 @@ def main() -> None:
               f"{time.monotonic() - drain_start:.0f} s after the pump ended; accepted {st.get('accepted')}; "
               f"rejected {st.get('rejected')}; held telemetry {st.get('held_telemetry')}; "
               f"stale plans skipped {st.get('skipped_stale_plans')}; "
+              f"longest checkpoint {st.get('checkpoint_ms_max')} ms; "
               f"workers alive: {[p.poll() is None for p in procs]}")
         report(load, watcher, acked, offset, round_start)
         print(f"outputs seen: {dict(watcher.counts)}; load average {os.getloadavg()[0]:.1f}")
@@ -328,6 +331,10 @@ def report(load: Load, w: OutputWatcher, acked: dict[tuple[str, str], int], offs
     print(f"plug-in appended -> first setpoint sent by the worker:   {fmt(plug_sent)}; no setpoint: {missing}")
     print(f"plug-in appended -> first setpoint consumed downstream:  {fmt(plug_seen)}")
     b_wall = load.boundary_ms - offset
+    slow = sorted(((w.setpoint_by_session[t][0] - a) / 1000, (a - b_wall) / 1000) for t, a in acked.items()
+                  if t in w.setpoint_by_session)[-3:]
+    print("slowest plug-ins (latency at time appended, from the interval end): "
+          + ", ".join(f"{lat:.2f} s at {at:+.1f} s" for lat, at in reversed(slow)))
     plan = [(w.plan_by_feeder[(f, load.boundary_ms)][0] - b_wall) / 1000 for f in load.feeders
             if (f, load.boundary_ms) in w.plan_by_feeder]
     print(f"interval end -> plan (first setpoint issued at it), per feeder: {fmt(plan)}; "

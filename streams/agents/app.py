@@ -117,8 +117,9 @@ def create_app(settings: Settings | None = None) -> faust.App:
             state.data[feeder] = blob
             state.send_changelog(partition, feeder, blob)
 
-    batches = app.batch_topic(inputs)
-    intake: Intake[Any] = Intake({topic_name(METER_READINGS, prefix)}, settings.intake_max_meter_records)
+    meters = topic_name(METER_READINGS, prefix)
+    intake: Intake[Any] = Intake({meters}, settings.intake_max_meter_records)
+    batches = app.batch_topic(inputs, bulk_topics={meters}, bulk_wanted=intake.wants_more)
     acks: AckSchedule[Any] = AckSchedule(settings.checkpoint_seconds, time.monotonic())
 
     @app.agent(batches, name="feeders")
@@ -126,7 +127,7 @@ def create_app(settings: Settings | None = None) -> faust.App:
         async for batch in stream:
             intake.add(batch.generation, batch.messages)
             while intake:
-                while intake.wants_more() and (more := app.ready_batch(stream)) is not None:
+                while (more := app.ready_batch(stream)) is not None:  # (meters are fetched while intake.wants_more)
                     intake.add(more.generation, more.messages)  # control records jump the meters waiting
                 if intake.generation is None or not await app.usable(intake.generation):
                     intake.clear()  # a rebalance came between: the rest is fetched again

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -47,6 +47,28 @@ class BatchConsumer(AIOKafkaConsumer):
 
     batch_topics: frozenset[str] = frozenset()
     batch_channel: ChannelT | None = None
+    bulk_topics: frozenset[str] = frozenset()
+    bulk_wanted: Callable[[], bool] = staticmethod(lambda: True)
+
+    async def _wait_next_records(self, timeout: float) -> tuple[Any, set[TP] | None]:  # pragma: no cover - Fetcher
+        """Records already fetched for the control (non-bulk) partitions first; bulk records only when wanted.
+
+        aiokafka hands out buffered records partition by partition, so without this the records fetched for a
+        busy meter partition (a whole interval's readings) would go out before a plug-in fetched after them.
+        """
+        if not self.bulk_topics:
+            return await super()._wait_next_records(timeout)
+        if not self.flow_active:
+            await self.wait(self.can_resume_flow)  # type: ignore[arg-type]
+        active = self._get_active_partitions()
+        control = {tp for tp in active if tp.topic not in self.bulk_topics}
+        wanted = self.bulk_wanted()
+        records = await self._getmany(control, 0.0 if wanted else 0.05) if control else {}
+        if records or not wanted:
+            if not control:
+                await asyncio.sleep(0.05)
+            return records, active
+        return await super()._wait_next_records(timeout)
 
     async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover - runs in faust's Fetcher
         if self.batch_channel is None:
@@ -112,17 +134,21 @@ class BatchConsumer(AIOKafkaConsumer):
 class BatchingApp(faust.App):
     """A faust app whose consumer can hand whole fetched batches of some topics to one channel."""
 
-    def batch_topic(self, topic: faust.TopicT, maxsize: int = 4) -> ChannelT:
+    def batch_topic(self, topic: faust.TopicT, maxsize: int = 4, bulk_topics: Iterable[str] = (),
+                    bulk_wanted: Callable[[], bool] = lambda: True) -> ChannelT:
         """Subscribe ``topic`` and return the channel its records arrive on, as ``list[Message]`` per fetch.
 
-        ``maxsize`` bounds the batches waiting (backpressure reaches the fetcher). The reader must call
-        :meth:`ack` for each record once it is safe to commit.
+        ``maxsize`` bounds the batches waiting (backpressure reaches the fetcher). Records of ``bulk_topics``
+        are handed out after those of the other topics already fetched, and only while ``bulk_wanted()``. The
+        reader must call :meth:`ack` for each record once it is safe to commit.
         """
         self.topics.add(topic)  # subscribed and acking-enabled like an agent's topic
         channel = self.channel(maxsize=maxsize)
         consumer = cast(BatchConsumer, self.consumer)
         consumer.batch_topics = frozenset(topic.topics)
         consumer.batch_channel = channel
+        consumer.bulk_topics = frozenset(bulk_topics)
+        consumer.bulk_wanted = bulk_wanted
         return channel
 
     def ack(self, messages: Iterable[Message]) -> None:

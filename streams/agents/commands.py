@@ -22,14 +22,13 @@ def register(app: typer.Typer) -> None:
     @app.command("worker")
     def worker(loglevel: str = typer.Option("warning", help="faust log level")) -> None:
         """Run one stream-processing worker (faust) until interrupted."""
-        from faust import Worker
-
         from streams.agents.app import create_app, tune_gc
+        from streams.agents.runner import run
         from streams.settings import Settings
 
         app = create_app()
         tune_gc(Settings().gc_gen0_threshold)
-        Worker(app, loglevel=loglevel, quiet=True).execute_from_commandline()
+        run(app, loglevel)
 
     @app.command("demo")
     def demo(

@@ -59,6 +59,7 @@ class FeederWorker:
         self.skipped_replayed = 0
         self.weather: dict[tuple[str, int, int | None], WeatherObservation] = {}  # recent, for feeders loaded later
         self.weather_observed = 0
+        self.checkpoint_ms_max = 0.0
         self.dirty: dict[bytes, int] = {}  # feeders changed since their last checkpoint -> partition
 
     @staticmethod
@@ -152,12 +153,14 @@ class FeederWorker:
         return emit
 
     def _checkpoint(self, emit: Emit) -> None:
+        started = time.perf_counter()
         dirty, self.dirty = self.dirty, {}
         for feeder, partition in dirty.items():
             state, model = self.runtimes[feeder].dump()
             if model is not None:
                 emit.checkpoints.append((feeder + MODEL_SUFFIX, partition, zlib.compress(model, 1)))
             emit.checkpoints.append((feeder, partition, zlib.compress(state, 1)))
+        self.checkpoint_ms_max = max(self.checkpoint_ms_max, (time.perf_counter() - started) * 1000)
 
     def process_weather(self, msgs: Iterable[RawMessage], observe: bool = True) -> Emit:
         """Validate weather: count it, dead-letter what is bad and (``observe``) keep and apply what is good.
@@ -225,7 +228,8 @@ class FeederWorker:
         return {"accepted": dict(self.accepted), "rejected": {f"{t}/{c}": n for (t, c), n in self.rejected.items()},
                 "skipped_replayed": self.skipped_replayed, "weather_observed": self.weather_observed,
                 "held_telemetry": sum(len(rt.held) for rt in self.runtimes.values()),
-                "skipped_stale_plans": sum(rt.skipped_stale_plans for rt in self.runtimes.values())}
+                "skipped_stale_plans": sum(rt.skipped_stale_plans for rt in self.runtimes.values()),
+                "checkpoint_ms_max": round(self.checkpoint_ms_max, 1)}
 
 
 assert DEADLETTER in TOPICS

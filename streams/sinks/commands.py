@@ -71,11 +71,10 @@ def sample_data(
 
 def monitor(loglevel: Annotated[str, typer.Option(help="faust log level")] = "warning") -> None:
     """Run the monitoring sink (own faust app and consumer group): per-feeder metrics to InfluxDB."""
-    from faust import Worker
-
     from streams.agents.monitor import create_monitor_app
+    from streams.agents.runner import run
 
-    Worker(create_monitor_app(), loglevel=loglevel, quiet=True).execute_from_commandline()
+    run(create_monitor_app(), loglevel)
 
 
 def register(app: typer.Typer) -> None:
