@@ -59,10 +59,11 @@ class Settings(BaseSettings):
     max_message_bytes: int = 1_048_576
     """EVGRID_MAX_MESSAGE_BYTES: input messages larger than this go to the dead-letter topic as ``oversized``."""
     checkpoint_seconds: float = 5.0
-    """EVGRID_CHECKPOINT_SECONDS: a worker writes the feeder states changed since its last checkpoint to the changelog
-    this often (worker clock), and before partitions move; input offsets are committed only up to what a checkpoint
-    covers, so this bounds the input re-read after a crash. Each checkpoint pickles a whole feeder (~5 ms and
-    ~180 kB for 100 chargers), so at 100 busy feeders per worker 1 s would take half the worker's time."""
+    """EVGRID_CHECKPOINT_SECONDS: a worker writes the feeder states of each input partition changed since its last
+    checkpoint to the changelog this often (worker clock; the partitions take turns, so the work is spread over the
+    period), and all before partitions move; input offsets are committed only up to what a checkpoint covers, so
+    this bounds the input re-read after a crash. Each checkpoint pickles a whole feeder (~5 ms and ~200 kB for 100
+    chargers), so at 100 busy feeders per worker 1 s would take half the worker's time."""
     intake_max_meter_records: int = 40_000
     """EVGRID_INTAKE_MAX_METER_RECORDS: a worker applies charger telemetry, registrations, grid signals and incentive
     responses ahead of the meter readings fetched with them (so a plug-in, or the plan at an interval end, does

@@ -7,8 +7,8 @@ a changelog before the input offsets are committed (faust flushes the producer b
 
 Feeder inputs arrive in whole fetched batches (:mod:`streams.agents.batching`) and are applied control
 records first (:class:`~streams.pipeline.intake.Intake`); the agent acknowledges records only once the states
-they changed are checkpointed (every ``EVGRID_CHECKPOINT_SECONDS`` and before partitions move), so a commit
-never covers an input whose effect is not in the changelog.
+they changed are checkpointed (each partition's feeders every ``EVGRID_CHECKPOINT_SECONDS``, partitions in
+turn, and all before partitions move), so a commit never covers an input whose effect is not in the changelog.
 Weather is not keyed by feeder: the group's weather agent counts and dead-letters it once per fleet, and every
 worker also reads all of it (:mod:`streams.agents.broadcast`) and applies it to the feeders it holds.
 """
@@ -120,7 +120,7 @@ def create_app(settings: Settings | None = None) -> faust.App:
     meters = topic_name(METER_READINGS, prefix)
     intake: Intake[Any] = Intake({meters}, settings.intake_max_meter_records)
     batches = app.batch_topic(inputs, bulk_topics={meters}, bulk_wanted=intake.wants_more)
-    acks: AckSchedule[Any] = AckSchedule(settings.checkpoint_seconds, time.monotonic())
+    acks: AckSchedule[Any] = AckSchedule(settings.checkpoint_seconds, time.monotonic(), lambda m: m.partition)
 
     @app.agent(batches, name="feeders")
     async def feeders(stream: Any) -> None:
@@ -137,9 +137,9 @@ def create_app(settings: Settings | None = None) -> faust.App:
                                           state.data.get, checkpoint=False))
                 acks.applied(chunk)
 
-    async def checkpoint() -> None:
-        done = acks.checkpointed(time.monotonic())
-        await emit(worker.checkpoint())  # covers exactly ``done``: nothing was applied in between
+    async def checkpoint(partitions: list[int] | None = None) -> None:
+        done = acks.checkpointed(time.monotonic(), partitions)
+        await emit(worker.checkpoint(partitions))  # covers exactly ``done``: nothing was applied in between
         app.ack(done)
 
     @app.agent(weather, name="weather")
@@ -161,8 +161,8 @@ def create_app(settings: Settings | None = None) -> faust.App:
     @app.timer(1.0)
     async def tick() -> None:
         await emit(worker.tick(checkpoint=False))
-        if acks.due(time.monotonic()):
-            await checkpoint()
+        if due := acks.due(time.monotonic()):
+            await checkpoint(due)
         worker.write_stats(stats_path)
 
     async def on_revoked(sender: Any, *args: Any, **kwargs: Any) -> None:

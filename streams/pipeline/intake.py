@@ -14,8 +14,9 @@ offsets may be committed.
 
 from __future__ import annotations
 
+import math
 from collections import deque
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable
 from typing import Generic, Protocol, TypeVar
 
 __all__ = ["AckSchedule", "Intake"]
@@ -92,43 +93,61 @@ class Intake(Generic[M]):
 
 
 class AckSchedule(Generic[T]):
-    """Applied records held until the next checkpoint, which is due every ``every_s`` seconds.
+    """Applied records held, per input partition, until the checkpoint of that partition's feeders.
+
+    Each partition is checkpointed every ``every_s`` seconds, but at most ``ceil(partitions / every_s)`` of
+    them per second, oldest first: the checkpoints of a worker's partitions spread over the period instead of
+    stalling it all at once (pickling 100 busy feeders takes about half a second).
 
     Parameters
     ----------
     every_s : float
-        Seconds between checkpoints (the caller's monotonic clock).
+        Seconds between two checkpoints of a partition (the caller's monotonic clock).
     now : float
         The clock when the schedule starts.
+    partition : callable
+        The input partition of a record (all input topics are partitioned alike, by feeder).
 
     Examples
     --------
-    >>> s = AckSchedule(5.0, now=100.0)
-    >>> s.applied(["a", "b"])
-    >>> s.due(104.0), s.due(105.0)
-    (False, True)
-    >>> s.checkpointed(105.0), s.due(109.0)
-    (['a', 'b'], False)
+    >>> s = AckSchedule(2.0, now=100.0, partition=lambda r: r[0])
+    >>> s.applied([(0, "a"), (1, "b"), (0, "c")])
+    >>> s.due(101.0), s.due(102.0)
+    ([], [0])
+    >>> s.checkpointed(102.0, [0]), s.due(103.0)
+    ([(0, 'a'), (0, 'c')], [1])
     """
 
-    def __init__(self, every_s: float, now: float) -> None:
+    def __init__(self, every_s: float, now: float, partition: Callable[[T], int]) -> None:
         self.every_s = every_s
-        self.last = now
-        self._pending: list[T] = []
+        self.partition = partition
+        self.started = now
+        self.last: dict[int, float] = {}
+        self._pending: dict[int, list[T]] = {}
 
-    def applied(self, records: Sequence[T]) -> None:
-        """``records`` were applied; their effects are in the next checkpoint."""
-        self._pending.extend(records)
+    def applied(self, records: Iterable[T]) -> None:
+        """``records`` were applied; their effects are in the next checkpoint of their partition."""
+        pending, part = self._pending, self.partition
+        for r in records:
+            p = part(r)
+            if p not in pending:
+                pending[p] = []
+                self.last.setdefault(p, self.started)
+            pending[p].append(r)
 
-    def due(self, now: float) -> bool:
-        """Whether a checkpoint is due at ``now``."""
-        return now - self.last >= self.every_s
+    def due(self, now: float) -> list[int]:
+        """The partitions to checkpoint at ``now`` (a call about once a second), oldest checkpoint first."""
+        late = sorted((t, p) for p, t in self.last.items() if now - t >= self.every_s)
+        return [p for _, p in late[:math.ceil(len(self.last) / max(self.every_s, 1.0))]]
 
-    def checkpointed(self, now: float) -> list[T]:
-        """A checkpoint is taken at ``now``: the records it covers, to acknowledge once it is written.
+    def checkpointed(self, now: float, partitions: Iterable[int] | None = None) -> list[T]:
+        """The feeders of ``partitions`` (None: all) are checkpointed at ``now``: the records that covers.
 
-        Call it in the same step as taking the checkpoint, with no record applied in between.
+        Acknowledge them once the checkpoint is written. Call it in the same step as taking the checkpoint,
+        with no record applied in between.
         """
-        done, self._pending = self._pending, []
-        self.last = now
+        done: list[T] = []
+        for p in list(self.last) if partitions is None else partitions:
+            done += self._pending.pop(p, [])
+            self.last[p] = now
         return done

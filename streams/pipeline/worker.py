@@ -12,7 +12,7 @@ import os
 import time
 import zlib
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -146,15 +146,20 @@ class FeederWorker:
             self._checkpoint(emit)
         return emit
 
-    def checkpoint(self) -> Emit:
-        """The states of the feeders changed since the last checkpoint (then none is dirty)."""
+    def checkpoint(self, partitions: Collection[int] | None = None) -> Emit:
+        """The states of the feeders of ``partitions`` (None: all) changed since their last checkpoint."""
         emit = Emit()
-        self._checkpoint(emit)
+        self._checkpoint(emit, partitions)
         return emit
 
-    def _checkpoint(self, emit: Emit) -> None:
+    def _checkpoint(self, emit: Emit, partitions: Collection[int] | None = None) -> None:
         started = time.perf_counter()
-        dirty, self.dirty = self.dirty, {}
+        if partitions is None:
+            dirty, self.dirty = self.dirty, {}
+        else:
+            dirty = {f: p for f, p in self.dirty.items() if p in partitions}
+            for feeder in dirty:
+                del self.dirty[feeder]
         for feeder, partition in dirty.items():
             state, model = self.runtimes[feeder].dump()
             if model is not None:

@@ -82,13 +82,29 @@ def test_every_record_is_taken_once_in_partition_order(fetches: list[tuple[str, 
         assert [r.offset for r in taken if (r.topic, r.partition) == key] == list(range(next_offset[key]))
 
 
-def test_acks_wait_for_the_checkpoint_that_covers_them() -> None:
-    acks: AckSchedule[str] = AckSchedule(5.0, now=100.0)
-    acks.applied(["a", "b"])
-    assert not acks.due(104.9)
-    assert acks.due(105.0)
-    assert acks.checkpointed(105.0) == ["a", "b"]
-    acks.applied(["c"])
-    assert not acks.due(109.0)  # the schedule restarts at the checkpoint
-    assert acks.checkpointed(107.0) == ["c"]  # e.g. before partitions move
-    assert acks.checkpointed(108.0) == []
+def test_acks_wait_for_the_checkpoint_of_their_partition() -> None:
+    acks: AckSchedule[Rec] = AckSchedule(5.0, now=100.0, partition=lambda r: r.partition)
+    acks.applied(fetch("meters", 0, 0, 2) + fetch("chargers", 1, 0, 1) + fetch("chargers", 0, 7, 1))
+    assert acks.due(104.9) == []
+    assert acks.due(105.0) == [0]  # both are due, but at most ceil(2 partitions / 5 s) = 1 per call
+    acks.applied(fetch("meters", 0, 2, 1))
+    assert acks.checkpointed(105.0, [0]) == fetch("meters", 0, 0, 2) + fetch("chargers", 0, 7, 1) + \
+        fetch("meters", 0, 2, 1)  # everything applied of partition 0 before the checkpoint
+    assert acks.due(105.5) == [1]  # the oldest, not yet checkpointed
+    assert acks.checkpointed(106.0, [1]) == fetch("chargers", 1, 0, 1)
+    assert acks.due(110.0) == [0] and acks.due(111.0) == [0]  # 0 was checkpointed before 1
+    acks.applied(fetch("meters", 1, 0, 1))
+    assert acks.checkpointed(107.0) == fetch("meters", 1, 0, 1)  # all partitions, e.g. before partitions move
+    assert acks.due(111.0) == []
+
+
+def test_checkpoints_of_many_partitions_spread_over_the_period() -> None:
+    acks: AckSchedule[Rec] = AckSchedule(5.0, now=0.0, partition=lambda r: r.partition)
+    per_second = []
+    for second in range(1, 31):
+        acks.applied([Rec("meters", p, second) for p in range(8)])
+        due = acks.due(float(second))
+        per_second.append(len(due))
+        acks.checkpointed(float(second), due)
+    assert max(per_second) == 2  # ceil(8 / 5)
+    assert sum(per_second[10:]) == 20 * 8 // 5  # in the steady state every partition every 5 s
