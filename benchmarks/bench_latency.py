@@ -192,6 +192,8 @@ def merged_stats(paths: list[Path]) -> dict[str, Any]:
             out["held_telemetry"] += st.get("held_telemetry", 0)
             out["skipped_stale_plans"] += st.get("skipped_stale_plans", 0)
             out["checkpoint_ms_max"] = max(out["checkpoint_ms_max"], st.get("checkpoint_ms_max", 0.0))
+            out["gc_pause_ms_max"] = [max(a, b) for a, b in zip(out.get("gc_pause_ms_max", [0.0] * 3),
+                                                                st.get("gc_pause_ms_max", [0.0] * 3), strict=True)]
     return {k: dict(v) if isinstance(v, Counter) else v for k, v in out.items()}
 
 
@@ -310,6 +312,7 @@ def main() -> None:
               f"rejected {st.get('rejected')}; held telemetry {st.get('held_telemetry')}; "
               f"stale plans skipped {st.get('skipped_stale_plans')}; "
               f"longest checkpoint {st.get('checkpoint_ms_max')} ms; "
+              f"longest GC pause per generation {st.get('gc_pause_ms_max')} ms; "
               f"workers alive: {[p.poll() is None for p in procs]}")
         report(load, watcher, acked, offset, round_start)
         print(f"outputs seen: {dict(watcher.counts)}; load average {os.getloadavg()[0]:.1f}")

@@ -220,12 +220,12 @@ class FeederWorker:
         record: Record = dead_letter(msg, rejection, self.worker_id, self.clock())
         emit.messages.append((DEADLETTER, msg.topic.encode(), encode_record(self.codec, record)))
 
-    def write_stats(self, path: str) -> None:
-        """Write :meth:`counters` atomically to ``path`` (read by tests, benchmarks and ``evgrid demo``)."""
+    def write_stats(self, path: str, **extra: Any) -> None:
+        """Write :meth:`counters` and ``extra`` atomically to ``path`` (read by tests, benchmarks, ``evgrid demo``)."""
         tmp = f"{path}.tmp"
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
         with open(tmp, "w") as fh:
-            json.dump({"written_at": self.clock(), **self.counters()}, fh)
+            json.dump({"written_at": self.clock(), **self.counters(), **extra}, fh)
         os.replace(tmp, path)
 
     def counters(self) -> dict[str, Any]:
