@@ -59,6 +59,7 @@ class FeederWorker:
         self.skipped_replayed = 0
         self.weather: dict[tuple[str, int, int | None], WeatherObservation] = {}  # recent, for feeders loaded later
         self.weather_observed = 0
+        self._weather_in_order: list[WeatherObservation] | None = None  # sorted once per change, not per feeder
         self.checkpoint_ms_max = 0.0
         self.dirty: dict[bytes, int] = {}  # feeders changed since their last checkpoint -> partition
 
@@ -93,7 +94,9 @@ class FeederWorker:
                 rt.meter_clock_wall = rt.first_wall = self.clock()  # a restored feeder's meters are not idle yet
             else:
                 rt = FeederRuntime(feeder.decode(), self.settings)
-            for obs in sorted(self.weather.values(), key=lambda o: o.timestamp):
+            if self._weather_in_order is None:
+                self._weather_in_order = sorted(self.weather.values(), key=lambda o: o.timestamp)
+            for obs in self._weather_in_order:
                 rt.observe_weather(obs)  # weather read before this feeder was loaded (idempotent for the others)
             self.runtimes[feeder] = rt
         return rt
@@ -113,7 +116,7 @@ class FeederWorker:
                 self._reject(msg, result, emit)
                 continue
             feeder = result.feeder_id.encode()  # type: ignore[attr-defined]
-            rt = self.runtimes.get(feeder) or self.runtime(feeder, load)
+            rt = self.runtime(feeder, load)
             if not rt.claim(msg.topic, msg.partition, msg.offset):
                 self.skipped_replayed += 1
                 continue
@@ -199,6 +202,7 @@ class FeederWorker:
 
     def _observe(self, obs: WeatherObservation) -> None:
         self.weather[(obs.station_id, obs.timestamp, obs.forecast_for)] = obs
+        self._weather_in_order = None
         if len(self.weather) > WEATHER_KEPT:
             newest = sorted(self.weather, key=lambda k: k[1])[-WEATHER_KEPT // 2:]
             self.weather = {k: self.weather[k] for k in newest}
