@@ -41,12 +41,15 @@ class Intake(Generic[M]):
     max_bulk : int
         :meth:`wants_more` is False while this many bulk records wait.
     chunk : int
-        At most this many records per :meth:`take`.
+        At most this many bulk records per :meth:`take`.
+    control_chunk : int
+        At most this many control records per :meth:`take`. Control records can be costly (a plug-in or an
+        interval boundary re-plans a feeder), and what a chunk produces is sent when the chunk is done.
 
     Examples
     --------
     >>> from types import SimpleNamespace as R
-    >>> intake = Intake({"meters"}, max_bulk=2, chunk=2)
+    >>> intake = Intake({"meters"}, max_bulk=2, chunk=2, control_chunk=1)
     >>> intake.add(7, [R(topic="meters", n=1), R(topic="meters", n=2), R(topic="chargers", n=3)])
     >>> [r.n for r in intake.take()], intake.wants_more()
     ([3], False)
@@ -54,9 +57,10 @@ class Intake(Generic[M]):
     ([1, 2], 0)
     """
 
-    def __init__(self, bulk_topics: Collection[str], max_bulk: int = 40_000, chunk: int = 2_000) -> None:
+    def __init__(self, bulk_topics: Collection[str], max_bulk: int = 40_000, chunk: int = 2_000,
+                 control_chunk: int = 200) -> None:
         self.bulk_topics = frozenset(bulk_topics)
-        self.max_bulk, self.chunk = max_bulk, chunk
+        self.max_bulk, self.chunk, self.control_chunk = max_bulk, chunk, control_chunk
         self.generation: int | None = None
         self._urgent: deque[M] = deque()
         self._bulk: deque[M] = deque()
@@ -82,9 +86,9 @@ class Intake(Generic[M]):
         return len(self._bulk) < self.max_bulk
 
     def take(self) -> list[M]:
-        """The next records to apply: waiting control records first, else bulk records (at most ``chunk``)."""
-        queue = self._urgent or self._bulk
-        return [queue.popleft() for _ in range(min(self.chunk, len(queue)))]
+        """The next records to apply: waiting control records first (at most ``control_chunk``), else bulk ones."""
+        queue, n = (self._urgent, self.control_chunk) if self._urgent else (self._bulk, self.chunk)
+        return [queue.popleft() for _ in range(min(n, len(queue)))]
 
     def clear(self) -> None:
         """Drop every waiting record."""
