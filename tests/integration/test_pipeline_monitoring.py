@@ -138,10 +138,12 @@ def test_pipeline_fills_every_dashboard_panel(topic_namespace: Settings, start_w
                                               influx_url: str, influx_db: str) -> None:
     s, db = topic_namespace, influx_db
     end_ms = _floor_now_ms()
-    # 30 h, not 8: offers need a connected, export-capable car in a window where the limit binds, and an 8 h
-    # window ending at some hours of the day had none (the test failed at 15:45 UTC, passed at 14:30)
-    cfg = SimConfig(feeders=len(FEEDERS), homes=8, chargers=6, hours=30, seed=11, bad_rate=0.05,
-                    start_ms=end_ms - 30 * HOUR_MS)
+    # a whole day, not 8 h: offers need a connected, export-capable car in a window where the limit binds, and an
+    # 8 h window ending at some hours of the day had none (the test failed at 15:45 UTC, passed at 14:30). Not
+    # more than a day: the monitor keeps buckets 26 h behind the newest event time it saw on any topic, and a
+    # setpoint read after its bucket was forgotten starts it afresh (30 h failed: 411 setpoints, fewer counted)
+    cfg = SimConfig(feeders=len(FEEDERS), homes=8, chargers=6, hours=24, seed=11, bad_rate=0.05,
+                    start_ms=end_ms - 24 * HOUR_MS)
     produced = _tight_limits(s, cfg.start_ms - HOUR_MS, end_ms + 6 * HOUR_MS)
     sim = run_simulation(s, cfg, progress=False)
     assert sim.delivery.failed == 0
