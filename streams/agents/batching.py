@@ -49,12 +49,15 @@ class BatchConsumer(AIOKafkaConsumer):
     batch_channel: ChannelT | None = None
     bulk_topics: frozenset[str] = frozenset()
     bulk_wanted: Callable[[], bool] = staticmethod(lambda: True)
+    _control_turn_taken = False
 
     async def _wait_next_records(self, timeout: float) -> tuple[Any, set[TP] | None]:  # pragma: no cover - Fetcher
         """Records already fetched for the control (non-bulk) partitions first; bulk records only when wanted.
 
         aiokafka hands out buffered records partition by partition, so without this the records fetched for a
         busy meter partition (a whole interval's readings) would go out before a plug-in fetched after them.
+        A control-only fetch is never made twice in a row while bulk records are wanted, so a replay whose
+        control topics never run dry still reads its meters.
         """
         if not self.bulk_topics:
             return await super()._wait_next_records(timeout)
@@ -63,7 +66,11 @@ class BatchConsumer(AIOKafkaConsumer):
         active = self._get_active_partitions()
         control = {tp for tp in active if tp.topic not in self.bulk_topics}
         wanted = self.bulk_wanted()
+        if wanted and self._control_turn_taken:
+            self._control_turn_taken = False
+            return await super()._wait_next_records(timeout)
         records = await self._getmany(control, 0.0 if wanted else 0.05) if control else {}
+        self._control_turn_taken = bool(records)
         if records or not wanted:
             if not control:
                 await asyncio.sleep(0.05)

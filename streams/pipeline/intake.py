@@ -45,6 +45,9 @@ class Intake(Generic[M]):
     control_chunk : int
         At most this many control records per :meth:`take`. Control records can be costly (a plug-in or an
         interval boundary re-plans a feeder), and what a chunk produces is sent when the chunk is done.
+    control_run : int
+        After this many control chunks in a row, one bulk chunk goes if any waits: a stream whose control
+        records never run dry (a replay) still applies its meters, and telemetry held for them is released.
 
     Examples
     --------
@@ -58,9 +61,10 @@ class Intake(Generic[M]):
     """
 
     def __init__(self, bulk_topics: Collection[str], max_bulk: int = 40_000, chunk: int = 2_000,
-                 control_chunk: int = 200) -> None:
+                 control_chunk: int = 200, control_run: int = 10) -> None:
         self.bulk_topics = frozenset(bulk_topics)
-        self.max_bulk, self.chunk, self.control_chunk = max_bulk, chunk, control_chunk
+        self.max_bulk, self.chunk, self.control_chunk, self.control_run = max_bulk, chunk, control_chunk, control_run
+        self._run = 0  # control chunks taken in a row
         self.generation: int | None = None
         self._urgent: deque[M] = deque()
         self._bulk: deque[M] = deque()
@@ -86,8 +90,16 @@ class Intake(Generic[M]):
         return len(self._bulk) < self.max_bulk
 
     def take(self) -> list[M]:
-        """The next records to apply: waiting control records first (at most ``control_chunk``), else bulk ones."""
-        queue, n = (self._urgent, self.control_chunk) if self._urgent else (self._bulk, self.chunk)
+        """The next records to apply: control records first (at most ``control_chunk``), else bulk ones.
+
+        A bulk chunk also goes after ``control_run`` control chunks in a row.
+        """
+        if self._urgent and not (self._bulk and self._run >= self.control_run):
+            queue, n = self._urgent, self.control_chunk
+            self._run += 1
+        else:
+            queue, n = self._bulk, self.chunk
+            self._run = 0
         return [queue.popleft() for _ in range(min(n, len(queue)))]
 
     def clear(self) -> None:

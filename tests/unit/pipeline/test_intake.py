@@ -34,8 +34,18 @@ def test_control_records_are_applied_before_meter_readings_fetched_earlier() -> 
     assert len(intake) == 0 and intake.take() == []
 
 
+def test_meter_readings_are_not_starved_by_control_records_that_never_run_dry() -> None:
+    intake: Intake[Rec] = Intake({"meters"}, chunk=5, control_chunk=2, control_run=3)
+    intake.add(1, fetch("meters", 0, 0, 5) + fetch("chargers", 0, 0, 2))
+    topics = []
+    for k in range(8):
+        intake.add(1, fetch("chargers", 0, 2 + 2 * k, 2))  # a replay: more control records every time
+        topics.append(intake.take()[0].topic)
+    assert topics == ["chargers"] * 3 + ["meters"] + ["chargers"] * 4  # 3 control chunks, then the meters
+
+
 def test_fetching_ahead_stops_while_max_bulk_readings_wait() -> None:
-    intake: Intake[Rec] = Intake({"meters"}, max_bulk=4, chunk=2, control_chunk=2)
+    intake: Intake[Rec] = Intake({"meters"}, max_bulk=4, chunk=2, control_chunk=2, control_run=100)
     intake.add(1, fetch("chargers", 0, 0, 50))
     assert intake.wants_more()  # control records do not count against the bound
     intake.add(1, fetch("meters", 0, 0, 4))
@@ -57,10 +67,11 @@ def test_a_new_generation_drops_what_the_old_one_left() -> None:
 
 @given(st.lists(st.tuples(st.sampled_from(["meters", "chargers", "signals"]), st.integers(0, 2),
                           st.integers(1, 30), st.integers(0, 3)), max_size=30),
-       st.integers(1, 40), st.integers(1, 7), st.integers(1, 7))
+       st.integers(1, 40), st.integers(1, 7), st.integers(1, 7), st.integers(1, 4))
 def test_every_record_is_taken_once_in_partition_order(fetches: list[tuple[str, int, int, int]], max_bulk: int,
-                                                      chunk: int, control_chunk: int) -> None:
-    intake: Intake[Rec] = Intake({"meters"}, max_bulk=max_bulk, chunk=chunk, control_chunk=control_chunk)
+                                                      chunk: int, control_chunk: int, control_run: int) -> None:
+    intake: Intake[Rec] = Intake({"meters"}, max_bulk=max_bulk, chunk=chunk, control_chunk=control_chunk,
+                                 control_run=control_run)
     next_offset: dict[tuple[str, int], int] = {}
     fetched: list[Rec] = []
     taken: list[Rec] = []
