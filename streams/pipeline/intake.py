@@ -157,13 +157,19 @@ class AckSchedule(Generic[T]):
         return [p for _, p in late[:math.ceil(len(self.last) / max(self.every_s, 1.0))]]
 
     def checkpointed(self, now: float, partitions: Iterable[int] | None = None) -> list[T]:
-        """The feeders of ``partitions`` (None: all) are checkpointed at ``now``: the records that covers.
+        """The feeders of ``partitions`` (None: all, and forget the partitions) are checkpointed: the records covered.
 
         Acknowledge them once the checkpoint is written. Call it in the same step as taking the checkpoint,
         with no record applied in between.
         """
-        done: list[T] = []
-        for p in list(self.last) if partitions is None else partitions:
+        if partitions is None:  # e.g. before partitions move: what comes next may be other partitions
+            done = [r for recs in self._pending.values() for r in recs]
+            self._pending.clear()
+            self.last.clear()
+            self.started = now  # partitions seen from now on count from here
+            return done
+        done = []
+        for p in partitions:
             done += self._pending.pop(p, [])
             self.last[p] = now
         return done
