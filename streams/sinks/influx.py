@@ -158,6 +158,7 @@ class InfluxSink:
         self._buf: deque[MetricPoint | str] = deque()
         self._cond = threading.Condition()
         self._inflight = 0
+        self._entered = self._left = 0  # points taken into the buffer / gone from the sink (written, rejected, dropped)
         self._written = self._dropped = self._rejected = self._errors = 0
         self._last_error: str | None = None
         self._flush_requests = 0
@@ -195,24 +196,28 @@ class InfluxSink:
                 self._dropped += len(items)
                 return
             self._buf.extend(items)
+            self._entered += len(items)
             self._trim()
             if len(self._buf) >= self._batch:
                 self._cond.notify_all()
 
     def flush(self, timeout: float | None = 10.0) -> bool:
-        """Ask for an immediate write and wait until everything buffered so far is written (or given up).
+        """Ask for an immediate write and wait until every point given so far is written (or given up).
+
+        Points written meanwhile (a running control path) are not waited for.
 
         Returns
         -------
         bool
-            ``True`` if the buffer drained within ``timeout`` seconds, ``False`` otherwise (e.g. InfluxDB
-            down). Never raises because of InfluxDB.
+            ``True`` if those points left the sink within ``timeout`` seconds, ``False`` otherwise (e.g.
+            InfluxDB down). Never raises because of InfluxDB.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
             self._flush_requests += 1
             self._cond.notify_all()
-            while self._buf or self._inflight:
+            target = self._entered
+            while self._left < target:
                 if not self._thread.is_alive():
                     return False
                 remaining = None if deadline is None else deadline - time.monotonic()
@@ -261,6 +266,7 @@ class InfluxSink:
         while overflow > 0 and self._buf:
             self._buf.popleft()
             self._dropped += 1
+            self._left += 1
             overflow -= 1
 
     def _stats_point(self) -> MetricPoint | None:
@@ -292,6 +298,7 @@ class InfluxSink:
                     own = self._stats_point()
                     if own is not None:
                         self._buf.append(own)
+                        self._entered += 1
                         self._trim()
                 batch = [self._buf.popleft() for _ in range(min(self._batch, len(self._buf)))]
                 self._inflight = len(batch)
@@ -310,6 +317,7 @@ class InfluxSink:
             log.warning("InfluxDB rejected %d points: %s", len(batch), exc)
             with self._cond:
                 self._rejected += len(batch)
+                self._left += len(batch)
                 self._last_error = str(exc)
             self._done(0)
             return 0.0
@@ -331,6 +339,7 @@ class InfluxSink:
         with self._cond:
             self._written += len(lines)
             self._rejected += bad
+            self._left += len(batch)
         self._done(0)
         return 0.0
 

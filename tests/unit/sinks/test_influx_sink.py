@@ -111,6 +111,34 @@ def test_rejected_batch_is_counted_not_retried(sink: InfluxSink, writer: FakeWri
     assert writer.attempts == attempts + 1
 
 
+def test_flush_waits_for_the_points_given_so_far_not_for_later_ones() -> None:
+    def slow(lines: list[str]) -> None:  # slower than the feed below: the buffer never empties
+        time.sleep(0.02)
+
+    s = InfluxSink(slow, batch_points=10, flush_seconds=0.01, stats_seconds=None)
+    stop = threading.Event()
+
+    def feed() -> None:  # a running control path
+        i = 0
+        while not stop.is_set():
+            s.write(_lines(i, 1))
+            i += 1
+            time.sleep(0.0005)
+
+    t = threading.Thread(target=feed)
+    t.start()
+    try:
+        time.sleep(0.1)
+        given = s.stats.written + s.stats.buffered
+        assert s.flush(10)
+        assert s.stats.written >= given
+        assert s.stats.buffered > 0  # later points still waiting: flush did not wait for them
+    finally:
+        stop.set()
+        t.join()
+        s.close(timeout=0.1)
+
+
 def test_metric_points_and_none_are_accepted(sink: InfluxSink, writer: FakeWriter) -> None:
     sink.write([make_point("feeder", 1_700_000_000_000, {"feeder": "f1"}, {"load_kw": 1.5}), None])
     assert sink.flush(5)
