@@ -64,22 +64,28 @@ def broker_credentials(settings: Settings) -> Any:
     return faust.SSLCredentials(context)
 
 
-GC_PAUSE_MS_MAX = [0.0, 0.0, 0.0]
-"""The longest garbage-collector pause of each generation in this process, ms (in the worker's stats)."""
+class GcPauses:
+    """The longest garbage-collector pause of each generation in this process, ms (a ``gc.callbacks`` entry)."""
+
+    def __init__(self) -> None:
+        self.max_ms = [0.0, 0.0, 0.0]
+        self._started = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            gen = info["generation"]
+            self.max_ms[gen] = max(self.max_ms[gen], (time.perf_counter() - self._started) * 1000)
 
 
-def _time_gc(phase: str, info: dict[str, int], started: list[float] = [0.0]) -> None:  # noqa: B006
-    if phase == "start":
-        started[0] = time.perf_counter()
-    else:
-        gen = info["generation"]
-        GC_PAUSE_MS_MAX[gen] = max(GC_PAUSE_MS_MAX[gen], (time.perf_counter() - started[0]) * 1000)
+GC_PAUSES = GcPauses()
 
 
 def tune_gc(gen0_threshold: int) -> None:
     """Freeze the objects allocated so far out of collection; collect the young generation less often (0: no-op)."""
-    if _time_gc not in gc.callbacks:
-        gc.callbacks.append(_time_gc)
+    if GC_PAUSES not in gc.callbacks:
+        gc.callbacks.append(GC_PAUSES)
     if gen0_threshold > 0:
         gc.collect()
         gc.freeze()
@@ -180,7 +186,7 @@ def create_app(settings: Settings | None = None) -> faust.App:
         await emit(worker.tick(checkpoint=False))
         if due := acks.due(time.monotonic()):
             await checkpoint(due)
-        worker.write_stats(stats_path, gc_pause_ms_max=[round(x, 1) for x in GC_PAUSE_MS_MAX])
+        worker.write_stats(stats_path, gc_pause_ms_max=[round(x, 1) for x in GC_PAUSES.max_ms])
 
     async def on_revoked(sender: Any, *args: Any, **kwargs: Any) -> None:
         await checkpoint()  # tables are the truth afterwards
