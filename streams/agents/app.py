@@ -41,8 +41,10 @@ from streams.pipeline.intake import AckSchedule, Intake
 from streams.pipeline.worker import Emit, FeederWorker
 from streams.settings import Settings
 
-__all__ = ["FEEDER_INPUTS", "create_app", "tune_gc"]
+__all__ = ["FEEDER_INPUTS", "SLICE_SECONDS", "create_app", "tune_gc"]
 
+SLICE_SECONDS = 0.1
+"""Longest stretch of input applied without yielding: fetches, sends and jumps (a plug-in) are that late at most."""
 FEEDER_INPUTS = (METER_READINGS, CHARGER_TELEMETRY, CHARGER_REGISTRY, GRID_SIGNALS, INCENTIVE_RESPONSES)
 
 
@@ -140,8 +142,10 @@ def create_app(settings: Settings | None = None) -> faust.App:
             state.data[feeder] = blob
             state.send_changelog(partition, feeder, blob)
 
-    meters = topic_name(METER_READINGS, prefix)
-    intake: Intake[Any] = Intake({meters}, settings.intake_max_meter_records)
+    meters, telemetry = topic_name(METER_READINGS, prefix), topic_name(CHARGER_TELEMETRY, prefix)
+    intake: Intake[Any] = Intake(  # a plug-in goes ahead of other feeders' work (e.g. all re-planning at a boundary)
+        {meters}, settings.intake_max_meter_records, key=lambda m: m.key,
+        jumps=lambda m: m.topic == telemetry and worker.connection_change(m.key, m.value))
     batches = app.batch_topic(inputs, bulk_topics={meters}, bulk_wanted=intake.wants_more)
     acks: AckSchedule[Any] = AckSchedule(settings.checkpoint_seconds, time.monotonic(), lambda m: m.partition)
 
@@ -156,9 +160,11 @@ def create_app(settings: Settings | None = None) -> faust.App:
                     intake.clear()  # a rebalance came between: the rest is fetched again
                     break
                 chunk = intake.take()
-                await emit(worker.process([worker.raw(names.get(m.topic, m.topic), m) for m in chunk],
-                                          state.data.get, checkpoint=False))
-                acks.applied(chunk)
+                out = worker.process([worker.raw(names.get(m.topic, m.topic), m) for m in chunk], state.data.get,
+                                     checkpoint=False, until=time.perf_counter() + SLICE_SECONDS)
+                intake.put_back(chunk[out.taken:])  # the slice ran out: new arrivals may jump the rest
+                acks.applied(chunk[:out.taken])
+                await emit(out)
 
     async def checkpoint(partitions: list[int] | None = None) -> None:
         done = acks.checkpointed(time.monotonic(), partitions)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Hashable, Iterable
 from typing import Generic, Protocol, TypeVar
 
 __all__ = ["AckSchedule", "Intake"]
@@ -32,7 +32,7 @@ T = TypeVar("T")
 
 
 class Intake(Generic[M]):
-    """Fetched records waiting to be applied, control records ahead of bulk (meter) records.
+    """Fetched records waiting to be applied: records that jump the queue, then control, then bulk (meter) records.
 
     Parameters
     ----------
@@ -48,6 +48,12 @@ class Intake(Generic[M]):
     control_run : int
         After this many control chunks in a row, one bulk chunk goes if any waits: a stream whose control
         records never run dry (a replay) still applies its meters, and telemetry held for them is released.
+    key : callable, optional
+        The feeder a record belongs to. Records of one key keep their order whatever jumps.
+    jumps : callable, optional
+        Whether a control record goes ahead of the control records of other keys (a plug-in while the worker
+        re-plans every feeder at an interval boundary). The control records of its key queued before it go
+        with it, and so do those that come after it while any of them waits.
 
     Examples
     --------
@@ -58,19 +64,32 @@ class Intake(Generic[M]):
     ([3], False)
     >>> [r.n for r in intake.take()], len(intake)
     ([1, 2], 0)
+
+    A plug-in on feeder B jumps the queued records of feeder A, after B's own earlier record:
+
+    >>> intake = Intake({"meters"}, key=lambda r: r.f, jumps=lambda r: r.plug)
+    >>> intake.add(7, [R(topic="t", f=f, plug=p, n=n) for f, p, n in [("A", 0, 1), ("B", 0, 2), ("A", 0, 3)]])
+    >>> intake.add(7, [R(topic="t", f="B", plug=1, n=4)])
+    >>> [r.n for r in intake.take()], [r.n for r in intake.take()]
+    ([2, 4], [1, 3])
     """
 
     def __init__(self, bulk_topics: Collection[str], max_bulk: int = 40_000, chunk: int = 2_000,
-                 control_chunk: int = 200, control_run: int = 10) -> None:
+                 control_chunk: int = 200, control_run: int = 10, key: Callable[[M], Hashable] | None = None,
+                 jumps: Callable[[M], bool] | None = None) -> None:
         self.bulk_topics = frozenset(bulk_topics)
         self.max_bulk, self.chunk, self.control_chunk, self.control_run = max_bulk, chunk, control_chunk, control_run
+        self.key, self.jumps = key, jumps
         self._run = 0  # control chunks taken in a row
         self.generation: int | None = None
-        self._urgent: deque[M] = deque()
+        self._first: deque[M] = deque()  # records of the keys that jumped
+        self._first_keys: dict[Hashable, int] = {}  # key -> its records in _first
+        self._control: deque[M] = deque()
         self._bulk: deque[M] = deque()
+        self._taken_from: deque[M] | None = None
 
     def __len__(self) -> int:
-        return len(self._urgent) + len(self._bulk)
+        return len(self._first) + len(self._control) + len(self._bulk)
 
     def add(self, generation: int, records: Iterable[M]) -> None:
         """Queue a fetch's records (partition order kept) of consumer ``generation``.
@@ -81,30 +100,84 @@ class Intake(Generic[M]):
         if generation != self.generation:
             self.clear()
             self.generation = generation
-        bulk, urgent, bulk_topics = self._bulk, self._urgent, self.bulk_topics
+        bulk, control, bulk_topics, jumps = self._bulk, self._control, self.bulk_topics, self.jumps
         for r in records:
-            (bulk if r.topic in bulk_topics else urgent).append(r)
+            if r.topic in bulk_topics:
+                bulk.append(r)
+            elif jumps is None or self.key is None:
+                control.append(r)
+            else:
+                k = self.key(r)
+                if k in self._first_keys or jumps(r):
+                    self._jump(k)
+                    self._first.append(r)
+                    self._first_keys[k] += 1
+                else:
+                    control.append(r)
+
+    def _jump(self, k: Hashable) -> None:
+        """Move the queued control records of key ``k`` to the end of the first lane (order kept)."""
+        if k in self._first_keys:
+            return  # its queued records are there already
+        assert self.key is not None
+        key = self.key
+        moved = [r for r in self._control if key(r) == k]
+        if moved:
+            kept = [r for r in self._control if key(r) != k]
+            self._control.clear()
+            self._control.extend(kept)
+            self._first.extend(moved)
+        self._first_keys[k] = len(moved)
 
     def wants_more(self) -> bool:
         """Whether fetching ahead is allowed: fewer than ``max_bulk`` bulk records wait."""
         return len(self._bulk) < self.max_bulk
 
     def take(self) -> list[M]:
-        """The next records to apply: control records first (at most ``control_chunk``), else bulk ones.
+        """The next records to apply: the first lane, then control records (at most ``control_chunk``), else bulk.
 
         A bulk chunk also goes after ``control_run`` control chunks in a row.
         """
-        if self._urgent and not (self._bulk and self._run >= self.control_run):
-            queue, n = self._urgent, self.control_chunk
+        if self._first:
+            queue, n = self._first, self.control_chunk
+            self._run += 1
+        elif self._control and not (self._bulk and self._run >= self.control_run):
+            queue, n = self._control, self.control_chunk
             self._run += 1
         else:
             queue, n = self._bulk, self.chunk
             self._run = 0
-        return [queue.popleft() for _ in range(min(n, len(queue)))]
+        taken = [queue.popleft() for _ in range(min(n, len(queue)))]
+        if queue is self._first:
+            self._count_first(taken, -1)
+        self._taken_from = queue
+        return taken
+
+    def put_back(self, records: list[M]) -> None:
+        """Return the unapplied end of the last :meth:`take` (a slice ran out of time): it is taken first again."""
+        if not records:
+            return
+        queue = self._taken_from
+        assert queue is not None, "put_back without take"
+        queue.extendleft(reversed(records))
+        if queue is self._first:
+            self._count_first(records, +1)
+
+    def _count_first(self, records: list[M], sign: int) -> None:
+        assert self.key is not None
+        for r in records:
+            k = self.key(r)
+            n = self._first_keys.get(k, 0) + sign
+            if n:
+                self._first_keys[k] = n
+            else:
+                del self._first_keys[k]
 
     def clear(self) -> None:
         """Drop every waiting record."""
-        self._urgent.clear()
+        self._first.clear()
+        self._first_keys.clear()
+        self._control.clear()
         self._bulk.clear()
 
 

@@ -34,10 +34,14 @@ MODEL_SUFFIX = b"\x00model"
 
 @dataclass
 class Emit:
-    """What a batch produced: messages ``(logical topic, key, value)``, checkpoints ``(feeder, partition, blob)``."""
+    """What a batch produced: messages ``(logical topic, key, value)``, checkpoints ``(feeder, partition, blob)``.
+
+    ``taken`` is how many input messages were applied or rejected (fewer than given when a time budget ran out).
+    """
 
     messages: list[tuple[str, bytes, bytes]] = field(default_factory=list)
     checkpoints: list[tuple[bytes, int, bytes]] = field(default_factory=list)
+    taken: int = 0
 
 
 class FeederWorker:
@@ -101,16 +105,22 @@ class FeederWorker:
             self.runtimes[feeder] = rt
         return rt
 
-    def process(self, msgs: Iterable[RawMessage], load: StateLoader, checkpoint: bool = True) -> Emit:
+    def process(self, msgs: Iterable[RawMessage], load: StateLoader, checkpoint: bool = True,
+                until: float | None = None) -> Emit:
         """Validate and apply a batch; return the messages to produce and (``checkpoint``) the changed states.
 
-        With ``checkpoint=False`` the changed feeders stay in :attr:`dirty` until :meth:`checkpoint`.
+        With ``checkpoint=False`` the changed feeders stay in :attr:`dirty` until :meth:`checkpoint`. With
+        ``until`` (a :func:`time.perf_counter` deadline) it stops after the message that passes it; ``taken``
+        says how many were applied, and the caller gives the rest again later.
         """
         emit = Emit()
         dirty = self.dirty
         now = self.clock()  # once per batch: a batch takes milliseconds
         check, accepted = self.validator.check, self.accepted
         for msg in msgs:
+            if until is not None and emit.taken and time.perf_counter() >= until:
+                break
+            emit.taken += 1
             result = check(msg, now)
             if isinstance(result, Rejection):
                 self._reject(msg, result, emit)
@@ -128,6 +138,23 @@ class FeederWorker:
         if checkpoint:
             self._checkpoint(emit)
         return emit
+
+    def connection_change(self, key: bytes | None, value: bytes | None) -> bool:
+        """Whether a charger-telemetry message plugs a car in or out, as far as this worker knows (a hint for
+        ordering work: such a message re-plans its feeder, and the driver waits for the setpoint).
+
+        Unknown chargers, and feeders not loaded yet, count as a change when the car is connected.
+        """
+        try:
+            _, rec = self.codec.decode(value or b"", "ChargerTelemetry")
+        except Exception:  # bad input: dead-lettered in its turn
+            return False
+        rt = self.runtimes.get(key or b"")
+        state = rt.dispatcher.sessions.get(rec["charger_id"]) if rt is not None else None
+        connected = bool(rec.get("connected"))
+        if state is None:
+            return connected
+        return connected != state.connected or (connected and rec.get("session_id") != state.session_id)
 
     def tick(self, force: bool = False, checkpoint: bool = True) -> Emit:
         """Release telemetry that waited for a meter stream now quiet (``force``: all of it, end of input).

@@ -93,6 +93,79 @@ def test_every_record_is_taken_once_in_partition_order(fetches: list[tuple[str, 
         assert [r.offset for r in taken if (r.topic, r.partition) == key] == list(range(next_offset[key]))
 
 
+class Keyed(NamedTuple):
+    topic: str
+    partition: int
+    offset: int
+    feeder: str
+    plug: bool = False
+
+
+def keyed_intake(**kw: int) -> Intake[Keyed]:
+    return Intake({"meters"}, key=lambda r: r.feeder, jumps=lambda r: r.plug, **kw)
+
+
+def test_a_plug_in_jumps_other_feeders_with_its_own_feeders_earlier_and_later_records() -> None:
+    intake = keyed_intake(control_chunk=10)
+    boundary = [Keyed("chargers", 0, o, f) for o, f in enumerate("ABCDB")]  # each re-plans its feeder
+    intake.add(1, [*boundary, Keyed("meters", 0, 0, "B")])
+    plug = Keyed("chargers", 0, 5, "B", plug=True)
+    intake.add(1, [Keyed("chargers", 0, 6, "A"), plug, Keyed("chargers", 0, 7, "B"), Keyed("chargers", 0, 8, "C")])
+    assert intake.take() == [boundary[1], boundary[4], plug, Keyed("chargers", 0, 7, "B")]
+    intake.add(1, [Keyed("chargers", 0, 9, "B")])  # nothing of B waits any more: in turn again
+    assert [r.offset for r in intake.take()] == [0, 2, 3, 6, 8, 9]
+    assert intake.take() == [Keyed("meters", 0, 0, "B")]
+
+
+def test_records_put_back_after_a_slice_are_taken_first_again() -> None:
+    intake = keyed_intake(control_chunk=4)
+    intake.add(1, [Keyed("chargers", 0, o, "ABCDEF"[o]) for o in range(6)])
+    got = intake.take()
+    intake.put_back(got[1:])  # only the first was applied before the slice ended
+    intake.add(1, [Keyed("chargers", 0, 6, "G")])
+    assert [r.offset for r in intake.take()] == [1, 2, 3, 4]
+    plug = Keyed("chargers", 0, 7, "C", plug=True)
+    intake.add(1, [plug])
+    first = intake.take()
+    assert first == [plug]  # C's earlier record was taken already
+    intake.put_back(first)
+    assert intake.take() == [plug] and [r.offset for r in intake.take()] == [5, 6]
+
+
+@given(st.lists(st.tuples(st.sampled_from(["meters", "chargers", "signals"]), st.integers(0, 1),
+                          st.lists(st.tuples(st.sampled_from("ABC"), st.booleans()), min_size=1, max_size=12),
+                          st.integers(0, 3), st.integers(0, 5)), max_size=25),
+       st.integers(1, 7), st.integers(1, 5))
+def test_jumps_and_put_backs_keep_each_feeders_order_in_every_partition(
+        fetches: list[tuple[str, int, list[tuple[str, bool]], int, int]], chunk: int, control_chunk: int) -> None:
+    intake = keyed_intake(chunk=chunk, control_chunk=control_chunk, control_run=2)
+    next_offset: dict[tuple[str, int], int] = {}
+    fetched: list[Keyed] = []
+    taken: list[Keyed] = []
+    for topic, partition, recs, takes, applied in fetches:
+        first = next_offset.get((topic, partition), 0)
+        next_offset[(topic, partition)] = first + len(recs)
+        batch = [Keyed(topic, partition, first + i, f, plug and topic != "meters") for i, (f, plug) in enumerate(recs)]
+        fetched += batch
+        intake.add(1, batch)
+        for _ in range(takes):
+            got = intake.take()
+            if got and applied < len(got):
+                intake.put_back(got[applied:])  # the slice ran out of time
+                got = got[:applied]
+            taken += got
+    while intake:
+        taken += intake.take()
+    assert sorted(taken) == sorted(fetched)  # each exactly once
+    for topic, partition in next_offset:
+        for feeder in "ABC":
+            offsets = [r.offset for r in taken if (r.topic, r.partition, r.feeder) == (topic, partition, feeder)]
+            assert offsets == sorted(offsets)
+    for partition in (0, 1):  # meters are never reordered
+        offsets = [r.offset for r in taken if (r.topic, r.partition) == ("meters", partition)]
+        assert offsets == sorted(offsets)
+
+
 def test_acks_wait_for_the_checkpoint_of_their_partition() -> None:
     acks: AckSchedule[Rec] = AckSchedule(5.0, now=100.0, partition=lambda r: r.partition)
     acks.applied(fetch("meters", 0, 0, 2) + fetch("chargers", 1, 0, 1) + fetch("chargers", 0, 7, 1))

@@ -87,3 +87,61 @@ def test_weather_kept_for_late_feeders_is_bounded() -> None:
     w.observe_weather(weather_msg(i, T0 + i * 60_000) for i in range(n))
     assert len(w.weather) <= worker_module.WEATHER_KEPT
     assert max(k[1] for k in w.weather) == T0 + (n - 1) * 60_000, "the newest are kept"
+
+
+def _charger_msgs() -> list[RawMessage]:
+    from streams.contracts.models import ChargerRegistration, ChargerTelemetry
+    from streams.contracts.topics import CHARGER_REGISTRY, CHARGER_TELEMETRY
+
+    msgs = [meter_msg("F1", 0, T0)]
+    for i in range(3):
+        reg = ChargerRegistration(charger_id=f"C{i}", feeder_id="F1", site_id=f"S{i}", customer_id=f"U{i}",
+                                  bidirectional=False, inverter_location="offboard",
+                                  interconnection_class="non_parallel", max_charge_kw=7.0, registered_at=T0)
+        msgs.append(RawMessage(CHARGER_REGISTRY, 0, i, b"F1", encode_record(CODEC, reg), T0))
+    for k in range(12):
+        ts = T0 + k * 300_000
+        tel = ChargerTelemetry(charger_id=f"C{k % 3}", feeder_id="F1", timestamp=ts, connected=k % 5 != 4,
+                               session_id="s1" if k % 5 != 4 else None, power_kw=0.0, max_charge_kw=7.0,
+                               soc_pct=40.0, battery_capacity_kwh=60.0, departure_time=T0 + 8 * HOUR,
+                               requested_energy_kwh=20.0)
+        msgs.append(RawMessage(CHARGER_TELEMETRY, 0, k, b"F1", encode_record(CODEC, tel), ts))
+    for k in range(1, 6):
+        msgs.append(meter_msg("F1", k, T0 + k * 900_000))
+    return msgs
+
+
+def test_a_batch_applied_in_time_slices_gives_what_it_gives_at_once() -> None:
+    msgs = _charger_msgs()
+    whole = worker().process(msgs, lambda f: None)
+    assert whole.taken == len(msgs) and any(m[0] == "evgrid.setpoints" for m in whole.messages)
+    w, rest, messages, slices = worker(), msgs, [], 0
+    while rest:
+        out = w.process(rest, lambda f: None, until=0.0)  # a deadline long past: one message per slice
+        assert out.taken == 1
+        messages += out.messages
+        rest, slices = rest[out.taken:], slices + 1
+    assert slices == len(msgs) and messages == whole.messages
+
+
+def test_connection_change_tells_plug_ins_and_outs_from_heartbeats() -> None:
+    from streams.contracts.models import ChargerTelemetry
+
+    w = worker()
+    w.process(_charger_msgs(), lambda f: None)
+    w.tick(force=True)
+
+    def tel(cid: str, connected: bool, session: str | None = "s1") -> bytes:
+        return encode_record(CODEC, ChargerTelemetry(
+            charger_id=cid, feeder_id="F1", timestamp=T0 + 5 * HOUR, connected=connected,
+            session_id=session if connected else None, power_kw=0.0, max_charge_kw=7.0))
+
+    state = {c: s.connected for c, s in w.runtimes[b"F1"].dispatcher.sessions.items()}
+    assert state == {"C0": False, "C1": True, "C2": True}  # C0's last report (k = 9) was unplugged
+    assert not w.connection_change(b"F1", tel("C1", True))  # a heartbeat of the session in progress
+    assert w.connection_change(b"F1", tel("C1", True, "s2"))  # a new session
+    assert w.connection_change(b"F1", tel("C1", False))  # unplugged
+    assert w.connection_change(b"F1", tel("C0", True))  # plugged in
+    assert not w.connection_change(b"F1", tel("C0", False))
+    assert w.connection_change(b"F9", tel("C7", True)) and not w.connection_change(b"F9", tel("C7", False))
+    assert not w.connection_change(b"F1", b"\xc3\x01garbage") and not w.connection_change(b"F1", None)
