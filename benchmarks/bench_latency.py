@@ -207,7 +207,8 @@ def main() -> None:
     ap.add_argument("--telemetry-s", type=int, default=10)
     ap.add_argument("--interval-minutes", type=int, default=15, help="meter period = planning interval")
     ap.add_argument("--connected-share", type=float, default=0.3, help="chargers connected from the start")
-    ap.add_argument("--plugins-per-min", type=float, default=12.0)
+    ap.add_argument("--plugins-per-min", type=float, default=40.0,
+                    help="plug-ins after the warm-up (40: n = 100, so the p99 is not simply the slowest one)")
     ap.add_argument("--replan-minutes", type=int, default=1, help="worker EVGRID_DISPATCH_REPLAN_MINUTES")
     ap.add_argument("--refresh-s", type=int, default=60, help="worker EVGRID_SETPOINT_REFRESH_SECONDS")
     ap.add_argument("--warmup", type=int, default=90, help="seconds before the interval boundary")
