@@ -167,7 +167,9 @@ def create_app(settings: Settings | None = None) -> faust.App:
                 await emit(out)
 
     async def checkpoint(partitions: list[int] | None = None) -> None:
-        done = acks.checkpointed(time.monotonic(), partitions)
+        waiting = intake.waiting_offsets()  # records that jumped are acknowledged after those they jumped
+        done = acks.checkpointed(time.monotonic(), partitions,
+                                 hold=lambda m: waiting.get((m.topic, m.partition), m.offset) < m.offset)
         await emit(worker.checkpoint(partitions))  # covers exactly ``done``: nothing was applied in between
         app.ack(done)
 

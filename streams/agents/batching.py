@@ -14,8 +14,10 @@ of the records are checkpointed, and only acknowledged offsets are committed. Ot
 A batch belongs to the consumer generation it was fetched in. After a rebalance faust seeks every partition
 back to its committed offset, so what a batch of an older generation still holds comes again: the reader
 drops it (:meth:`BatchingApp.usable` says when), and waits while a rebalance is under way. Within one
-generation the records applied are therefore always a prefix of each partition's fetched records, which is
-what offset-based de-duplication of the replayed records needs.
+generation the records applied are therefore, for each feeder, a prefix of its records in each partition
+(the reader may apply one feeder's records ahead of another's, never out of order), which is what
+offset-based de-duplication of the replayed records needs. faust commits up to the first offset not
+acknowledged, so the reader acknowledges a record only once every earlier one of its partition is applied.
 """
 
 from __future__ import annotations

@@ -25,6 +25,10 @@ __all__ = ["AckSchedule", "Intake"]
 class _Fetched(Protocol):
     @property
     def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
 
 
 M = TypeVar("M", bound=_Fetched)
@@ -173,6 +177,18 @@ class Intake(Generic[M]):
             else:
                 del self._first_keys[k]
 
+    def waiting_offsets(self) -> dict[tuple[str, int], int]:
+        """The lowest offset waiting per control ``(topic, partition)``: a record above it was applied ahead of it
+        (a jump), and must not be acknowledged before it (offsets are committed up to the first one not applied).
+        Bulk records keep partition order."""
+        low: dict[tuple[str, int], int] = {}
+        for queue in (self._first, self._control):
+            for r in queue:
+                tp = (r.topic, r.partition)
+                if r.offset < low.get(tp, r.offset + 1):
+                    low[tp] = r.offset
+        return low
+
     def clear(self) -> None:
         """Drop every waiting record."""
         self._first.clear()
@@ -229,20 +245,29 @@ class AckSchedule(Generic[T]):
         late = sorted((t, p) for p, t in self.last.items() if now - t >= self.every_s)
         return [p for _, p in late[:math.ceil(len(self.last) / max(self.every_s, 1.0))]]
 
-    def checkpointed(self, now: float, partitions: Iterable[int] | None = None) -> list[T]:
+    def checkpointed(self, now: float, partitions: Iterable[int] | None = None,
+                     hold: Callable[[T], bool] | None = None) -> list[T]:
         """The feeders of ``partitions`` (None: all, and forget the partitions) are checkpointed: the records covered.
 
         Acknowledge them once the checkpoint is written. Call it in the same step as taking the checkpoint,
-        with no record applied in between.
+        with no record applied in between. Records for which ``hold`` is true (an earlier offset of their
+        partition is not applied yet) wait for a later checkpoint; with ``partitions=None`` they are dropped
+        (never acknowledged: they are read again, and skipped, after the partitions move).
         """
         if partitions is None:  # e.g. before partitions move: what comes next may be other partitions
             done = [r for recs in self._pending.values() for r in recs]
             self._pending.clear()
             self.last.clear()
             self.started = now  # partitions seen from now on count from here
-            return done
+            return done if hold is None else [r for r in done if not hold(r)]
         done = []
         for p in partitions:
-            done += self._pending.pop(p, [])
+            recs = self._pending.pop(p, [])
+            if hold is not None:
+                held = [r for r in recs if hold(r)]
+                if held:
+                    self._pending[p] = held
+                    recs = [r for r in recs if not hold(r)]
+            done += recs
             self.last[p] = now
         return done

@@ -193,3 +193,45 @@ def test_checkpoints_of_many_partitions_spread_over_the_period() -> None:
         acks.checkpointed(float(second), due)
     assert max(per_second) == 2  # ceil(8 / 5)
     assert sum(per_second[10:]) == 20 * 8 // 5  # in the steady state every partition every 5 s
+
+
+@given(st.lists(st.tuples(st.integers(0, 1), st.lists(st.tuples(st.sampled_from("ABC"), st.booleans()), min_size=1,
+                                                      max_size=8), st.integers(0, 3), st.integers(0, 4),
+                          st.booleans()), max_size=25))
+def test_acknowledged_offsets_never_skip_a_record_that_was_jumped(
+        fetches: list[tuple[int, list[tuple[str, bool]], int, int, bool]]) -> None:
+    """Offsets are committed up to the first gap in what was acknowledged, so records applied ahead of others
+    (jumps) are held back until those are applied too: what is acknowledged is a prefix of every partition."""
+    intake = keyed_intake(control_chunk=3)
+    acks: AckSchedule[Keyed] = AckSchedule(1.0, now=0.0, partition=lambda r: r.partition)
+    next_offset = [0, 0]
+    acked: list[Keyed] = []
+    now = 0.0
+
+    def checkpoint(partitions: list[int] | None) -> None:
+        waiting = intake.waiting_offsets()
+        acked.extend(acks.checkpointed(now, partitions, hold=lambda r: waiting.get((r.topic, r.partition),
+                                                                                   r.offset) < r.offset))
+        for p in (0, 1):
+            offsets = sorted(r.offset for r in acked if r.partition == p)
+            assert offsets == list(range(len(offsets)))  # a prefix: no record skipped by a commit
+
+    for partition, recs, takes, applied, full in fetches:
+        first = next_offset[partition]
+        next_offset[partition] += len(recs)
+        intake.add(1, [Keyed("chargers", partition, first + i, f, plug) for i, (f, plug) in enumerate(recs)])
+        for _ in range(takes):
+            got = intake.take()
+            intake.put_back(got[applied:])
+            acks.applied(got[:applied])
+        now += 1.0
+        checkpoint(None if full else acks.due(now))
+        if full:  # partitions moved: what was not acknowledged is fetched again from the committed offsets
+            intake.clear()
+            next_offset = [len([r for r in acked if r.partition == p]) for p in (0, 1)]
+    while intake:
+        acks.applied(intake.take())
+    now += 1.0
+    checkpoint([0, 1])
+    assert sorted(r.offset for r in acked if r.partition == 0) == list(range(next_offset[0]))
+    assert sorted(r.offset for r in acked if r.partition == 1) == list(range(next_offset[1]))
