@@ -140,13 +140,10 @@ class Intake(Generic[M]):
     def take(self) -> list[M]:
         """The next records to apply: the first lane, then control records (at most ``control_chunk``), else bulk.
 
-        A bulk chunk also goes after ``control_run`` control chunks in a row.
+        A bulk chunk also goes after ``control_run`` control chunks in a row, whichever lane they came from.
         """
-        if self._first:
-            queue, n = self._first, self.control_chunk
-            self._run += 1
-        elif self._control and not (self._bulk and self._run >= self.control_run):
-            queue, n = self._control, self.control_chunk
+        if (self._first or self._control) and not (self._bulk and self._run >= self.control_run):
+            queue, n = self._first if self._first else self._control, self.control_chunk
             self._run += 1
         else:
             queue, n = self._bulk, self.chunk

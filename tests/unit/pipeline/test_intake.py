@@ -117,6 +117,19 @@ def test_a_plug_in_jumps_other_feeders_with_its_own_feeders_earlier_and_later_re
     assert intake.take() == [Keyed("meters", 0, 0, "B")]
 
 
+def test_meters_are_not_starved_by_records_that_keep_jumping() -> None:
+    """In a fast replay the worker may not know the sessions yet (telemetry held for the meters), so every
+    connected charger's record looks like a plug-in; the meters must still go, or that telemetry never
+    leaves the hold (except on the wall-clock idle timeout, which would make the replay non-deterministic)."""
+    intake = keyed_intake(chunk=5, control_chunk=2, control_run=3)
+    intake.add(1, [Keyed("meters", 0, o, "A") for o in range(5)])
+    topics = []
+    for k in range(8):
+        intake.add(1, [Keyed("chargers", 0, 2 * k + i, "AB"[i], plug=True) for i in range(2)])
+        topics.append(intake.take()[0].topic)
+    assert topics == ["chargers"] * 3 + ["meters"] + ["chargers"] * 4
+
+
 def test_records_put_back_after_a_slice_are_taken_first_again() -> None:
     intake = keyed_intake(control_chunk=4)
     intake.add(1, [Keyed("chargers", 0, o, "ABCDEF"[o]) for o in range(6)])
