@@ -156,7 +156,7 @@ def create_app(settings: Settings | None = None) -> faust.App:
             while intake:
                 while (more := app.ready_batch(stream)) is not None:  # (meters are fetched while intake.wants_more)
                     intake.add(more.generation, more.messages)  # control records jump the meters waiting
-                if intake.generation is None or not await app.usable(intake.generation):
+                if not await app.usable(intake.generation):
                     intake.clear()  # a rebalance came between: the rest is fetched again
                     break
                 chunk = intake.take()

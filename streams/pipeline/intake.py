@@ -85,7 +85,7 @@ class Intake(Generic[M]):
         self.max_bulk, self.chunk, self.control_chunk, self.control_run = max_bulk, chunk, control_chunk, control_run
         self.key, self.jumps = key, jumps
         self._run = 0  # control chunks taken in a row
-        self.generation: int | None = None
+        self.generation = -1  # the consumer generation of the records waiting (-1: none added yet)
         self._first: deque[M] = deque()  # records of the keys that jumped
         self._first_keys: dict[Hashable, int] = {}  # key -> its records in _first
         self._control: deque[M] = deque()
