@@ -50,8 +50,9 @@ class Intake(Generic[M]):
         At most this many control records per :meth:`take`. Control records can be costly (a plug-in or an
         interval boundary re-plans a feeder), and what a chunk produces is sent when the chunk is done.
     control_run : int
-        After this many control chunks in a row, one bulk chunk goes if any waits: a stream whose control
-        records never run dry (a replay) still applies its meters, and telemetry held for them is released.
+        After ``control_run * control_chunk`` control records applied in a row, one bulk chunk goes if any waits:
+        a stream whose control records never run dry (a replay) still applies its meters, and telemetry held for
+        them is released.
     key : callable, optional
         The feeder a record belongs to. Records of one key keep their order whatever jumps.
     jumps : callable, optional
@@ -84,7 +85,7 @@ class Intake(Generic[M]):
         self.bulk_topics = frozenset(bulk_topics)
         self.max_bulk, self.chunk, self.control_chunk, self.control_run = max_bulk, chunk, control_chunk, control_run
         self.key, self.jumps = key, jumps
-        self._run = 0  # control chunks taken in a row
+        self._run = 0  # control records applied since the last bulk chunk
         self.generation = -1  # the consumer generation of the records waiting (-1: none added yet)
         self._first: deque[M] = deque()  # records of the keys that jumped
         self._first_keys: dict[Hashable, int] = {}  # key -> its records in _first
@@ -140,15 +141,18 @@ class Intake(Generic[M]):
     def take(self) -> list[M]:
         """The next records to apply: the first lane, then control records (at most ``control_chunk``), else bulk.
 
-        A bulk chunk also goes after ``control_run`` control chunks in a row, whichever lane they came from.
+        A bulk chunk also goes once ``control_run`` full control chunks' worth of records were applied since the
+        last one, whichever lane they came from (counted in records: a chunk cut short by a time slice counts
+        for what was applied).
         """
-        if (self._first or self._control) and not (self._bulk and self._run >= self.control_run):
+        if (self._first or self._control) and not (self._bulk and self._run >= self.control_run * self.control_chunk):
             queue, n = self._first if self._first else self._control, self.control_chunk
-            self._run += 1
         else:
             queue, n = self._bulk, self.chunk
             self._run = 0
         taken = [queue.popleft() for _ in range(min(n, len(queue)))]
+        if queue is not self._bulk:
+            self._run += len(taken)
         if queue is self._first:
             self._count_first(taken, -1)
         self._taken_from = queue
@@ -161,6 +165,8 @@ class Intake(Generic[M]):
         queue = self._taken_from
         assert queue is not None, "put_back without take"
         queue.extendleft(reversed(records))
+        if queue is not self._bulk:
+            self._run -= len(records)
         if queue is self._first:
             self._count_first(records, +1)
 

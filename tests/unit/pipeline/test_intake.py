@@ -130,6 +130,19 @@ def test_meters_are_not_starved_by_records_that_keep_jumping() -> None:
     assert topics == ["chargers"] * 3 + ["meters"] + ["chargers"] * 4
 
 
+def test_the_meters_turn_counts_control_records_applied_not_chunks_cut_short() -> None:
+    """At an interval end each control record re-plans a feeder, so slices end after a few records; counting
+    those short chunks as whole ones would hand the burst of meter readings most of the worker."""
+    intake: Intake[Rec] = Intake({"meters"}, chunk=5, control_chunk=4, control_run=2)
+    intake.add(1, fetch("meters", 0, 0, 5) + fetch("chargers", 0, 0, 20))
+    applied = []
+    for _ in range(9):
+        got = intake.take()
+        intake.put_back(got[1:])  # one record per slice
+        applied.append(got[0].topic)
+    assert applied == ["chargers"] * 8 + ["meters"]  # 2 chunks' worth = 8 records, then one bulk chunk
+
+
 def test_records_put_back_after_a_slice_are_taken_first_again() -> None:
     intake = keyed_intake(control_chunk=4)
     intake.add(1, [Keyed("chargers", 0, o, "ABCDEF"[o]) for o in range(6)])
