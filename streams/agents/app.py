@@ -167,9 +167,8 @@ def create_app(settings: Settings | None = None) -> faust.App:
                 await emit(out)
 
     async def checkpoint(partitions: list[int] | None = None) -> None:
-        waiting = intake.waiting_offsets()  # records that jumped are acknowledged after those they jumped
-        done = acks.checkpointed(time.monotonic(), partitions,
-                                 hold=lambda m: waiting.get((m.topic, m.partition), m.offset) < m.offset)
+        # records that jumped others are acknowledged after them
+        done = acks.checkpointed(time.monotonic(), partitions, hold=intake.ahead_of_waiting())
         await emit(worker.checkpoint(partitions))  # covers exactly ``done``: nothing was applied in between
         app.ack(done)
 

@@ -180,17 +180,17 @@ class Intake(Generic[M]):
             else:
                 del self._first_keys[k]
 
-    def waiting_offsets(self) -> dict[tuple[str, int], int]:
-        """The lowest offset waiting per control ``(topic, partition)``: a record above it was applied ahead of it
-        (a jump), and must not be acknowledged before it (offsets are committed up to the first one not applied).
-        Bulk records keep partition order."""
+    def ahead_of_waiting(self) -> Callable[[M], bool]:
+        """Whether an applied record has an earlier offset of its partition still waiting (as of this call): it
+        jumped that record, and must not be acknowledged before it (offsets are committed up to the first one
+        not applied). The ``hold`` of :meth:`AckSchedule.checkpointed`. Bulk records keep partition order."""
         low: dict[tuple[str, int], int] = {}
         for queue in (self._first, self._control):
             for r in queue:
                 tp = (r.topic, r.partition)
                 if r.offset < low.get(tp, r.offset + 1):
                     low[tp] = r.offset
-        return low
+        return lambda r: low.get((r.topic, r.partition), r.offset) < r.offset
 
     def clear(self) -> None:
         """Drop every waiting record."""
@@ -265,12 +265,10 @@ class AckSchedule(Generic[T]):
             return done if hold is None else [r for r in done if not hold(r)]
         done = []
         for p in partitions:
-            recs = self._pending.pop(p, [])
-            if hold is not None:
-                held = [r for r in recs if hold(r)]
-                if held:
-                    self._pending[p] = held
-                    recs = [r for r in recs if not hold(r)]
-            done += recs
+            for r in self._pending.pop(p, []):
+                if hold is not None and hold(r):
+                    self._pending.setdefault(p, []).append(r)
+                else:
+                    done.append(r)
             self.last[p] = now
         return done
