@@ -3,30 +3,17 @@
 from __future__ import annotations
 
 from streams.contracts.codec import default_codec
-from streams.contracts.models import ChargerRegistration, ChargerTelemetry, GridSignal, MeterReading
+from streams.contracts.models import GridSignal, MeterReading
 from streams.contracts.topics import CHARGER_REGISTRY, CHARGER_TELEMETRY, FORECASTS, METER_READINGS, SETPOINTS
 from streams.ingest.validate import RawMessage
 from streams.pipeline.feeder import FeederRuntime, Reject
 from streams.pipeline.worker import Emit, FeederWorker
 from streams.settings import Settings
+from tests.fixtures.feeder_records import T0, reg, tel
 
-T0 = 1_767_571_200_000  # 2026-01-05T00:00Z
 MIN = 60_000
 WALL = T0 + 30 * 24 * 60 * MIN  # the worker's clock in these tests: a month after the events
 SETTINGS = Settings(interval_minutes=15, grace_seconds=300, align_idle_seconds=30)
-
-
-def reg(cid: str = "C1") -> ChargerRegistration:
-    return ChargerRegistration(charger_id=cid, feeder_id="F1", site_id="S1", customer_id="U1", bidirectional=False,
-                               inverter_location="offboard", interconnection_class="non_parallel",
-                               max_charge_kw=7.0, registered_at=T0)
-
-
-def tel(ts: int, cid: str = "C1", connected: bool = True) -> ChargerTelemetry:
-    return ChargerTelemetry(charger_id=cid, feeder_id="F1", timestamp=ts, connected=connected,
-                            session_id="s1" if connected else None, power_kw=0.0, max_charge_kw=7.0,
-                            soc_pct=40.0, battery_capacity_kwh=60.0, departure_time=T0 + 8 * 60 * MIN,
-                            requested_energy_kwh=20.0)
 
 
 def meter(ts: int, m: str = "M1", kw: float = 3.0) -> MeterReading:

@@ -6,14 +6,13 @@ import zlib
 
 from streams.contracts.codec import default_codec
 from streams.contracts.models import MeterReading, WeatherObservation, encode_record
-from streams.contracts.topics import DEADLETTER, METER_READINGS, WEATHER
+from streams.contracts.topics import CHARGER_REGISTRY, CHARGER_TELEMETRY, DEADLETTER, METER_READINGS, WEATHER
 from streams.ingest.validate import RawMessage
 from streams.pipeline.feeder import FeederRuntime
 from streams.pipeline.worker import MODEL_SUFFIX, FeederWorker
 from streams.settings import Settings
+from tests.fixtures.feeder_records import HOUR, T0, reg, tel
 
-T0 = 1_767_571_200_000  # 2026-01-05T00:00Z
-HOUR = 3_600_000
 SETTINGS = Settings(interval_minutes=15, grace_seconds=300, align_idle_seconds=30)
 CODEC = default_codec()
 
@@ -90,22 +89,13 @@ def test_weather_kept_for_late_feeders_is_bounded() -> None:
 
 
 def _charger_msgs() -> list[RawMessage]:
-    from streams.contracts.models import ChargerRegistration, ChargerTelemetry
-    from streams.contracts.topics import CHARGER_REGISTRY, CHARGER_TELEMETRY
-
     msgs = [meter_msg("F1", 0, T0)]
     for i in range(3):
-        reg = ChargerRegistration(charger_id=f"C{i}", feeder_id="F1", site_id=f"S{i}", customer_id=f"U{i}",
-                                  bidirectional=False, inverter_location="offboard",
-                                  interconnection_class="non_parallel", max_charge_kw=7.0, registered_at=T0)
-        msgs.append(RawMessage(CHARGER_REGISTRY, 0, i, b"F1", encode_record(CODEC, reg), T0))
+        msgs.append(RawMessage(CHARGER_REGISTRY, 0, i, b"F1", encode_record(CODEC, reg(f"C{i}")), T0))
     for k in range(12):
         ts = T0 + k * 300_000
-        tel = ChargerTelemetry(charger_id=f"C{k % 3}", feeder_id="F1", timestamp=ts, connected=k % 5 != 4,
-                               session_id="s1" if k % 5 != 4 else None, power_kw=0.0, max_charge_kw=7.0,
-                               soc_pct=40.0, battery_capacity_kwh=60.0, departure_time=T0 + 8 * HOUR,
-                               requested_energy_kwh=20.0)
-        msgs.append(RawMessage(CHARGER_TELEMETRY, 0, k, b"F1", encode_record(CODEC, tel), ts))
+        msgs.append(RawMessage(CHARGER_TELEMETRY, 0, k, b"F1",
+                               encode_record(CODEC, tel(ts, f"C{k % 3}", connected=k % 5 != 4)), ts))
     for k in range(1, 6):
         msgs.append(meter_msg("F1", k, T0 + k * 900_000))
     return msgs
@@ -125,23 +115,20 @@ def test_a_batch_applied_in_time_slices_gives_what_it_gives_at_once() -> None:
 
 
 def test_connection_change_tells_plug_ins_and_outs_from_heartbeats() -> None:
-    from streams.contracts.models import ChargerTelemetry
-
     w = worker()
     w.process(_charger_msgs(), lambda f: None)
     w.tick(force=True)
 
-    def tel(cid: str, connected: bool, session: str | None = "s1") -> bytes:
-        return encode_record(CODEC, ChargerTelemetry(
-            charger_id=cid, feeder_id="F1", timestamp=T0 + 5 * HOUR, connected=connected,
-            session_id=session if connected else None, power_kw=0.0, max_charge_kw=7.0))
+    def tel_at_5h(cid: str, connected: bool, session: str | None = "s1") -> bytes:
+        record = tel(T0 + 5 * HOUR, cid, connected)
+        return encode_record(CODEC, record.model_copy(update={"session_id": session}) if connected else record)
 
     state = {c: s.connected for c, s in w.runtimes[b"F1"].dispatcher.sessions.items()}
     assert state == {"C0": False, "C1": True, "C2": True}  # C0's last report (k = 9) was unplugged
-    assert not w.connection_change(b"F1", tel("C1", True))  # a heartbeat of the session in progress
-    assert w.connection_change(b"F1", tel("C1", True, "s2"))  # a new session
-    assert w.connection_change(b"F1", tel("C1", False))  # unplugged
-    assert w.connection_change(b"F1", tel("C0", True))  # plugged in
-    assert not w.connection_change(b"F1", tel("C0", False))
-    assert w.connection_change(b"F9", tel("C7", True)) and not w.connection_change(b"F9", tel("C7", False))
+    assert not w.connection_change(b"F1", tel_at_5h("C1", True))  # a heartbeat of the session in progress
+    assert w.connection_change(b"F1", tel_at_5h("C1", True, "s2"))  # a new session
+    assert w.connection_change(b"F1", tel_at_5h("C1", False))  # unplugged
+    assert w.connection_change(b"F1", tel_at_5h("C0", True))  # plugged in
+    assert not w.connection_change(b"F1", tel_at_5h("C0", False))
+    assert w.connection_change(b"F9", tel_at_5h("C7", True)) and not w.connection_change(b"F9", tel_at_5h("C7", False))
     assert not w.connection_change(b"F1", b"\xc3\x01garbage") and not w.connection_change(b"F1", None)
