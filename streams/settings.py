@@ -69,6 +69,10 @@ class Settings(BaseSettings):
     responses ahead of the meter readings fetched with them (so a plug-in, or the plan at an interval end, does
     not wait behind the readings every meter sends at that end), keeping fetching while fewer than this many
     readings wait. Bounds the memory of readings waiting, and how far telemetry can be read ahead of them."""
+    max_held_telemetry: int = 20_000
+    """EVGRID_MAX_HELD_TELEMETRY: charger telemetry a worker holds in memory while its feeders' meter streams catch up
+    (a replay read at full speed, a backlog); at this many the worker stops fetching control topics and reads
+    meters only. Held telemetry is never checkpointed: its offsets are, and it is read again after a restart."""
     gc_gen0_threshold: int = 100_000
     """EVGRID_GC_GEN0_THRESHOLD: a worker freezes the objects it starts with out of garbage collection and runs the
     young-generation collector after this many allocations (Python's default, 700, costs a quarter of the ingest

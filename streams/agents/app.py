@@ -15,11 +15,12 @@ worker also reads all of it (:mod:`streams.agents.broadcast`) and applies it to 
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import os
 import socket
 import time
-from typing import Any
+from typing import Any, cast
 
 import faust
 
@@ -130,23 +131,37 @@ def create_app(settings: Settings | None = None) -> faust.App:
     )
     names = {topic_name(t, prefix): t for t in TOPICS}
     worker = FeederWorker(settings, worker_id=f"{socket.gethostname()}:{os.getpid()}")
+    worker.drained = set()  # until the consumer says which partitions are read to their end
     out_topics = {t: app.topic(topic_name(t, prefix), key_type=bytes, value_type=bytes) for t in TOPICS}
     state = app.Table("feeder-state", key_type=bytes, value_type=bytes, partitions=settings.partitions)
     inputs = app.topic(*(topic_name(t, prefix) for t in FEEDER_INPUTS), key_type=bytes, value_type=bytes)
     weather = app.topic(topic_name(WEATHER, prefix), key_type=bytes, value_type=bytes)
 
+    sent: list[Any] = []  # delivery futures of what was produced since the last checkpoint
+    lock = asyncio.Lock()  # a checkpoint never runs while a chunk's outputs are being sent
+
     async def emit(out: Emit) -> None:
         for logical, key, value in out.messages:
-            await out_topics[logical].send(key=key, value=value)
+            sent.append(await out_topics[logical].send(key=key, value=value))
         for feeder, partition, blob in out.checkpoints:
             state.data[feeder] = blob
-            state.send_changelog(partition, feeder, blob)
+            sent.append(await state.changelog_topic.send(key=feeder, value=blob, partition=partition,
+                                                         callback=cast(Any, state)._on_changelog_sent))
+
+    async def delivered() -> None:
+        """Wait until every output and checkpoint sent so far is written by the broker (acks=all); raises if one
+        cannot be: nothing is then acknowledged, and the worker stops (a restart reads the inputs again)."""
+        pending = sent[:]
+        sent.clear()
+        await asyncio.gather(*pending)
 
     meters, telemetry = topic_name(METER_READINGS, prefix), topic_name(CHARGER_TELEMETRY, prefix)
+    registry = topic_name(CHARGER_REGISTRY, prefix)
     intake: Intake[Any] = Intake(  # a plug-in goes ahead of other feeders' work (e.g. all re-planning at a boundary)
         {meters}, settings.intake_max_meter_records, key=lambda m: m.key,
         jumps=lambda m: m.topic == telemetry and worker.connection_change(m.key, m.value))
-    batches = app.batch_topic(inputs, bulk_topics={meters}, bulk_wanted=intake.wants_more)
+    batches = app.batch_topic(inputs, bulk_topics={meters}, bulk_wanted=intake.wants_more,
+                              control_wanted=lambda: worker.held_total() < settings.max_held_telemetry)
     acks: AckSchedule[Any] = AckSchedule(settings.checkpoint_seconds, time.monotonic(), lambda m: m.partition)
 
     @app.agent(batches, name="feeders")
@@ -159,17 +174,25 @@ def create_app(settings: Settings | None = None) -> faust.App:
                 if not await app.usable(intake.generation):
                     intake.clear()  # a rebalance came between: the rest is fetched again
                     break
-                chunk = intake.take()
-                out = worker.process([worker.raw(names.get(m.topic, m.topic), m) for m in chunk], state.data.get,
-                                     checkpoint=False, until=time.perf_counter() + SLICE_SECONDS)
-                intake.put_back(chunk[out.taken:])  # the slice ran out: new arrivals may jump the rest
-                acks.applied(chunk[:out.taken])
-                await emit(out)
+                async with lock:
+                    chunk = intake.take()
+                    out = worker.process([worker.raw(names.get(m.topic, m.topic), m) for m in chunk],
+                                         state.data.get, checkpoint=False, until=time.perf_counter() + SLICE_SECONDS)
+                    intake.put_back(chunk[out.taken:])  # the slice ran out: new arrivals may jump the rest
+                    acks.applied(chunk[:out.taken])
+                    await emit(out)
 
     async def checkpoint(partitions: list[int] | None = None) -> None:
-        # records that jumped others are acknowledged after them
-        done = acks.checkpointed(time.monotonic(), partitions, hold=intake.ahead_of_waiting())
+        # records that jumped others, and records from the lowest one held for a meter stream on, wait
+        waiting, unapplied = intake.ahead_of_waiting(), worker.unapplied()
+
+        def hold(m: Any) -> bool:
+            low = unapplied.get((names.get(m.topic, m.topic), m.partition))
+            return (low is not None and m.offset >= low) or waiting(m)
+
+        done = acks.checkpointed(time.monotonic(), partitions, hold=hold)
         await emit(worker.checkpoint(partitions))  # covers exactly ``done``: nothing was applied in between
+        await delivered()  # outputs and checkpoints are in Kafka before their inputs may be committed
         app.ack(done)
 
     @app.agent(weather, name="weather")
@@ -190,14 +213,20 @@ def create_app(settings: Settings | None = None) -> faust.App:
 
     @app.timer(1.0)
     async def tick() -> None:
-        await emit(worker.tick(checkpoint=False))
-        if due := acks.due(time.monotonic()):
-            await checkpoint(due)
+        drained = await app.drained_partitions({meters: METER_READINGS, registry: CHARGER_REGISTRY})
+        async with lock:
+            waiting = intake.waiting()
+            worker.drained = {(logical, p) for logical, p in drained
+                              if (topic_name(logical, prefix), p) not in waiting}
+            await emit(worker.tick(checkpoint=False))
+            if due := acks.due(time.monotonic()):
+                await checkpoint(due)
         worker.write_stats(stats_path, gc_pause_ms_max=[round(x, 1) for x in GC_PAUSES.max_ms])
 
     async def on_revoked(sender: Any, *args: Any, **kwargs: Any) -> None:
-        await checkpoint()  # tables are the truth afterwards
-        worker.pause()  # no idle releases while partitions move
+        async with lock:
+            await checkpoint()  # tables are the truth afterwards
+            worker.pause()  # no releases while partitions move
 
     async def on_assigned(sender: Any, *args: Any, **kwargs: Any) -> None:
         worker.resume()

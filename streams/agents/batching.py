@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -70,6 +70,7 @@ class BatchConsumer(AIOKafkaConsumer):
     batch_channel: ChannelT | None = None
     bulk_topics: frozenset[str] = frozenset()
     bulk_wanted: Callable[[], bool] = staticmethod(lambda: True)
+    control_wanted: Callable[[], bool] = staticmethod(lambda: True)
     _control_turn_taken = False
 
     def _new_consumer_thread(self) -> AIOKafkaConsumerThread:
@@ -90,6 +91,12 @@ class BatchConsumer(AIOKafkaConsumer):
         active = self._get_active_partitions()
         control = {tp for tp in active if tp.topic not in self.bulk_topics}
         wanted = self.bulk_wanted()
+        if not self.control_wanted():  # control records read far ahead wait in memory for the meters: read only those
+            bulk = active - control
+            if not wanted or not bulk:
+                await asyncio.sleep(0.05)
+                return {}, active
+            return await self._getmany(bulk, timeout), active
         if wanted and self._control_turn_taken:
             self._control_turn_taken = False
             return await super()._wait_next_records(timeout)
@@ -166,12 +173,14 @@ class BatchingApp(faust.App):
     """A faust app whose consumer can hand whole fetched batches of some topics to one channel."""
 
     def batch_topic(self, topic: faust.TopicT, maxsize: int = 4, bulk_topics: Iterable[str] = (),
-                    bulk_wanted: Callable[[], bool] = lambda: True) -> ChannelT:
+                    bulk_wanted: Callable[[], bool] = lambda: True,
+                    control_wanted: Callable[[], bool] = lambda: True) -> ChannelT:
         """Subscribe ``topic`` and return the channel its records arrive on, as ``list[Message]`` per fetch.
 
         ``maxsize`` bounds the batches waiting (backpressure reaches the fetcher). Records of ``bulk_topics``
-        are handed out after those of the other topics already fetched, and only while ``bulk_wanted()``. The
-        reader must call :meth:`ack` for each record once it is safe to commit.
+        are handed out after those of the other topics already fetched, and only while ``bulk_wanted()``; the
+        other topics are fetched only while ``control_wanted()`` (they stay in Kafka meanwhile). The reader must
+        call :meth:`ack` for each record once it is safe to commit.
         """
         self.topics.add(topic)  # subscribed and acking-enabled like an agent's topic
         channel = self.channel(maxsize=maxsize)
@@ -180,6 +189,8 @@ class BatchingApp(faust.App):
         consumer.batch_channel = channel
         consumer.bulk_topics = frozenset(bulk_topics)
         consumer.bulk_wanted = bulk_wanted
+        consumer.control_wanted = control_wanted
+        self._batch_channel = channel
         return channel
 
     def ack(self, messages: Iterable[Message]) -> None:
@@ -197,6 +208,30 @@ class BatchingApp(faust.App):
         while self.rebalancing and self.consumer_generation_id == generation:
             await asyncio.sleep(0.05)
         return self.consumer_generation_id == generation
+
+    async def drained_partitions(self, topics: Mapping[str, str]) -> set[tuple[str, int]]:
+        """``(topics[name], partition)`` of the assigned partitions of the topics named whose every record available
+        has been fetched and handed to the reader (its position is at the high watermark), less those with records
+        still waiting in the batch channel."""
+        consumer = self.consumer
+        waiting: set[tuple[str, int]] = set()
+        channel = getattr(self, "_batch_channel", None)
+        if channel is not None:
+            for batch in list(channel.queue._queue):
+                waiting.update((m.topic, m.partition) for m in batch.messages)
+        out: set[tuple[str, int]] = set()
+        for tp in consumer.assignment():
+            logical = topics.get(tp.topic)
+            if logical is None or (tp.topic, tp.partition) in waiting:
+                continue
+            try:
+                high = consumer.highwater(tp)
+                position = await consumer.position(tp)
+            except Exception:  # not fetched yet, or moving in a rebalance: not known to be read to its end
+                continue
+            if high is not None and position is not None and position >= high:
+                out.add((logical, tp.partition))
+        return out
 
     @staticmethod
     def ready_batch(stream: Any) -> FetchedBatch | None:

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from streams.contracts.codec import AvroCodec, DecodeError
 
 __all__ = [
+    "MAX_ID_CHARS",
     "MODELS",
     "ChargerRegistration",
     "ChargerSetpoint",
@@ -40,13 +41,28 @@ MIN_TS = 946_684_800_000  # 2000-01-01T00:00:00Z
 MAX_TS = 4_102_444_800_000  # 2100-01-01T00:00:00Z
 POWER_TOLERANCE = 1.05  # measured power may exceed the rating by metering error
 
+MAX_ID_CHARS = 128
+"""Identifiers (every field named ``*_id``) have at most this many characters, all printable: an id is a key,
+and every record built from it must fit in a Kafka message."""
+
 EpochMs = Field(ge=MIN_TS, lt=MAX_TS, description="UTC epoch milliseconds")
 
 
 class Record(BaseModel):
-    """Base of every contract model: immutable, no unknown fields, no NaN or infinity."""
+    """Base of every contract model: immutable, no unknown fields, no NaN or infinity, bounded printable ids."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _ids_are_bounded_and_printable(self) -> Record:
+        for name in type(self).model_fields:
+            if not name.endswith("_id"):
+                continue
+            value = getattr(self, name)
+            if isinstance(value, str) and (len(value) > MAX_ID_CHARS or not value.isprintable()):
+                raise ValueError(f"{name} must be at most {MAX_ID_CHARS} printable characters "
+                                 f"(got {len(value)} characters{'' if value.isprintable() else ', not printable'})")
+        return self
 
     def to_avro(self) -> dict[str, Any]:
         """The record as the dict fastavro writes."""

@@ -17,10 +17,15 @@ from streams.contracts.codec import AvroCodec, DecodeError
 from streams.contracts.models import DeadLetter, Record, decode_record
 from streams.contracts.topics import TOPICS
 
-__all__ = ["MAX_DEADLETTER_VALUE", "RawMessage", "Rejection", "Validator", "dead_letter"]
+__all__ = ["MAX_DEADLETTER_KEY", "MAX_DEADLETTER_VALUE", "MAX_REASON_CHARS", "RawMessage", "Rejection", "Validator",
+           "dead_letter"]
 
 MAX_DEADLETTER_VALUE = 65_536
 """Dead letters keep at most this many bytes of the original value, so one always fits in a Kafka message."""
+MAX_DEADLETTER_KEY = 1_024
+"""... and at most this many bytes of the original key (the reason says how long it was)."""
+MAX_REASON_CHARS = 2_000
+"""... and at most this many characters of the human-readable reason."""
 
 
 class RawMessage(NamedTuple):
@@ -106,10 +111,17 @@ class Validator:
 
 
 def dead_letter(msg: RawMessage, rejection: Rejection, worker: str, rejected_at: int) -> DeadLetter:
-    """The DeadLetter record for a refused message (value truncated to :data:`MAX_DEADLETTER_VALUE` bytes)."""
+    """The DeadLetter record for a refused message: it always fits in a Kafka message (value, key and reason are
+    truncated to :data:`MAX_DEADLETTER_VALUE`, :data:`MAX_DEADLETTER_KEY` bytes and :data:`MAX_REASON_CHARS`)."""
     value = msg.value[:MAX_DEADLETTER_VALUE] if msg.value is not None else None
+    key, reason = msg.key, rejection.reason
+    if key is not None and len(key) > MAX_DEADLETTER_KEY:
+        reason = f"{reason} (key of {len(key)} bytes, first {MAX_DEADLETTER_KEY} kept)"
+        key = key[:MAX_DEADLETTER_KEY]
+    if len(reason) > MAX_REASON_CHARS:
+        reason = reason[:MAX_REASON_CHARS - 1] + "…"
     return DeadLetter(
-        source_topic=msg.topic, partition=msg.partition, offset=msg.offset, key=msg.key, value=value,
-        reason_code=rejection.code, reason=rejection.reason, record_timestamp=msg.timestamp,
+        source_topic=msg.topic, partition=msg.partition, offset=msg.offset, key=key, value=value,
+        reason_code=rejection.code, reason=reason, record_timestamp=msg.timestamp,
         rejected_at=rejected_at, worker=worker,
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import heapq
 import pickle
+from collections.abc import Callable
 from typing import NamedTuple
 
 from streams.contracts.models import (
@@ -21,7 +22,15 @@ from streams.contracts.models import (
     Record,
     WeatherObservation,
 )
-from streams.contracts.topics import FLEXIBILITY, FORECASTS, INCENTIVES, SETPOINTS, SETTLEMENTS
+from streams.contracts.topics import (
+    CHARGER_REGISTRY,
+    FLEXIBILITY,
+    FORECASTS,
+    INCENTIVES,
+    METER_READINGS,
+    SETPOINTS,
+    SETTLEMENTS,
+)
 from streams.dispatch.dispatcher import DispatchConfig, FeederDispatcher
 from streams.dispatch.state import SessionState
 from streams.forecasting.aggregate import IntervalAggregator
@@ -29,7 +38,19 @@ from streams.forecasting.forecaster import FeederForecaster, ForecasterConfig
 from streams.ingest.validate import RawMessage, Rejection
 from streams.settings import Settings
 
-__all__ = ["FeederRuntime", "Output", "Reject"]
+__all__ = ["Drained", "FeederRuntime", "Output", "Reject", "processing_error"]
+
+Drained = Callable[[str], bool]
+"""Whether every record of a (logical) input topic available for a feeder's partition has been read."""
+
+
+def _all_read(topic: str) -> bool:
+    return True
+
+
+def processing_error(exc: BaseException) -> Rejection:
+    """The dead-letter reason for a record whose processing raised ``exc`` (the feeder goes on without it)."""
+    return Rejection("processing_error", f"{type(exc).__name__}: {exc}"[:500])
 
 
 class Reject(NamedTuple):
@@ -58,18 +79,19 @@ class FeederRuntime:
         self.align_idle_ms = settings.align_idle_seconds * 1000
         self.max_plan_lag_ms = settings.max_plan_lag_seconds * 1000
         self.meter_clock = 0  # newest meter reading time
-        self.meter_clock_wall = 0  # worker clock when it last moved
-        self.first_wall: int | None = None  # worker clock at this feeder's first input: how long to await meters
+        self.tel_clock = 0  # newest telemetry time received (held or not)
         self.plan_clock = 0  # newest released telemetry time: drives planning
         self.next_plan_ms: int | None = None
-        self.held: list[tuple[int, int, RawMessage, ChargerTelemetry]] = []  # telemetry heap by event time
+        # Telemetry waiting for the meter clock, by event time. Not checkpointed (see ``dump``): the state keeps
+        # only the offsets, and the inputs stay uncommitted in Kafka, so a restart reads them again.
+        self.held: list[tuple[int, int, RawMessage, ChargerTelemetry]] = []
+        self.reapply: dict[tuple[str, int], set[int]] = {}  # held offsets restored from a checkpoint
         self.inbox: list[tuple[int, int, GridSignal | IncentiveResponse]] = []  # applied at the next plan
         self.held_seq = 0
-                # A charger heard before its registration blocks this feeder's telemetry (kept in event-time order)
-        # until the registration arrives or ``align_idle_seconds`` of worker clock pass; then it is unknown.
-        self.blocked_since: int | None = None
+        # A charger heard before its registration blocks this feeder's telemetry (kept in event-time order) until
+        # the registration arrives, or the registry partition is read to its end and the feeder's telemetry clock
+        # is ``align_idle_seconds`` past it; then it is unknown.
         self.unknown: set[str] = set()
-        self.registry_settled = False  # a wait timed out once: later unknown chargers are rejected at once
         self.aggregator = IntervalAggregator(self.interval_ms, self.grace_ms)
         self.forecaster = FeederForecaster(ForecasterConfig.from_settings(settings))
         # (issued_at, step_ms, kW per step): a plan uses the newest issued interval + grace before it, so every
@@ -85,9 +107,15 @@ class FeederRuntime:
 
     # --- checkpoints: the forecaster (~50 KB) is saved only when it learned something ------------------
     def dump(self) -> tuple[bytes, bytes | None]:
-        """``(state without the forecaster, forecaster or None if unchanged since the last dump)``."""
+        """``(state without the forecaster, forecaster or None if unchanged since the last dump)``.
+
+        Held telemetry is saved as its offsets only (see :meth:`held_offsets`): the state's size depends on the
+        fleet, not on how far one topic was read ahead of another.
+        """
         state = self.__dict__.copy()
         forecaster = state.pop("forecaster")
+        state["held"] = []
+        state["reapply"] = self.held_offsets()
         model = None
         if forecaster.closed != self.__dict__.get("_saved_closed"):
             model = pickle.dumps(forecaster, 5)
@@ -102,27 +130,42 @@ class FeederRuntime:
         rt.forecaster = pickle.loads(model)
         return rt
 
+    def held_offsets(self) -> dict[tuple[str, int], set[int]]:
+        """Input offsets claimed but not applied yet: held telemetry, and restored offsets not read again yet."""
+        out = {tp: set(offs) for tp, offs in self.reapply.items() if offs}
+        for _, _, msg, _ in self.held:
+            out.setdefault((msg.topic, msg.partition), set()).add(msg.offset)
+        return out
+
     def claim(self, topic: str, partition: int, offset: int) -> bool:
-        """True the first time an input offset is seen; False for one already applied (a replay after restart)."""
+        """True the first time an input offset is seen; False for one already applied (a replay after restart).
+
+        An offset that was held (not applied) when the state was checkpointed is claimed again.
+        """
         key = (topic, partition)
         if offset <= self.offsets.get(key, -1):
+            again = self.reapply.get(key)
+            if again and offset in again:
+                again.discard(offset)
+                return True
             return False
         self.offsets[key] = offset
         return True
 
-    def apply(self, record: Record, msg: RawMessage, wall_ms: int = 0) -> list[Output]:
+    def apply(self, record: Record, msg: RawMessage, wall_ms: int = 0, drained: Drained = _all_read) -> list[Output]:
         """Apply one valid input; return what to produce and what to dead-letter.
 
-        ``wall_ms`` (the worker's clock) is used for one thing only: to stop waiting for a meter stream
-        that has gone quiet (see :meth:`release`).
+        ``wall_ms`` (the worker's clock) is used for one thing only: to skip plans of intervals long over when
+        ``max_plan_lag_seconds`` is set (live catch-up). ``drained`` tells whether every record of an input topic
+        available for this feeder's partition has been read (see :meth:`release`).
         """
         out: list[Output] = []
         if isinstance(record, MeterReading):
             self._meter(record, msg, out)
-            if record.timestamp > self.meter_clock:
-                self.meter_clock, self.meter_clock_wall = record.timestamp, wall_ms
+            self.meter_clock = max(self.meter_clock, record.timestamp)
         elif isinstance(record, ChargerTelemetry):
             self.held_seq += 1
+            self.tel_clock = max(self.tel_clock, record.timestamp)
             heapq.heappush(self.held, (record.timestamp, self.held_seq, msg, record))
         elif isinstance(record, ChargerRegistration):
             self.chargers[record.charger_id] = record
@@ -135,50 +178,52 @@ class FeederRuntime:
             heapq.heappush(self.inbox, (ts, self.held_seq, record))
         else:
             out.append(Reject(msg, Rejection("wrong_record_type", f"{type(record).__name__} is not a feeder input")))
-        self.release(wall_ms, out)
+        self.release(out, wall_ms=wall_ms, drained=drained)
         return out
 
     def observe_weather(self, obs: WeatherObservation) -> None:
         self.forecaster.observe_weather(obs)
 
     # --- event time -----------------------------------------------------------------------------
-    def release(self, wall_ms: int, out: list[Output], force: bool = False) -> None:
+    def release(self, out: list[Output], force: bool = False, wall_ms: int = 0, drained: Drained = _all_read) -> None:
         """Apply held telemetry in event-time order, as far as the meter stream allows.
 
         Topics are consumed independently, so one may be read ahead of another. A plan at ``t`` uses what the
         meter stream closed before ``closed_before(t)`` (forecasts, loads, site readings); telemetry at ``t``
         waits until the meter clock shows all of that is in, i.e. has passed ``closed_before(t) + grace``. The
         plan is then the same whatever the consumption order, and a plan at a boundary does not wait for the
-        meter round stamped at that boundary. A feeder without meters, a meter stream quiet for
-        ``align_idle_seconds`` of wall time, or ``force`` (end of input) releases everything.
+        meter round stamped at that boundary.
+
+        The wait ends without the meters only on inputs and event time, never the wall clock: when every meter
+        reading available for the feeder's partition has been read (``drained(METER_READINGS)``) and the feeder's
+        telemetry clock is ``align_idle_seconds`` past the held record (a feeder without meters, or a meter
+        stream that stopped), or with ``force`` (end of input). A charger not registered waits likewise for the
+        registry topic.
         """
-        if self.first_wall is None:
-            self.first_wall = wall_ms
-        quiet_since = self.meter_clock_wall if self.meter_clock else self.first_wall
-        idle = wall_ms - quiet_since >= self.align_idle_ms  # no meter stream, or it went quiet
-        ready = force or idle
-        while self.held and (ready or self.meter_clock > self.closed_before(self.held[0][0]) + self.grace_ms):
+        while self.held:
             ts, _, msg, telemetry = self.held[0]
+            waited = self.tel_clock - ts >= self.align_idle_ms
+            if not (force or self.meter_clock > self.closed_before(ts) + self.grace_ms
+                    or (waited and drained(METER_READINGS))):
+                return
             cid = telemetry.charger_id
             if cid not in self.chargers and cid not in self.unknown:
-                if self.blocked_since is None:
-                    self.blocked_since = wall_ms
-                waiting = wall_ms - self.blocked_since < self.align_idle_ms
-                if waiting and not force and not self.registry_settled:
+                if not (force or (waited and drained(CHARGER_REGISTRY))):
                     return  # the registry topic may be read behind: wait for the registration
-                self.registry_settled = self.registry_settled or not force
                 self.unknown.add(cid)
-            self.blocked_since = None
             heapq.heappop(self.held)
             if cid in self.unknown:
                 reason = f"charger {cid} is not registered on feeder {self.feeder_id}"
                 out.append(Reject(msg, Rejection("unknown_charger", reason)))
                 continue
-            self._plan_until(ts, wall_ms, out)
-            if cid not in self.active:
-                self.active.add(cid)
-                self.dispatcher.on_registration(self.chargers[cid])
-            self._telemetry(telemetry, wall_ms, out)
+            try:
+                self._plan_until(ts, wall_ms, out)
+                if cid not in self.active:
+                    self.active.add(cid)
+                    self.dispatcher.on_registration(self.chargers[cid])
+                self._telemetry(telemetry, wall_ms, out)
+            except Exception as exc:  # this record is dead-lettered; the feeder goes on with the next
+                out.append(Reject(msg, processing_error(exc)))
 
     def closed_before(self, t: int) -> int:
         """The last interval end a plan at ``t`` takes meter data up to: the newest before ``t - interval - grace``."""

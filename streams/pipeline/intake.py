@@ -192,6 +192,10 @@ class Intake(Generic[M]):
                     low[tp] = r.offset
         return lambda r: low.get((r.topic, r.partition), r.offset) < r.offset
 
+    def waiting(self) -> set[tuple[str, int]]:
+        """``(topic, partition)`` of every record waiting."""
+        return {(r.topic, r.partition) for q in (self._first, self._control, self._bulk) for r in q}
+
     def clear(self) -> None:
         """Drop every waiting record."""
         self._first.clear()

@@ -20,14 +20,16 @@ from streams.contracts.codec import default_codec
 from streams.contracts.models import Record, WeatherObservation, encode_record
 from streams.contracts.topics import DEADLETTER, TOPICS
 from streams.ingest.validate import RawMessage, Rejection, Validator, dead_letter
-from streams.pipeline.feeder import FeederRuntime, Output, Reject
+from streams.pipeline.feeder import Drained, FeederRuntime, Output, Reject, _all_read, processing_error
 from streams.settings import Settings
 
-__all__ = ["Emit", "FeederWorker"]
+__all__ = ["Emit", "FeederWorker", "processing_error"]
 
 StateLoader = Callable[[bytes], bytes | None]
 WEATHER_KEPT = 20_000
 """Weather records a worker keeps for feeders it loads later (about a week of hourly data for 100 stations)."""
+OUTPUT_OVERHEAD = 1_024
+"""Room kept below ``max_message_bytes`` for a record's headers and batch framing."""
 MODEL_SUFFIX = b"\x00model"
 """Table key suffix of a feeder's forecaster checkpoint (written only when it learned)."""
 
@@ -66,6 +68,31 @@ class FeederWorker:
         self._weather_in_order: list[WeatherObservation] | None = None  # sorted once per change, not per feeder
         self.checkpoint_ms_max = 0.0
         self.dirty: dict[bytes, int] = {}  # feeders changed since their last checkpoint -> partition
+        # (logical topic, partition) read to its end, as the edge last saw; None: everything is (in-process, tests)
+        self.drained: set[tuple[str, int]] | None = None
+        self.state_bytes: dict[bytes, int] = {}  # feeder -> size of its last checkpoint (state + model), bytes
+        self.oversized_outputs = 0
+
+    def _drained_for(self, partition: int) -> Drained:
+        drained = self.drained
+        if drained is None:
+            return _all_read
+        return lambda topic: (topic, partition) in drained
+
+    def held_total(self) -> int:
+        """Telemetry records held by this worker's feeders for their meter streams (kept in memory only)."""
+        return sum(len(rt.held) for rt in self.runtimes.values())
+
+    def unapplied(self) -> dict[tuple[str, int], int]:
+        """Per (logical topic, partition), the lowest input offset claimed but not applied yet (held): no offset
+        from it on may be acknowledged, so a restart reads it again."""
+        low: dict[tuple[str, int], int] = {}
+        for rt in self.runtimes.values():
+            for tp, offsets in rt.held_offsets().items():
+                first = min(offsets)
+                if first < low.get(tp, first + 1):
+                    low[tp] = first
+        return low
 
     @staticmethod
     def raw(logical_topic: str, message: Any) -> RawMessage:
@@ -95,7 +122,6 @@ class FeederWorker:
             state, model = load(feeder), load(feeder + MODEL_SUFFIX)
             if state and model:
                 rt = FeederRuntime.load(zlib.decompress(state), zlib.decompress(model))
-                rt.meter_clock_wall = rt.first_wall = self.clock()  # a restored feeder's meters are not idle yet
             else:
                 rt = FeederRuntime(feeder.decode(), self.settings)
             if self._weather_in_order is None:
@@ -132,9 +158,12 @@ class FeederWorker:
                 continue
             accepted[msg.topic] += 1
             dirty[feeder] = self.partition_of[feeder] = msg.partition
-            outputs = rt.apply(result, msg, now)
+            try:
+                outputs = rt.apply(result, msg, now, self._drained_for(msg.partition))
+            except Exception as exc:  # a bug or an input nobody foresaw: dead-lettered, the feeder goes on
+                outputs = [Reject(msg, processing_error(exc))]
             if outputs:
-                self._emit_outputs(outputs, emit)
+                self._emit_outputs(outputs, emit, msg)
         if checkpoint:
             self._checkpoint(emit)
         return emit
@@ -169,9 +198,10 @@ class FeederWorker:
         for feeder, rt in self.runtimes.items():
             if rt.held:
                 outputs: list[Output] = []
-                rt.release(now, outputs, force=force)
+                partition = self.partition_of.get(feeder, 0)
+                rt.release(outputs, force=force, wall_ms=now, drained=self._drained_for(partition))
                 self._emit_outputs(outputs, emit)
-                dirty[feeder] = self.partition_of.get(feeder, 0)
+                dirty[feeder] = partition
         if checkpoint:
             self._checkpoint(emit)
         return emit
@@ -190,11 +220,17 @@ class FeederWorker:
             dirty = {f: p for f, p in self.dirty.items() if p in partitions}
             for feeder in dirty:
                 del self.dirty[feeder]
+        sizes = self.state_bytes
         for feeder, partition in dirty.items():
             state, model = self.runtimes[feeder].dump()
+            model_bytes = sizes.get(feeder + MODEL_SUFFIX, 0)
             if model is not None:
-                emit.checkpoints.append((feeder + MODEL_SUFFIX, partition, zlib.compress(model, 1)))
-            emit.checkpoints.append((feeder, partition, zlib.compress(state, 1)))
+                blob = zlib.compress(model, 1)
+                model_bytes = sizes[feeder + MODEL_SUFFIX] = len(blob)
+                emit.checkpoints.append((feeder + MODEL_SUFFIX, partition, blob))
+            blob = zlib.compress(state, 1)
+            sizes[feeder] = len(blob) + model_bytes
+            emit.checkpoints.append((feeder, partition, blob))
         self.checkpoint_ms_max = max(self.checkpoint_ms_max, (time.perf_counter() - started) * 1000)
 
     def process_weather(self, msgs: Iterable[RawMessage], observe: bool = True) -> Emit:
@@ -236,15 +272,26 @@ class FeederWorker:
         for rt in self.runtimes.values():
             rt.observe_weather(obs)
 
-    def _emit_outputs(self, outputs: list[Output], emit: Emit) -> None:
-        """Queue the outputs; a runtime rejection turns an accepted input into a dead letter."""
+    def _emit_outputs(self, outputs: list[Output], emit: Emit, source: RawMessage | None = None) -> None:
+        """Queue the outputs; a runtime rejection turns an accepted input into a dead letter, and so does an output
+        too large to send (``source``: the input that produced them)."""
+        limit = self.settings.max_message_bytes - OUTPUT_OVERHEAD
         for out in outputs:
             if isinstance(out, Reject):
                 self.accepted[out.msg.topic] -= 1
                 self._reject(out.msg, out.rejection, emit)
-            else:
-                topic, key, record = out
-                emit.messages.append((topic, key, encode_record(self.codec, record)))
+                continue
+            topic, key, record = out
+            value = encode_record(self.codec, record)
+            if len(key) + len(value) > limit:
+                self.oversized_outputs += 1
+                if source is not None:
+                    self.accepted[source.topic] -= 1
+                    self._reject(source, Rejection("processing_error", f"its {type(record).__name__} output is "
+                                                   f"{len(key) + len(value)} bytes, above the {limit}-byte limit"),
+                                 emit)
+                continue
+            emit.messages.append((topic, key, value))
 
     def _reject(self, msg: RawMessage, rejection: Rejection, emit: Emit) -> None:
         self.rejected[(msg.topic, rejection.code)] += 1
@@ -263,7 +310,10 @@ class FeederWorker:
         """Accepted per topic and rejected per (topic, reason) since start."""
         return {"accepted": dict(self.accepted), "rejected": {f"{t}/{c}": n for (t, c), n in self.rejected.items()},
                 "skipped_replayed": self.skipped_replayed, "weather_observed": self.weather_observed,
-                "held_telemetry": sum(len(rt.held) for rt in self.runtimes.values()),
+                "held_telemetry": self.held_total(),
+                "state_bytes_max": max((n for k, n in self.state_bytes.items() if not k.endswith(MODEL_SUFFIX)),
+                                       default=0),
+                "oversized_outputs": self.oversized_outputs,
                 "skipped_stale_plans": sum(rt.skipped_stale_plans for rt in self.runtimes.values()),
                 "checkpoint_ms_max": round(self.checkpoint_ms_max, 1)}
 

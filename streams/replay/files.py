@@ -16,8 +16,8 @@ timestamp (the Kafka record timestamp, UTC epoch ms) and the headers. Files are 
 
 from __future__ import annotations
 
+import functools
 import heapq
-import importlib.util
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import IO, Any, NamedTuple
@@ -92,9 +92,18 @@ class HistoryRecord(NamedTuple):
                    tuple((h["key"], h["value"]) for h in hdrs) if hdrs else ())
 
 
+@functools.cache
 def default_file_codec() -> str:
-    """``zstandard`` if the ``zstandard`` module is installed, otherwise ``deflate``."""
-    return "zstandard" if importlib.util.find_spec("zstandard") is not None else "deflate"
+    """``zstandard`` if this fastavro can write it (the library it wants differs between versions), else ``deflate``."""
+    import io
+
+    from fastavro import writer
+
+    try:
+        writer(io.BytesIO(), {"type": "record", "name": "probe", "fields": []}, [{}], codec="zstandard")
+    except (ValueError, ImportError):
+        return "deflate"
+    return "zstandard"
 
 
 class HistoryWriter:

@@ -58,51 +58,104 @@ def test_a_plan_at_a_boundary_does_not_wait_for_the_meter_round_stamped_there() 
     assert not rt.held and rt.plan_clock == T0 + 21 * MIN
 
 
-def test_quiet_meter_stream_stops_the_wait() -> None:
+def never(topic: str) -> bool:
+    return False
+
+
+def only(*topics: str):  # type: ignore[no-untyped-def]
+    return lambda topic: topic in topics
+
+
+def test_meter_wait_ends_on_event_time_once_the_meter_topic_is_read_to_its_end() -> None:
     rt = FeederRuntime("F1", SETTINGS)
     rt.apply(reg(), raw(CHARGER_REGISTRY))
-    rt.apply(meter(T0), raw(METER_READINGS), wall_ms=1_000)
-    rt.apply(tel(T0 + 90 * MIN), raw(CHARGER_TELEMETRY), wall_ms=2_000)
-    assert rt.held
+    rt.apply(meter(T0), raw(METER_READINGS))
+    rt.apply(tel(T0 + 90 * MIN), raw(CHARGER_TELEMETRY, 1), drained=never)
+    rt.apply(tel(T0 + 92 * MIN), raw(CHARGER_TELEMETRY, 2), drained=never)
+    assert len(rt.held) == 2, "meter readings may still be unread: telemetry waits however far it runs ahead"
     out: list = []
-    rt.release(1_000 + 30_000, out)
-    assert not rt.held
+    rt.release(out, wall_ms=10**15, drained=never)
+    assert len(rt.held) == 2, "the wall clock never ends the wait"
+    rt.release(out, drained=only(METER_READINGS))
+    assert [m.offset for _, _, m, _ in rt.held] == [2], "meters all read: what is 30 s (event time) old goes"
+    assert rt.plan_clock == T0 + 90 * MIN
 
 
 def test_feeder_without_meters_plans_on_telemetry_alone() -> None:
     rt = FeederRuntime("F1", SETTINGS)
     rt.apply(reg(), raw(CHARGER_REGISTRY))
-    out = rt.apply(tel(T0 + 1), raw(CHARGER_TELEMETRY), wall_ms=1_000)
+    out = rt.apply(tel(T0 + 1), raw(CHARGER_TELEMETRY))
     assert rt.held, "a new feeder first waits for its meter stream"
-    out += rt.apply(tel(T0 + 16 * MIN), raw(CHARGER_TELEMETRY), wall_ms=31_000)
+    out += rt.apply(tel(T0 + 16 * MIN), raw(CHARGER_TELEMETRY))
     setpoints = [o for o in out if not isinstance(o, Reject) and o[0] == SETPOINTS]
     assert setpoints and all(sp[2].charger_id == "C1" for sp in setpoints)
     assert all(0.0 <= sp[2].setpoint_kw <= 7.0 for sp in setpoints)
 
 
-def test_unregistered_charger_blocks_briefly_then_is_dead_lettered() -> None:
+def test_unregistered_charger_blocks_until_the_registry_is_read_then_is_dead_lettered() -> None:
     rt = FeederRuntime("F1", SETTINGS)
     rt.apply(reg("C1"), raw(CHARGER_REGISTRY))
-    assert rt.apply(tel(T0, cid="GHOST"), raw(CHARGER_TELEMETRY, 1), wall_ms=1_000) == []
-    early = rt.apply(tel(T0 + 61 * MIN, cid="C1"), raw(CHARGER_TELEMETRY, 2), wall_ms=2_000)
+    meters_read = only(METER_READINGS)
+    assert rt.apply(tel(T0, cid="GHOST"), raw(CHARGER_TELEMETRY, 1), drained=meters_read) == []
+    early = rt.apply(tel(T0 + 61 * MIN, cid="C1"), raw(CHARGER_TELEMETRY, 2), drained=meters_read)
     assert early == [] and len(rt.held) == 2, "telemetry after it waits: the registration may still come"
-    assert rt.apply(tel(T0 + 62 * MIN, cid="C1"), raw(CHARGER_TELEMETRY, 3), wall_ms=31_000) == [], \
-        "no meter stream: released after 30 s, then the unknown charger waits 30 s for its registration"
-    out: list = []
-    rt.release(61_000, out)
+    out = rt.apply(tel(T0 + 62 * MIN, cid="C1"), raw(CHARGER_TELEMETRY, 3))
     rejects = [o for o in out if isinstance(o, Reject)]
     assert [(r.msg.offset, r.rejection.code) for r in rejects] == [(1, "unknown_charger")]
-    assert not rt.held and rt.plan_clock == T0 + 62 * MIN
-    again = rt.apply(tel(T0 + 63 * MIN, cid="GHOST"), raw(CHARGER_TELEMETRY, 4), wall_ms=62_000)
-    assert [o.rejection.code for o in again if isinstance(o, Reject)] == ["unknown_charger"]
+    assert [m.offset for _, _, m, _ in rt.held] == [3] and rt.plan_clock == T0 + 61 * MIN
+    again = rt.apply(tel(T0 + 63 * MIN, cid="GHOST"), raw(CHARGER_TELEMETRY, 4))
+    again += rt.apply(tel(T0 + 64 * MIN, cid="C1"), raw(CHARGER_TELEMETRY, 5))
+    assert [(o.msg.offset, o.rejection.code) for o in again if isinstance(o, Reject)] == [(4, "unknown_charger")]
 
 
 def test_registration_arriving_late_releases_held_telemetry_in_order() -> None:
     rt = FeederRuntime("F1", SETTINGS)
-    rt.apply(tel(T0, cid="C2"), raw(CHARGER_TELEMETRY), wall_ms=1_000)
+    rt.apply(tel(T0, cid="C2"), raw(CHARGER_TELEMETRY), drained=never)
+    rt.apply(tel(T0 + 60 * MIN, cid="C2"), raw(CHARGER_TELEMETRY, 1), drained=only(METER_READINGS))
     assert rt.held and "C2" not in rt.dispatcher.sessions
-    rt.apply(reg("C2"), raw(CHARGER_REGISTRY), wall_ms=31_500)
-    assert not rt.held and "C2" in rt.dispatcher.sessions
+    rt.apply(reg("C2"), raw(CHARGER_REGISTRY), drained=only(METER_READINGS))
+    assert [m.offset for _, _, m, _ in rt.held] == [1] and "C2" in rt.dispatcher.sessions
+
+
+def test_held_telemetry_is_checkpointed_as_offsets_and_applied_again_after_a_restore() -> None:
+    rt = FeederRuntime("F1", SETTINGS)
+    rt.apply(reg(), raw(CHARGER_REGISTRY))
+    rt.apply(meter(T0), raw(METER_READINGS))
+    for i in range(200):  # read far ahead of the meters
+        assert rt.claim(CHARGER_TELEMETRY, 0, 10 + i)
+        rt.apply(tel(T0 + 60 * MIN + i * MIN), raw(CHARGER_TELEMETRY, 10 + i), drained=never)
+    assert len(rt.held) == 200
+    state, model = rt.dump()
+    assert model is not None
+    many = FeederRuntime("F1", SETTINGS)
+    many.__dict__.update(rt.__dict__)
+    many.held = []
+    small, _ = many.dump()
+    assert len(state) < len(small) + 4 * 200, "the state holds offsets, not records"
+    back = FeederRuntime.load(state, model)
+    assert not back.held and back.held_offsets() == {(CHARGER_TELEMETRY, 0): set(range(10, 210))}
+    assert not back.claim(CHARGER_TELEMETRY, 0, 9), "applied before the checkpoint: skipped"
+    assert back.claim(CHARGER_TELEMETRY, 0, 10) and not back.claim(CHARGER_TELEMETRY, 0, 10)
+    assert back.claim(CHARGER_TELEMETRY, 0, 210), "new"
+
+
+def test_a_record_that_raises_is_dead_lettered_and_the_feeder_goes_on(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    rt = FeederRuntime("F1", SETTINGS)
+    rt.apply(reg(), raw(CHARGER_REGISTRY))
+    real = rt.dispatcher.on_telemetry
+
+    def boom(t):  # type: ignore[no-untyped-def]
+        if t.soc_pct == 13.0:
+            raise ZeroDivisionError("bad luck")
+        return real(t)
+
+    monkeypatch.setattr(rt.dispatcher, "on_telemetry", boom)
+    out = rt.apply(tel(T0).model_copy(update={"soc_pct": 13.0}), raw(CHARGER_TELEMETRY, 1))
+    out += rt.apply(tel(T0 + 1 * MIN), raw(CHARGER_TELEMETRY, 2))
+    out += rt.apply(tel(T0 + 20 * MIN), raw(CHARGER_TELEMETRY, 3))
+    rejects = [(o.msg.offset, o.rejection.code, o.rejection.reason) for o in out if isinstance(o, Reject)]
+    assert rejects == [(1, "processing_error", "ZeroDivisionError: bad luck")]
+    assert "C1" in rt.dispatcher.sessions and rt.dispatcher.sessions["C1"].last_heard_ms == T0 + 1 * MIN
 
 
 def test_grid_signal_applies_at_the_first_plan_after_it_was_issued() -> None:
@@ -115,6 +168,7 @@ def test_grid_signal_applies_at_the_first_plan_after_it_was_issued() -> None:
     rt.apply(tel(T0 + 16 * MIN), raw(CHARGER_TELEMETRY), wall_ms=40_000)
     assert rt.inbox, "not applied before its issue time"
     rt.apply(tel(T0 + 31 * MIN), raw(CHARGER_TELEMETRY), wall_ms=40_000)
+    rt.apply(tel(T0 + 32 * MIN), raw(CHARGER_TELEMETRY), wall_ms=40_000)  # no meters: 30 s event time releases
     assert not rt.inbox
 
 
@@ -125,6 +179,7 @@ def test_stale_plans_are_skipped_when_catching_up_a_backlog() -> None:
     wall = T0 + 10 * 60 * MIN  # ten hours after the telemetry's event time
     rt.apply(tel(T0 + 1), raw(CHARGER_TELEMETRY), wall_ms=wall)
     out = rt.apply(tel(T0 + 61 * MIN), raw(CHARGER_TELEMETRY), wall_ms=wall)
+    out += rt.apply(tel(T0 + 62 * MIN), raw(CHARGER_TELEMETRY), wall_ms=wall)
     assert rt.skipped_stale_plans == 5  # the plug-in re-plan and 4 boundaries, all over an hour ago
     assert not [o for o in out if not isinstance(o, Reject) and o[0] == SETPOINTS and o[2].reason == "optimal"
                 and o[2].valid_from in (T0 + 15 * MIN, T0 + 30 * MIN)]

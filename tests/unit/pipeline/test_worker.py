@@ -132,3 +132,58 @@ def test_connection_change_tells_plug_ins_and_outs_from_heartbeats() -> None:
     assert not w.connection_change(b"F1", tel_at_5h("C0", False))
     assert w.connection_change(b"F9", tel_at_5h("C7", True)) and not w.connection_change(b"F9", tel_at_5h("C7", False))
     assert not w.connection_change(b"F1", b"\xc3\x01garbage") and not w.connection_change(b"F1", None)
+
+
+def _decoded_deadletters(emit) -> list:  # type: ignore[no-untyped-def]
+    from streams.contracts.models import DeadLetter, decode_record
+
+    return [decode_record(CODEC, v, "DeadLetter") for t, _, v in emit.messages if t == DEADLETTER
+            if isinstance(decode_record(CODEC, v, "DeadLetter"), DeadLetter)]
+
+
+def test_ids_over_the_limit_or_with_control_characters_are_invalid_and_nothing_they_make_is_oversized() -> None:
+    w = worker()
+    long_id = "C" * 600_000
+    for i, cid in enumerate([long_id, "C\x00model", "C1\n"]):
+        value = CODEC.encode("ChargerRegistration", {**reg().to_avro(), "charger_id": cid})
+        emit = w.process([RawMessage(CHARGER_REGISTRY, 0, i, b"F1", value, T0)], lambda f: None)
+        [dl] = _decoded_deadletters(emit)
+        assert dl.reason_code == "invalid_value" and "charger_id" in dl.reason
+        assert all(len(k) + len(v) < SETTINGS.max_message_bytes for _, k, v in emit.messages)
+
+
+def test_a_dead_letter_always_fits_whatever_the_key() -> None:
+    w = worker()
+    key = b"k" * 1_000_000
+    emit = w.process([RawMessage(METER_READINGS, 0, 0, key, b"\xc3\x01" + b"x" * 900_000, T0)], lambda f: None)
+    [(topic, k, v)] = emit.messages
+    assert topic == DEADLETTER and len(k) + len(v) < 70_000
+    [dl] = _decoded_deadletters(emit)
+    assert "1000000 bytes" in dl.reason and len(dl.key) == 1_024
+
+
+def test_an_output_too_large_to_send_dead_letters_its_input_and_nothing_else() -> None:
+    small = Settings(interval_minutes=15, grace_seconds=300, align_idle_seconds=30, max_message_bytes=1_500)
+    w = FeederWorker(small, clock=lambda: T0 + 30 * 24 * HOUR)
+    msgs = [meter_msg("F1", i, T0 + i * 900_000) for i in range(4)]  # each after the first closes an interval
+    emit = w.process(msgs, lambda f: None)
+    dls = _decoded_deadletters(emit)
+    assert [(d.offset, d.reason_code) for d in dls] == [(1, "processing_error"), (2, "processing_error"),
+                                                        (3, "processing_error")]
+    assert "DemandForecast output" in dls[0].reason
+    assert w.oversized_outputs == 3 and w.counters()["oversized_outputs"] == 3
+    assert not [m for m in emit.messages if m[0] != DEADLETTER]
+
+
+def test_held_telemetry_is_reported_unapplied_so_its_offset_is_never_acknowledged() -> None:
+    w = worker()
+    w.drained = set()  # as in the agent before the consumer reports: nothing known to be read to its end
+    reg_value = CODEC.encode("ChargerRegistration", reg().to_avro())
+    msgs = [RawMessage(CHARGER_REGISTRY, 0, 0, b"F1", reg_value, T0), meter_msg("F1", 1, T0)]
+    msgs += [RawMessage(CHARGER_TELEMETRY, 0, 5 + i, b"F1", encode_record(CODEC, tel(T0 + HOUR + i * 60_000)),
+                        T0) for i in range(3)]
+    w.process(msgs, lambda f: None)
+    assert w.held_total() == 3 and w.unapplied() == {(CHARGER_TELEMETRY, 0): 5}
+    w.drained = {(METER_READINGS, 0)}
+    w.tick()
+    assert w.unapplied() == {(CHARGER_TELEMETRY, 0): 7}, "released on event time once the meters are all read"
