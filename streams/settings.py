@@ -86,9 +86,10 @@ class Settings(BaseSettings):
     max_future_seconds: int = 3600
     """EVGRID_MAX_FUTURE_SECONDS: readings more than this ahead of the feeder's watermark are rejected."""
     align_idle_seconds: int = 30
-    """EVGRID_ALIGN_IDLE_SECONDS: telemetry waits for the feeder's meter stream to reach its event time, and for the
-    registration of a charger not yet known; a wait longer than this (worker clock) ends it (the charger is then
-    dead-lettered as ``unknown_charger``)."""
+    """EVGRID_ALIGN_IDLE_SECONDS: telemetry of a charger not yet registered waits for its registration until the
+    registry partition is read to its end and the feeder's telemetry is this far past it (event time); the
+    charger is then dead-lettered as ``unknown_charger``. (Telemetry waits for the meter stream likewise, two
+    intervals plus the grace.) Never the worker's clock: the same inputs give the same decisions."""
     max_plan_lag_seconds: int = 0
     """EVGRID_MAX_PLAN_LAG_SECONDS: live mode: when catching up a backlog, plans for intervals that ended more than
     this long ago (worker clock) are skipped and counted; 0 = off (replays and backtests)."""

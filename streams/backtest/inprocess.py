@@ -9,7 +9,7 @@ tell pipeline effects from broker effects.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from streams.backtest.inputs import BacktestInputs, merged_records
@@ -24,10 +24,12 @@ __all__ = ["run_in_process"]
 
 
 def run_in_process(inputs: BacktestInputs, settings: Settings, batch: int = 2_000,
-                   records: Iterable[dict[str, Any]] | None = None) -> dict[str, list[Any]]:
+                   records: Iterable[dict[str, Any]] | None = None,
+                   observe: Callable[[FeederWorker, int], None] | None = None) -> dict[str, list[Any]]:
     """Outputs by logical topic (decoded records) of ``inputs`` (with its flush record) through a FeederWorker.
 
-    ``records`` replaces the merged history dicts (e.g. a modified stream).
+    ``records`` replaces the merged history dicts (e.g. a modified stream). ``observe(worker, event_ms)`` is
+    called after every batch (e.g. to sample the checkpoint sizes, ``worker.state_bytes``).
     """
     worker = FeederWorker(settings, worker_id="in-process", clock=lambda: 2**62)
     codec = default_codec()
@@ -48,6 +50,8 @@ def run_in_process(inputs: BacktestInputs, settings: Settings, batch: int = 2_00
             state[feeder] = blob
         for topic, _, value in emit.messages:
             out.setdefault(topic, []).append(decode_record(codec, value, TOPICS[topic].record))
+        if observe is not None and buf:
+            observe(worker, buf[-1].timestamp or 0)
         buf.clear()
 
     src = records if records is not None else merged_records(inputs.with_flush())

@@ -85,10 +85,15 @@ class BacktestInputs:
         first: dict[str, ChargerRegistration] = {}
         for c in sorted(self.registrations.values(), key=lambda c: c.charger_id):
             first.setdefault(c.feeder_id, c)
+        # two heartbeats: the second moves the feeder's telemetry clock past the first by more than
+        # ``align_idle_seconds``, so a feeder without meters applies everything up to the first (the second
+        # stays held: it is the end of input)
+        t_last = t + max(self.step_ms, int(self.settings.get("align_idle_seconds", 30)) * 1000 + 1000)
         for reg in first.values():
-            recs.append(ChargerTelemetry(charger_id=reg.charger_id, feeder_id=reg.feeder_id, timestamp=t,
-                                         connected=False, power_kw=0.0, max_charge_kw=reg.max_charge_kw,
-                                         max_discharge_kw=reg.max_discharge_kw))
+            for ts in (t, t_last):
+                recs.append(ChargerTelemetry(charger_id=reg.charger_id, feeder_id=reg.feeder_id, timestamp=ts,
+                                             connected=False, power_kw=0.0, max_charge_kw=reg.max_charge_kw,
+                                             max_discharge_kw=reg.max_discharge_kw))
         last_by_meter: dict[str, MeterReading] = {}
         for m in self.readings:
             last_by_meter[m.meter_id] = m

@@ -194,7 +194,7 @@ def run_pipeline(inputs: BacktestInputs, base: Settings | None = None, *, keep_t
             out.worker_stats = _wait(proc, wdir, stats_glob, replayed, say,
                                      timeout_s if timeout_s is not None else 60 + 0.02 * summary.records)
         out.records_replayed = replayed
-        _settle(settings, proc, wdir, say)
+        _settle(settings, proc, wdir, say, len({r.feeder_id for r in inputs.registrations.values()}))
         out.timings.processing = time.perf_counter() - t0
         t0 = time.perf_counter()
         _stop(proc)
@@ -262,8 +262,9 @@ def _output_ends(consumer: Any, prefix: str) -> int:
 
 
 def _settle(settings: Settings, proc: subprocess.Popen[bytes], wdir: Path, say: Callable[[str], None],
-            quiet_s: float = 3.0, timeout_s: float = 600.0) -> None:
-    """Wait until the worker holds no telemetry and its outputs stopped growing for ``quiet_s`` seconds.
+            feeders: int, quiet_s: float = 3.0, timeout_s: float = 600.0) -> None:
+    """Wait until the worker holds no telemetry but the flush's last heartbeat of each of its ``feeders``, and its
+    outputs stopped growing for ``quiet_s`` seconds.
 
     The stats count a record when the worker reads it; what it produces for the last batches may still be in
     its producer's buffer, so stopping it at once could lose the tail of the outputs.
@@ -276,6 +277,7 @@ def _settle(settings: Settings, proc: subprocess.Popen[bytes], wdir: Path, say: 
             if proc.poll() is not None:
                 raise RuntimeError(f"worker exited with {proc.returncode}: {_tail(wdir / 'worker.log')}")
             held = int(_read_stats(wdir, f"*/stats-{proc.pid}.json").get("held_telemetry", 0) or 0)
+            held = max(0, held - feeders)  # each feeder's last flush heartbeat stays held: nothing comes after it
             ends = _output_ends(consumer, settings.topic_prefix)
             if ends != last or held:
                 last, since = ends, time.monotonic()

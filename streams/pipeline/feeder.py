@@ -77,6 +77,7 @@ class FeederRuntime:
         self.interval_ms = self.step_ms
         self.grace_ms = settings.grace_seconds * 1000
         self.align_idle_ms = settings.align_idle_seconds * 1000
+        self.meter_wait_ms = 2 * self.step_ms + self.grace_ms
         self.max_plan_lag_ms = settings.max_plan_lag_seconds * 1000
         self.meter_clock = 0  # newest meter reading time
         self.tel_clock = 0  # newest telemetry time received (held or not)
@@ -196,19 +197,21 @@ class FeederRuntime:
 
         The wait ends without the meters only on inputs and event time, never the wall clock: when every meter
         reading available for the feeder's partition has been read (``drained(METER_READINGS)``) and the feeder's
-        telemetry clock is ``align_idle_seconds`` past the held record (a feeder without meters, or a meter
-        stream that stopped), or with ``force`` (end of input). A charger not registered waits likewise for the
-        registry topic.
+        telemetry clock is ``meter_wait_ms`` past the held record (a feeder without meters, or a meter stream
+        that stopped), or with ``force`` (end of input). ``meter_wait_ms`` (two intervals plus the grace) is
+        longer than meters ever lag telemetry while they flow, so a replay paced in chunks, read while it is
+        produced, decides as one read at once. A charger not registered waits for the registry topic likewise,
+        ``align_idle_seconds`` of telemetry time.
         """
         while self.held:
             ts, _, msg, telemetry = self.held[0]
-            waited = self.tel_clock - ts >= self.align_idle_ms
+            ahead = self.tel_clock - ts
             if not (force or self.meter_clock > self.closed_before(ts) + self.grace_ms
-                    or (waited and drained(METER_READINGS))):
+                    or (ahead >= self.meter_wait_ms and drained(METER_READINGS))):
                 return
             cid = telemetry.charger_id
             if cid not in self.chargers and cid not in self.unknown:
-                if not (force or (waited and drained(CHARGER_REGISTRY))):
+                if not (force or (ahead >= self.align_idle_ms and drained(CHARGER_REGISTRY))):
                     return  # the registry topic may be read behind: wait for the registration
                 self.unknown.add(cid)
             heapq.heappop(self.held)

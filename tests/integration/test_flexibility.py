@@ -15,6 +15,7 @@ from streams.contracts.topics import FLEXIBILITY, GRID_SIGNALS, SETPOINTS, WEATH
 from streams.kafka_io import consume_all, make_producer, produce_records
 from streams.settings import Settings
 from streams.simulate import SimConfig, simulate
+from tests.fixtures.streams import tail_flush
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -28,6 +29,7 @@ def test_flexibility_published_and_request_honoured(kafka_bootstrap: str, start_
         cfg = SimConfig(feeders=1, homes=1, chargers=8, hours=11, seed=21, start_ms=start, plug_in_probability=1.0,
                         pv_share=0.0)
         msgs = [m for m in simulate(cfg) if m.topic != WEATHER]
+        msgs += tail_flush(msgs)
         feeder = msgs[0].key.decode()
         window = (start + 4 * 3_600_000, start + 8 * 3_600_000)
         limit = 12.0

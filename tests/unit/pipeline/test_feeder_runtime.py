@@ -71,13 +71,13 @@ def test_meter_wait_ends_on_event_time_once_the_meter_topic_is_read_to_its_end()
     rt.apply(reg(), raw(CHARGER_REGISTRY))
     rt.apply(meter(T0), raw(METER_READINGS))
     rt.apply(tel(T0 + 90 * MIN), raw(CHARGER_TELEMETRY, 1), drained=never)
-    rt.apply(tel(T0 + 92 * MIN), raw(CHARGER_TELEMETRY, 2), drained=never)
+    rt.apply(tel(T0 + 125 * MIN), raw(CHARGER_TELEMETRY, 2), drained=never)
     assert len(rt.held) == 2, "meter readings may still be unread: telemetry waits however far it runs ahead"
     out: list = []
     rt.release(out, wall_ms=10**15, drained=never)
     assert len(rt.held) == 2, "the wall clock never ends the wait"
     rt.release(out, drained=only(METER_READINGS))
-    assert [m.offset for _, _, m, _ in rt.held] == [2], "meters all read: what is 30 s (event time) old goes"
+    assert [m.offset for _, _, m, _ in rt.held] == [2], "meters all read: what is 2 intervals + grace old goes"
     assert rt.plan_clock == T0 + 90 * MIN
 
 
@@ -86,7 +86,7 @@ def test_feeder_without_meters_plans_on_telemetry_alone() -> None:
     rt.apply(reg(), raw(CHARGER_REGISTRY))
     out = rt.apply(tel(T0 + 1), raw(CHARGER_TELEMETRY))
     assert rt.held, "a new feeder first waits for its meter stream"
-    out += rt.apply(tel(T0 + 16 * MIN), raw(CHARGER_TELEMETRY))
+    out += rt.apply(tel(T0 + 36 * MIN), raw(CHARGER_TELEMETRY))
     setpoints = [o for o in out if not isinstance(o, Reject) and o[0] == SETPOINTS]
     assert setpoints and all(sp[2].charger_id == "C1" for sp in setpoints)
     assert all(0.0 <= sp[2].setpoint_kw <= 7.0 for sp in setpoints)
@@ -102,9 +102,9 @@ def test_unregistered_charger_blocks_until_the_registry_is_read_then_is_dead_let
     out = rt.apply(tel(T0 + 62 * MIN, cid="C1"), raw(CHARGER_TELEMETRY, 3))
     rejects = [o for o in out if isinstance(o, Reject)]
     assert [(r.msg.offset, r.rejection.code) for r in rejects] == [(1, "unknown_charger")]
-    assert [m.offset for _, _, m, _ in rt.held] == [3] and rt.plan_clock == T0 + 61 * MIN
+    assert [m.offset for _, _, m, _ in rt.held] == [2, 3] and rt.plan_clock == 0
     again = rt.apply(tel(T0 + 63 * MIN, cid="GHOST"), raw(CHARGER_TELEMETRY, 4))
-    again += rt.apply(tel(T0 + 64 * MIN, cid="C1"), raw(CHARGER_TELEMETRY, 5))
+    again += rt.apply(tel(T0 + 100 * MIN, cid="C1"), raw(CHARGER_TELEMETRY, 5))
     assert [(o.msg.offset, o.rejection.code) for o in again if isinstance(o, Reject)] == [(4, "unknown_charger")]
 
 
@@ -152,7 +152,7 @@ def test_a_record_that_raises_is_dead_lettered_and_the_feeder_goes_on(monkeypatc
     monkeypatch.setattr(rt.dispatcher, "on_telemetry", boom)
     out = rt.apply(tel(T0).model_copy(update={"soc_pct": 13.0}), raw(CHARGER_TELEMETRY, 1))
     out += rt.apply(tel(T0 + 1 * MIN), raw(CHARGER_TELEMETRY, 2))
-    out += rt.apply(tel(T0 + 20 * MIN), raw(CHARGER_TELEMETRY, 3))
+    out += rt.apply(tel(T0 + 40 * MIN), raw(CHARGER_TELEMETRY, 3))
     rejects = [(o.msg.offset, o.rejection.code, o.rejection.reason) for o in out if isinstance(o, Reject)]
     assert rejects == [(1, "processing_error", "ZeroDivisionError: bad luck")]
     assert "C1" in rt.dispatcher.sessions and rt.dispatcher.sessions["C1"].last_heard_ms == T0 + 1 * MIN
@@ -166,9 +166,9 @@ def test_grid_signal_applies_at_the_first_plan_after_it_was_issued() -> None:
     rt.apply(sig, raw("evgrid.grid.signals"))
     assert rt.inbox
     rt.apply(tel(T0 + 16 * MIN), raw(CHARGER_TELEMETRY), wall_ms=40_000)
-    assert rt.inbox, "not applied before its issue time"
-    rt.apply(tel(T0 + 31 * MIN), raw(CHARGER_TELEMETRY), wall_ms=40_000)
-    rt.apply(tel(T0 + 32 * MIN), raw(CHARGER_TELEMETRY), wall_ms=40_000)  # no meters: 30 s event time releases
+    rt.apply(tel(T0 + 52 * MIN), raw(CHARGER_TELEMETRY), wall_ms=40_000)  # no meters: 35 min later releases T0 + 16
+    assert rt.plan_clock == T0 + 16 * MIN and rt.inbox, "not applied before its issue time"
+    rt.apply(tel(T0 + 90 * MIN), raw(CHARGER_TELEMETRY), wall_ms=40_000)
     assert not rt.inbox
 
 
@@ -179,7 +179,7 @@ def test_stale_plans_are_skipped_when_catching_up_a_backlog() -> None:
     wall = T0 + 10 * 60 * MIN  # ten hours after the telemetry's event time
     rt.apply(tel(T0 + 1), raw(CHARGER_TELEMETRY), wall_ms=wall)
     out = rt.apply(tel(T0 + 61 * MIN), raw(CHARGER_TELEMETRY), wall_ms=wall)
-    out += rt.apply(tel(T0 + 62 * MIN), raw(CHARGER_TELEMETRY), wall_ms=wall)
+    out += rt.apply(tel(T0 + 100 * MIN), raw(CHARGER_TELEMETRY), wall_ms=wall)
     assert rt.skipped_stale_plans == 5  # the plug-in re-plan and 4 boundaries, all over an hour ago
     assert not [o for o in out if not isinstance(o, Reject) and o[0] == SETPOINTS and o[2].reason == "optimal"
                 and o[2].valid_from in (T0 + 15 * MIN, T0 + 30 * MIN)]

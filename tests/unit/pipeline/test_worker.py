@@ -180,10 +180,10 @@ def test_held_telemetry_is_reported_unapplied_so_its_offset_is_never_acknowledge
     w.drained = set()  # as in the agent before the consumer reports: nothing known to be read to its end
     reg_value = CODEC.encode("ChargerRegistration", reg().to_avro())
     msgs = [RawMessage(CHARGER_REGISTRY, 0, 0, b"F1", reg_value, T0), meter_msg("F1", 1, T0)]
-    msgs += [RawMessage(CHARGER_TELEMETRY, 0, 5 + i, b"F1", encode_record(CODEC, tel(T0 + HOUR + i * 60_000)),
-                        T0) for i in range(3)]
+    msgs += [RawMessage(CHARGER_TELEMETRY, 0, 5 + n, b"F1", encode_record(CODEC, tel(T0 + HOUR + i * 60_000)),
+                        T0) for n, i in enumerate([0, 1, 2, 37])]
     w.process(msgs, lambda f: None)
-    assert w.held_total() == 3 and w.unapplied() == {(CHARGER_TELEMETRY, 0): 5}
+    assert w.held_total() == 4 and w.unapplied() == {(CHARGER_TELEMETRY, 0): 5}
     w.drained = {(METER_READINGS, 0)}
     w.tick()
-    assert w.unapplied() == {(CHARGER_TELEMETRY, 0): 7}, "released on event time once the meters are all read"
+    assert w.unapplied() == {(CHARGER_TELEMETRY, 0): 8}, "released on event time once the meters are all read"
