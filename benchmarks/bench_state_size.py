@@ -80,7 +80,7 @@ def main() -> None:
             rows.append({"day": marks.pop(0), "state_kb": state / 1024, "held": worker.held_total(),
                          "rss_mb": rss_mb(), "wall_s": time.perf_counter() - t0})
 
-    run_in_process(inputs, settings, observe=observe)
+    run_in_process(inputs, settings, observe=observe, keep_outputs=False)
     print(f"ACN month x{a.months}, {chargers} chargers, step {a.step}: checkpoint per feeder over event time")
     print(f"{'day':>5} {'checkpoint kB':>14} {'held':>6} {'max RSS MB':>11} {'wall s':>7}")
     for r in rows:

@@ -69,6 +69,9 @@ class Settings(BaseSettings):
     responses ahead of the meter readings fetched with them (so a plug-in, or the plan at an interval end, does
     not wait behind the readings every meter sends at that end), keeping fetching while fewer than this many
     readings wait. Bounds the memory of readings waiting, and how far telemetry can be read ahead of them."""
+    failpoint: str = ""
+    """EVGRID_FAILPOINT: testing only: ``NAME[:N]`` stops the worker the N-th time it reaches the named point
+    (``emit``, ``delivery``, ``acked``; see :mod:`streams.agents.failpoints`) so a test can kill it there."""
     max_held_telemetry: int = 20_000
     """EVGRID_MAX_HELD_TELEMETRY: charger telemetry a worker holds in memory while its feeders' meter streams catch up
     (a replay read at full speed, a backlog); at this many the worker stops fetching control topics and reads

@@ -26,6 +26,7 @@ import faust
 
 from streams.agents.batching import BatchingApp
 from streams.agents.broadcast import follow_topic, kafka_ssl_context
+from streams.agents.failpoints import Failpoints
 from streams.agents.monitor import attach_monitoring
 from streams.contracts.topics import (
     CHARGER_REGISTRY,
@@ -140,8 +141,12 @@ def create_app(settings: Settings | None = None) -> faust.App:
     sent: list[Any] = []  # delivery futures of what was produced since the last checkpoint
     lock = asyncio.Lock()  # a checkpoint never runs while a chunk's outputs are being sent
 
+    failpoints = Failpoints(settings.failpoint, datadir)
+
     async def emit(out: Emit) -> None:
-        for logical, key, value in out.messages:
+        for i, (logical, key, value) in enumerate(out.messages):
+            if i == len(out.messages) // 2 and i:
+                await failpoints.reach("emit")
             sent.append(await out_topics[logical].send(key=key, value=value))
         for feeder, partition, blob in out.checkpoints:
             state.data[feeder] = blob
@@ -192,8 +197,12 @@ def create_app(settings: Settings | None = None) -> faust.App:
 
         done = acks.checkpointed(time.monotonic(), partitions, hold=hold)
         await emit(worker.checkpoint(partitions))  # covers exactly ``done``: nothing was applied in between
+        if done:
+            await failpoints.reach("delivery")
         await delivered()  # outputs and checkpoints are in Kafka before their inputs may be committed
         app.ack(done)
+        if done:
+            await failpoints.reach("acked")
 
     @app.agent(weather, name="weather")
     async def weather_agent(stream: Any) -> None:

@@ -25,11 +25,13 @@ __all__ = ["run_in_process"]
 
 def run_in_process(inputs: BacktestInputs, settings: Settings, batch: int = 2_000,
                    records: Iterable[dict[str, Any]] | None = None,
-                   observe: Callable[[FeederWorker, int], None] | None = None) -> dict[str, list[Any]]:
+                   observe: Callable[[FeederWorker, int], None] | None = None,
+                   keep_outputs: bool = True) -> dict[str, list[Any]]:
     """Outputs by logical topic (decoded records) of ``inputs`` (with its flush record) through a FeederWorker.
 
     ``records`` replaces the merged history dicts (e.g. a modified stream). ``observe(worker, event_ms)`` is
-    called after every batch (e.g. to sample the checkpoint sizes, ``worker.state_bytes``).
+    called after every batch (e.g. to sample the checkpoint sizes, ``worker.state_bytes``); with ``keep_outputs``
+    false only the counts of outputs are kept (``len`` of each list is right, the items are None).
     """
     worker = FeederWorker(settings, worker_id="in-process", clock=lambda: 2**62)
     codec = default_codec()
@@ -49,7 +51,8 @@ def run_in_process(inputs: BacktestInputs, settings: Settings, batch: int = 2_00
         for feeder, _, blob in emit.checkpoints:
             state[feeder] = blob
         for topic, _, value in emit.messages:
-            out.setdefault(topic, []).append(decode_record(codec, value, TOPICS[topic].record))
+            out.setdefault(topic, []).append(decode_record(codec, value, TOPICS[topic].record) if keep_outputs
+                                             else None)
         if observe is not None and buf:
             observe(worker, buf[-1].timestamp or 0)
         buf.clear()

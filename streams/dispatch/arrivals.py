@@ -55,7 +55,7 @@ class ArrivalForecaster:
     scale: float = 1.0
     history: list[ObservedSession] = field(default_factory=list)
     first_day: int | None = None
-    seen_keys: set[str] = field(default_factory=set)
+    seen_keys: dict[str, int] = field(default_factory=dict)  # key -> local day, pruned with the history
 
     def _local(self, t_ms: int) -> dt.datetime:
         return dt.datetime.fromtimestamp(t_ms / 1000, ZoneInfo(self.timezone))
@@ -76,7 +76,7 @@ class ArrivalForecaster:
         self.start(arrival_ms)
         loc = self._local(arrival_ms)
         day = loc.date().toordinal()
-        self.seen_keys.add(key)
+        self.seen_keys[key] = day
         self.history.append(ObservedSession(
             day=day, weekend=loc.weekday() >= 5,
             arrival_min=loc.hour * 60 + loc.minute + loc.second / 60,
@@ -84,7 +84,7 @@ class ArrivalForecaster:
         oldest = day - self.window_days - 1
         if self.history and self.history[0].day < oldest:
             self.history = [h for h in self.history if h.day >= oldest]
-            self.seen_keys = set(list(self.seen_keys)[-10_000:])
+            self.seen_keys = {k: d for k, d in self.seen_keys.items() if d >= oldest - 1}
 
     def expected_sessions(self, now_ms: int, end_ms: int) -> list[PlanSession]:
         """Virtual sessions expected to arrive in (now_ms, end_ms), departures clipped to ``end_ms``."""

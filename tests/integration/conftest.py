@@ -47,7 +47,7 @@ def private_kafka(tmp_path: Path) -> Iterator[infra.PrivateKafka]:
 class WorkerProcess:
     """An ``evgrid worker`` subprocess with its own environment; its counters come from its stats file."""
 
-    def __init__(self, env: dict[str, str], data_dir: Path, log: Path) -> None:
+    def __init__(self, env: dict[str, str], data_dir: Path, log: Path, preamble: str = "") -> None:
         import os
         import subprocess
         import sys
@@ -57,7 +57,8 @@ class WorkerProcess:
         full_env = {**os.environ, **env, "EVGRID_DATA_DIR": str(data_dir), "PYTHONUNBUFFERED": "1"}
         with open(log, "ab") as fh:
             self.proc = subprocess.Popen(
-                [sys.executable, "-c", "from streams.cli import app; app()", "worker", "--loglevel", "warn"],
+                [sys.executable, "-c", f"{preamble}\nfrom streams.cli import app; app()", "worker", "--loglevel",
+                 "warn"],
                 env=full_env, stdout=fh, stderr=subprocess.STDOUT,
             )
 
@@ -98,8 +99,8 @@ def start_worker(tmp_path: Path) -> Iterator:  # type: ignore[type-arg]
     """Start ``evgrid worker`` processes for a test (stopped afterwards): ``start_worker(env)``."""
     workers: list[WorkerProcess] = []
 
-    def start(env: dict[str, str], name: str = "w") -> WorkerProcess:
-        w = WorkerProcess(env, tmp_path / "worker-data", tmp_path / f"{name}.log")
+    def start(env: dict[str, str], name: str = "w", preamble: str = "") -> WorkerProcess:
+        w = WorkerProcess(env, tmp_path / "worker-data", tmp_path / f"{name}.log", preamble)
         workers.append(w)
         return w
 
