@@ -8,9 +8,9 @@ the feeder's state), and returns what to produce and which feeder states to chec
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
-import zlib
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
@@ -21,15 +21,18 @@ from streams.contracts.models import Record, WeatherObservation, encode_record
 from streams.contracts.topics import DEADLETTER, TOPICS
 from streams.ingest.validate import RawMessage, Rejection, Validator, dead_letter
 from streams.pipeline.feeder import FeederRuntime, Output, Reject
+from streams.pipeline.statecodec import StateDecodeError
 from streams.settings import Settings
 
-__all__ = ["Emit", "FeederWorker"]
+__all__ = ["MODEL_KEY", "STATE_KEY", "Emit", "FeederWorker"]
+
+log = logging.getLogger(__name__)
 
 StateLoader = Callable[[bytes], bytes | None]
 WEATHER_KEPT = 20_000
 """Weather records a worker keeps for feeders it loads later (about a week of hourly data for 100 stations)."""
-MODEL_SUFFIX = b"\x00model"
-"""Table key suffix of a feeder's forecaster checkpoint (written only when it learned)."""
+STATE_KEY, MODEL_KEY = b"S", b"M"
+"""Table keys: one of these bytes + the feeder id, for its state and its forecaster (written only when it learned)."""
 
 
 @dataclass
@@ -61,6 +64,7 @@ class FeederWorker:
         self.accepted: Counter[str] = Counter()
         self.rejected: Counter[tuple[str, str]] = Counter()
         self.skipped_replayed = 0
+        self.state_decode_failures = 0  # checkpoints that did not decode: those feeders started fresh
         self.weather: dict[tuple[str, int, int | None], WeatherObservation] = {}  # recent, for feeders loaded later
         self.weather_observed = 0
         self._weather_in_order: list[WeatherObservation] | None = None  # sorted once per change, not per feeder
@@ -92,11 +96,16 @@ class FeederWorker:
     def runtime(self, feeder: bytes, load: StateLoader) -> FeederRuntime:
         rt = self.runtimes.get(feeder)
         if rt is None:
-            state, model = load(feeder), load(feeder + MODEL_SUFFIX)
+            state, model = load(STATE_KEY + feeder), load(MODEL_KEY + feeder)
+            rt = None
             if state and model:
-                rt = FeederRuntime.load(zlib.decompress(state), zlib.decompress(model))
-                rt.meter_clock_wall = rt.first_wall = self.clock()  # a restored feeder's meters are not idle yet
-            else:
+                try:
+                    rt = FeederRuntime.load(state, model)
+                    rt.meter_clock_wall = rt.first_wall = self.clock()  # a restored feeder's meters are not idle yet
+                except StateDecodeError as exc:  # corrupt or forged: this feeder starts fresh, its models warm up
+                    self.state_decode_failures += 1
+                    log.warning("feeder %r: its checkpoint does not decode, starting it fresh: %s", feeder, exc)
+            if rt is None:
                 rt = FeederRuntime(feeder.decode(), self.settings)
             if self._weather_in_order is None:
                 self._weather_in_order = sorted(self.weather.values(), key=lambda o: o.timestamp)
@@ -193,8 +202,8 @@ class FeederWorker:
         for feeder, partition in dirty.items():
             state, model = self.runtimes[feeder].dump()
             if model is not None:
-                emit.checkpoints.append((feeder + MODEL_SUFFIX, partition, zlib.compress(model, 1)))
-            emit.checkpoints.append((feeder, partition, zlib.compress(state, 1)))
+                emit.checkpoints.append((MODEL_KEY + feeder, partition, model))
+            emit.checkpoints.append((STATE_KEY + feeder, partition, state))
         self.checkpoint_ms_max = max(self.checkpoint_ms_max, (time.perf_counter() - started) * 1000)
 
     def process_weather(self, msgs: Iterable[RawMessage], observe: bool = True) -> Emit:
@@ -263,6 +272,7 @@ class FeederWorker:
         """Accepted per topic and rejected per (topic, reason) since start."""
         return {"accepted": dict(self.accepted), "rejected": {f"{t}/{c}": n for (t, c), n in self.rejected.items()},
                 "skipped_replayed": self.skipped_replayed, "weather_observed": self.weather_observed,
+                "state_decode_failures": self.state_decode_failures,
                 "held_telemetry": sum(len(rt.held) for rt in self.runtimes.values()),
                 "skipped_stale_plans": sum(rt.skipped_stale_plans for rt in self.runtimes.values()),
                 "checkpoint_ms_max": round(self.checkpoint_ms_max, 1)}
