@@ -19,6 +19,7 @@ import pytest
 import zstandard
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from river.utils import VectorDict
 
 from streams.contracts.topics import CHARGER_REGISTRY, CHARGER_TELEMETRY, METER_READINGS
 from streams.pipeline import statecodec
@@ -47,6 +48,8 @@ def same(a: Any, b: Any) -> bool:
         return a.getstate() == b.getstate()
     if isinstance(a, Plain):
         return same(vars(a), vars(b))
+    if isinstance(a, VectorDict):
+        return same(a.to_dict(), b.to_dict())
     return bool(a == b)
 
 
