@@ -97,7 +97,6 @@ class FeederWorker:
         rt = self.runtimes.get(feeder)
         if rt is None:
             state, model = load(STATE_KEY + feeder), load(MODEL_KEY + feeder)
-            rt = None
             if state and model:
                 try:
                     rt = FeederRuntime.load(state, model)
