@@ -215,6 +215,8 @@ FORGED = [
     [statecodec.OBJECT, "streams.pipeline.worker:os.system"],  # a module reached from an allowed one
     [statecodec.OBJECT, "streams.pipeline.worker:Counter"],  # a class imported into an allowed module
     [statecodec.OBJECT, "streams.pipeline.statecodec:BaseModel"],
+    [statecodec.OBJECT, "streams.pipeline.statecodec:NormalDist", "_mu", 1.0],  # plain, but from statistics
+    [statecodec.OBJECT, "streams.pipeline.statecodec:zstandard.ZstdCompressor"],
     [statecodec.OBJECT, "streams.pipeline.statecodec:decode"],  # a function, not a class
     [statecodec.OBJECT, "streams.pipeline.statecodec:StateDecodeError.__init__"],
     [statecodec.OBJECT, "streamsx.evil:Thing"],
