@@ -243,14 +243,14 @@ class _Encoder:
         if not _allowed(t.__module__, self.allowed) or "<locals>" in t.__qualname__:
             raise StateEncodeError(f"{t.__module__}.{t.__qualname__} is not a type the state format holds "
                                    f"(modules under {', '.join(self.allowed)} or the kinds in statecodec)")
-        name = _class_name(t)
-        if isinstance(obj, enum.Enum):
+        name, kind = _class_name(t), _kind_of(t)
+        if kind == ENUM:
             return [ENUM, name, self.node(obj.value)]
-        if isinstance(obj, BaseModel):
+        if kind == MODEL:
             return [MODEL, name, self.node(obj.model_dump())]
-        if isinstance(obj, tuple) and hasattr(t, "_fields"):
+        if kind == NAMEDTUPLE:
             return [NAMEDTUPLE, name, *self._items(obj, ".{}")]
-        if t.__new__ is not object.__new__ or _builtin_base(t):
+        if kind is None:
             raise StateEncodeError(f"{name} has a custom __new__ or a builtin base: not rebuildable")
         return [OBJECT, name, *self._attrs(obj, t)]
 
@@ -275,9 +275,18 @@ def _slots(cls: type) -> tuple[str, ...]:
 
 
 @functools.cache
-def _builtin_base(cls: type) -> bool:
-    """Whether ``cls`` derives from a builtin other than ``object`` (its instances need that type's ``__new__``)."""
-    return any(b.__module__ == "builtins" and b is not object for b in cls.__mro__)
+def _kind_of(cls: type) -> int | None:
+    """How instances of an allowed class are written and rebuilt; None: they cannot be (a custom ``__new__`` or a
+    builtin base other than ``object``, whose instances need that type's ``__new__``)."""
+    if issubclass(cls, enum.Enum):
+        return ENUM
+    if issubclass(cls, BaseModel):
+        return MODEL
+    if issubclass(cls, tuple) and type(getattr(cls, "_fields", None)) is tuple:
+        return NAMEDTUPLE
+    if cls.__new__ is not object.__new__ or any(b.__module__ == "builtins" and b is not object for b in cls.__mro__):
+        return None
+    return OBJECT
 
 
 class _Decoder:
@@ -406,22 +415,17 @@ class _Decoder:
             return self._instance(kind, self._class(rest[0]), rest[1:])
         raise ValueError(f"unknown node kind {kind}")
 
-    def _instance(self, kind: int, cls: type, rest: list[Any]) -> Any:
+    def _instance(self, kind: int, cls: Any, rest: list[Any]) -> Any:
+        if _kind_of(cls) != kind:
+            raise ValueError(f"{cls.__qualname__} is not rebuilt as node kind {kind}")
         if kind == ENUM:
-            if not issubclass(cls, enum.Enum):
-                raise ValueError(f"{cls.__qualname__} is not an enum")
             return cls._value2member_map_[self.value(rest[0])]
         if kind == MODEL:
-            if not issubclass(cls, BaseModel):
-                raise ValueError(f"{cls.__qualname__} is not a pydantic model")
             return cls.model_validate(self.value(rest[0]))
         if kind == NAMEDTUPLE:
-            fields = getattr(cls, "_fields", None)
-            if not issubclass(cls, tuple) or type(fields) is not tuple or len(fields) != len(rest):
+            if len(cls._fields) != len(rest):
                 raise ValueError(f"{cls.__qualname__} is not a named tuple of {len(rest)} fields")
             return tuple.__new__(cls, self._all(rest))
-        if cls.__new__ is not object.__new__ or _builtin_base(cls) or issubclass(cls, BaseModel | enum.Enum):
-            raise ValueError(f"{cls.__qualname__} is not rebuilt field by field")
         obj = object.__new__(cls)
         if len(rest) % 2:
             raise ValueError("odd number of attribute items")
