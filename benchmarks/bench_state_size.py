@@ -21,7 +21,7 @@ from typing import Any
 
 from streams.backtest.inprocess import run_in_process
 from streams.backtest.inputs import from_flags
-from streams.pipeline.worker import MODEL_SUFFIX, FeederWorker
+from streams.pipeline.worker import FeederWorker
 from streams.replay.timeparse import parse_duration_ms
 from streams.settings import Settings
 
@@ -76,7 +76,7 @@ def main() -> None:
 
     def observe(worker: FeederWorker, event_ms: int) -> None:
         while marks and event_ms >= start + marks[0] * DAY_MS:
-            state = max((n for k, n in worker.state_bytes.items() if not k.endswith(MODEL_SUFFIX)), default=0)
+            state = max(worker.state_bytes.values(), default=0)
             rows.append({"day": marks.pop(0), "state_kb": state / 1024, "held": worker.held_total(),
                          "rss_mb": rss_mb(), "wall_s": time.perf_counter() - t0})
 

@@ -1,4 +1,4 @@
-"""One feeder's state and what each valid input record does to it. Pure and picklable.
+"""One feeder's state and what each valid input record does to it. Pure; checkpointed with :mod:`.statecodec`.
 
 The runtime keeps the chargers registered on the feeder, applies each input exactly once (it records the
 last offset applied per input partition), aggregates meter readings into event-time intervals, and on
@@ -9,7 +9,6 @@ dispatcher re-plans and returns setpoints, incentive offers and settlements.
 from __future__ import annotations
 
 import heapq
-import pickle
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -36,6 +35,7 @@ from streams.dispatch.state import SessionState
 from streams.forecasting.aggregate import IntervalAggregator
 from streams.forecasting.forecaster import FeederForecaster, ForecasterConfig
 from streams.ingest.validate import RawMessage, Rejection
+from streams.pipeline import statecodec
 from streams.settings import Settings
 
 __all__ = ["Drained", "FeederRuntime", "Output", "Reject", "processing_error"]
@@ -108,7 +108,8 @@ class FeederRuntime:
 
     # --- checkpoints: the forecaster (~50 KB) is saved only when it learned something ------------------
     def dump(self) -> tuple[bytes, bytes | None]:
-        """``(state without the forecaster, forecaster or None if unchanged since the last dump)``.
+        """``(state without the forecaster, forecaster or None if unchanged since the last dump)``, as
+        :mod:`.statecodec` blobs.
 
         Held telemetry is saved as its offsets only (see :meth:`held_offsets`): the state's size depends on the
         fleet, not on how far one topic was read ahead of another.
@@ -119,16 +120,21 @@ class FeederRuntime:
         state["reapply"] = self.held_offsets()
         model = None
         if forecaster.closed != self.__dict__.get("_saved_closed"):
-            model = pickle.dumps(forecaster, 5)
+            model = statecodec.encode(forecaster)
             state["_saved_closed"] = self.__dict__["_saved_closed"] = forecaster.closed
-        return pickle.dumps(state, 5), model
+        return statecodec.encode(state), model
 
     @classmethod
     def load(cls, state: bytes, model: bytes) -> FeederRuntime:
-        """Rebuild a runtime from the two parts of :meth:`dump`."""
+        """Rebuild a runtime from the two parts of :meth:`dump`; :class:`.StateDecodeError` if they are not that."""
+        fields, forecaster = statecodec.decode(state), statecodec.decode(model)
+        if type(fields) is not dict or type(fields.get("feeder_id")) is not str or "forecaster" in fields:
+            raise statecodec.StateDecodeError("not the state of a feeder runtime")
+        if not isinstance(forecaster, FeederForecaster):
+            raise statecodec.StateDecodeError(f"a {type(forecaster).__name__}, not a FeederForecaster")
         rt = cls.__new__(cls)
-        rt.__dict__.update(pickle.loads(state))
-        rt.forecaster = pickle.loads(model)
+        rt.__dict__.update(fields)
+        rt.forecaster = forecaster
         return rt
 
     def held_offsets(self) -> dict[tuple[str, int], set[int]]:

@@ -8,9 +8,9 @@ the feeder's state), and returns what to produce and which feeder states to chec
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
-import zlib
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
@@ -21,17 +21,20 @@ from streams.contracts.models import Record, WeatherObservation, encode_record
 from streams.contracts.topics import DEADLETTER, TOPICS
 from streams.ingest.validate import RawMessage, Rejection, Validator, dead_letter
 from streams.pipeline.feeder import Drained, FeederRuntime, Output, Reject, _all_read, processing_error
+from streams.pipeline.statecodec import StateDecodeError, StateEncodeError
 from streams.settings import Settings
 
-__all__ = ["Emit", "FeederWorker", "processing_error"]
+__all__ = ["MODEL_KEY", "STATE_KEY", "Emit", "FeederWorker", "processing_error"]
+
+log = logging.getLogger(__name__)
 
 StateLoader = Callable[[bytes], bytes | None]
 WEATHER_KEPT = 20_000
 """Weather records a worker keeps for feeders it loads later (about a week of hourly data for 100 stations)."""
 OUTPUT_OVERHEAD = 1_024
 """Room kept below ``max_message_bytes`` for a record's headers and batch framing."""
-MODEL_SUFFIX = b"\x00model"
-"""Table key suffix of a feeder's forecaster checkpoint (written only when it learned)."""
+STATE_KEY, MODEL_KEY = b"S", b"M"
+"""Table keys: one of these bytes + the feeder id, for its state and its forecaster (written only when it learned)."""
 
 
 @dataclass
@@ -63,6 +66,8 @@ class FeederWorker:
         self.accepted: Counter[str] = Counter()
         self.rejected: Counter[tuple[str, str]] = Counter()
         self.skipped_replayed = 0
+        self.state_decode_failures = 0  # checkpoints that did not decode: those feeders started fresh
+        self.state_encode_failures = 0  # states that could not be encoded (checkpoint retried later)
         self.weather: dict[tuple[str, int, int | None], WeatherObservation] = {}  # recent, for feeders loaded later
         self.weather_observed = 0
         self._weather_in_order: list[WeatherObservation] | None = None  # sorted once per change, not per feeder
@@ -71,6 +76,7 @@ class FeederWorker:
         # (logical topic, partition) read to its end, as the edge last saw; None: everything is (in-process, tests)
         self.drained: set[tuple[str, int]] | None = None
         self.state_bytes: dict[bytes, int] = {}  # feeder -> size of its last checkpoint (state + model), bytes
+        self.model_bytes: dict[bytes, int] = {}  # feeder -> size of its last forecaster checkpoint, bytes
         self.oversized_outputs = 0
 
     def _drained_for(self, partition: int) -> Drained:
@@ -119,10 +125,14 @@ class FeederWorker:
     def runtime(self, feeder: bytes, load: StateLoader) -> FeederRuntime:
         rt = self.runtimes.get(feeder)
         if rt is None:
-            state, model = load(feeder), load(feeder + MODEL_SUFFIX)
+            state, model = load(STATE_KEY + feeder), load(MODEL_KEY + feeder)
             if state and model:
-                rt = FeederRuntime.load(zlib.decompress(state), zlib.decompress(model))
-            else:
+                try:
+                    rt = FeederRuntime.load(state, model)
+                except StateDecodeError as exc:  # corrupt or forged: this feeder starts fresh, its models warm up
+                    self.state_decode_failures += 1
+                    log.warning("feeder %r: its checkpoint does not decode, starting it fresh: %s", feeder, exc)
+            if rt is None:
                 rt = FeederRuntime(feeder.decode(), self.settings)
             if self._weather_in_order is None:
                 self._weather_in_order = sorted(self.weather.values(), key=lambda o: o.timestamp)
@@ -220,17 +230,19 @@ class FeederWorker:
             dirty = {f: p for f, p in self.dirty.items() if p in partitions}
             for feeder in dirty:
                 del self.dirty[feeder]
-        sizes = self.state_bytes
         for feeder, partition in dirty.items():
-            state, model = self.runtimes[feeder].dump()
-            model_bytes = sizes.get(feeder + MODEL_SUFFIX, 0)
+            try:
+                state, model = self.runtimes[feeder].dump()
+            except StateEncodeError as exc:  # a model this format cannot hold: try again at the next checkpoint
+                self.state_encode_failures += 1
+                self.dirty[feeder] = partition
+                log.error("feeder %r: its state cannot be encoded, not checkpointed: %s", feeder, exc)
+                continue
             if model is not None:
-                blob = zlib.compress(model, 1)
-                model_bytes = sizes[feeder + MODEL_SUFFIX] = len(blob)
-                emit.checkpoints.append((feeder + MODEL_SUFFIX, partition, blob))
-            blob = zlib.compress(state, 1)
-            sizes[feeder] = len(blob) + model_bytes
-            emit.checkpoints.append((feeder, partition, blob))
+                self.model_bytes[feeder] = len(model)
+                emit.checkpoints.append((MODEL_KEY + feeder, partition, model))
+            self.state_bytes[feeder] = len(state) + self.model_bytes.get(feeder, 0)
+            emit.checkpoints.append((STATE_KEY + feeder, partition, state))
         self.checkpoint_ms_max = max(self.checkpoint_ms_max, (time.perf_counter() - started) * 1000)
 
     def process_weather(self, msgs: Iterable[RawMessage], observe: bool = True) -> Emit:
@@ -310,9 +322,10 @@ class FeederWorker:
         """Accepted per topic and rejected per (topic, reason) since start."""
         return {"accepted": dict(self.accepted), "rejected": {f"{t}/{c}": n for (t, c), n in self.rejected.items()},
                 "skipped_replayed": self.skipped_replayed, "weather_observed": self.weather_observed,
+                "state_decode_failures": self.state_decode_failures,
+                "state_encode_failures": self.state_encode_failures,
                 "held_telemetry": self.held_total(),
-                "state_bytes_max": max((n for k, n in self.state_bytes.items() if not k.endswith(MODEL_SUFFIX)),
-                                       default=0),
+                "state_bytes_max": max(self.state_bytes.values(), default=0),
                 "oversized_outputs": self.oversized_outputs,
                 "skipped_stale_plans": sum(rt.skipped_stale_plans for rt in self.runtimes.values()),
                 "checkpoint_ms_max": round(self.checkpoint_ms_max, 1)}

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import zlib
-
 from streams.contracts.codec import default_codec
 from streams.contracts.models import MeterReading, WeatherObservation, encode_record
 from streams.contracts.topics import CHARGER_REGISTRY, CHARGER_TELEMETRY, DEADLETTER, METER_READINGS, WEATHER
 from streams.ingest.validate import RawMessage
 from streams.pipeline.feeder import FeederRuntime
-from streams.pipeline.worker import MODEL_SUFFIX, FeederWorker
+from streams.pipeline.worker import MODEL_KEY, STATE_KEY, FeederWorker
 from streams.settings import Settings
 from tests.fixtures.feeder_records import HOUR, T0, reg, tel
 
@@ -39,7 +37,7 @@ def test_deferred_checkpoint_covers_every_feeder_changed_since_the_last_one() ->
     assert first.checkpoints == []
     w.process([meter_msg("F1", 2, T0 + 1_800_000)], lambda f: None, checkpoint=False)
     keys = {k for k, _, _ in w.checkpoint().checkpoints}
-    assert {b"F1", b"F2"} <= keys
+    assert {STATE_KEY + b"F1", STATE_KEY + b"F2"} <= keys
     assert w.checkpoint().checkpoints == [], "nothing changed since"
 
 
@@ -47,12 +45,12 @@ def test_a_checkpoint_restores_a_runtime_that_skips_what_it_applied() -> None:
     w = worker()
     w.process([meter_msg("F1", i, T0 + (i + 1) * 900_000) for i in range(8)], lambda f: None, checkpoint=False)
     table = {k: v for k, _, v in w.checkpoint().checkpoints}
-    assert b"F1" + MODEL_SUFFIX in table
+    assert MODEL_KEY + b"F1" in table
     restored = worker()
     out = restored.process([meter_msg("F1", i, T0 + (i + 1) * 900_000) for i in range(10)], table.get)
     assert restored.skipped_replayed == 8 and restored.accepted[METER_READINGS] == 2
     assert out.checkpoints, "the two new readings changed the state"
-    rt = FeederRuntime.load(zlib.decompress(table[b"F1"]), zlib.decompress(table[b"F1" + MODEL_SUFFIX]))
+    rt = FeederRuntime.load(table[STATE_KEY + b"F1"], table[MODEL_KEY + b"F1"])
     assert rt.offsets[(METER_READINGS, 0)] == 7
 
 
