@@ -89,10 +89,11 @@ class Settings(BaseSettings):
     max_future_seconds: int = 3600
     """EVGRID_MAX_FUTURE_SECONDS: readings more than this ahead of the feeder's watermark are rejected."""
     align_idle_seconds: int = 30
-    """EVGRID_ALIGN_IDLE_SECONDS: telemetry of a charger not yet registered waits for its registration until the
-    registry partition is read to its end and the feeder's telemetry is this far past it (event time); the
-    charger is then dead-lettered as ``unknown_charger``. (Telemetry waits for the meter stream likewise, two
-    intervals plus the grace.) Never the worker's clock: the same inputs give the same decisions."""
+    """EVGRID_ALIGN_IDLE_SECONDS: telemetry waits for the meter readings that cover its time, and for the registration
+    of a charger not yet known. The wait ends without them only when that partition of the meter (registry) topic
+    has been read to its end and stayed so for this many seconds (a stream that stopped, not a producer's pause),
+    and the feeder's telemetry is two intervals plus the grace (this many seconds) past the record, in event time.
+    Replayed input that is all there never meets that: the same inputs give the same decisions."""
     max_plan_lag_seconds: int = 0
     """EVGRID_MAX_PLAN_LAG_SECONDS: live mode: when catching up a backlog, plans for intervals that ended more than
     this long ago (worker clock) are skipped and counted; 0 = off (replays and backtests)."""

@@ -220,13 +220,22 @@ def create_app(settings: Settings | None = None) -> faust.App:
 
     stats_path = os.path.join(datadir, f"stats-{os.getpid()}.json")
 
+    quiet_since: dict[tuple[str, int], float] = {}
+
     @app.timer(1.0)
     async def tick() -> None:
         drained = await app.drained_partitions({meters: METER_READINGS, registry: CHARGER_REGISTRY})
         async with lock:
-            waiting = intake.waiting()
-            worker.drained = {(logical, p) for logical, p in drained
-                              if (topic_name(logical, prefix), p) not in waiting}
+            waiting, now = intake.waiting(), time.monotonic()
+            for tp in [tp for tp in quiet_since if tp not in drained]:
+                del quiet_since[tp]
+            for logical, p in drained:
+                if (topic_name(logical, prefix), p) in waiting:
+                    quiet_since.pop((logical, p), None)
+                else:
+                    quiet_since.setdefault((logical, p), now)
+            # read to its end and quiet for align_idle_seconds: the stream has stopped (not a producer's pause)
+            worker.drained = {tp for tp, since in quiet_since.items() if now - since >= settings.align_idle_seconds}
             await emit(worker.tick(checkpoint=False))
             if due := acks.due(time.monotonic()):
                 await checkpoint(due)

@@ -81,14 +81,15 @@ class BacktestInputs:
     def with_flush(self) -> BacktestInputs:
         """A copy with the trailing flush stream (see the module doc); the flush is not scored."""
         t = (self.last_event_ms // self.step_ms + 3) * self.step_ms
+        grace = int(self.settings.get("grace_seconds", 300)) * 1000
         recs: list[Any] = []
         first: dict[str, ChargerRegistration] = {}
         for c in sorted(self.registrations.values(), key=lambda c: c.charger_id):
             first.setdefault(c.feeder_id, c)
-        # two heartbeats: the second moves the feeder's telemetry clock past the first by more than
-        # ``align_idle_seconds``, so a feeder without meters applies everything up to the first (the second
-        # stays held: it is the end of input)
-        t_last = t + max(self.step_ms, int(self.settings.get("align_idle_seconds", 30)) * 1000 + 1000)
+        # two heartbeats: the second moves the feeder's telemetry clock past the first by more than a feeder's
+        # meter wait (two steps plus the grace), so a feeder without meters applies everything up to the first
+        # (the second stays held: it is the end of input)
+        t_last = t + 2 * self.step_ms + grace + 60_000
         for reg in first.values():
             for ts in (t, t_last):
                 recs.append(ChargerTelemetry(charger_id=reg.charger_id, feeder_id=reg.feeder_id, timestamp=ts,
@@ -97,7 +98,6 @@ class BacktestInputs:
         last_by_meter: dict[str, MeterReading] = {}
         for m in self.readings:
             last_by_meter[m.meter_id] = m
-        grace = int(self.settings.get("grace_seconds", 300)) * 1000
         for m in last_by_meter.values():
             recs.append(m.model_copy(update={"timestamp": max(t, m.timestamp + grace + 2 * self.step_ms)}))
         if not recs:

@@ -201,8 +201,8 @@ class FeederRuntime:
         plan is then the same whatever the consumption order, and a plan at a boundary does not wait for the
         meter round stamped at that boundary.
 
-        The wait ends without the meters only on inputs and event time, never the wall clock: when every meter
-        reading available for the feeder's partition has been read (``drained(METER_READINGS)``) and the feeder's
+        The wait ends without the meters only when the edge says the meter stream has stopped (its partition
+        read to its end and quiet, ``drained(METER_READINGS)``; the runtime never reads a clock) and the feeder's
         telemetry clock is ``meter_wait_ms`` past the held record (a feeder without meters, or a meter stream
         that stopped), or with ``force`` (end of input). ``meter_wait_ms`` (two intervals plus the grace) is
         longer than meters ever lag telemetry while they flow, so a replay paced in chunks, read while it is
