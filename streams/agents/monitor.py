@@ -49,7 +49,7 @@ from streams.ingest.validate import RawMessage, Rejection, Validator
 from streams.pipeline.worker import FeederWorker
 from streams.settings import Settings
 from streams.sinks.influx import InfluxSink
-from streams.sinks.metrics import PipelineCounters
+from streams.sinks.metrics import PipelineCounters, feeder_state_points
 from streams.sinks.monitor_state import MonitorConfig, MonitorState
 
 __all__ = ["MONITOR_TOPICS", "PipelineMetrics", "attach_monitoring", "create_monitor_app"]
@@ -122,7 +122,10 @@ class PipelineMetrics:
         for topic, parts in lag.items():
             for partition, n in parts.items():
                 self.counters.lag(topic, partition, n)
-        return self.counters.snapshot(now_ms)
+        w = self.worker
+        held = {f: len(rt.held) for f, rt in w.runtimes.items()}
+        return self.counters.snapshot(now_ms) + feeder_state_points(
+            self.counters.worker, now_ms, w.state_bytes, held, w.state_decode_failures, w.state_encode_failures)
 
 
 class _LatencyTopic:

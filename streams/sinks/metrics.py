@@ -561,3 +561,15 @@ class PipelineCounters:
         self._latency_seen.clear()
         self._window_start_ms = now_ms
         return out
+
+
+def feeder_state_points(worker: str, time_ms: int, state_bytes: Mapping[bytes, int],
+                        held: Mapping[bytes, int], decode_failures: int, encode_failures: int) -> list[MetricPoint]:
+    """``feeder_state`` per feeder (its last checkpoint's size, telemetry held in memory) and ``worker_state``
+    (checkpoints that did not decode: feeders started fresh; states that could not be encoded)."""
+    out = _points(*(make_point("feeder_state", time_ms, {"worker": worker, "feeder": f.decode(errors="replace")},
+                               {"checkpoint_bytes": int(n), "held_telemetry": int(held.get(f, 0))})
+                    for f, n in sorted(state_bytes.items())))
+    return out + _points(make_point("worker_state", time_ms, {"worker": worker}, {
+        "state_decode_failures": int(decode_failures), "state_encode_failures": int(encode_failures),
+        "held_telemetry": int(sum(held.values()))}))
