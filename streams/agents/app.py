@@ -224,7 +224,8 @@ def create_app(settings: Settings | None = None) -> faust.App:
 
     @app.timer(1.0)
     async def tick() -> None:
-        drained = await app.drained_partitions({meters: METER_READINGS, registry: CHARGER_REGISTRY})
+        drained = await app.drained_partitions({meters: METER_READINGS, registry: CHARGER_REGISTRY,
+                                                telemetry: CHARGER_TELEMETRY})
         async with lock:
             waiting, now = intake.waiting(), time.monotonic()
             for tp in [tp for tp in quiet_since if tp not in drained]:

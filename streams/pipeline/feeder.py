@@ -23,6 +23,7 @@ from streams.contracts.models import (
 )
 from streams.contracts.topics import (
     CHARGER_REGISTRY,
+    CHARGER_TELEMETRY,
     FLEXIBILITY,
     FORECASTS,
     INCENTIVES,
@@ -45,7 +46,8 @@ Drained = Callable[[str], bool]
 
 
 def _all_read(topic: str) -> bool:
-    return True
+    """In-process: every meter reading and registration available is read; telemetry goes on until ``force``."""
+    return topic != CHARGER_TELEMETRY
 
 
 def processing_error(exc: BaseException) -> Rejection:
@@ -204,20 +206,22 @@ class FeederRuntime:
         The wait ends without the meters only when the edge says the meter stream has stopped (its partition
         read to its end and quiet, ``drained(METER_READINGS)``; the runtime never reads a clock) and the feeder's
         telemetry clock is ``meter_wait_ms`` past the held record (a feeder without meters, or a meter stream
-        that stopped), or with ``force`` (end of input). ``meter_wait_ms`` (two intervals plus the grace) is
+        that stopped); or when the telemetry stream has stopped too (the end of input: everything goes), or with
+        ``force``. ``meter_wait_ms`` (two intervals plus the grace) is
         longer than meters ever lag telemetry while they flow, so a replay paced in chunks, read while it is
         produced, decides as one read at once. A charger not registered waits for the registry topic likewise,
         ``align_idle_seconds`` of telemetry time.
         """
+        ended = force or (drained(METER_READINGS) and drained(CHARGER_TELEMETRY))  # every input stopped
         while self.held:
             ts, _, msg, telemetry = self.held[0]
             ahead = self.tel_clock - ts
-            if not (force or self.meter_clock > self.closed_before(ts) + self.grace_ms
+            if not (ended or self.meter_clock > self.closed_before(ts) + self.grace_ms
                     or (ahead >= self.meter_wait_ms and drained(METER_READINGS))):
                 return
             cid = telemetry.charger_id
             if cid not in self.chargers and cid not in self.unknown:
-                if not (force or (ahead >= self.align_idle_ms and drained(CHARGER_REGISTRY))):
+                if not (ended or (ahead >= self.align_idle_ms and drained(CHARGER_REGISTRY))):
                     return  # the registry topic may be read behind: wait for the registration
                 self.unknown.add(cid)
             heapq.heappop(self.held)

@@ -217,3 +217,17 @@ def test_worker_tick_force_releases_everything() -> None:
     assert w.counters()["held_telemetry"] == 1
     emit: Emit = w.tick(force=True)
     assert w.counters()["held_telemetry"] == 0 and emit.checkpoints
+
+
+def test_when_every_input_has_stopped_the_tail_is_applied() -> None:
+    rt = FeederRuntime("F1", SETTINGS)
+    rt.apply(reg(), raw(CHARGER_REGISTRY))
+    rt.apply(meter(T0), raw(METER_READINGS))
+    rt.apply(tel(T0 + 90 * MIN), raw(CHARGER_TELEMETRY, 1))
+    rt.apply(tel(T0 + 91 * MIN, cid="GHOST"), raw(CHARGER_TELEMETRY, 2))
+    out: list = []
+    rt.release(out)  # in-process default: meters all read, telemetry still coming
+    assert len(rt.held) == 2
+    rt.release(out, drained=only(METER_READINGS, CHARGER_TELEMETRY))
+    assert not rt.held and [(o.msg.offset, o.rejection.code) for o in out if isinstance(o, Reject)] == [
+        (2, "unknown_charger")]
