@@ -110,7 +110,7 @@ class ControlFeed:
         self._thread = threading.Thread(target=self._run, name="ocpp-control-feed", daemon=True)
         self._consumer = Consumer(client_config(settings) | {
             "group.id": f"{settings.app_id}-ocpp-unused", "enable.auto.commit": False,
-            "auto.offset.reset": "earliest"})
+            "auto.offset.reset": "earliest", "fetch.wait.max.ms": 20})  # a setpoint is latency-critical
 
     def start(self) -> None:
         parts: list[TopicPartition] = []

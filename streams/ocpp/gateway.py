@@ -35,11 +35,10 @@ from http import HTTPStatus
 from typing import Any, Literal, Protocol
 from urllib.parse import unquote
 
-import ocpp.messages
 from ocpp.charge_point import remove_nones, serialize_as_dict, snake_to_camel_case
 from ocpp.exceptions import FormatViolationError, OCPPError, PropertyConstraintViolationError
 from ocpp.exceptions import NotImplementedError as OcppNotImplemented
-from ocpp.messages import CallError, CallResult, unpack, validate_payload
+from ocpp.messages import Call, CallError, CallResult, unpack
 from ocpp.v21 import ChargePoint as ChargePoint21
 from ocpp.v201 import ChargePoint as ChargePoint201
 from pydantic import ValidationError
@@ -53,6 +52,7 @@ from streams.ocpp import events
 from streams.ocpp.events import StationState
 from streams.ocpp.profiles import StationTarget, clear_request, iso_utc, setpoint_request
 from streams.ocpp.registry import Directory
+from streams.ocpp.schemas import validate
 
 __all__ = ["SUBPROTOCOLS", "Gateway", "GatewayConfig", "Outputs", "ProfileOutcome"]
 
@@ -138,7 +138,10 @@ class StationConnection:
     _ocpp_version: str
     id: str
     _response_queue: asyncio.Queue[Any]
-    call: Callable[..., Awaitable[Any]]
+    _call_lock: asyncio.Lock
+    _response_timeout: float
+    _unique_id_generator: Callable[[], Any]
+    _get_specific_response: Callable[[str, float], Awaitable[Any]]
     _send: Callable[[str], Awaitable[None]]
 
     def setup(self, gateway: Gateway) -> None:
@@ -173,7 +176,7 @@ class StationConnection:
                 details={"cause": f"{msg.action} is not served by this CSMS"}), text, msg.action)
             return
         try:
-            await validate_payload(msg, self._ocpp_version)
+            validate(msg, self._ocpp_version)
             result = await handler(self, msg.payload)
         except OCPPError as exc:
             await self._error(msg.unique_id, exc, text, msg.action)
@@ -189,7 +192,7 @@ class StationConnection:
         payload = snake_to_camel_case(remove_nones(serialize_as_dict(result)))
         response = msg.create_call_result(payload)
         try:
-            await validate_payload(response, self._ocpp_version)
+            validate(response, self._ocpp_version)
         except OCPPError:  # our bug, never the station's: answer anyway, loudly
             log.exception("%s: invalid %s response %s", self.id, msg.action, payload)
         await self._send(response.to_json())
@@ -278,14 +281,32 @@ class StationConnection:
         if status != "Timeout":
             self.sent = key
 
+    async def request(self, payload: Any) -> dict[str, Any]:
+        """Send a request (an ``ocpp`` call dataclass) and return the answer's payload, both schema-validated.
+
+        The library's ``call`` with the compiled validator (:mod:`streams.ocpp.schemas`); raises the station's
+        CALLERROR as ``OCPPError`` and ``TimeoutError`` after the response timeout.
+        """
+        body = remove_nones(snake_to_camel_case(serialize_as_dict(payload)))
+        msg = Call(unique_id=str(self._unique_id_generator()), action=type(payload).__name__, payload=body)
+        validate(msg, self._ocpp_version)
+        async with self._call_lock:
+            await self._send(msg.to_json())
+            response = await self._get_specific_response(msg.unique_id, self._response_timeout)
+        if isinstance(response, CallError):
+            raise response.to_exception()
+        response.action = msg.action
+        validate(response, self._ocpp_version)
+        return dict(response.payload)
+
     async def _send_request(self, action: Literal["SetChargingProfile", "ClearChargingProfile"], request: Any,
                             sp: ChargerSetpoint | None, reg: ChargerRegistration, *, clipped: bool,
                             discharge: bool) -> str:
         g = self.gateway
         t0 = time.perf_counter()
         try:
-            answer = await self.call(request, suppress=False)
-            status = str(getattr(answer, "status", "Unknown"))
+            answer = await self.request(request)
+            status = str(answer.get("status", "Unknown"))
         except OCPPError as exc:
             status = f"CallError:{exc.code}"
         except TimeoutError:
@@ -306,6 +327,7 @@ async def _boot(c: StationConnection, p: dict[str, Any]) -> Any:
         return c._call_result.BootNotification(current_time=iso_utc(now), interval=c.gateway.config.heartbeat_seconds,
                                                status="Rejected")
     c.booted = True
+    c.sent = None  # a rebooted station lost its profiles
     c._update(c.state, now)
     c.wake.set()
     return c._call_result.BootNotification(current_time=iso_utc(now), interval=c.gateway.config.heartbeat_seconds,
@@ -327,6 +349,7 @@ async def _transaction(c: StationConnection, p: dict[str, Any]) -> Any:
     before = c.state.transaction_id
     c._update(*events.on_transaction_event(c.state, p))
     if c.state.transaction_id != before or p["eventType"] == "Started":
+        c.sent = None  # a new transaction gets its profile even if one was sent (and refused) before it began
         c.wake.set()
     return c._call_result.TransactionEvent()
 
@@ -427,7 +450,6 @@ class Gateway:
 
     async def start(self) -> Server:
         """Listen (``config.port`` 0 picks a free port: see :attr:`port`)."""
-        ocpp.messages.ASYNC_VALIDATION = False  # a few µs per message: a thread hop would cost more
         cfg = self.config
         if cfg.security_profile in (2, 3) and cfg.ssl_context is None:
             raise ValueError(f"security profile {cfg.security_profile} needs TLS (certificate and key)")

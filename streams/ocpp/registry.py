@@ -121,15 +121,16 @@ def read_chargers_csv(path: Path, registered_at: int) -> tuple[list[ChargerRegis
     """
     try:
         with path.open(newline="") as fh:
-            rows = list(csv.DictReader(fh))
-            header = [h.strip() for h in (rows[0].keys() if rows else [])]
+            reader = csv.DictReader(fh)
+            header = [h.strip() for h in reader.fieldnames or []]
+            rows = list(reader)
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise CsvError(f"{path}: cannot read: {exc}") from exc
-    if not rows:
-        raise CsvError(f"{path}: no stations (expected a header {','.join(_REQUIRED)} and one line per station)")
     missing = [c for c in _REQUIRED if c not in header]
     if missing:
         raise CsvError(f"{path}: missing column(s) {', '.join(missing)}")
+    if not rows:
+        raise CsvError(f"{path}: no stations (one line per station after the header)")
     regs: list[ChargerRegistration] = []
     passwords: dict[str, str] = {}
     seen: set[str] = set()
