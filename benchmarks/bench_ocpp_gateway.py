@@ -77,25 +77,20 @@ async def run(args: argparse.Namespace, s: Settings, port: int, pki: object, pro
             await sess.station.boot()
             return sess
 
-    async def drain(sess: object) -> None:  # profiles sent on connection (the gateway knew no state yet)
-        q = sess.station.received  # type: ignore[attr-defined]
-        while not q.empty():
-            q.get_nowait()
-
     sessions = await asyncio.gather(*(open_one(i) for i in range(n)))
     connect_s = time.perf_counter() - t0
-    await asyncio.sleep(2.0)
-    for sess in sessions:
-        await drain(sess)
 
     t_start = time.perf_counter()
 
     async def started(i: int) -> float:  # plug-ins spread evenly over --spread seconds
         st = sessions[i].station  # type: ignore[attr-defined]
         await asyncio.sleep(max(0.0, t_start + i * args.spread / n - time.perf_counter()))
+        if not st.received.empty():
+            raise SystemExit(f"station {i} got a profile before its transaction started")
         sent = time.perf_counter()
         await st.transaction("Started", f"tx-{i}", power_w=0.0, energy_wh=0.0, soc=30)
         got = await st.next_received(timeout=60)
+        assert got.payload["chargingProfile"]["transactionId"] == f"tx-{i}", got
         return got.at - sent
 
     lat_started = await asyncio.gather(*(started(i) for i in range(n)))

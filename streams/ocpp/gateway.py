@@ -101,6 +101,9 @@ class GatewayConfig:
     ssl_context: ssl.SSLContext | None = None
     heartbeat_seconds: int = 300
     response_timeout_seconds: float = 30.0
+    connect_grace_seconds: float = 5.0
+    """A station the gateway knows nothing about (after a gateway restart) gets the setpoint of its session
+    this long after connecting, unless it booted or reported a transaction meanwhile."""
     name: str = "ocpp-gateway"
 
 
@@ -508,7 +511,11 @@ class Gateway:
         self.stats.connections += 1
         if old is not None:  # the station reconnected before its old socket timed out
             await old._connection.close(1000, "replaced by a new connection")  # type: ignore[attr-defined]
-        conn.wake.set()  # a station that reconnects gets its profile again
+        if station_id in self.states:
+            conn.wake.set()  # a station that reconnects gets its profile again
+        else:  # nothing heard since the gateway started: give it time to boot or report its transaction first
+            loop = asyncio.get_running_loop()
+            loop.call_later(self.config.connect_grace_seconds, conn.wake.set)
         deliverer = asyncio.create_task(conn.deliver_forever())
         try:
             await conn.start()

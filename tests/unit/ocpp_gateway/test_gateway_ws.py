@@ -65,7 +65,7 @@ def run(profile: int, body: Callable[[Gateway, Outputs, str, Any], Awaitable[Non
     ctx = server_ssl_context(str(pki.server_cert), str(pki.server_key), str(pki.ca_cert), profile == 3) if pki else None
     outputs = Outputs()
     gw = Gateway(directory, outputs, GatewayConfig(port=0, security_profile=profile, ssl_context=ctx,
-                                                   response_timeout_seconds=5))
+                                                   response_timeout_seconds=5, connect_grace_seconds=0.3))
 
     async def main() -> None:
         await gw.start()
@@ -176,6 +176,23 @@ def test_bad_credentials_and_unregistered_stations_are_refused(tmp_path: Path) -
         await ok.close()
 
     run(2, body, tmp_path)
+
+
+def test_after_a_gateway_restart_a_silent_station_gets_the_setpoint_of_its_session(tmp_path: Path) -> None:
+    async def body(gw: Gateway, out: Outputs, url: str, pki: Any) -> None:
+        gw.apply_setpoint("st-1", setpoint("st-1", 4.0, session="tx-5"))
+        booted = await connect_station(url, "st-1", "2.0.1", password=PASSWORD)
+        await booted.station.boot()  # booted within the grace: no transaction, so no profile
+        with pytest.raises(TimeoutError):
+            await booted.station.next_received(timeout=0.8)
+        await booted.close()
+        gw.states.clear()  # as after a restart: the gateway knows nothing of the station
+        silent = await connect_station(url, "st-1", "2.0.1", password=PASSWORD)
+        got = await silent.station.next_received()
+        assert got.payload["chargingProfile"]["transactionId"] == "tx-5"
+        await silent.close()
+
+    run(1, body, tmp_path)
 
 
 def test_mtls_profile_3(tmp_path: Path) -> None:
