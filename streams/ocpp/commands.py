@@ -108,6 +108,7 @@ async def _serve(settings: Settings, cfg: object, directory: object, metrics: bo
         feed.stop()
         outputs.flush()
         if sink is not None:
+            sink.write([gateway_point(gw, int(time.time() * 1000))])
             sink.close()
         typer.echo(json.dumps({"stats": gw.stats.to_dict(), "control_records_skipped": feed.skipped}), err=True)
 

@@ -35,7 +35,6 @@ from http import HTTPStatus
 from typing import Any, Literal, Protocol
 from urllib.parse import unquote
 
-from ocpp.charge_point import remove_nones, serialize_as_dict, snake_to_camel_case
 from ocpp.exceptions import FormatViolationError, OCPPError, PropertyConstraintViolationError
 from ocpp.exceptions import NotImplementedError as OcppNotImplemented
 from ocpp.messages import Call, CallError, CallResult, unpack
@@ -52,7 +51,7 @@ from streams.ocpp import events
 from streams.ocpp.events import StationState
 from streams.ocpp.profiles import StationTarget, clear_request, iso_utc, setpoint_request
 from streams.ocpp.registry import Directory
-from streams.ocpp.schemas import validate
+from streams.ocpp.schemas import to_payload, validate
 
 __all__ = ["SUBPROTOCOLS", "Gateway", "GatewayConfig", "Outputs", "ProfileOutcome"]
 
@@ -192,7 +191,7 @@ class StationConnection:
             await self._error(msg.unique_id, FormatViolationError(
                 details={"cause": f"{type(exc).__name__}: {exc}"[:500]}), text, msg.action)
             return
-        payload = snake_to_camel_case(remove_nones(serialize_as_dict(result)))
+        payload = to_payload(result)
         response = msg.create_call_result(payload)
         try:
             validate(response, self._ocpp_version)
@@ -290,7 +289,7 @@ class StationConnection:
         The library's ``call`` with the compiled validator (:mod:`streams.ocpp.schemas`); raises the station's
         CALLERROR as ``OCPPError`` and ``TimeoutError`` after the response timeout.
         """
-        body = remove_nones(snake_to_camel_case(serialize_as_dict(payload)))
+        body = to_payload(payload)
         msg = Call(unique_id=str(self._unique_id_generator()), action=type(payload).__name__, payload=body)
         validate(msg, self._ocpp_version)
         async with self._call_lock:

@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,7 @@ from streams.kafka_io import consume_all, make_producer, produce_records
 from streams.ocpp.registry import load_credentials
 from streams.ocpp.simstation import connect_station
 from tests.fixtures.ocpp_pki import make_pki
+from tests.integration.test_monitoring import query, rows
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -43,12 +45,14 @@ def _wait_listening(proc: subprocess.Popen[bytes], log: Path, timeout: float = 6
     raise AssertionError(f"gateway not listening: {log.read_text()[-2000:]}")
 
 
-def test_register_csv_then_gateway_carries_setpoints_and_telemetry(topic_namespace, tmp_path: Path,
+def test_register_csv_then_gateway_carries_setpoints_and_telemetry(topic_namespace, influx_url: str, tmp_path: Path,
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     s = topic_namespace
     creds = tmp_path / "creds.json"
+    name = f"gw-{uuid.uuid4().hex[:8]}"
     env = {"EVGRID_BOOTSTRAP_SERVERS": s.bootstrap_servers, "EVGRID_TOPIC_PREFIX": s.topic_prefix,
-           "EVGRID_OCPP_CREDENTIALS": str(creds)}
+           "EVGRID_OCPP_CREDENTIALS": str(creds), "EVGRID_INFLUX_URL": influx_url,
+           "EVGRID_MONITOR_PIPELINE_SECONDS": "1", "EVGRID_INFLUX_FLUSH_SECONDS": "0.2"}
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     csv_file = tmp_path / "stations.csv"
@@ -80,7 +84,7 @@ def test_register_csv_then_gateway_carries_setpoints_and_telemetry(topic_namespa
         proc = subprocess.Popen(
             [sys.executable, "-c", "from streams.cli import app; app()", "ocpp-gateway", "--port", str(port),
              "--host", "127.0.0.1", "--certfile", str(pki.server_cert), "--keyfile", str(pki.server_key),
-             "--no-metrics", "--name", "gw-test"],
+             "--name", name],
             env={**os.environ, **env}, stdout=fh, stderr=subprocess.STDOUT)
     try:
         _wait_listening(proc, log)
@@ -117,3 +121,8 @@ def test_register_csv_then_gateway_carries_setpoints_and_telemetry(topic_namespa
                                                                  expected=1, timeout=20)]
     assert [(d.source_topic, d.reason_code) for d in dead] == [("ocpp:cs-2", "ocpp_RpcFrameworkError")]  # type: ignore[attr-defined]
     assert proc.returncode == 0, log.read_text()[-2000:]
+    answers = rows(query(influx_url, f"SELECT * FROM ocpp_profile WHERE gateway = '{name}'", "evgrid"))
+    assert sorted((a["action"], a["status"], a["discharge"], a["station"]) for a in answers) == [
+        ("ClearChargingProfile", "Accepted", 0, "cs-2"), ("SetChargingProfile", "Accepted", 1, "cs-2")]
+    counters = rows(query(influx_url, f"SELECT last(*) FROM ocpp_gateway WHERE gateway = '{name}'", "evgrid"))
+    assert counters and counters[0]["last_dead_letters"] == 1 and counters[0]["last_accepted"] == 2

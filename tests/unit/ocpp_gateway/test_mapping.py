@@ -15,6 +15,7 @@ from streams.ocpp import events
 from streams.ocpp.events import StationState
 from streams.ocpp.profiles import StationTarget, clear_request, setpoint_request
 from streams.ocpp.registry import CsvError, Directory, hash_password, read_chargers_csv, verify_password
+from streams.ocpp.schemas import to_payload, validate
 
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 MIN = 60_000
@@ -28,9 +29,12 @@ def sp(kw: float, schedule: list[tuple[int, float]], *, valid_min: int = 30, fal
 
 
 def wire(request: object, version: str) -> dict:
-    """The request as the library sends it, after the library's schema validation."""
+    """The request as the library sends it, after the library's schema validation (and the gateway's own
+    serialisation and compiled validation agree)."""
     payload = remove_nones(snake_to_camel_case(serialize_as_dict(request)))
     _validate_payload(Call("1", type(request).__name__, payload), version)
+    assert to_payload(request) == payload
+    validate(Call("1", type(request).__name__, payload), version)
     return payload
 
 
