@@ -8,11 +8,13 @@ against the shared broker under a throw-away topic prefix. Printed (wall-clock, 
    (published to the setpoint topic before the run, session id = the transaction id); the N stations plug in
    evenly over ``--spread`` seconds (10 s: 100 plug-ins/s for 1,000 stations);
 3. setpoint produced to Kafka → SetChargingProfile received, for a new setpoint of every station published at
-   once (the Kafka edge, the delivery tasks and the websockets under a burst);
+   once (the Kafka edge, the delivery tasks and the websockets under a burst), and the gateway CPU it took;
 4. messages per second per gateway core: every station sends ``--updates`` TransactionEvent Updated with meter
    values (each one telemetry record on Kafka); gateway CPU seconds from /proc (user + system).
 
-The stations share one client process with the benchmark, so latencies include its event-loop delays.
+The stations share one client process with the benchmark, so latencies at the stations include its event-loop
+delays (and its ``ocpp`` library schema validation); the gateway also reports its own side: Started handled →
+SetChargingProfile written to the socket.
 
     python benchmarks/bench_ocpp_gateway.py [--stations 1000] [--updates 5] [--spread 10]
 """
@@ -98,10 +100,12 @@ async def run(args: argparse.Namespace, s: Settings, port: int, pki: object, pro
     codec = default_codec()
     now = int(time.time() * 1000)
     recs = [(f"bs-{i}".encode(), encode_record(codec, setpoint(i, now, 2, 3.7)), now, None) for i in range(n)]
+    cpu_burst0 = cpu_seconds(args.gateway_pid)
     t_pub = time.perf_counter()
     produce_records(producer, topic_name(SETPOINTS, s.topic_prefix), recs, flush_timeout=60)  # type: ignore[arg-type]
     got = await asyncio.gather(*(sessions[i].station.next_received(timeout=60) for i in range(n)))  # type: ignore[attr-defined]
     lat_kafka = [g.at - t_pub for g in got]
+    cpu_burst = cpu_seconds(args.gateway_pid) - cpu_burst0
 
     cpu0, w0 = cpu_seconds(args.gateway_pid), time.perf_counter()
 
@@ -123,7 +127,7 @@ async def run(args: argparse.Namespace, s: Settings, port: int, pki: object, pro
 
     return {"stations": n, "connect_and_boot_s": round(connect_s, 2),
             "started_to_profile": ms(lat_started), "plugins_per_s": round(n / args.spread, 1),
-            "setpoint_produced_to_profile": ms(lat_kafka),
+            "setpoint_produced_to_profile": ms(lat_kafka), "burst_gateway_cpu_s": round(cpu_burst, 2),
             "updates": msgs, "updates_wall_s": round(wall, 2), "gateway_cpu_s": round(cpu, 2),
             "messages_per_s": round(msgs / wall), "messages_per_gateway_cpu_s": round(msgs / cpu) if cpu else None}
 
@@ -169,9 +173,15 @@ def main() -> None:
             time.sleep(0.2)
         args.gateway_pid = proc.pid
         result = asyncio.run(run(args, s, port, pki, producer))
+        proc.terminate()
+        proc.wait(30)
+        for line in (tmp / "gateway.log").read_text().splitlines():
+            if line.startswith('{"stats"'):
+                result["gateway_side_started_to_profile_sent_ms"] = json.loads(line)["stats"][
+                    "started_to_profile_sent_ms"]
         print(json.dumps(result, indent=1))
     finally:
-        if proc is not None:
+        if proc is not None and proc.poll() is None:
             proc.terminate()
             proc.wait(30)
         delete_topics(s)

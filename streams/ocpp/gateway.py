@@ -28,7 +28,7 @@ import json
 import logging
 import ssl
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -121,11 +121,22 @@ class GatewayStats:
     dead_letters: int = 0
     answers: Counter[str] = field(default_factory=Counter)
     clipped: int = 0
+    reaction_ms: deque[float] = field(default_factory=lambda: deque(maxlen=100_000))
+    """TransactionEvent Started handled → its SetChargingProfile written to the socket (gateway clock)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {"connections": self.connections, "refused": dict(self.refused), "messages": dict(self.messages),
                 "call_errors": dict(self.call_errors), "telemetry": self.telemetry,
-                "dead_letters": self.dead_letters, "answers": dict(self.answers), "clipped": self.clipped}
+                "dead_letters": self.dead_letters, "answers": dict(self.answers), "clipped": self.clipped,
+                "started_to_profile_sent_ms": _percentiles(self.reaction_ms)}
+
+
+def _percentiles(xs: deque[float]) -> dict[str, float] | None:
+    if not xs:
+        return None
+    s = sorted(xs)
+    return {"n": len(s), "p50": round(s[len(s) // 2], 2), "p99": round(s[min(len(s) - 1, int(0.99 * len(s)))], 2),
+            "max": round(s[-1], 2)}
 
 
 Handler = Callable[["StationConnection", dict[str, Any]], Awaitable[Any]]
@@ -151,6 +162,7 @@ class StationConnection:
         self.wake = asyncio.Event()
         self.sent: object = None
         self.booted = False
+        self.started_at: float | None = None
 
     # --- station -> gateway ---------------------------------------------------------------------------
 
@@ -294,6 +306,9 @@ class StationConnection:
         validate(msg, self._ocpp_version)
         async with self._call_lock:
             await self._send(msg.to_json())
+            if self.started_at is not None and msg.action == "SetChargingProfile":
+                self.gateway.stats.reaction_ms.append((time.perf_counter() - self.started_at) * 1000.0)
+                self.started_at = None
             response = await self._get_specific_response(msg.unique_id, self._response_timeout)
         if isinstance(response, CallError):
             raise response.to_exception()
@@ -352,6 +367,7 @@ async def _transaction(c: StationConnection, p: dict[str, Any]) -> Any:
     c._update(*events.on_transaction_event(c.state, p))
     if c.state.transaction_id != before or p["eventType"] == "Started":
         c.sent = None  # a new transaction gets its profile even if one was sent (and refused) before it began
+        c.started_at = time.perf_counter()
         c.wake.set()
     return c._call_result.TransactionEvent()
 
