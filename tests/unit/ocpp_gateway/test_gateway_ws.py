@@ -23,12 +23,13 @@ PASSWORD = "correct-horse-battery-1"
 NOW = int(time.time() * 1000)
 
 
-def reg(station: str, *, bidirectional: bool = False, active: bool = True) -> ChargerRegistration:
+def reg(station: str, *, bidirectional: bool = False, active: bool = True, at: int = NOW - 60_000
+        ) -> ChargerRegistration:
     return ChargerRegistration(
         charger_id=station, feeder_id="feeder-7", site_id="site-1", customer_id="c1", bidirectional=bidirectional,
         inverter_location="onboard", interconnection_class="parallel_exporting" if bidirectional else "non_parallel",
         v2g_enrolled=bidirectional, max_charge_kw=11.0, max_discharge_kw=7.0 if bidirectional else 0.0,
-        registered_at=NOW - 60_000, active=active)
+        registered_at=at, active=active)
 
 
 def setpoint(station: str, kw: float, *, seq: int = 1, session: str | None = "tx-1") -> ChargerSetpoint:
@@ -171,9 +172,16 @@ def test_bad_credentials_and_unregistered_stations_are_refused(tmp_path: Path) -
         with pytest.raises((OSError, websockets.exceptions.InvalidMessage)):  # plain ws on the TLS port
             await connect_station(url.replace("wss://", "ws://"), "st-1", password=PASSWORD)
         assert gw.stats.refused == {"credentials": 3, "unregistered": 2, "subprotocol": 1}
+        assert not out.dead_letters and gw.stats.connections == 0
         ok = await connect_station(url, "st-1", password=PASSWORD, ssl_context=ctx)
         assert (await ok.station.boot()).status == "Accepted"
-        await ok.close()
+        gw.apply_registration(reg("st-1", active=True, at=NOW - 120_000))  # older: ignored
+        assert "st-1" in gw.connected
+        gw.apply_registration(reg("st-1", active=False, at=NOW))  # deactivated while connected: closed
+        await asyncio.wait_for(ok.ws.wait_closed(), 10)
+        assert ok.ws.close_code == 1008
+        with pytest.raises(InvalidStatus):
+            await connect_station(url, "st-1", password=PASSWORD, ssl_context=ctx)
 
     run(2, body, tmp_path)
 
