@@ -12,11 +12,14 @@ against the shared broker under a throw-away topic prefix. Printed (wall-clock, 
 4. messages per second per gateway core: every station sends ``--updates`` TransactionEvent Updated with meter
    values (each one telemetry record on Kafka); gateway CPU seconds from /proc (user + system).
 
-The stations share one client process with the benchmark, so latencies at the stations include its event-loop
-delays (and its ``ocpp`` library schema validation); the gateway also reports its own side: Started handled →
-SetChargingProfile written to the socket.
+The stations run in ``--client-procs`` processes (2, at ``--client-nice`` 10: they stand in for other machines, so
+the gateway should not wait behind them for a core) on the same machine, kept in step by barriers, so latencies
+at the stations include their event-loop delays (and the ``ocpp`` library's schema validation of every profile);
+the gateway also reports its own side: Started handled, or setpoint taken from Kafka → SetChargingProfile written
+to the socket.
 
     python benchmarks/bench_ocpp_gateway.py [--stations 1000] [--updates 5] [--spread 10]
+                                            [--client-procs 2] [--client-nice 10]
 """
 
 from __future__ import annotations
@@ -24,7 +27,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import multiprocessing as mp
 import os
+import ssl
 import statistics
 import subprocess
 import sys
@@ -32,6 +37,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 from streams import infra
 from streams.agents.topics import create_topics, delete_topics
@@ -65,69 +71,111 @@ def setpoint(i: int, now: int, seq: int, kw: float) -> ChargerSetpoint:
                            reason="optimal", plan_id=f"plan-{seq}", issued_at=now)
 
 
-async def run(args: argparse.Namespace, s: Settings, port: int, pki: object, producer: object) -> dict[str, object]:
+async def run_slice(args: argparse.Namespace, ids: list[int], port: int, ca: str, sync: Any, out: Any) -> None:
+    """One client process: its stations through the phases, in step with the others (barriers)."""
+    barrier, t_start, t_pub = sync
     n = args.stations
     url = f"wss://127.0.0.1:{port}"
-    ctx = pki.client_context()  # type: ignore[attr-defined]
-    sem = asyncio.Semaphore(100)
-    t0 = time.perf_counter()
+    ctx = ssl.create_default_context(cafile=ca)
+    sem = asyncio.Semaphore(50)
 
-    async def open_one(i: int) -> object:
+    async def step() -> None:
+        await asyncio.to_thread(barrier.wait)
+
+    async def open_one(i: int) -> Any:
         async with sem:
             sess = await connect_station(url, f"bs-{i}", "2.1" if i % 2 else "2.0.1", password=PASSWORD,
                                          ssl_context=ctx)
             await sess.station.boot()
             return sess
 
-    sessions = await asyncio.gather(*(open_one(i) for i in range(n)))
-    connect_s = time.perf_counter() - t0
+    sessions = dict(zip(ids, await asyncio.gather(*(open_one(i) for i in ids)), strict=True))
+    await step()  # B1: everyone connected; the barrier action set t_start
 
-    t_start = time.perf_counter()
-
-    async def started(i: int) -> float:  # plug-ins spread evenly over --spread seconds
-        st = sessions[i].station  # type: ignore[attr-defined]
-        await asyncio.sleep(max(0.0, t_start + i * args.spread / n - time.perf_counter()))
+    async def started(i: int) -> float:  # plug-ins spread evenly over --spread seconds, all processes together
+        st = sessions[i].station
+        await asyncio.sleep(max(0.0, t_start.value + i * args.spread / n - time.time()))
         if not st.received.empty():
             raise SystemExit(f"station {i} got a profile before its transaction started")
         sent = time.perf_counter()
         await st.transaction("Started", f"tx-{i}", power_w=0.0, energy_wh=0.0, soc=30)
         got = await st.next_received(timeout=60)
         assert got.payload["chargingProfile"]["transactionId"] == f"tx-{i}", got
-        return got.at - sent
+        return float(got.at - sent)
 
-    lat_started = await asyncio.gather(*(started(i) for i in range(n)))
+    lat_started = await asyncio.gather(*(started(i) for i in ids))
+    await step()  # B2: the coordinator publishes the burst
+    got = await asyncio.gather(*(sessions[i].station.next_received(timeout=60) for i in ids))
+    wall_minus_perf = time.time() - time.perf_counter()
+    await step()  # B3
+    lat_burst = [g.at + wall_minus_perf - t_pub.value for g in got]
+    await step()  # B4: updates
 
+    async def updates(i: int) -> None:
+        for k in range(args.updates):
+            await sessions[i].station.transaction("Updated", f"tx-{i}", power_w=3700.0, energy_wh=100.0 * (k + 1),
+                                                  soc=31)
+
+    await asyncio.gather(*(updates(i) for i in ids))
+    await step()  # B5
+    for sess in sessions.values():
+        await sess.close()
+    out.put((lat_started, lat_burst))
+
+
+def client_process(args: argparse.Namespace, ids: list[int], port: int, ca: str, sync: Any, out: Any) -> None:
+    os.nice(args.client_nice)  # the stations stand in for other machines: the gateway should not queue behind them
+    asyncio.run(run_slice(args, ids, port, ca, sync, out))
+
+
+def run(args: argparse.Namespace, s: Settings, port: int, ca: str, producer: Any) -> dict[str, object]:
+    n, k = args.stations, args.client_procs
+    ctx = mp.get_context("fork")
+    t_start, t_pub = ctx.Value("d", 0.0), ctx.Value("d", 0.0)
+
+    def set_start() -> None:
+        t_start.value = time.time() + 0.5
+
+    barrier = ctx.Barrier(k + 1, action=set_start)
+    out = ctx.Queue()
+    procs = [ctx.Process(target=client_process, args=(args, list(range(j, n, k)), port, ca, (barrier, t_start, t_pub),
+                                                      out)) for j in range(k)]
+    t0 = time.perf_counter()
+    for p in procs:
+        p.start()
+    barrier.wait(300)  # B1
+    connect_s = time.perf_counter() - t0
+    barrier.wait(300)  # B2: every station plugged in and got its profile
     codec = default_codec()
     now = int(time.time() * 1000)
     recs = [(f"bs-{i}".encode(), encode_record(codec, setpoint(i, now, 2, 3.7)), now, None) for i in range(n)]
     cpu_burst0 = cpu_seconds(args.gateway_pid)
-    t_pub = time.perf_counter()
-    produce_records(producer, topic_name(SETPOINTS, s.topic_prefix), recs, flush_timeout=60)  # type: ignore[arg-type]
-    got = await asyncio.gather(*(sessions[i].station.next_received(timeout=60) for i in range(n)))  # type: ignore[attr-defined]
-    lat_kafka = [g.at - t_pub for g in got]
+    t_pub.value = time.time()
+    produce_records(producer, topic_name(SETPOINTS, s.topic_prefix), recs, flush_timeout=60)
+    barrier.wait(300)  # B3: every station has the new profile
     cpu_burst = cpu_seconds(args.gateway_pid) - cpu_burst0
-
     cpu0, w0 = cpu_seconds(args.gateway_pid), time.perf_counter()
-
-    async def updates(i: int) -> None:
-        st = sessions[i].station  # type: ignore[attr-defined]
-        for k in range(args.updates):
-            await st.transaction("Updated", f"tx-{i}", power_w=3700.0, energy_wh=100.0 * (k + 1), soc=31)
-
-    await asyncio.gather(*(updates(i) for i in range(n)))
+    barrier.wait(300)  # B4
+    barrier.wait(300)  # B5
     wall = time.perf_counter() - w0
     cpu = cpu_seconds(args.gateway_pid) - cpu0
+    lat_started: list[float] = []
+    lat_burst: list[float] = []
+    for _ in procs:
+        a, b = out.get(timeout=120)
+        lat_started += a
+        lat_burst += b
+    for p in procs:
+        p.join(60)
     msgs = n * args.updates
-    for sess in sessions:
-        await sess.close()  # type: ignore[attr-defined]
 
     def ms(xs: list[float]) -> dict[str, float]:
         return {"p50_ms": round(1000 * statistics.median(xs), 1), "p99_ms": round(1000 * pct(xs, 0.99), 1),
                 "max_ms": round(1000 * max(xs), 1)}
 
-    return {"stations": n, "connect_and_boot_s": round(connect_s, 2),
+    return {"stations": n, "client_processes": k, "connect_and_boot_s": round(connect_s, 2),
             "started_to_profile": ms(lat_started), "plugins_per_s": round(n / args.spread, 1),
-            "setpoint_produced_to_profile": ms(lat_kafka), "burst_gateway_cpu_s": round(cpu_burst, 2),
+            "setpoint_produced_to_profile": ms(lat_burst), "burst_gateway_cpu_s": round(cpu_burst, 2),
             "updates": msgs, "updates_wall_s": round(wall, 2), "gateway_cpu_s": round(cpu, 2),
             "messages_per_s": round(msgs / wall), "messages_per_gateway_cpu_s": round(msgs / cpu) if cpu else None}
 
@@ -137,6 +185,8 @@ def main() -> None:
     ap.add_argument("--stations", type=int, default=1000)
     ap.add_argument("--updates", type=int, default=5)
     ap.add_argument("--spread", type=float, default=10.0, help="seconds over which the stations plug in")
+    ap.add_argument("--client-procs", type=int, default=2, help="processes running the simulated stations")
+    ap.add_argument("--client-nice", type=int, default=10, help="niceness of the station processes")
     args = ap.parse_args()
     s = Settings(topic_prefix=f"bench-ocpp-{uuid.uuid4().hex[:6]}.", topic_retention_ms=-1, partitions=4)
     create_topics(s)
@@ -172,13 +222,14 @@ def main() -> None:
                 raise SystemExit(f"gateway did not start: {(tmp / 'gateway.log').read_text()[-2000:]}")
             time.sleep(0.2)
         args.gateway_pid = proc.pid
-        result = asyncio.run(run(args, s, port, pki, producer))
+        result = run(args, s, port, str(pki.ca_cert), producer)
         proc.terminate()
         proc.wait(30)
         for line in (tmp / "gateway.log").read_text().splitlines():
             if line.startswith('{"stats"'):
-                result["gateway_side_started_to_profile_sent_ms"] = json.loads(line)["stats"][
-                    "started_to_profile_sent_ms"]
+                stats = json.loads(line)["stats"]
+                result["gateway_side_started_to_profile_sent_ms"] = stats["started_to_profile_sent_ms"]
+                result["gateway_side_setpoint_to_profile_sent_ms"] = stats["setpoint_to_profile_sent_ms"]
         print(json.dumps(result, indent=1))
     finally:
         if proc is not None and proc.poll() is None:

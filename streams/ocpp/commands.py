@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import signal
 import socket
@@ -74,8 +75,9 @@ def gateway_cmd(
 
 async def _serve(settings: Settings, cfg: object, directory: object, metrics: bool, max_seconds: float | None) -> None:
     from streams.ocpp.edge import ControlFeed, KafkaOutputs, gateway_point
-    from streams.ocpp.gateway import Gateway, GatewayConfig
+    from streams.ocpp.gateway import HANDLERS, Gateway, GatewayConfig
     from streams.ocpp.registry import Directory
+    from streams.ocpp.schemas import warm
     from streams.sinks.influx import InfluxSink
 
     assert isinstance(cfg, GatewayConfig) and isinstance(directory, Directory)
@@ -86,11 +88,16 @@ async def _serve(settings: Settings, cfg: object, directory: object, metrics: bo
     sink = InfluxSink.from_settings(settings, worker=cfg.name) if metrics else None
     outputs = KafkaOutputs(settings, cfg.name, sink)
     gw = Gateway(directory, outputs, cfg)
+    t0 = time.monotonic()
+    compiled = warm([*HANDLERS, "SetChargingProfile", "ClearChargingProfile"])
+    typer.echo(json.dumps({"schemas_compiled": compiled, "seconds": round(time.monotonic() - t0, 1)}), err=True)
     feed = ControlFeed(settings, gw, loop)
     feed.start()
     try:
         await feed.caught_up.wait()
         await gw.start()
+        gc.collect()
+        gc.freeze()  # the registry, setpoints and compiled schemas stay: keep them out of every collection
         typer.echo(json.dumps({"listening": f"{cfg.host}:{gw.port}", "security_profile": cfg.security_profile,
                                "stations_registered": len(directory.registrations),
                                "setpoints_held": len(gw.setpoints)}), err=True)

@@ -121,14 +121,17 @@ class GatewayStats:
     dead_letters: int = 0
     answers: Counter[str] = field(default_factory=Counter)
     clipped: int = 0
-    reaction_ms: deque[float] = field(default_factory=lambda: deque(maxlen=100_000))
-    """TransactionEvent Started handled → its SetChargingProfile written to the socket (gateway clock)."""
+    reaction_ms: dict[str, deque[float]] = field(default_factory=lambda: {
+        "started": deque(maxlen=100_000), "setpoint": deque(maxlen=100_000)})
+    """TransactionEvent Started handled, or a new setpoint taken from Kafka → the SetChargingProfile it caused
+    written to the socket (gateway clock, ms)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {"connections": self.connections, "refused": dict(self.refused), "messages": dict(self.messages),
                 "call_errors": dict(self.call_errors), "telemetry": self.telemetry,
                 "dead_letters": self.dead_letters, "answers": dict(self.answers), "clipped": self.clipped,
-                "started_to_profile_sent_ms": _percentiles(self.reaction_ms)}
+                "started_to_profile_sent_ms": _percentiles(self.reaction_ms["started"]),
+                "setpoint_to_profile_sent_ms": _percentiles(self.reaction_ms["setpoint"])}
 
 
 def _percentiles(xs: deque[float]) -> dict[str, float] | None:
@@ -162,7 +165,7 @@ class StationConnection:
         self.wake = asyncio.Event()
         self.sent: object = None
         self.booted = False
-        self.started_at: float | None = None
+        self.trigger: tuple[str, float] | None = None
 
     # --- station -> gateway ---------------------------------------------------------------------------
 
@@ -306,9 +309,10 @@ class StationConnection:
         validate(msg, self._ocpp_version)
         async with self._call_lock:
             await self._send(msg.to_json())
-            if self.started_at is not None and msg.action == "SetChargingProfile":
-                self.gateway.stats.reaction_ms.append((time.perf_counter() - self.started_at) * 1000.0)
-                self.started_at = None
+            if self.trigger is not None and msg.action == "SetChargingProfile":
+                what, since = self.trigger
+                self.gateway.stats.reaction_ms[what].append((time.perf_counter() - since) * 1000.0)
+                self.trigger = None
             response = await self._get_specific_response(msg.unique_id, self._response_timeout)
         if isinstance(response, CallError):
             raise response.to_exception()
@@ -367,7 +371,7 @@ async def _transaction(c: StationConnection, p: dict[str, Any]) -> Any:
     c._update(*events.on_transaction_event(c.state, p))
     if c.state.transaction_id != before or p["eventType"] == "Started":
         c.sent = None  # a new transaction gets its profile even if one was sent (and refused) before it began
-        c.started_at = time.perf_counter()
+        c.trigger = ("started", time.perf_counter())
         c.wake.set()
     return c._call_result.TransactionEvent()
 
@@ -447,6 +451,8 @@ class Gateway:
         self.setpoints[charger_id] = sp
         conn = self.connected.get(charger_id)
         if conn is not None:
+            if sp is not None and conn.trigger is None:
+                conn.trigger = ("setpoint", time.perf_counter())
             conn.wake.set()
 
     def apply_registration(self, reg: ChargerRegistration) -> None:

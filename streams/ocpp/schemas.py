@@ -26,7 +26,7 @@ from ocpp.exceptions import FormatViolationError
 from ocpp.exceptions import NotImplementedError as OcppNotImplemented
 from ocpp.messages import Call, CallResult, MessageType, _validate_payload
 
-__all__ = ["to_payload", "validate"]
+__all__ = ["to_payload", "validate", "warm"]
 
 _ROOT = Path(ocpp.__file__).resolve().parent
 
@@ -39,6 +39,17 @@ def _compiled(name: str, version: str) -> Any:
     except OSError:
         return None
     return fastjsonschema.compile(schema)
+
+
+def warm(actions: list[str], versions: tuple[str, ...] = ("2.0.1", "2.1")) -> int:
+    """Compile the request and response validators of ``actions`` now (~0.1-0.3 s each), not at the first
+    message a station sends; returns how many were compiled."""
+    done = 0
+    for version in versions:
+        for action in actions:
+            for suffix in ("Request", "Response"):
+                done += _compiled(f"{action}{suffix}", version) is not None
+    return done
 
 
 def validate(message: Call | CallResult, version: str) -> None:
