@@ -55,9 +55,13 @@ class _Mixin:
         self.answer = "Accepted"
         self.seq = 0
         self.errors: list[list[Any]] = []
+        self.answers: list[list[Any]] = []
+        """Every CALLRESULT and CALLERROR received (including answers to raw frames)."""
 
     async def route_message(self, raw_msg: str) -> None:
         msg = json.loads(raw_msg)
+        if msg[0] in (3, 4):
+            self.answers.append(msg)
         if msg[0] == 4:
             self.errors.append(msg)
         await super().route_message(raw_msg)  # type: ignore[misc]

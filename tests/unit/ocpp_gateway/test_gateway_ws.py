@@ -257,6 +257,51 @@ def test_malformed_messages_get_callerrors_and_dead_letters_never_a_crash(tmp_pa
     run(1, body, tmp_path)
 
 
+def test_random_mutations_of_valid_messages_are_all_answered(tmp_path: Path) -> None:
+    """Every CALL frame gets exactly one CALLRESULT or CALLERROR, whatever was mutated; the station keeps working."""
+    import random
+
+    rng = random.Random(16)
+    valid = {"eventType": "Updated", "timestamp": "2026-01-01T00:00:00Z", "triggerReason": "MeterValuePeriodic",
+             "seqNo": 1, "transactionInfo": {"transactionId": "tx-1", "chargingState": "Charging"},
+             "evse": {"id": 1}, "meterValue": [{"timestamp": "2026-01-01T00:00:00Z", "sampledValue": [
+                 {"value": 3000, "measurand": "Power.Active.Import"}, {"value": 50, "measurand": "SoC"}]}]}
+    junk: list[Any] = [None, -1, 1e308, "", "x" * 5000, [], {}, True, -1e9, {"a": [1, {"b": None}]}]
+
+    def mutate(obj: Any) -> Any:
+        if isinstance(obj, dict) and obj and rng.random() < 0.7:
+            key = rng.choice(list(obj))
+            out = dict(obj)
+            roll = rng.random()
+            if roll < 0.3:
+                del out[key]
+            elif roll < 0.6:
+                out[key] = rng.choice(junk)
+            else:
+                out[key] = mutate(out[key])
+            return out
+        if isinstance(obj, list) and obj:
+            return [mutate(obj[0]), *obj[1:]]
+        return rng.choice(junk)
+
+    async def body(gw: Gateway, out: Outputs, url: str, pki: Any) -> None:
+        s = await connect_station(url, "st-v2x", "2.1", password=PASSWORD)
+        n = 150
+        for k in range(n):
+            await s.station.send_raw(json.dumps([2, f"f{k}", "TransactionEvent", mutate(valid)]))
+        await _until(lambda: len(s.station.answers) >= n, timeout=30)
+        assert sorted(a[1] for a in s.station.answers) == sorted(f"f{k}" for k in range(n))
+        errors = len(s.station.errors)
+        codes = {e[2] for e in s.station.errors}
+        assert "InternalError" not in codes and codes <= {"FormatViolation", "ProtocolError", "TypeConstraintViolation",
+                                                          "PropertyConstraintViolation", "RpcFrameworkError"}
+        assert 0 < errors < n and len(out.dead_letters) == errors  # some mutations stay valid
+        assert (await s.station.boot()).status == "Accepted"
+        await s.close()
+
+    run(1, body, tmp_path)
+
+
 async def _until(cond: Callable[[], Any], timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while not cond():

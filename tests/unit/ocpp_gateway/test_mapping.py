@@ -168,3 +168,21 @@ def test_password_hashes() -> None:
     d = Directory(credentials={"a": h})
     assert d.check_password("a", "0123456789abcdef") and d.check_password("a", "0123456789abcdef")  # cached
     assert not d.check_password("a", "wrong-wrong-wrong") and not d.check_password("b", "0123456789abcdef")
+
+
+def test_cli_refuses_bad_input_with_one_line_and_exit_2(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from streams.cli import app
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text("station,feeder,site,class,export_limit_kw,rating_kw\ncs-1,f1,s1,non_parallel,0,-7\n")
+    runner = CliRunner()
+    for argv, msg in ((["chargers", "register", str(bad)], "bad.csv:2: max_charge_kw: -7.0 is not >= 0"),
+                      (["ocpp-gateway", "--security-profile", "4"], "--security-profile must be 1, 2 or 3"),
+                      (["ocpp-gateway", "--security-profile", "3", "--certfile", str(bad), "--keyfile", str(bad)],
+                       "cannot load TLS material")):
+        out = runner.invoke(app, argv)
+        assert out.exit_code == 2, out.output
+        lines = out.output.strip().splitlines()
+        assert len(lines) == 1 and msg in lines[0], out.output
