@@ -12,8 +12,9 @@ without poisoning what follows.
 * StatusNotification ``Occupied`` / ``Available`` set whether an EV is plugged in.
 * NotifyEVChargingNeeds gives departure time, requested energy (2.1 ``evTargetEnergyRequest``, else the AC/DC
   ``energyAmount``), target SoC, battery capacity, SoC (DC) and the EV's power limits (2.1 V2X parameters).
-* Discharge capacity is reported only for a 2.1 station registered bidirectional: a 2.0.1 station has no way
-  to receive a discharge setpoint, so the dispatcher must not plan one.
+* Discharge capacity is reported only for a 2.1 station registered bidirectional whose EV did not announce a
+  charge-only energy transfer (no ``*_BPT`` mode in NotifyEVChargingNeeds): a 2.0.1 station has no way to
+  receive a discharge setpoint, so the dispatcher must not plan one.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Any, Literal
 
 from streams.contracts.models import ChargerRegistration, ChargerTelemetry
 
-__all__ = ["StationState", "meter_sample", "on_charging_needs", "on_meter_values", "on_status",
+__all__ = ["StationState", "may_discharge", "meter_sample", "on_charging_needs", "on_meter_values", "on_status",
            "on_transaction_event", "parse_time", "telemetry"]
 
 _SCALE = {"W": 1e-3, "kW": 1.0, "Wh": 1e-3, "kWh": 1.0}
@@ -49,6 +50,8 @@ class StationState:
     target_soc_pct: float | None = None
     ev_max_charge_kw: float | None = None
     ev_max_discharge_kw: float | None = None
+    ev_bidirectional: bool | None = None
+    """The EV announced (NotifyEVChargingNeeds) a bidirectional energy transfer mode (``*_BPT``); None = not said."""
     number_phases: int | None = None
 
 
@@ -123,7 +126,7 @@ def on_transaction_event(state: StationState, p: dict[str, Any]) -> tuple[Statio
     if p["eventType"] == "Started" or info["transactionId"] != s.transaction_id:
         s = replace(s, transaction_id=info["transactionId"], connected=True, register_start_kwh=None, energy_kwh=None,
                     soc_pct=None, departure_time=None, requested_energy_kwh=None, target_soc_pct=None,
-                    ev_max_charge_kw=None, ev_max_discharge_kw=None, power_kw=0.0)
+                    ev_max_charge_kw=None, ev_max_discharge_kw=None, ev_bidirectional=None, power_kw=0.0)
     if "evse" in p:
         s = replace(s, evse_id=int(p["evse"]["id"]))
     if "numberOfPhasesUsed" in p:
@@ -163,7 +166,8 @@ def on_charging_needs(state: StationState, p: dict[str, Any], now_ms: int) -> tu
     ac = needs.get("acChargingParameters") or {}
     dc = needs.get("dcChargingParameters") or {}
     v2x = needs.get("v2xChargingParameters") or {}
-    changes: dict[str, Any] = {"evse_id": int(p["evseId"])}
+    modes = [needs["requestedEnergyTransfer"], *needs.get("availableEnergyTransfer", [])]
+    changes: dict[str, Any] = {"evse_id": int(p["evseId"]), "ev_bidirectional": any("BPT" in m for m in modes)}
     if "departureTime" in needs:
         changes["departure_time"] = parse_time(needs["departureTime"])
     energy_wh = v2x.get("evTargetEnergyRequest", dc.get("energyAmount", ac.get("energyAmount")))
@@ -183,12 +187,18 @@ def on_charging_needs(state: StationState, p: dict[str, Any], now_ms: int) -> tu
     return replace(state, **changes), ts
 
 
+def may_discharge(state: StationState, reg: ChargerRegistration) -> bool:
+    """A discharge can be sent: a 2.1 station, registered bidirectional, whose EV did not announce a
+    charge-only energy transfer mode."""
+    return state.version == "2.1" and reg.bidirectional and state.ev_bidirectional is not False
+
+
 def telemetry(state: StationState, reg: ChargerRegistration, ts_ms: int) -> ChargerTelemetry:
     """The ``ChargerTelemetry`` of ``state`` at ``ts_ms`` (pydantic validation: raises ``ValidationError``)."""
     max_charge = reg.max_charge_kw
     if state.ev_max_charge_kw is not None:
         max_charge = min(max_charge, state.ev_max_charge_kw)
-    max_discharge = reg.max_discharge_kw if state.version == "2.1" and reg.bidirectional else 0.0
+    max_discharge = reg.max_discharge_kw if may_discharge(state, reg) else 0.0
     if state.ev_max_discharge_kw is not None:
         max_discharge = min(max_discharge, state.ev_max_discharge_kw)
     return ChargerTelemetry(

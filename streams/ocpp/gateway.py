@@ -286,8 +286,8 @@ class StationConnection:
         key = (sp.plan_id, sp.sequence, tx, evse_id)
         if self.sent == key:
             return
-        target = StationTarget(version=self.state_version, evse_id=evse_id, transaction_id=tx,
-                               v2x=self.state_version == "2.1" and reg.bidirectional,
+        v2x = events.may_discharge(known or StationState(self.id, self.state_version), reg)
+        target = StationTarget(version=self.state_version, evse_id=evse_id, transaction_id=tx, v2x=v2x,
                                max_charge_kw=reg.max_charge_kw, max_discharge_kw=reg.max_discharge_kw,
                                number_phases=known.number_phases if known is not None else None)
         cmd = setpoint_request(sp, target)

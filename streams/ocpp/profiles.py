@@ -8,7 +8,7 @@ The profile (one per EVSE, id :func:`profile_id`, so each new setpoint replaces 
   validity at its offset, and from ``valid_until`` on the setpoint's ``fallback_kw`` (the last period is open
   ended, so a station that loses the gateway runs on its fallback until a new profile or the end of the
   transaction); ``numberPhases`` on every period when the station reported it;
-* 2.1 station with V2X (registered bidirectional): every planned period uses ``operationMode``
+* 2.1 station with V2X (registered bidirectional, the EV not charge-only): every planned period uses ``operationMode``
   ``CentralSetpoint`` with ``setpoint`` in W (negative = discharge), bounded by ``limit`` (the charger's rating)
   and ``dischargeLimit`` (minus its discharge rating); the fallback period is ``ChargingOnly``;
 * any other station (2.0.1, or 2.1 without V2X): ``limit`` only, never negative: a discharge is clipped at 0

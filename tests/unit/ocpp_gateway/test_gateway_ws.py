@@ -139,13 +139,23 @@ def test_v2x_discharge_the_21_way_and_21_without_v2x_is_clipped(tmp_path: Path) 
         await _until(lambda: out.outcomes)
         assert out.outcomes[-1].discharge and not out.outcomes[-1].clipped
         assert out.telemetry_records[-1].max_discharge_kw == 7.0
+        # the EV says it charges only (no *_BPT mode): no discharge is offered or sent any more
+        needs = await s.station.call(s.station.calls.NotifyEVChargingNeeds(
+            evse_id=1, charging_needs={"requested_energy_transfer": "DC"}))
+        assert needs.status == "Accepted" and out.telemetry_records[-1].max_discharge_kw == 0.0
+        gw.apply_setpoint("st-v2x", setpoint("st-v2x", -6.0, seq=2, session="tx-9"))
+        again = await s.station.next_received()
+        assert again.payload["chargingProfile"]["chargingSchedule"][0]["chargingSchedulePeriod"][0] == {
+            "startPeriod": 0, "limit": 0.0}
+        await _until(lambda: len(out.outcomes) == 2)
+        assert out.outcomes[-1].clipped
         # a unidirectional charger on a 2.1 station: limit only, clipped at 0
         s1 = await connect_station(url, "st-1", "2.1", password=PASSWORD)
         await s1.station.transaction("Started", "tx-2", power_w=0.0)
         gw.apply_setpoint("st-1", setpoint("st-1", -3.0, session="tx-2"))
         p1 = (await s1.station.next_received()).payload["chargingProfile"]["chargingSchedule"][0]
         assert p1["chargingSchedulePeriod"][0] == {"startPeriod": 0, "limit": 0.0}
-        await _until(lambda: len(out.outcomes) == 2)
+        await _until(lambda: len(out.outcomes) == 3)
         assert out.outcomes[-1].clipped
         # a setpoint of an earlier session is never sent to the running one
         gw.apply_setpoint("st-1", setpoint("st-1", 5.0, seq=2, session="tx-old"))

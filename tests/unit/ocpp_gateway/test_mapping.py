@@ -116,8 +116,12 @@ def test_transaction_meter_values_and_charging_needs_become_telemetry() -> None:
     assert t.power_kw == 4.8 and t.energy_delivered_kwh == 0.5 and t.soc_pct == 48
     assert t.departure_time == T0 + 17 * 60 * MIN and t.requested_energy_kwh == 20.0 and t.target_soc_pct == 80
     assert t.battery_capacity_kwh == 60.0 and t.max_charge_kw == 9.0 and t.max_discharge_kw == 5.0
-    # the same registration behind a 2.0.1 station offers no discharge
+    # the same registration behind a 2.0.1 station offers no discharge, nor an EV that charges only
     assert events.telemetry(StationState("c1", "2.0.1"), REG, ts3).max_discharge_kw == 0.0
+    charge_only, _ = events.on_charging_needs(s2, {"evseId": 2, "chargingNeeds": {
+        "requestedEnergyTransfer": "DC", "availableEnergyTransfer": ["DC", "AC_three_phase"]}}, now_ms=ts3)
+    assert events.telemetry(charge_only, REG, ts3).max_discharge_kw == 0.0
+    assert not events.may_discharge(charge_only, REG) and events.may_discharge(s3, REG)
     s4, _ = events.on_transaction_event(s3, {
         "eventType": "Ended", "timestamp": "2026-01-01T09:00:00Z", "triggerReason": "EVDeparted", "seqNo": 2,
         "transactionInfo": {"transactionId": "T1", "stoppedReason": "EVDisconnected"}})
