@@ -126,3 +126,77 @@ def test_register_csv_then_gateway_carries_setpoints_and_telemetry(topic_namespa
         ("ClearChargingProfile", "Accepted", 0, "cs-2"), ("SetChargingProfile", "Accepted", 1, "cs-2")]
     counters = rows(query(influx_url, f"SELECT last(*) FROM ocpp_gateway WHERE gateway = '{name}'", "evgrid"))
     assert counters and counters[0]["last_dead_letters"] == 1 and counters[0]["last_accepted"] == 2
+
+
+def _gateway(env: dict[str, str], port: int, log: Path, name: str) -> subprocess.Popen[bytes]:
+    with open(log, "wb") as fh:
+        return subprocess.Popen(
+            [sys.executable, "-c", "from streams.cli import app; app()", "ocpp-gateway", "--port", str(port),
+             "--host", "127.0.0.1", "--security-profile", "1", "--no-metrics", "--name", name],
+            env={**os.environ, **env}, stdout=fh, stderr=subprocess.STDOUT)
+
+
+def test_a_station_may_move_to_another_gateway(topic_namespace, tmp_path: Path) -> None:
+    """Every gateway reads every setpoint partition: a station that reconnects to another gateway gets the
+    setpoint published while it was offline, from that gateway."""
+    from streams.contracts.models import ChargerRegistration
+    from streams.ocpp.registry import hash_password, save_credentials
+
+    s = topic_namespace
+    codec = default_codec()
+    now = int(time.time() * 1000)
+    stations = [f"m-{i}" for i in range(8)]  # spread over the setpoint topic's partitions
+    producer = make_producer(s)
+    produce_records(producer, topic_name(CHARGER_REGISTRY, s.topic_prefix), [
+        (b"feeder-m", encode_record(codec, ChargerRegistration(
+            charger_id=st, feeder_id="feeder-m", site_id="s", customer_id="c", bidirectional=False,
+            inverter_location="onboard", interconnection_class="non_parallel", max_charge_kw=11.0,
+            registered_at=now)), now, None) for st in stations])
+
+    def setpoint(st: str, seq: int, kw: float) -> ChargerSetpoint:
+        return ChargerSetpoint(charger_id=st, feeder_id="feeder-m", session_id=f"tx-{st}", sequence=seq,
+                               setpoint_kw=kw, valid_from=now, valid_until=now + 1_800_000, fallback_kw=0.0,
+                               reason="optimal", plan_id=f"p{seq}", issued_at=now + seq)
+
+    sp_topic = topic_name(SETPOINTS, s.topic_prefix)
+    produce_records(producer, sp_topic, [(st.encode(), encode_record(codec, setpoint(st, 1, 5.0)), now, None)
+                                         for st in stations])
+    creds = tmp_path / "creds.json"
+    save_credentials(creds, {st: hash_password("password-0123456789", n=2 ** 10) for st in stations})
+    env = {"EVGRID_BOOTSTRAP_SERVERS": s.bootstrap_servers, "EVGRID_TOPIC_PREFIX": s.topic_prefix,
+           "EVGRID_OCPP_CREDENTIALS": str(creds)}
+    ports = infra.free_ports(2)
+    logs = [tmp_path / "a.log", tmp_path / "b.log"]
+    procs = [_gateway(env, port, log, f"gw-{k}") for k, (port, log) in enumerate(zip(ports, logs, strict=True))]
+    try:
+        for p, log in zip(procs, logs, strict=True):
+            _wait_listening(p, log)
+
+        async def scenario() -> None:
+            for st in stations:
+                a = await connect_station(f"ws://127.0.0.1:{ports[0]}", st, password="password-0123456789")
+                await a.station.boot()
+                await a.station.transaction("Started", f"tx-{st}", power_w=0.0)
+                first = await a.station.next_received(timeout=20)
+                assert first.payload["chargingProfile"]["chargingSchedule"][0]["chargingSchedulePeriod"][0][
+                    "limit"] == 5000.0
+                await a.close()
+            # while the stations are offline, the dispatcher re-plans
+            produce_records(producer, sp_topic, [(st.encode(), encode_record(codec, setpoint(st, 2, 2.5)), now, None)
+                                                 for st in stations])
+            await asyncio.sleep(1.0)
+            for st in stations:
+                b = await connect_station(f"ws://127.0.0.1:{ports[1]}", st, password="password-0123456789")
+                await b.station.transaction("Updated", f"tx-{st}", power_w=5000.0)
+                moved = await b.station.next_received(timeout=20)
+                prof = moved.payload["chargingProfile"]
+                assert prof["transactionId"] == f"tx-{st}"
+                assert prof["chargingSchedule"][0]["chargingSchedulePeriod"][0]["limit"] == 2500.0
+                await b.close()
+
+        asyncio.run(scenario())
+    finally:
+        for p in procs:
+            p.terminate()
+            p.wait(30)
+    assert [p.returncode for p in procs] == [0, 0], [log.read_text()[-1500:] for log in logs]
