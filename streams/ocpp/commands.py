@@ -41,7 +41,8 @@ def gateway_cmd(
     """Run the OCPP 2.0.1/2.1 CSMS gateway: setpoints to stations, station events to telemetry."""
     from confluent_kafka import KafkaException
 
-    from streams.ocpp.gateway import GatewayConfig, server_ssl_context
+    from streams.ocpp.gateway import GatewayConfig
+    from streams.ocpp.handshake import server_ssl_context
     from streams.ocpp.registry import Directory, load_credentials
 
     s = Settings()
@@ -74,8 +75,9 @@ def gateway_cmd(
 
 
 async def _serve(settings: Settings, cfg: object, directory: object, metrics: bool, max_seconds: float | None) -> None:
+    from streams.ocpp.connection import HANDLERS
     from streams.ocpp.edge import ControlFeed, KafkaOutputs, gateway_point
-    from streams.ocpp.gateway import HANDLERS, Gateway, GatewayConfig
+    from streams.ocpp.gateway import Gateway, GatewayConfig
     from streams.ocpp.registry import Directory
     from streams.ocpp.schemas import warm
     from streams.sinks.influx import InfluxSink

@@ -14,7 +14,8 @@ import websockets
 from websockets.exceptions import InvalidStatus
 
 from streams.contracts.models import ChargerRegistration, ChargerSetpoint, SchedulePoint
-from streams.ocpp.gateway import Gateway, GatewayConfig, server_ssl_context
+from streams.ocpp.gateway import Gateway, GatewayConfig
+from streams.ocpp.handshake import server_ssl_context
 from streams.ocpp.registry import Directory, hash_password
 from streams.ocpp.simstation import connect_station
 from tests.fixtures.ocpp_pki import Pki, make_pki
