@@ -28,6 +28,7 @@ COMMAND_MODULES = (
     "streams.replay.commands",
     "streams.sinks.commands",
     "streams.backtest.commands",
+    "streams.ocpp.commands",
 )
 
 

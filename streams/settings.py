@@ -237,6 +237,25 @@ class Settings(BaseSettings):
     dispatch_track_requests: bool = True
     """EVGRID_DISPATCH_TRACK_REQUESTS: solve a no-request baseline plan to report delivered change."""
 
+    # --- OCPP gateway (issue 16, streams/ocpp) ----------------------------------------------------------
+    ocpp_host: str = "0.0.0.0"
+    """EVGRID_OCPP_HOST: address ``evgrid ocpp-gateway`` listens on."""
+    ocpp_port: int = 9000
+    """EVGRID_OCPP_PORT: port of ``evgrid ocpp-gateway`` (stations connect to ``wss://HOST:PORT/<station_id>``)."""
+    ocpp_security_profile: int = 2
+    """EVGRID_OCPP_SECURITY_PROFILE: 2 = basic auth over TLS, 3 = TLS client certificates (CN = station id),
+    1 = basic auth without TLS (only behind a TLS-terminating proxy)."""
+    ocpp_certfile: str | None = None
+    """EVGRID_OCPP_CERTFILE: the gateway's TLS certificate chain (PEM)."""
+    ocpp_keyfile: str | None = None
+    """EVGRID_OCPP_KEYFILE: the gateway's TLS private key (PEM)."""
+    ocpp_cafile: str | None = None
+    """EVGRID_OCPP_CAFILE: CA that signs station certificates (security profile 3)."""
+    ocpp_credentials: str = ".run/ocpp-credentials.json"
+    """EVGRID_OCPP_CREDENTIALS: station password hashes (scrypt) written by ``evgrid chargers register``."""
+    ocpp_heartbeat_seconds: int = 300
+    """EVGRID_OCPP_HEARTBEAT_SECONDS: heartbeat interval given to stations in the BootNotification answer."""
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
