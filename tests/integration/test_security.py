@@ -703,3 +703,83 @@ def test_documented_acl_commands_create_the_tested_layout(secure_kafka: SecureKa
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     got = _acls_under(secure_kafka.admin(), prefix)
     assert got == {_acl_key(binding(g)) for g in acls.layout(prefix, sandbox=f"{prefix}bt-")}
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_backtest_runs_in_its_sandbox_as_the_backtest_principal(secure_kafka: SecureKafka,
+                                                                monkeypatch: pytest.MonkeyPatch,
+                                                                tmp_path: Path) -> None:
+    """``evgrid backtest`` with only the ``evgrid-backtest`` ACLs (everything ``bt-*``) creates its namespace,
+    replays, runs its worker, settles and deletes its topics, on the secured broker."""
+    import json
+
+    import typer
+    from typer.testing import CliRunner
+
+    from streams.backtest.commands import register
+    from streams.replay.scenario import REPO_ROOT
+
+    sk = secure_kafka
+    # the real sandbox prefix (the namespace fixture grants only a per-test one): backtests name theirs bt-<id>.
+    apply_acls(sk.admin(), [g for g in acls.layout(sandbox=acls.SANDBOX) if g.principal == "evgrid-backtest"])
+    for k, v in {"EVGRID_BOOTSTRAP_SERVERS": sk.sasl_ssl, "EVGRID_SECURITY_PROTOCOL": "SASL_SSL",
+                 "EVGRID_SASL_MECHANISM": MECHANISM, "EVGRID_SASL_USERNAME": "evgrid-backtest",
+                 "EVGRID_SASL_PASSWORD": sk.passwords["evgrid-backtest"], "EVGRID_SSL_CAFILE": str(sk.pki.infra_ca),
+                 "EVGRID_MONITOR_ENABLED": "false"}.items():
+        monkeypatch.setenv(k, v)
+    app = typer.Typer()
+    register(app)
+
+    @app.callback()
+    def _root() -> None:
+        """root"""
+
+    out = tmp_path / "r.json"
+    res = CliRunner().invoke(app, ["backtest", str(REPO_ROOT / "scenarios/day-simulated-feeder.yaml"),
+                                   "--json", str(out)], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    figs = json.loads(out.read_text())
+    prefix = figs["run"]["prefix"]
+    assert prefix.startswith(acls.SANDBOX) and figs["setpoints"]["count"] > 0
+    assert figs["total"]["safety_violations"] == 0
+    left = AdminClient(client_config(sk.admin())).list_topics(timeout=30).topics
+    assert not [t for t in left if t.startswith(prefix)]  # it deleted its own namespace
+
+
+@pytest.mark.timeout(240)
+def test_documented_scram_command_adds_a_user_without_a_password_on_a_command_line(secure_kafka: SecureKafka,
+                                                                                 tmp_path: Path) -> None:
+    """The running-cluster SCRAM block of docs/security.md, run verbatim as the operator: the new user can log
+    in, and its password never appears on a command line (scanned while the block runs)."""
+    import subprocess
+
+    doc = (infra.repo_root() / "docs" / "security.md").read_text()
+    block = doc.split("<!-- scram-command", 1)[1].split("```bash\n", 1)[1].split("```", 1)[0]
+    user, password = f"new-{uuid.uuid4().hex[:6]}", secrets.token_urlsafe(15).replace("-", "x").replace("_", "y")
+    secrets_dir = tmp_path / "secrets"
+    secrets_dir.mkdir()
+    _write_private(secrets_dir / user, password.encode())
+    block = block.replace('PRINCIPAL="evgrid-csms"', f'PRINCIPAL="{user}"').replace("/run/secrets/", f"{secrets_dir}/")
+    cfg = tmp_path / "admin.properties"
+    config = doc.split("<!-- admin-config", 1)[1].split("```properties\n", 1)[1].split("```", 1)[0]
+    cfg.write_text(config.replace("/etc/evgrid/infra-ca.pem", str(secure_kafka.pki.infra_ca))
+                   .replace("/etc/evgrid/evgrid-admin.pem", str(secure_kafka.pki.ids["admin"].chain)))
+    lib = infra.repo_root() / "infra" / "kafka" / "lib"
+    java = f'java -Xmx128m -XX:TieredStopAtLevel=1 -cp "{lib}/*"'
+    script = (f'set -euo pipefail\nkafka-configs.sh() {{ {java} kafka.admin.ConfigCommand "$@"; }}\n'
+              f'BOOT="{secure_kafka.internal}" CFG="{cfg}"\n{block}')
+    _, exc = _errors_of_admin(secure_kafka.sasl("evgrid-csms", password=password).model_copy(
+        update={"sasl_username": user}), timeout=3.0)
+    assert exc is not None  # not a user yet
+    with CommandLineWatch([password]) as watch:
+        proc = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=200, check=False,
+                              cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert watch.scans > 10 and watch.seen == []
+    assert not (tmp_path / "scram.properties").exists()
+    login = secure_kafka.sasl("evgrid-csms", password=password).model_copy(update={"sasl_username": user})
+    deadline = time.monotonic() + 30
+    while (exc := _errors_of_admin(login, timeout=5.0)[1]) is not None and time.monotonic() < deadline:
+        time.sleep(1)  # the credential reaches the broker through the metadata log
+    assert exc is None, exc
