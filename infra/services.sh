@@ -17,9 +17,11 @@
 #   EVGRID_KAFKA_SESSION_TIMEOUT_MS / EVGRID_KAFKA_HEARTBEAT_INTERVAL_MS  (9000 / 2000)
 #   EVGRID_KAFKA_TEMPLATE          server.properties template    (infra/kafka/server.properties)
 #   EVGRID_KAFKA_VAR_<NAME>        extra @@NAME@@ placeholder values for that template
-#                                  (e.g. infra/kafka/server-sasl-ssl.properties needs SASL_SSL_PORT, ...)
+#                                  (e.g. infra/kafka/server-sasl-ssl.properties needs INTERNAL_PORT, ...;
+#                                  values are substituted in the shell, never on a command line)
 #   EVGRID_KAFKA_SCRAM             SCRAM credentials created when storage is first formatted, one per line:
-#                                  SCRAM-SHA-512=[name=evgrid,password=secret]  (kafka-storage --add-scram)
+#                                  SCRAM-SHA-512=[name=evgrid,password=secret]  (kafka-storage --add-scram,
+#                                  passed in an owner-only java @argfile)
 #   EVGRID_INFLUX_PORT             HTTP API                      (8086)
 #   EVGRID_INFLUX_RPC_PORT         backup/restore RPC            (8088)
 #   EVGRID_INFLUX_RUN_DIR          this influxd's dir            ($EVGRID_RUN_DIR/influxdb)
@@ -145,18 +147,23 @@ stop_pid() {
     log "$name: stopped (pid $pid)"
 }
 
-# render TEMPLATE OUT KEY=VALUE...: replace @@KEY@@ placeholders
+# render TEMPLATE OUT KEY=VALUE...: replace @@KEY@@ placeholders. Values may be secrets (keystore
+# password): the substitution runs inside this shell (no sed/awk argv for `ps` to show) and the file is
+# created owner-only (umask 077) before anything is written to it.
 render() {
-    local tmpl="$1" out="$2" expr=() kv
+    local tmpl="$1" out="$2" line kv key val
     shift 2
-    for kv in "$@"; do
-        local val="${kv#*=}"
-        val="${val//\\/\\\\}"
-        val="${val//|/\\|}"
-        val="${val//&/\\&}"
-        expr+=(-e "s|@@${kv%%=*}@@|${val}|g")
-    done
-    sed "${expr[@]}" "$tmpl" >"$out.tmp"
+    (
+        umask 077
+        rm -f "$out.tmp"
+        while IFS= read -r line || [[ -n "$line" ]]; do
+            for kv in "$@"; do
+                key="${kv%%=*}" val="${kv#*=}"
+                line="${line//"@@$key@@"/"$val"}"
+            done
+            printf '%s\n' "$line"
+        done <"$tmpl" >"$out.tmp"
+    )
     if grep -v '^ *#' "$out.tmp" | grep -q '@@[A-Z_]*@@'; then
         die "unrendered placeholder in $out: $(grep -o '@@[A-Z_]*@@' "$out.tmp" | sort -u | tr '\n' ' ')"
     fi
@@ -183,7 +190,26 @@ kafka_init_paths() {
     KAFKA_DATA="$KAFKA_RUN/data"
 }
 
-kafka_ready() { "$PYTHON" "$ROOT/infra/kafka/probe.py" --quiet --timeout 2 "127.0.0.1:$KAFKA_PORT"; }
+# argfile_quote ARG...: one double-quoted java @argfile argument per line (\\ and \" escaped)
+argfile_quote() {
+    local a
+    for a in "$@"; do
+        a="${a//\\/\\\\}"
+        printf '"%s"\n' "${a//\"/\\\"}"
+    done
+}
+
+# a template whose KAFKA_PORT listener speaks TLS (SSL, SASL_SSL) is probed with ApiVersions over TLS
+kafka_probe_args() {
+    if grep -Eq '^listeners=(.*,)?[A-Z_]*SSL://[^,]*:@@KAFKA_PORT@@(,|$)' "$KAFKA_TEMPLATE"; then
+        printf '%s\n' --tls
+    fi
+}
+
+kafka_ready() {
+    # shellcheck disable=SC2046  # zero or one flag
+    "$PYTHON" "$ROOT/infra/kafka/probe.py" --quiet --timeout 2 $(kafka_probe_args) "127.0.0.1:$KAFKA_PORT"
+}
 
 kafka_java_opts() {
     # shellcheck disable=SC2206
@@ -225,8 +251,10 @@ kafka_up() {
         "KAFKA_PORT=$KAFKA_PORT" "KAFKA_CONTROLLER_PORT=$KAFKA_CONTROLLER_PORT" "KAFKA_DATA_DIR=$KAFKA_DATA" \
         "KAFKA_SESSION_TIMEOUT_MS=$KAFKA_SESSION_TIMEOUT_MS" "KAFKA_HEARTBEAT_INTERVAL_MS=$KAFKA_HEARTBEAT_INTERVAL_MS" \
         ${extra[@]+"${extra[@]}"}
-    # template variables may carry secrets (keystore, SCRAM passwords): owner-only config
-    if ((${#extra[@]})); then chmod 600 "$KAFKA_CONF"; fi
+    # no config started from here may make the unauthenticated principal a super user
+    if grep -Eq '^[[:space:]]*super\.users[[:space:]]*=.*ANONYMOUS' "$KAFKA_CONF"; then
+        die "kafka: $KAFKA_CONF makes User:ANONYMOUS a super user; refusing to start"
+    fi
     kafka_java_opts
 
     if [[ ! -f "$KAFKA_DATA/meta.properties" ]]; then
@@ -237,14 +265,23 @@ while (c := base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")).s
 print(c)')"
         fi
         log "kafka: formatting KRaft storage in $KAFKA_DATA (cluster id $cluster_id)"
-        local scram=() line
-        while IFS= read -r line; do
-            if [[ -n "$line" ]]; then scram+=(--add-scram "$line"); fi
-        done <<<"${EVGRID_KAFKA_SCRAM:-}"
+        # the tool's arguments (SCRAM passwords) go in an owner-only java @argfile, not on the command line
+        local args="$KAFKA_RUN/format.args" line
+        (
+            umask 077
+            rm -f "$args"
+            {
+                printf '%s\n' kafka.tools.StorageTool format --ignore-formatted
+                argfile_quote -t "$cluster_id" -c "$KAFKA_CONF"
+                while IFS= read -r line; do
+                    if [[ -n "$line" ]]; then argfile_quote --add-scram "$line"; fi
+                done <<<"${EVGRID_KAFKA_SCRAM:-}"
+            } >"$args"
+        )
         java -Xmx256m "-Dlog4j.configuration=file:$ROOT/infra/kafka/log4j.properties" "-Dkafka.logs.dir=$KAFKA_LOGS" \
-            -cp "$KAFKA_LIB/*" kafka.tools.StorageTool format --ignore-formatted \
-            -t "$cluster_id" -c "$KAFKA_CONF" ${scram[@]+"${scram[@]}"} >>"$KAFKA_LOGS/format.log" 2>&1 ||
-            { tail -n 20 "$KAFKA_LOGS/format.log" >&2; die "kafka: storage format failed (see $KAFKA_LOGS/format.log)"; }
+            -cp "$KAFKA_LIB/*" "@$args" >>"$KAFKA_LOGS/format.log" 2>&1 ||
+            { rm -f "$args"; tail -n 20 "$KAFKA_LOGS/format.log" >&2; die "kafka: storage format failed (see $KAFKA_LOGS/format.log)"; }
+        rm -f "$args"
     fi
 
     local t0=$SECONDS

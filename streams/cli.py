@@ -35,7 +35,11 @@ COMMAND_MODULES = (
 @config_app.command("show")
 def config_show() -> None:
     """Print the effective settings (secrets redacted) and the environment variable of each."""
-    settings = Settings()
+    try:
+        settings = Settings()
+    except ValueError as exc:
+        typer.echo(f"error: {str(exc).splitlines()[0]}", err=True)
+        raise typer.Exit(2) from None
     out = {}
     for name, field in Settings.model_fields.items():
         value = getattr(settings, name)

@@ -153,8 +153,9 @@ def consume_all(settings: Settings, topics: Sequence[str], timeout: float = 30.0
     Reads with a throw-away consumer group until every assigned partition reached its end and
     nothing arrived for ``idle`` seconds, ``expected`` messages were read, or ``timeout`` seconds passed.
     """
-    consumer = make_consumer(settings, f"evgrid-consume-all-{uuid.uuid4().hex}", enable_auto_commit=False,
-                             enable_partition_eof=True)
+    # a throw-away group inside the settings' namespace (a sandboxed principal may only use groups there)
+    consumer = make_consumer(settings, f"{settings.topic_prefix}evgrid-consume-all-{uuid.uuid4().hex}",
+                             enable_auto_commit=False, enable_partition_eof=True)
     assigned: set[tuple[str | None, int | None]] = set()
     at_end: set[tuple[str | None, int | None]] = set()
 

@@ -1,26 +1,51 @@
 """evgrid configuration: one frozen pydantic-settings class.
 
-Every field is read from an environment variable ``EVGRID_<FIELD NAME IN UPPER CASE>``
-(or from a ``.env`` file in the working directory). ``evgrid config show`` prints the
-effective values with secrets redacted.
+Every field is read from an environment variable ``EVGRID_<FIELD NAME IN UPPER CASE>``, or from the
+``.env``-style file named by ``EVGRID_ENV_FILE`` (never implicitly from the working directory; the file must
+be owner-only). ``evgrid config show`` prints the effective values with secrets redacted.
 """
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
+from typing import Any
 
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["Settings", "get_settings"]
+__all__ = ["ENV_FILE_VAR", "Settings", "env_file", "get_settings"]
+
+ENV_FILE_VAR = "EVGRID_ENV_FILE"
+
+
+def env_file() -> str | None:
+    """The settings file named by ``EVGRID_ENV_FILE`` (None when unset).
+
+    Raises ValueError when it is missing or readable by group or others (it may hold secrets)."""
+    path = os.environ.get(ENV_FILE_VAR)
+    if not path:
+        return None
+    try:
+        mode = os.stat(path).st_mode & 0o777
+    except OSError as exc:
+        raise ValueError(f"{ENV_FILE_VAR}={path}: {exc.strerror}") from None
+    if mode & 0o077:
+        raise ValueError(f"{ENV_FILE_VAR}={path} is readable by group or others (mode {mode:o}); chmod 600 it")
+    return path
 
 
 class Settings(BaseSettings):
     """Settings of every evgrid process. The environment variable of each field is named in its doc."""
 
     model_config = SettingsConfigDict(
-        env_prefix="EVGRID_", env_file=".env", extra="ignore", frozen=True, use_attribute_docstrings=True
+        env_prefix="EVGRID_", env_file=None, extra="ignore", frozen=True, use_attribute_docstrings=True
     )
+
+    def __init__(self, **values: Any) -> None:
+        if "_env_file" not in values:
+            values["_env_file"] = env_file()
+        super().__init__(**values)
 
     # --- Kafka ---------------------------------------------------------------------------------
     bootstrap_servers: str = "127.0.0.1:9092"
