@@ -110,6 +110,15 @@ def _usage_error(exc: ClickException) -> list[str]:
     return lines
 
 
+def _save_traceback(exc: BaseException) -> str:
+    import tempfile
+    import traceback
+
+    with tempfile.NamedTemporaryFile("w", prefix="evgrid-error-", suffix=".txt", delete=False) as fh:
+        fh.write("".join(traceback.format_exception(exc)))
+        return fh.name
+
+
 def main(argv: list[str] | None = None) -> int:
     """The ``evgrid`` entry point: run a command; report a failure in one or two lines (see
     :mod:`streams.cli_errors`) with exit 2 (bad input), 3 (broker unreachable) or 1."""
@@ -136,7 +145,10 @@ def main(argv: list[str] | None = None) -> int:
         if debug:
             raise
         failure = describe(exc)
-        for line in failure.lines:
+        lines = list(failure.lines)
+        if failure.code == 1:  # a bug, not the user's input: keep its traceback for the report
+            lines[-1] = f"(traceback in {_save_traceback(exc)}; --debug prints it)"
+        for line in lines:
             typer.echo(line, err=True)
         return failure.code
     return rv if isinstance(rv, int) else 0

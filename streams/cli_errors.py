@@ -10,7 +10,7 @@ import csv
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["BrokerUnreachable", "Failure", "InputError", "describe"]
+__all__ = ["BrokerUnreachable", "Failure", "InputError", "describe", "file_error"]
 
 BAD_INPUT = 2
 UNREACHABLE = 3
@@ -69,6 +69,16 @@ def describe(exc: BaseException) -> Failure:
     return Failure(INTERNAL, (f"internal error: {type(exc).__name__}: {_first_line(exc)}", _HINT_DEBUG))
 
 
+def file_error(path: object, exc: BaseException) -> InputError:
+    """An ``InputError`` naming ``path`` for a YAML, validation or value error raised while reading it."""
+    mark = getattr(exc, "problem_mark", None)
+    if mark is not None:  # a YAML syntax error: line and column, 1-based
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        return InputError(f"{path}: line {mark.line + 1}, column {mark.column + 1}: {problem}")
+    text = _validation_text(exc) if _is_validation_error(exc) else _first_line(exc)
+    return InputError(text if text.startswith(str(path)) else f"{path}: {text}")
+
+
 def _kafka_failure(exc: BaseException) -> Failure | None:
     try:
         from confluent_kafka import KafkaException
@@ -91,9 +101,12 @@ def _is_validation_error(exc: BaseException) -> bool:
 
 def _validation_text(exc: BaseException) -> str:
     errors = exc.errors()  # type: ignore[attr-defined]
+    from_env = getattr(exc, "title", "") == "Settings"  # EVGRID_* environment variables
     parts = []
     for e in errors[:3]:
         loc = ".".join(str(x) for x in e.get("loc", ()))
+        if from_env and loc:
+            loc = f"EVGRID_{loc.upper()}"
         parts.append(f"{loc}: {e.get('msg')}" if loc else str(e.get("msg")))
     more = f" (+{len(errors) - 3} more)" if len(errors) > 3 else ""
     return "; ".join(parts) + more

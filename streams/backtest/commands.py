@@ -34,6 +34,33 @@ def _parse_sets(items: list[str]) -> dict[str, Any]:
     return out
 
 
+def _parse_step(text: str) -> int:
+    from streams.replay.timeparse import parse_duration_ms
+
+    try:
+        ms = parse_duration_ms(text)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="'--step'") from None
+    if ms % 60_000 or not 1 <= ms // 60_000 <= 60:
+        raise typer.BadParameter(f"{text!r}: the planning step is a whole number of minutes from 1 to 60",
+                                 param_hint="'--step'")
+    return ms
+
+
+def _read_scenario(path: Path) -> Any:
+    """The scenario at ``path``; its YAML or schema errors name the file (and line)."""
+    import yaml
+    from pydantic import ValidationError
+
+    from streams.cli_errors import file_error
+    from streams.replay.scenario import load_scenario
+
+    try:
+        return load_scenario(path)
+    except (yaml.YAMLError, ValidationError, ValueError) as exc:
+        raise file_error(path, exc) from None
+
+
 def in_process_settings(inputs: Any, base: Any) -> Any:
     """The Settings a worker of this run would see (its environment from ``worker_env``), for ``--in-process``."""
     from streams.backtest.orchestrator import worker_env
@@ -99,17 +126,15 @@ def run_backtest_cli(scenario: Path | None, sessions: Path | None, load: Path | 
     from streams.backtest.orchestrator import run_pipeline
     from streams.backtest.report import compute_report, render_html, write_setpoints_csv
     from streams.preflight import quiet_solver_banner, require_broker
-    from streams.replay.scenario import load_scenario
-    from streams.replay.timeparse import parse_duration_ms
     from streams.settings import Settings
 
     t0 = time.perf_counter()
     overrides = _parse_sets(sets)
-    step_ms = parse_duration_ms(step) if step else None
+    step_ms = _parse_step(step) if step else None
     if scenario is not None:
         if sessions is not None or load is not None or weather is not None:
             raise typer.BadParameter("give a scenario or --sessions/--load/--weather, not both")
-        inputs = from_scenario(load_scenario(scenario), import_limit_kw=import_limit_kw, step_ms=step_ms,
+        inputs = from_scenario(_read_scenario(scenario), import_limit_kw=import_limit_kw, step_ms=step_ms,
                                settings=overrides)
         if export_limit_kw is not None:
             inputs.export_limit_kw = export_limit_kw

@@ -98,8 +98,9 @@ def forecast_eval(
         rows = read_load_csv(load)
         _enough_data(load, rows, warmup_days, max(steps, default=1) * interval_ms)
         wx = read_weather_csv(weather) if weather is not None else None
-        report = evaluate(rows, cfg, tuple(steps), wx, weather_as_forecast=weather_as_forecast,
-                          warmup_days=warmup_days)
+        with Console(stderr=True).status(f"running the forecaster over {len(rows):,} load rows of {load.name}"):
+            report = evaluate(rows, cfg, tuple(steps), wx, weather_as_forecast=weather_as_forecast,
+                              warmup_days=warmup_days)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     if not any(s.n for s in report.scores.values()):

@@ -126,6 +126,11 @@ import_app = typer.Typer(no_args_is_help=True, help="Import engineers' files int
 
 
 def _write(records: list[HistoryRecord], out: Path, source: str) -> None:
+    if not records:
+        from streams.cli_errors import InputError
+
+        raise InputError(f"{source.rsplit(':', 1)[-1]}: no records in the file (only a header? see "
+                         "`evgrid import --help` for the columns); nothing written")
     out.parent.mkdir(parents=True, exist_ok=True)
     n = write_history(out, records, metadata={"evgrid.source": source})
     span = f"{iso_utc(records[0].timestamp)} .. {iso_utc(records[-1].timestamp)}" if records else "-"

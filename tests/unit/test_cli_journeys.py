@@ -116,6 +116,36 @@ def test_unreachable_broker_is_one_line_within_seconds(tmp_path: Path, args: tup
     assert took < 20, took  # the preflight gives up after 6 s (a minute of librdkafka retries before)
 
 
+def test_scenario_yaml_error_names_file_and_line(tmp_path: Path) -> None:
+    (tmp_path / "bad.yaml").write_text("name: x\ninputs: [\n")
+    proc = run_cli("backtest", "bad.yaml", "--in-process", cwd=tmp_path)
+    assert_short_error(proc, 2, "bad.yaml: line 3")
+
+
+def test_scenario_schema_error_names_file_and_field(tmp_path: Path) -> None:
+    (tmp_path / "s.yaml").write_text("name: x\ninputs: {}\nlimitz: 3\n")
+    proc = run_cli("backtest", "s.yaml", "--in-process", cwd=tmp_path)
+    assert_short_error(proc, 2, "s.yaml:", "limitz")
+
+
+def test_bad_step_names_the_option(tmp_path: Path) -> None:
+    sessions = write_sessions(tmp_path / "s.csv")
+    proc = run_cli("backtest", "--sessions", str(sessions), "--step", "90m", "--in-process", cwd=tmp_path)
+    assert_short_error(proc, 2, "'--step'", "1 to 60")
+
+
+def test_bad_environment_setting_names_the_variable(tmp_path: Path) -> None:
+    proc = run_cli("config", "show", cwd=tmp_path, env={"EVGRID_PARTITIONS": "many"})
+    assert_short_error(proc, 2, "EVGRID_PARTITIONS", "integer")
+
+
+def test_import_of_a_header_only_file_writes_nothing(tmp_path: Path) -> None:
+    (tmp_path / "w.csv").write_text("timestamp,temperature_c,ghi_wm2\n")
+    proc = run_cli("import", "weather", "w.csv", "--out", "w.avro", cwd=tmp_path)
+    assert_short_error(proc, 2, "w.csv", "no records")
+    assert not (tmp_path / "w.avro").exists()
+
+
 def test_debug_shows_the_traceback(tmp_path: Path) -> None:
     proc = run_cli("--debug", "backtest", "--sessions", "/nonexistent.csv", cwd=tmp_path)
     assert proc.returncode != 0 and "Traceback" in proc.stderr and "FileNotFoundError" in proc.stderr
