@@ -48,8 +48,8 @@ def _first_line(exc: BaseException) -> str:
 def describe(exc: BaseException) -> Failure:
     """The message and exit code for an exception a command raised."""
     if isinstance(exc, BrokerUnreachable):
-        return Failure(UNREACHABLE, (f"error: {exc}", "start the local one with `evgrid infra up`, or set "
-                                                       "EVGRID_BOOTSTRAP_SERVERS"))
+        return Failure(UNREACHABLE, (f"error: {exc}; start the local one with `evgrid infra up` or set "
+                                     "EVGRID_BOOTSTRAP_SERVERS",))
     kafka = _kafka_failure(exc)
     if kafka is not None:
         return kafka
