@@ -102,6 +102,7 @@ def test_forecast_eval_with_too_little_data(tmp_path: Path) -> None:
     assert "MAE" not in proc.stdout  # no empty table
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args", [("backtest", "--sessions", "SESSIONS"), ("topics", "create"),
                                   ("simulate", "--hours", "1", "--quiet")])
 def test_unreachable_broker_is_one_line_within_seconds(tmp_path: Path, args: tuple[str, ...]) -> None:
