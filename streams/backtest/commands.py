@@ -156,6 +156,8 @@ def run_backtest_cli(scenario: Path | None, sessions: Path | None, load: Path | 
     run_settings = Settings(**{**{k: v for k, v in inputs.settings.items()},
                                "interval_minutes": inputs.step_ms // 60_000})
     t_rep = time.perf_counter()
+    echo(f"scoring: chargers following {len(out.setpoints)} setpoints, uncontrolled charging"
+         + (", the perfect-foresight optimum (one LP)" if optimum else ""))
     run = {"mode": "in-process" if in_process else "broker", "prefix": out.prefix,
            "topics_kept": keep_topics and not in_process, "records_replayed": out.records_replayed,
            "worker": out.worker_stats, "seconds": {**out.timings.__dict__}}
