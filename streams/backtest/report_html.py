@@ -379,7 +379,8 @@ def _forecast_table(fc: dict[str, Any]) -> str:
 def _headline(f: dict[str, Any], limit_kw: float | None) -> str:
     t = f["total"]
     peak, unc, opt = t["peak_kw"], t["uncontrolled_peak_kw"], t["optimal_peak_kw"]
-    cut = f" ({100 * (1 - peak / unc):.0f} % lower)" if unc > 0 else ""
+    change = 100 * (peak / unc - 1) if unc > 0 else 0.0
+    cut = f" ({abs(change):.0f} % {'lower' if change < 0 else 'higher'})" if unc > 0 and round(change) else ""
     parts = [f"<li><b>Peak import {_num(peak, 'kW')}</b> with evgrid, against {_num(unc, 'kW')} uncontrolled{cut}"
              f" and {_num(opt, 'kW')} with perfect foresight.</li>",
              f"<li><b>Drivers got {_num(t['energy_delivered_pct'], '%')}</b> of the energy they asked for "
