@@ -2,7 +2,8 @@
 PYTHON ?= python3
 SERVICES ?= all
 
-.PHONY: help setup install up down restart status test test-unit test-integration demo lint bench ci clean-run
+.PHONY: help setup install up down restart status test test-unit test-integration demo lint bench ci clean-run \
+	report-screenshot
 
 help:
 	@grep -E "^[a-z-]+:.*## " $(MAKEFILE_LIST) | sed -E "s/:.*## /\t/" | expand -t 20
@@ -44,6 +45,18 @@ lint: ## ruff + mypy
 
 bench: up ## benchmarks (evgrid bench)
 	evgrid bench
+
+CHROMIUM ?= chromium
+CHROMIUM_FLAGS = --headless --no-sandbox --disable-gpu --disable-background-networking --disable-component-update \
+	--disable-sync --no-first-run --hide-scrollbars --virtual-time-budget=15000 --window-size=1300,3200
+
+report-screenshot: ## in-process backtest of 40 ACN sessions -> build/report.html + headless Chromium build/report.png
+	mkdir -p build
+	head -41 streams/simulate/data/acn/caltech_2019-03_sessions.csv > build/s40.csv
+	evgrid backtest --sessions build/s40.csv --in-process --import-limit-kw 30 --html build/report.html \
+		--json build/report.json
+	$(CHROMIUM) $(CHROMIUM_FLAGS) --screenshot=$(CURDIR)/build/report.png file://$(CURDIR)/build/report.html
+	@echo "look at build/report.png"
 
 ci: ## run .ci/run locally
 	bash .ci/run

@@ -14,8 +14,10 @@ def register(app: typer.Typer) -> None:
     def create() -> None:
         """Create all topics (partitions, cleanup policy, retention from the topic table); idempotent."""
         from streams.agents.topics import create_topics
+        from streams.preflight import require_broker
         from streams.settings import Settings
 
+        require_broker()
         for name, state in sorted(create_topics(Settings()).items()):
             typer.echo(f"{state:8} {name}")
 
@@ -24,8 +26,11 @@ def register(app: typer.Typer) -> None:
         """Run one stream-processing worker (faust) until interrupted."""
         from streams.agents.app import create_app, tune_gc
         from streams.agents.runner import run
+        from streams.preflight import quiet_solver_banner, require_broker
         from streams.settings import Settings
 
+        require_broker()
+        quiet_solver_banner()
         app = create_app()
         tune_gc(Settings().gc_gen0_threshold)
         run(app, loglevel)

@@ -1,18 +1,22 @@
 """``evgrid backtest``: run a scenario (or a sessions file) through the real pipeline and write the report.
 
-Until ``streams.cli`` lists this module, run it as ``python -m streams.backtest.commands ...``.
+By default the inputs go through a Kafka namespace and a worker process; ``--in-process`` runs the same
+worker code (:mod:`streams.backtest.inprocess`) without a broker.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-__all__ = ["register", "run_backtest_cli"]
+__all__ = ["in_process_settings", "register", "run_backtest_cli", "run_in_process_cli"]
 
 
 def _parse_sets(items: list[str]) -> dict[str, Any]:
@@ -30,26 +34,107 @@ def _parse_sets(items: list[str]) -> dict[str, Any]:
     return out
 
 
+def _parse_step(text: str) -> int:
+    from streams.replay.timeparse import parse_duration_ms
+
+    try:
+        ms = parse_duration_ms(text)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="'--step'") from None
+    if ms % 60_000 or not 1 <= ms // 60_000 <= 60:
+        raise typer.BadParameter(f"{text!r}: the planning step is a whole number of minutes from 1 to 60",
+                                 param_hint="'--step'")
+    return ms
+
+
+def _read_scenario(path: Path) -> Any:
+    """The scenario at ``path``; its YAML or schema errors name the file (and line)."""
+    import yaml
+    from pydantic import ValidationError
+
+    from streams.cli_errors import file_error
+    from streams.replay.scenario import load_scenario
+
+    try:
+        return load_scenario(path)
+    except (yaml.YAMLError, ValidationError, ValueError) as exc:
+        raise file_error(path, exc) from None
+
+
+def in_process_settings(inputs: Any, base: Any) -> Any:
+    """The Settings a worker of this run would see (its environment from ``worker_env``), for ``--in-process``."""
+    from streams.backtest.orchestrator import worker_env
+    from streams.settings import Settings
+
+    with tempfile.TemporaryDirectory(prefix="evgrid-inprocess-") as data_dir:
+        env = worker_env(inputs, base, base.topic_prefix, data_dir)
+        saved = {k: os.environ.get(k) for k in env}
+        os.environ.update(env)
+        try:
+            return Settings()
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+
+
+def run_in_process_cli(inputs: Any, base: Any, echo: Any = typer.echo, progress: bool = True) -> Any:
+    """``inputs`` through :func:`~streams.backtest.inprocess.run_in_process`, as ``PipelineOutputs``."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from streams.backtest.inprocess import run_in_process
+    from streams.backtest.inputs import merged_records
+    from streams.backtest.orchestrator import PipelineOutputs
+    from streams.contracts.topics import DEADLETTER, FORECASTS, INCENTIVES, SETPOINTS, SETTLEMENTS
+
+    settings = in_process_settings(inputs, base)
+    flushed = inputs.with_flush()
+    t0 = time.perf_counter()
+    bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                   console=Console(stderr=True), transient=True, disable=not progress)
+    with bar:
+        task = bar.add_task("in-process pipeline", total=flushed.n_records)
+
+        def counted() -> Iterator[dict[str, Any]]:
+            for i, d in enumerate(merged_records(flushed), 1):
+                if i % 500 == 0:
+                    bar.update(task, completed=i)
+                yield d
+            bar.update(task, completed=flushed.n_records)
+
+        dec = run_in_process(inputs, settings, records=counted())
+    out = PipelineOutputs(prefix="(in-process)", records_replayed=flushed.n_records)
+    out.setpoints, out.forecasts = dec.get(SETPOINTS, []), dec.get(FORECASTS, [])
+    out.incentives, out.settlements = dec.get(INCENTIVES, []), dec.get(SETTLEMENTS, [])
+    out.deadletters = dec.get(DEADLETTER, [])
+    out.timings.processing = out.timings.total = round(time.perf_counter() - t0, 2)
+    echo(f"in-process pipeline: {flushed.n_records} records in {out.timings.total} s, "
+         f"{len(out.setpoints)} setpoints, {len(out.forecasts)} forecasts")
+    return out
+
+
 def run_backtest_cli(scenario: Path | None, sessions: Path | None, load: Path | None, weather: Path | None,
                      weather_year: int | None, step: str | None, import_limit_kw: float | None,
                      export_limit_kw: float | None, json_out: Path | None, html_out: Path | None,
                      setpoints_out: Path | None, keep_topics: bool, sets: list[str], optimum: bool,
-                     echo: Any = typer.echo) -> dict[str, Any]:
+                     echo: Any = typer.echo, in_process: bool = False) -> dict[str, Any]:
     """The command's body (also used by tests and benchmarks); returns the report figures."""
     from streams.backtest.inputs import from_flags, from_scenario
     from streams.backtest.orchestrator import run_pipeline
     from streams.backtest.report import compute_report, render_html, write_setpoints_csv
-    from streams.replay.scenario import load_scenario
-    from streams.replay.timeparse import parse_duration_ms
+    from streams.preflight import quiet_solver_banner, require_broker
     from streams.settings import Settings
 
     t0 = time.perf_counter()
     overrides = _parse_sets(sets)
-    step_ms = parse_duration_ms(step) if step else None
+    step_ms = _parse_step(step) if step else None
     if scenario is not None:
         if sessions is not None or load is not None or weather is not None:
             raise typer.BadParameter("give a scenario or --sessions/--load/--weather, not both")
-        inputs = from_scenario(load_scenario(scenario), import_limit_kw=import_limit_kw, step_ms=step_ms,
+        inputs = from_scenario(_read_scenario(scenario), import_limit_kw=import_limit_kw, step_ms=step_ms,
                                settings=overrides)
         if export_limit_kw is not None:
             inputs.export_limit_kw = export_limit_kw
@@ -62,11 +147,19 @@ def run_backtest_cli(scenario: Path | None, sessions: Path | None, load: Path | 
     echo(f"backtest {inputs.name}: {len(inputs.sessions)} sessions, {len(inputs.readings)} meter readings, "
          f"{inputs.n_records} records, step {inputs.step_ms // 60_000} min")
     base = Settings()
-    out = run_pipeline(inputs, base, keep_topics=keep_topics, log=echo)
+    quiet_solver_banner()
+    if in_process:
+        out = run_in_process_cli(inputs, base, echo=echo)
+    else:
+        require_broker(base)
+        out = run_pipeline(inputs, base, keep_topics=keep_topics, log=echo)
     run_settings = Settings(**{**{k: v for k, v in inputs.settings.items()},
                                "interval_minutes": inputs.step_ms // 60_000})
     t_rep = time.perf_counter()
-    run = {"prefix": out.prefix, "topics_kept": keep_topics, "records_replayed": out.records_replayed,
+    echo(f"scoring: chargers following {len(out.setpoints)} setpoints, uncontrolled charging"
+         + (", the perfect-foresight optimum (one LP)" if optimum else ""))
+    run = {"mode": "in-process" if in_process else "broker", "prefix": out.prefix,
+           "topics_kept": keep_topics and not in_process, "records_replayed": out.records_replayed,
            "worker": out.worker_stats, "seconds": {**out.timings.__dict__}}
     rep = compute_report(inputs, setpoints=out.setpoints, forecasts=out.forecasts, incentives=out.incentives,
                          settlements=out.settlements, deadletters=out.deadletters, settings=run_settings,
@@ -109,10 +202,15 @@ def register(app: typer.Typer) -> None:
         sets: Annotated[list[str] | None, typer.Option("--set", help="Setting override NAME=VALUE (repeatable).")
                         ] = None,
         optimum: Annotated[bool, typer.Option(help="Compute the perfect-foresight optimum (one LP).")] = True,
+        in_process: Annotated[bool, typer.Option(
+            "--in-process", help="Run the worker's code in this process, without a Kafka broker.")] = False,
     ) -> None:
-        """Replay history through the real pipeline (broker + worker) and score what it emitted."""
+        """Replay history through the real pipeline (broker + worker) and score what it emitted.
+
+        Input formats (columns, units): docs/backtest.md.
+        """
         run_backtest_cli(scenario, sessions, load, weather, weather_year, step, import_limit_kw, export_limit_kw,
-                         json_out, html_out, setpoints_out, keep_topics, sets or [], optimum)
+                         json_out, html_out, setpoints_out, keep_topics, sets or [], optimum, in_process=in_process)
 
 
 if __name__ == "__main__":

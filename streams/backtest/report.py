@@ -1,11 +1,9 @@
-"""The backtest report: figures (JSON), a self-contained HTML page with inline SVG plots, a setpoints CSV (pure)."""
+"""The backtest report: figures (JSON), a self-contained HTML page (interactive plots), a setpoints CSV (pure)."""
 
 from __future__ import annotations
 
 import csv
 import datetime as dt
-import html
-import json
 import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -50,6 +48,11 @@ class Report:
     grid: Grid
     curves: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
     """Per feeder and ``"total"``: ``controlled``, ``uncontrolled``, ``optimal``, ``base``, ``import_limit``."""
+    inputs: BacktestInputs | None = None
+    setpoints: Sequence[ChargerSetpoint] = ()
+    forecasts: Sequence[DemandForecast] = ()
+    settings: Settings | None = None
+    """What the page's plots need beyond the figures (sessions' power and SoC, forecasts, setpoints by reason)."""
 
 
 def compute_report(inputs: BacktestInputs, *, setpoints: Sequence[ChargerSetpoint],
@@ -142,7 +145,7 @@ def compute_report(inputs: BacktestInputs, *, setpoints: Sequence[ChargerSetpoin
                            if o.delivered_kwh < o.deliverable_kwh - 1e-3 and not o.open_at_end][:50],
         "run": dict(run or {}),
     }
-    return Report(figures, grid, curves)
+    return Report(figures, grid, curves, inputs=inputs, setpoints=setpoints, forecasts=forecasts, settings=s)
 
 
 def write_setpoints_csv(setpoints: Iterable[ChargerSetpoint], out: str | Path | IO[str]) -> int:
@@ -164,91 +167,8 @@ def write_setpoints_csv(setpoints: Iterable[ChargerSetpoint], out: str | Path | 
 
 # --- HTML ----------------------------------------------------------------------------------------------
 
-_COLOURS = {"controlled": "#1f77b4", "uncontrolled": "#d62728", "optimal": "#2ca02c", "base": "#7f7f7f",
-            "import_limit": "#ff7f0e"}
-
-
-def _svg_curves(grid: Grid, curves: dict[str, np.ndarray], width: int = 1000, height: int = 320,
-                max_points: int = 2000) -> str:
-    """An inline SVG line chart of the curves (kW over time), downsampled by max per bucket."""
-    n = grid.n
-    bucket = max(1, -(-n // max_points))
-    series = {}
-    for k, v in curves.items():
-        v = np.asarray(v, dtype=float)
-        v = np.where(np.isfinite(v), v, np.nan)
-        if np.all(np.isnan(v)):
-            continue
-        m = len(v) // bucket * bucket
-        vb = v[:m].reshape(-1, bucket)
-        series[k] = np.nanmax(vb, axis=1) if bucket > 1 else v
-    if not series:
-        return "<p>(no data)</p>"
-    ymax = max(float(np.nanmax(v)) for v in series.values())
-    ymin = min(0.0, min(float(np.nanmin(v)) for v in series.values()))
-    ymax = ymax if ymax > ymin else ymin + 1
-    left, right, top, bottom = 55, 10, 10, 40
-    pw, ph = width - left - right, height - top - bottom
-    m = len(next(iter(series.values())))
-
-    def x(i: float) -> float:
-        return left + pw * i / max(1, m - 1)
-
-    def y(v: float) -> float:
-        return top + ph * (1 - (v - ymin) / (ymax - ymin))
-
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-             f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="11">',
-             f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="none" stroke="#ccc"/>']
-    for j in range(6):
-        tick = ymin + (ymax - ymin) * j / 5
-        parts.append(f'<line x1="{left}" x2="{left + pw}" y1="{y(tick):.1f}" y2="{y(tick):.1f}" stroke="#eee"/>'
-                     f'<text x="{left - 4}" y="{y(tick) + 4:.1f}" text-anchor="end">{tick:.0f}</text>')
-    for j in range(7):
-        xi = (m - 1) * j / 6
-        t_ms = grid.t0 + int(xi * bucket) * grid.step_ms
-        label = dt.datetime.fromtimestamp(t_ms / 1000, dt.UTC).strftime("%m-%d %H:%M")
-        parts.append(f'<text x="{x(xi):.1f}" y="{top + ph + 15}" text-anchor="middle">{label}</text>')
-    parts.append(f'<text x="12" y="{top + ph / 2}" transform="rotate(-90 12 {top + ph / 2})" '
-                 f'text-anchor="middle">kW</text>')
-    lx = left
-    for name, v in series.items():
-        pts = " ".join(f"{x(i):.1f},{y(val):.1f}" for i, val in enumerate(v) if math.isfinite(val))
-        dash = ' stroke-dasharray="4 3"' if name in ("import_limit", "optimal") else ""
-        colour = _COLOURS.get(name, "#333")
-        parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="1.2"{dash} points="{pts}"/>')
-        parts.append(f'<rect x="{lx}" y="{height - 14}" width="10" height="10" fill="{colour}"/>'
-                     f'<text x="{lx + 14}" y="{height - 5}">{html.escape(name)}</text>')
-        lx += 20 + 7 * len(name) + 20
-    parts.append("</svg>")
-    return "".join(parts)
-
-
-def _table(figs: dict[str, Any]) -> str:
-    rows = []
-    for k, v in figs.items():
-        if isinstance(v, dict):
-            v = json.dumps(v)
-        rows.append(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>")
-    return "<table>" + "".join(rows) + "</table>"
-
-
 def render_html(report: Report) -> str:
-    """A self-contained HTML page: load curves (controlled, uncontrolled, optimum, limit) and the figures."""
-    f = report.figures
-    css = ("body{font-family:sans-serif;margin:2em;max-width:1100px}table{border-collapse:collapse;margin:1em 0}"
-           "th,td{border:1px solid #ddd;padding:3px 8px;text-align:left;font-size:13px}th{background:#f5f5f5}"
-           "pre{background:#f8f8f8;padding:1em;overflow:auto;font-size:12px}")
-    body = [f"<h1>evgrid backtest: {html.escape(str(f.get('name')))}</h1>",
-            f"<p>{html.escape(f['period']['start'])} – {html.escape(f['period']['end'])}, "
-            f"{f['period']['step_minutes']}-minute steps. Loads from the emitted setpoints "
-            "(each charger follows its latest valid setpoint, capped by what its car still needs).</p>",
-            "<h2>Total</h2>", _svg_curves(report.grid, report.curves.get("total", {})), _table(f["total"])]
-    for feeder, figs in f.get("feeders", {}).items():
-        if len(f["feeders"]) > 1:
-            body += [f"<h2>Feeder {html.escape(feeder)}</h2>", _svg_curves(report.grid, report.curves[feeder])]
-        body += [f"<h3>Figures of feeder {html.escape(feeder)}</h3>", _table(figs)]
-    rest = {k: v for k, v in f.items() if k not in ("total", "feeders")}
-    body += ["<h2>Run</h2>", f"<pre>{html.escape(json.dumps(rest, indent=2, default=str))}</pre>"]
-    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>evgrid backtest {html.escape(str(f.get('name')))}"
-            f"</title><style>{css}</style></head><body>{''.join(body)}</body></html>")
+    """A self-contained HTML page people read (see :mod:`streams.backtest.report_html`)."""
+    from streams.backtest.report_html import render_page
+
+    return render_page(report)

@@ -23,6 +23,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -56,9 +57,15 @@ class SchemaEntry:
 
 
 def default_schema_dir() -> Path:
-    """``$EVGRID_SCHEMA_DIR`` or the repository's ``schemas/`` folder."""
+    """``$EVGRID_SCHEMA_DIR``, else the schemas packaged in an installed wheel (``streams/schemas``, read with
+    ``importlib.resources``), else the repository's ``schemas/`` folder (a source checkout)."""
     env = os.environ.get("EVGRID_SCHEMA_DIR")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "schemas"
+    if env:
+        return Path(env)
+    packaged = Path(str(resources.files("streams") / "schemas"))
+    if packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parents[2] / "schemas"
 
 
 def _fingerprint(parsed: Any) -> bytes:

@@ -51,6 +51,17 @@ def _monthly(report: EvalReport) -> dict[str, dict[str, float]]:
     return out
 
 
+def _enough_data(path: Path, rows: list[Any], warmup_days: float, horizon_ms: int) -> None:
+    """Raise ``BadParameter`` when ``rows`` span no more than the warm-up plus the largest scored horizon."""
+    span_ms = rows[-1].timestamp - rows[0].timestamp if rows else 0
+    need_ms = int(warmup_days * 86_400_000) + horizon_ms
+    if span_ms <= need_ms:
+        raise typer.BadParameter(
+            f"{path}: {span_ms / 86_400_000:.1f} days of data, but scoring starts after the {warmup_days:g}-day "
+            f"warm-up and needs the largest horizon ({horizon_ms / 3_600_000:g} h) after it; give more than "
+            f"{need_ms / 86_400_000:.1f} days or lower --warmup-days", param_hint="'--load'")
+
+
 def forecast_eval(
     load: Annotated[Path, typer.Option("--load", exists=True, dir_okay=False, help="CSV timestamp,kw")],
     weather: Annotated[Path | None, typer.Option("--weather", exists=True, dir_okay=False,
@@ -85,11 +96,18 @@ def forecast_eval(
             forgetting=base.forgetting, warmup_intervals=int(warmup_days * 86_400_000 // interval_ms),
             monitor_horizons=tuple(steps))
         rows = read_load_csv(load)
+        _enough_data(load, rows, warmup_days, max(steps, default=1) * interval_ms)
         wx = read_weather_csv(weather) if weather is not None else None
-        report = evaluate(rows, cfg, tuple(steps), wx, weather_as_forecast=weather_as_forecast,
-                          warmup_days=warmup_days)
+        with Console(stderr=True).status(f"running the forecaster over {len(rows):,} load rows of {load.name}"):
+            report = evaluate(rows, cfg, tuple(steps), wx, weather_as_forecast=weather_as_forecast,
+                              warmup_days=warmup_days)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
+    if not any(s.n for s in report.scores.values()):
+        raise typer.BadParameter(f"{load}: no forecast could be scored: skill is against the seasonal-naive "
+                                 f"forecast (one week earlier), so give at least {warmup_days:g} days of warm-up "
+                                 "plus a week and a day of data",
+                                 param_hint="'--load'")
     console = Console()
     table = Table(title=f"forecast-eval {load.name}: {report.intervals} intervals, "
                         f"{report.us_per_interval:.0f} µs/interval, {report.out_of_range} outside [0, 2×peak]")

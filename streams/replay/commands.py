@@ -40,8 +40,10 @@ def record_cmd(
     """Capture topics to Avro files in OUT with keys, timestamps, partitions and offsets (resumable)."""
     from confluent_kafka import KafkaException
 
+    from streams.preflight import require_broker
     from streams.replay.recorder import record_topics
 
+    require_broker()
     names = [t for name in topics for t in (INPUT_TOPICS if name == "inputs" else (name,))]
     with _progress() as bar:
         task = bar.add_task("recording", total=None, rate="")
@@ -78,7 +80,11 @@ def replay_cmd(
     sources = chunk_streams(files)
     if not sources:
         raise typer.BadParameter("no history files found")
+    _check_history_files([p for stream in sources for p in stream])
     settings = Settings()
+    from streams.preflight import require_broker
+
+    require_broker(settings)
     with _progress() as bar:
         task = bar.add_task("replaying", total=None, rate="")
         done = 0
@@ -100,10 +106,31 @@ def replay_cmd(
     typer.echo(json.dumps(out, indent=1))
 
 
+AVRO_MAGIC = b"Obj\x01"
+
+
+def _check_history_files(paths: list[Path]) -> None:
+    """Raise ``InputError`` naming the first path that is missing or not an Avro history file."""
+    from streams.cli_errors import InputError
+
+    for p in paths:
+        if not p.exists():
+            raise InputError(f"{p}: no such file or recording directory")
+        with open(p, "rb") as fh:
+            if fh.read(4) != AVRO_MAGIC:
+                raise InputError(f"{p}: not a recording or history file (expected Avro written by `evgrid record` "
+                                 "or `evgrid import`; a CSV goes through `evgrid import` first)")
+
+
 import_app = typer.Typer(no_args_is_help=True, help="Import engineers' files into replayable history files.")
 
 
 def _write(records: list[HistoryRecord], out: Path, source: str) -> None:
+    if not records:
+        from streams.cli_errors import InputError
+
+        raise InputError(f"{source.rsplit(':', 1)[-1]}: no records in the file (only a header? see "
+                         "`evgrid import --help` for the columns); nothing written")
     out.parent.mkdir(parents=True, exist_ok=True)
     n = write_history(out, records, metadata={"evgrid.source": source})
     span = f"{iso_utc(records[0].timestamp)} .. {iso_utc(records[-1].timestamp)}" if records else "-"

@@ -106,6 +106,10 @@ def register(app: typer.Typer) -> None:
         except ValueError as exc:
             raise typer.BadParameter(str(exc)) from exc
         console = Console(stderr=True)
+        if not dry_run:
+            from streams.preflight import require_broker
+
+            require_broker(settings)
         retention_ms = min(TOPICS[t].retention_ms for t in (METER_READINGS, CHARGER_TELEMETRY, WEATHER))
         keeps_forever = getattr(settings, "topic_retention_ms", None) is not None
         if not dry_run and not keeps_forever and cfg.end_ms < time.time() * 1000 - retention_ms:

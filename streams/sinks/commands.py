@@ -22,11 +22,18 @@ def generate(
     dashboards_path: Annotated[str, typer.Option(help="Where Grafana reads the dashboard JSON.")] = (
         COMPOSE_DASHBOARDS_PATH),
     database: Annotated[str, typer.Option(help="InfluxDB database (DBRP-mapped name on 2.x/3.x).")] = "evgrid",
+    runbook_url: Annotated[str | None, typer.Option(help="Where docs/runbook.md is published (alert links).")
+                           ] = None,
 ) -> None:
-    """Write dashboards/*.json and provisioning/{datasources,dashboards,alerting}/*.yaml."""
+    """Write dashboards/*.json and provisioning/{datasources,dashboards,alerting}/*.yaml.
+
+    The alert webhook's URL is read by Grafana from EVGRID_ALERT_WEBHOOK_URL when it loads the files.
+    """
+    from streams.sinks.alerts import RUNBOOK_URL
     from streams.sinks.provisioning import generate as write_all
 
-    for path in write_all(out, influx_url=influx_url, dashboards_path=dashboards_path, database=database):
+    for path in write_all(out, influx_url=influx_url, dashboards_path=dashboards_path, database=database,
+                          runbook_url=runbook_url or RUNBOOK_URL):
         typer.echo(str(path))
 
 
@@ -73,7 +80,9 @@ def monitor(loglevel: Annotated[str, typer.Option(help="faust log level")] = "wa
     """Run the monitoring sink (own faust app and consumer group): per-feeder metrics to InfluxDB."""
     from streams.agents.monitor import create_monitor_app
     from streams.agents.runner import run
+    from streams.preflight import require_broker
 
+    require_broker()
     run(create_monitor_app(), loglevel)
 
 

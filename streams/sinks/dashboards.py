@@ -25,9 +25,12 @@ from grafana_foundation_sdk.models.common import (
 
 from streams.sinks.influxql import DATASOURCE, InfluxQL
 
-__all__ = ["DASHBOARDS", "control_room", "forecast_quality", "iter_targets", "pipeline_health"]
+__all__ = ["DASHBOARDS", "HEADROOM_OK_SHARE", "control_room", "forecast_quality", "iter_targets", "panel_id",
+           "pipeline_health"]
 
 FEEDER = '"feeder" =~ /^$feeder$/'
+HEADROOM_OK_SHARE = 0.10
+"""Import headroom (share of the feeder's limit) above which the Control room shows green."""
 WORKER = '"worker" =~ /^$worker$/'
 BY_TIME = "GROUP BY time($__interval)"
 
@@ -43,9 +46,17 @@ def _legend() -> VizLegendOptions:
 
 
 def _series(title: str, unit: str, *targets: InfluxQL, description: str = "", bars: bool = False,
-            stack: bool = False, w: int = 12, h: int = 8) -> timeseries.Panel:
+            stack: bool = False, w: int = 12, h: int = 8, count_series: str | None = None) -> timeseries.Panel:
+    """A time series panel in ``unit``; ``count_series`` (a series name) is a count on its own right axis."""
     panel = (timeseries.Panel().title(title).description(description).datasource(DATASOURCE).unit(unit)
              .span(w).height(h).legend(_legend()).fill_opacity(40 if bars else 10))
+    if count_series is not None:
+        panel = panel.override_by_name(count_series, [
+            model.DynamicConfigValue(id_val="unit", value="short"),
+            model.DynamicConfigValue(id_val="decimals", value=0),
+            model.DynamicConfigValue(id_val="custom.axisPlacement", value="right"),
+            model.DynamicConfigValue(id_val="custom.axisLabel", value=count_series),
+            model.DynamicConfigValue(id_val="custom.fillOpacity", value=0)])
     if bars:
         panel = panel.draw_style(GraphDrawStyle.BARS)
     if stack:
@@ -105,8 +116,8 @@ def control_room() -> model.Dashboard:
                                         "pending": True}, "viewMode": "list"}))
     headroom = _table("Tightest limit headroom per feeder (negative = limit violated)", InfluxQL(
         'SELECT min("import_headroom_kw") AS "import headroom kW", min("export_headroom_kw") AS '
-        f'"export headroom kW", last("load_kw") AS "last load kW" FROM "feeder" WHERE {FEEDER} AND $timeFilter '
-        'GROUP BY "feeder"').table())
+        f'"export headroom kW", last("load_kw") AS "last load kW", last("import_limit_kw") AS "import limit kW" '
+        f'FROM "feeder" WHERE {FEEDER} AND $timeFilter GROUP BY "feeder"').table())
     feeder_panels: list[Builder[model.Panel]] = [
         _series("Load vs forecast vs limit", "kW",
             InfluxQL(f'SELECT mean("load_kw") AS "measured" FROM "feeder" WHERE {FEEDER} AND $timeFilter '
@@ -118,12 +129,16 @@ def control_room() -> model.Dashboard:
                      f'"export limit" FROM "feeder" WHERE {FEEDER} AND $timeFilter {BY_TIME} fill(previous)', "C"),
             description="Measured feeder load, the 1-hour-ahead forecast with its prediction interval, and the "
                         "import/export limits in force (export shown negative).", w=16, h=9),
-        _stat("Import headroom now", "kW", InfluxQL(
-            f'SELECT last("import_headroom_kw") FROM "feeder" WHERE {FEEDER} AND $timeFilter'),
-            thresholds=_thresholds((None, "red"), (0.0, "orange"), (50.0, "green")), w=4, h=9,
-            description="Import limit minus measured load in the latest interval."),
-        _stat("Connected cars", "none", InfluxQL(
-            f'SELECT last("connected_cars") FROM "fleet" WHERE {FEEDER} AND $timeFilter'), w=4, h=9),
+        _stat("Import headroom now, share of the limit", "percentunit", InfluxQL(
+            f'SELECT last("import_headroom_kw") / last("import_limit_kw") FROM "feeder" WHERE {FEEDER} AND '
+            '$timeFilter'),
+            thresholds=_thresholds((None, "red"), (0.0, "orange"), (HEADROOM_OK_SHARE, "green")), w=4, h=9,
+            description="(Import limit − measured load) / import limit in the latest interval, so the colours mean "
+                        f"the same on every feeder: red = over the limit, orange = under {HEADROOM_OK_SHARE:.0%} "
+                        "of it left, green = more. The kW figures are in the table above."),
+        _stat("Connected cars", "short", InfluxQL(
+            f'SELECT last("connected_cars") FROM "fleet" WHERE {FEEDER} AND $timeFilter'), w=4, h=9,
+            description="Cars plugged in on this feeder in the latest interval (a count)."),
         _series("EV charging and V2G export", "kW",
             InfluxQL(f'SELECT mean("charge_kw") AS "charging", mean("discharge_kw") AS "V2G export" FROM "fleet" '
                      f'WHERE {FEEDER} AND $timeFilter {BY_TIME} fill(null)'),
@@ -131,12 +146,14 @@ def control_room() -> model.Dashboard:
         _series("Setpoints issued by reason", "none",
             InfluxQL(f'SELECT sum("count") FROM "setpoints" WHERE {FEEDER} AND $timeFilter {BY_TIME}, "reason" '
                      'fill(0)').alias("$tag_reason"), bars=True, stack=True),
-        _series("Connected cars and flexibility", "kW",
+        _series("Flexibility (kW) and connected cars (count, right axis)", "kW",
             InfluxQL(f'SELECT mean("up_kw") AS "can raise", mean("down_kw") AS "can lower" FROM "flexibility" '
                      f'WHERE {FEEDER} AND $timeFilter {BY_TIME} fill(null)', "A"),
             InfluxQL(f'SELECT mean("connected_cars") AS "connected cars" FROM "fleet" WHERE {FEEDER} AND '
                      f'$timeFilter {BY_TIME} fill(null)', "B"),
-            description="How far the fleet could move its power this interval, beside the cars plugged in."),
+            description="How far the fleet could move its power this interval (kW, left axis), beside the cars "
+                        "plugged in (a count, right axis).",
+            count_series="connected cars"),
         _series("Flexible energy available", "kwatth",
             InfluxQL(f'SELECT mean("energy_up_kwh") AS "absorb", mean("energy_down_kwh") AS "defer or export" '
                      f'FROM "flexibility" WHERE {FEEDER} AND $timeFilter {BY_TIME} fill(null)')),
@@ -229,6 +246,15 @@ def pipeline_health() -> model.Dashboard:
 DASHBOARDS = {"control-room": control_room, "forecast-quality": forecast_quality,
               "pipeline-health": pipeline_health}
 """File stem → dashboard factory."""
+
+
+def panel_id(board: model.Dashboard, title: str) -> int:
+    """The id of the panel titled ``title`` (also inside rows); ``KeyError`` if there is none."""
+    for panel in board.panels or []:
+        for p in [panel, *(getattr(panel, "panels", None) or [])]:
+            if getattr(p, "title", None) == title and getattr(p, "id_val", None) is not None:
+                return int(p.id_val)
+    raise KeyError(f"no panel {title!r} on {board.uid}")
 
 
 def iter_targets(board: model.Dashboard) -> Iterator[tuple[str, object]]:

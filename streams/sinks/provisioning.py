@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 
-from streams.sinks.alerts import provisioning_document
+from streams.sinks.alerts import RUNBOOK_URL, notification_document, provisioning_document
 from streams.sinks.dashboards import DASHBOARDS
 from streams.sinks.influxql import DATASOURCE_UID, register
 
@@ -43,7 +43,7 @@ def _yaml(doc: dict[str, Any]) -> str:
 
 
 def render_all(influx_url: str = COMPOSE_INFLUX_URL, dashboards_path: str = COMPOSE_DASHBOARDS_PATH,
-               database: str = "evgrid") -> dict[str, str]:
+               database: str = "evgrid", runbook_url: str = RUNBOOK_URL) -> dict[str, str]:
     """Every generated file, relative path under ``grafana/`` → content.
 
     Parameters
@@ -54,6 +54,8 @@ def render_all(influx_url: str = COMPOSE_INFLUX_URL, dashboards_path: str = COMP
         Where Grafana finds the dashboard JSON files (the file provider's ``path``).
     database : str
         InfluxDB database (on 2.x/3.x: the DBRP-mapped database name).
+    runbook_url : str
+        Where docs/runbook.md is published; each rule links to its section.
     """
     files = {f"dashboards/{name}.json": json.dumps(dashboard_json(name), indent=2, sort_keys=True,
                                                      ensure_ascii=False) + "\n" for name in DASHBOARDS}
@@ -67,7 +69,8 @@ def render_all(influx_url: str = COMPOSE_INFLUX_URL, dashboards_path: str = COMP
         "allowUiUpdates": True, "updateIntervalSeconds": 30,
         "options": {"path": dashboards_path, "foldersFromFilesStructure": False},
     }]})
-    files["provisioning/alerting/rules.yaml"] = _yaml(provisioning_document())
+    files["provisioning/alerting/rules.yaml"] = _yaml(provisioning_document(runbook_url=runbook_url))
+    files["provisioning/alerting/notifications.yaml"] = _yaml(notification_document())
     return files
 
 
@@ -90,7 +93,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--influx-url", default=COMPOSE_INFLUX_URL)
     parser.add_argument("--dashboards-path", default=COMPOSE_DASHBOARDS_PATH)
     parser.add_argument("--database", default="evgrid")
+    parser.add_argument("--runbook-url", default=RUNBOOK_URL)
     args = parser.parse_args(argv)
     for path in generate(args.out, influx_url=args.influx_url, dashboards_path=args.dashboards_path,
-                         database=args.database):
+                         database=args.database, runbook_url=args.runbook_url):
         print(path)

@@ -143,8 +143,8 @@ def test_every_panel_query_returns_data(metrics_db: tuple[str, str, int], name: 
 
 
 def test_every_alert_rule_query_returns_data(metrics_db: tuple[str, str, int]) -> None:
-    url, db, _ = metrics_db
-    now_ms = int(time.time() * 1000)
+    url, db, end_ms = metrics_db
+    now_ms = min(int(time.time() * 1000), end_ms + 30_000)  # evaluated while the sample is current
     rules = provisioning_document()["groups"][0]["rules"]
     checked = 0
     for rule in rules:
@@ -155,7 +155,22 @@ def test_every_alert_rule_query_returns_data(metrics_db: tuple[str, str, int]) -
             query = substitute(q["model"]["query"], {}, now_ms - span_s * 1000, now_ms, "1m")
             assert non_null_values(influxql(url, db, query)) > 0, f"rule {rule['title']!r}: {query}"
             checked += 1
-    assert checked >= 7
+    assert checked >= 8
+
+
+def test_dead_man_query_is_empty_when_the_pipeline_is_silent(metrics_db: tuple[str, str, int]) -> None:
+    """With metrics the dead-man query counts points (its condition is false); two minutes after the last point it
+    returns nothing, which the rule's noDataState turns into Alerting."""
+    url, db, end_ms = metrics_db
+    (rule,) = [r for r in provisioning_document()["groups"][0]["rules"] if r["uid"] == "evgrid-pipeline-silent"]
+    assert rule["noDataState"] == "Alerting"
+    (q,) = [q for q in rule["data"] if q["datasourceUid"] != "__expr__"]
+    span_ms = q["relativeTimeRange"]["from"] * 1000
+    live = substitute(q["model"]["query"], {}, end_ms + 30_000 - span_ms, end_ms + 30_000, "1m")
+    result = influxql(url, db, live)
+    assert result["series"][0]["values"][0][1] >= 1
+    silent = substitute(q["model"]["query"], {}, end_ms + 1_000, end_ms + 1_000 + span_ms, "1m")
+    assert non_null_values(influxql(url, db, silent)) == 0
 
 
 def test_limit_alert_query_sees_the_overloaded_feeder(metrics_db: tuple[str, str, int]) -> None:

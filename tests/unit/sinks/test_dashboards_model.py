@@ -67,8 +67,92 @@ def test_generation_is_deterministic() -> None:
 def test_alert_rules_cover_the_required_conditions() -> None:
     titles = {r.title for r in alert_rules()}
     assert titles == {"Feeder above its limit", "Forecast error far above baseline", "Consumer lag growing",
-                      "Dead-letter rate spike", "Stale telemetry share high"}
-    assert len({r.uid for r in alert_rules()}) == 5
+                      "Dead-letter rate spike", "Stale telemetry share high", "Pipeline metrics stopped"}
+    assert len({r.uid for r in alert_rules()}) == 6
+
+
+def _committed_rules() -> list[dict[str, Any]]:
+    doc = yaml.safe_load((repo_grafana_dir() / "provisioning/alerting/rules.yaml").read_text(encoding="utf-8"))
+    rules: list[dict[str, Any]] = doc["groups"][0]["rules"]
+    return rules
+
+
+def test_silence_is_not_green() -> None:
+    """Only the dead-letter spike (no dead letters = fine) resolves to OK without data; the dead-man rule fires."""
+    states = {r["uid"]: (r["noDataState"], r["execErrState"]) for r in _committed_rules()}
+    assert all(err == "Error" for _, err in states.values())
+    assert {uid for uid, (nd, _) in states.items() if nd == "OK"} == {"evgrid-dead-letter-spike"}
+    assert states["evgrid-pipeline-silent"][0] == "Alerting"
+    assert all(nd in ("NoData", "Alerting", "OK") for nd, _ in states.values())
+
+
+def test_dead_man_rule_watches_two_minutes_of_worker_throughput() -> None:
+    (rule,) = [r for r in _committed_rules() if r["uid"] == "evgrid-pipeline-silent"]
+    (data,) = [q for q in rule["data"] if q["datasourceUid"] != "__expr__"]
+    assert data["relativeTimeRange"]["from"] == 120
+    assert 'FROM "throughput"' in data["model"]["query"]
+
+
+def test_every_rule_carries_a_runbook_and_a_link_to_a_panel_showing_its_measurement() -> None:
+    boards = {dashboard_json(name)["uid"]: dashboard_json(name) for name in DASHBOARDS}
+    for rule in _committed_rules():
+        notes = rule["annotations"]
+        assert len(notes["description"]) > 80 and notes["summary"]
+        board = boards[notes["__dashboardUid__"]]
+        (panel,) = [p for p in _panels(board) if str(p.get("id")) == notes["__panelId__"]]
+        rule_measurements = {m for q in rule["data"] for m in FROM.findall(q["model"].get("query", ""))}
+        panel_measurements = {m for t in panel["targets"] for m in FROM.findall(t["query"])}
+        assert rule_measurements & panel_measurements, (rule["title"], panel["title"])
+        assert "runbook_url" not in notes  # only with --runbook-url
+    with_url = provisioning_document(runbook_url="https://ops.example/runbook")["groups"][0]["rules"]
+    assert with_url[0]["annotations"]["runbook_url"] == "https://ops.example/runbook#feeder-above-its-limit"
+
+
+def test_contact_point_and_policy_are_provisioned_with_a_configurable_webhook() -> None:
+    doc = yaml.safe_load((repo_grafana_dir() / "provisioning/alerting/notifications.yaml").read_text())
+    (cp,) = doc["contactPoints"]
+    (receiver,) = cp["receivers"]
+    assert receiver["type"] == "webhook" and receiver["settings"]["url"] == "${EVGRID_ALERT_WEBHOOK_URL}"
+    (policy,) = doc["policies"]
+    assert policy["receiver"] == cp["name"] and "feeder" in policy["group_by"]
+    compose = yaml.safe_load((repo_grafana_dir().parent / "infra/docker-compose.yml").read_text())
+    assert "EVGRID_ALERT_WEBHOOK_URL" in compose["services"]["grafana"]["environment"]
+
+
+KW_UNITS = ("kW", "kwatth")
+
+
+def _overridden_units(panel: dict[str, Any]) -> dict[str, str]:
+    out = {}
+    for o in panel.get("fieldConfig", {}).get("overrides", []):
+        for prop in o["properties"]:
+            if prop["id"] == "unit":
+                out[o["matcher"]["options"]] = prop["value"]
+    return out
+
+
+def test_no_count_on_a_kw_axis() -> None:
+    """In a panel whose unit is kW or kWh, every selected field is a _kw/_kwh field, or its series has its own unit."""
+    for name in DASHBOARDS:
+        for panel in _panels(dashboard_json(name)):
+            unit = panel.get("fieldConfig", {}).get("defaults", {}).get("unit")
+            if unit not in KW_UNITS:
+                continue
+            overrides = _overridden_units(panel)
+            for target in panel["targets"]:
+                for field, alias in re.findall(r'\w+\("([a-z_]+)"\)(?:\s*\*\s*-1)?(?: AS "([^"]+)")?',
+                                               target["query"]):
+                    if field != "kw" and not field.endswith(("_kw", "_kwh")):
+                        assert overrides.get(alias) not in (None, *KW_UNITS), (panel["title"], field)
+
+
+def test_headroom_colours_are_relative_to_each_feeders_limit() -> None:
+    board = dashboard_json("control-room")
+    (stat,) = [p for p in _panels(board) if p["type"] == "stat" and "headroom" in p["title"].lower()]
+    assert stat["fieldConfig"]["defaults"]["unit"] == "percentunit"
+    assert '/ last("import_limit_kw")' in stat["targets"][0]["query"]
+    steps = [s["value"] for s in stat["fieldConfig"]["defaults"]["thresholds"]["steps"]]
+    assert steps[0] is None and all(0 <= v < 1 for v in steps[1:])  # shares, not kW
 
 
 def test_every_panel_uses_the_provisioned_datasource_and_feeder_variable() -> None:
