@@ -100,3 +100,20 @@ def test_cli_runs_closed_loop_by_default(sessions_csv: Path, tmp_path: Path) -> 
     assert figs["total"]["safety_violations"] == 0 and figs["total"]["v2g_exported_kwh"] >= 0.0
     assert len(sp.read_text().splitlines()) == figs["setpoints"]["count"] + 1
     assert "closed loop" in res.output and "peak" in res.output
+
+
+def test_meters_read_ahead_change_nothing(sessions_csv: Path, tmp_path: Path) -> None:
+    load = tmp_path / "load.csv"
+    with open(load, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["timestamp", "kw"])
+        for k in range(12 * 24):  # 5-minute feeder load over the day: a morning bump
+            h = k / 12
+            w.writerow([f"2019-03-04T{int(h):02d}:{k % 12 * 5:02d}:00Z", 4.0 + (6.0 if 8 <= h < 11 else 0.0)])
+    inp = from_flags(sessions_csv, load=load, step_ms=300_000, import_limit_kw=20.0)
+    settings = run_settings(inp)
+    near = run_closed_loop(inp, settings)
+    far = run_closed_loop(inp, settings, lead_ms=6 * 3_600_000)
+    assert near.outputs[SETPOINTS] and near.outputs["evgrid.forecasts"]
+    assert near.outputs[SETPOINTS] == far.outputs[SETPOINTS]
+    assert near.outputs["evgrid.forecasts"] == far.outputs["evgrid.forecasts"]
