@@ -30,9 +30,10 @@ def main() -> None:
                                 not args.no_optimum, echo=lambda _m: None)
         t = figs["total"]
         opt = t["optimal_peak_kw"]
-        gap = 100.0 * (t["peak_kw"] / opt - 1.0) if opt else float("nan")
+        ref = "optimum skipped" if args.no_optimum else \
+            f"optimum {opt}, gap {100.0 * (t['peak_kw'] / opt - 1.0) if opt else float('nan'):.1f} %"
         print(f"{name}: evgrid backtest {SCENARIOS[name]}")
-        print(f"  peak {t['peak_kw']} kW (uncontrolled {t['uncontrolled_peak_kw']}, optimum {opt}, gap {gap:.1f} %)")
+        print(f"  peak {t['peak_kw']} kW (uncontrolled {t['uncontrolled_peak_kw']}, {ref})")
         print(f"  delivered {t['energy_delivered_pct_of_deliverable']} % of deliverable, {t['sessions_short']} "
               f"sessions short; V2G {t['v2g_exported_kwh']} kWh; limit excess {t['limit_violation_kwh']} kWh; "
               f"safety violations {t['safety_violations']}; wall {figs['run']['seconds']['wall']} s")
