@@ -117,3 +117,24 @@ def test_meters_read_ahead_change_nothing(sessions_csv: Path, tmp_path: Path) ->
     assert near.outputs[SETPOINTS] and near.outputs["evgrid.forecasts"]
     assert near.outputs[SETPOINTS] == far.outputs[SETPOINTS]
     assert near.outputs["evgrid.forecasts"] == far.outputs["evgrid.forecasts"]
+
+
+@pytest.mark.slow
+def test_acn_two_days_closed_loop(tmp_path: Path) -> None:
+    from streams.simulate.sessions import BUNDLED_ACN
+
+    with BUNDLED_ACN.open() as f:
+        rows = [r for r in csv.DictReader(f) if r["arrival_utc"] < "2019-03-03"]
+    p = tmp_path / "acn-2d.csv"
+    with p.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    inp = from_flags(p, step_ms=300_000, import_limit_kw=50.0)
+    settings = run_settings(inp)
+    run = run_closed_loop(inp, settings)
+    rep = compute_report(inp, setpoints=run.outputs[SETPOINTS], settings=settings, twins=run)
+    t = rep.figures["total"]
+    assert t["sessions"] == len(rows) and t["safety_violations"] == 0 and t["limit_violation_kwh"] == 0.0
+    assert t["energy_delivered_pct_of_deliverable"] >= 99.5, rep.figures["short_sessions"]
+    assert t["optimal_peak_kw"] <= t["peak_kw"] < 0.5 * t["uncontrolled_peak_kw"]
