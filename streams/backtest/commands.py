@@ -120,11 +120,17 @@ def run_backtest_cli(scenario: Path | None, sessions: Path | None, load: Path | 
                      weather_year: int | None, step: str | None, import_limit_kw: float | None,
                      export_limit_kw: float | None, json_out: Path | None, html_out: Path | None,
                      setpoints_out: Path | None, keep_topics: bool, sets: list[str], optimum: bool,
-                     echo: Any = typer.echo, in_process: bool = False) -> dict[str, Any]:
-    """The command's body (also used by tests and benchmarks); returns the report figures."""
+                     echo: Any = typer.echo, in_process: bool = False, open_loop: bool = False) -> dict[str, Any]:
+    """The command's body (also used by tests and benchmarks); returns the report figures.
+
+    Closed loop (default): charger twins answer the setpoints of the worker's code run in-process
+    (:mod:`streams.backtest.closedloop`). ``open_loop``: replay the recorded telemetry through the broker and
+    one worker subprocess (``in_process``: through the worker's code in this process), and score the setpoints
+    it emitted.
+    """
     from streams.backtest.inputs import from_flags, from_scenario
     from streams.backtest.orchestrator import run_pipeline
-    from streams.backtest.report import compute_report, render_html, write_setpoints_csv
+    from streams.backtest.report import compute_report
     from streams.preflight import quiet_solver_banner, require_broker
     from streams.settings import Settings
 
@@ -146,8 +152,10 @@ def run_backtest_cli(scenario: Path | None, sessions: Path | None, load: Path | 
         raise typer.BadParameter("give a SCENARIO file or --sessions")
     echo(f"backtest {inputs.name}: {len(inputs.sessions)} sessions, {len(inputs.readings)} meter readings, "
          f"{inputs.n_records} records, step {inputs.step_ms // 60_000} min")
-    base = Settings()
     quiet_solver_banner()
+    if not open_loop:
+        return _closed_loop(inputs, json_out, html_out, setpoints_out, optimum, echo, t0)
+    base = Settings()
     if in_process:
         out = run_in_process_cli(inputs, base, echo=echo)
     else:
@@ -158,12 +166,39 @@ def run_backtest_cli(scenario: Path | None, sessions: Path | None, load: Path | 
     t_rep = time.perf_counter()
     echo(f"scoring: chargers following {len(out.setpoints)} setpoints, uncontrolled charging"
          + (", the perfect-foresight optimum (one LP)" if optimum else ""))
-    run = {"mode": "in-process" if in_process else "broker", "prefix": out.prefix,
+    run = {"loop": "open", "engine": "in-process" if in_process else "broker", "prefix": out.prefix,
            "topics_kept": keep_topics and not in_process, "records_replayed": out.records_replayed,
            "worker": out.worker_stats, "seconds": {**out.timings.__dict__}}
     rep = compute_report(inputs, setpoints=out.setpoints, forecasts=out.forecasts, incentives=out.incentives,
                          settlements=out.settlements, deadletters=out.deadletters, settings=run_settings,
                          run=run, optimum=optimum)
+    return _finish(rep, out.setpoints, json_out, html_out, setpoints_out, echo, t0, t_rep)
+
+
+def _closed_loop(inputs: Any, json_out: Path | None, html_out: Path | None, setpoints_out: Path | None,
+                 optimum: bool, echo: Any, t0: float) -> dict[str, Any]:
+    from streams.backtest.closedloop import run_closed_loop, run_settings
+    from streams.backtest.report import compute_report
+    from streams.contracts.topics import DEADLETTER, FORECASTS, INCENTIVES, SETPOINTS, SETTLEMENTS
+
+    settings = run_settings(inputs)
+    echo("closed loop in-process: charger twins answer the setpoints")
+    cl = run_closed_loop(inputs, settings)
+    t_rep = time.perf_counter()
+    o = cl.outputs
+    run = {"loop": "closed", "engine": "in-process", "telemetry": cl.telemetry, "rounds": cl.rounds,
+           "worker": {"accepted": dict(cl.accepted), "rejected": cl.rejected},
+           "seconds": {"pipeline": round(t_rep - t0, 2)}}
+    rep = compute_report(inputs, setpoints=o.get(SETPOINTS, []), forecasts=o.get(FORECASTS, []),
+                         incentives=o.get(INCENTIVES, []), settlements=o.get(SETTLEMENTS, []),
+                         deadletters=o.get(DEADLETTER, []), settings=settings, run=run, optimum=optimum, twins=cl)
+    return _finish(rep, o.get(SETPOINTS, []), json_out, html_out, setpoints_out, echo, t0, t_rep)
+
+
+def _finish(rep: Any, setpoints: Any, json_out: Path | None, html_out: Path | None, setpoints_out: Path | None,
+            echo: Any, t0: float, t_rep: float) -> dict[str, Any]:
+    from streams.backtest.report import render_html, write_setpoints_csv
+
     rep.figures["run"]["seconds"]["report"] = round(time.perf_counter() - t_rep, 2)
     rep.figures["run"]["seconds"]["wall"] = round(time.perf_counter() - t0, 2)
     if json_out is not None:
@@ -171,7 +206,7 @@ def run_backtest_cli(scenario: Path | None, sessions: Path | None, load: Path | 
     if html_out is not None:
         html_out.write_text(render_html(rep))
     if setpoints_out is not None:
-        write_setpoints_csv(out.setpoints, setpoints_out)
+        write_setpoints_csv(setpoints, setpoints_out)
     t = rep.figures["total"]
     echo(f"peak {t['peak_kw']} kW (uncontrolled {t['uncontrolled_peak_kw']}, optimum {t['optimal_peak_kw']}); "
          f"delivered {t['energy_delivered_pct']} % of requested ({t['energy_delivered_pct_of_deliverable']} % of "
@@ -203,14 +238,21 @@ def register(app: typer.Typer) -> None:
                         ] = None,
         optimum: Annotated[bool, typer.Option(help="Compute the perfect-foresight optimum (one LP).")] = True,
         in_process: Annotated[bool, typer.Option(
-            "--in-process", help="Run the worker's code in this process, without a Kafka broker.")] = False,
+            "--in-process", help="With --open-loop: run the worker's code in this process, without a Kafka "
+                                 "broker (the closed loop always does).")] = False,
+        open_loop: Annotated[bool, typer.Option(help="Replay the recorded telemetry through the broker and a "
+                                                     "worker (default: closed loop in-process).")] = False,
     ) -> None:
-        """Replay history through the real pipeline (broker + worker) and score what it emitted.
+        """Run history through the pipeline's code and score what control did.
 
+        Closed loop (default): charger and car twins plug in, answer every setpoint and report telemetry,
+        through the worker's code in-process. --open-loop: replay the recorded telemetry through the real
+        broker and one worker subprocess (or, with --in-process, the worker's code in this process).
         Input formats (columns, units): docs/backtest.md.
         """
         run_backtest_cli(scenario, sessions, load, weather, weather_year, step, import_limit_kw, export_limit_kw,
-                         json_out, html_out, setpoints_out, keep_topics, sets or [], optimum, in_process=in_process)
+                         json_out, html_out, setpoints_out, keep_topics, sets or [], optimum, in_process=in_process,
+                         open_loop=open_loop)
 
 
 if __name__ == "__main__":

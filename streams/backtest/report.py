@@ -13,6 +13,7 @@ from typing import IO, Any
 
 import numpy as np
 
+from streams.backtest.closedloop import ClosedLoopRun, twin_result
 from streams.backtest.inputs import BacktestInputs
 from streams.backtest.metrics import (
     Grid,
@@ -59,20 +60,26 @@ def compute_report(inputs: BacktestInputs, *, setpoints: Sequence[ChargerSetpoin
                    forecasts: Sequence[DemandForecast] = (), incentives: Sequence[IncentiveEvent] = (),
                    settlements: Sequence[Settlement] = (), deadletters: Sequence[DeadLetter] = (),
                    settings: Settings | None = None, run: dict[str, Any] | None = None,
-                   optimum: bool = True) -> Report:
+                   optimum: bool = True, twins: ClosedLoopRun | None = None) -> Report:
     """Score what the pipeline emitted for ``inputs`` (see :mod:`streams.backtest.metrics`).
 
     ``settings`` are the run's effective settings (fallback, schedule length, reserve, forecast horizons);
-    ``run`` is copied into the figures (timings, prefix, counts); ``optimum=False`` skips the LP.
+    ``run`` is copied into the figures (timings, prefix, counts); ``optimum=False`` skips the LP. With
+    ``twins`` (a closed-loop run) the loads, energies and SoC are what the charger twins did, the uncontrolled
+    reference is the same twins at full power, and deliverable energy is what they got that way.
     """
     s = settings or Settings()
     start, end = inputs.period()
     grid = Grid.covering(start, end, inputs.step_ms)
     sched_ms = int(s.setpoint_schedule_hours * HOUR_MS)
-    ctrl = simulate_setpoints(inputs.sessions, setpoints, grid, registrations=inputs.registrations,
-                              schedule_ms=sched_ms, default_fallback_kw=s.fallback_kw,
-                              default_feeder=inputs.feeder_id)
-    unc = simulate_uncontrolled(inputs.sessions, grid, inputs.feeder_id)
+    if twins is not None:
+        ctrl = twin_result(twins.controlled, twins.segments, grid, twins.uncontrolled)
+        unc = twin_result(twins.uncontrolled, twins.free_segments, grid, twins.uncontrolled)
+    else:
+        ctrl = simulate_setpoints(inputs.sessions, setpoints, grid, registrations=inputs.registrations,
+                                  schedule_ms=sched_ms, default_fallback_kw=s.fallback_kw,
+                                  default_feeder=inputs.feeder_id)
+        unc = simulate_uncontrolled(inputs.sessions, grid, inputs.feeder_id)
     bases = base_load_kw(inputs.readings, grid, inputs.feeder_id)
     accepted: list[str] = []  # a backtest has no drivers answering offers
     violations = audit_setpoints(setpoints, inputs.registrations, inputs.sessions, min_soc_pct=ctrl.min_soc_pct,

@@ -5,7 +5,9 @@ never counted below ``peak_floor_kw``), then energy cost at the signalled prices
 discharged energy, and a tiny preference for charging early. Constraints: each session's requested
 energy by departure (soft, heavily penalised slack → ``infeasible_request``), per-charger power limits,
 discharge only where the request allows it, SoC within [reserve, capacity] for discharging sessions,
-and the feeder's import/export limits (soft with a penalty; violations are reported).
+and the feeder's import/export limits (soft with a penalty; violations are reported). Where the base load alone
+is above the import limit the penalty is below the shortfall's: a limit that cannot be held does not starve
+drivers.
 
 Sites (:class:`PlanSite`, issue 8): each site's own load plus its sessions stays under the site's import
 limit and above minus its export limit (0 for a non-exporting site: behind-the-meter discharge covers at most
@@ -105,6 +107,9 @@ class PlannerWeights:
     limit_violation_per_kwh: float = 100_000.0
     cycling_per_kwh: float = 0.05
     early_per_kwh_hour: float = 1e-4
+    lost_limit_per_kwh: float = 1_000.0
+    """Import-limit violation in a step where the base load alone breaks the limit: below the shortfall weight,
+    so drivers are not starved for a limit that cannot be held anyway (EV load still moves out of such steps)."""
     actual_peak_per_kw: float = 50.0
     """Weight of the peak of real (non-virtual) sessions alone, so forecast demand does not pull today's
     cars above what they need."""
@@ -411,7 +416,9 @@ def solve_lp(req: PlanRequest, time_limit_s: float = 2.0) -> Plan | None:
         n_ub += n
     # import limit (soft): base + net - v <= limit
     lim_steps = np.flatnonzero(np.isfinite(imp_lim))
-    v = cols.add(np.zeros(len(lim_steps)), np.full(len(lim_steps), np.inf), w.limit_violation_per_kwh * dt[lim_steps])
+    lost = base[lim_steps] > imp_lim[lim_steps]
+    v_cost = np.where(lost, w.lost_limit_per_kwh, w.limit_violation_per_kwh) * dt[lim_steps]
+    v = cols.add(np.zeros(len(lim_steps)), np.full(len(lim_steps), np.inf), v_cost)
     pos = np.full(n, -1)
     pos[lim_steps] = np.arange(len(lim_steps))
     keep = pos[nr] >= 0

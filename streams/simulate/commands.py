@@ -87,6 +87,9 @@ def register(app: typer.Typer) -> None:
         dry_run: bool = typer.Option(False, "--dry-run", help="Do not produce to Kafka."),
         out: Annotated[Path | None, typer.Option("--out", help="Also write every message as JSON lines.")] = None,
         quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+        follow_setpoints: bool = typer.Option(False, "--follow-setpoints",
+                                              help="Chargers answer the pipeline's setpoints (read from the "
+                                                   "namespace's setpoints topic); use with --speed."),
     ) -> None:
         """Produce realistic meter, charger and weather streams (deterministic for a seed) to the input topics."""
         settings = Settings()
@@ -116,12 +119,23 @@ def register(app: typer.Typer) -> None:
             console.print(f"[yellow]warning:[/] the run's event time ends more than {retention_ms // 86_400_000} "
                           "days ago; the broker ages records by event time and will delete them within minutes "
                           "(use --start now, or topics created with EVGRID_TOPIC_RETENTION_MS=-1)")
+        listener = None
+        if follow_setpoints and not dry_run:
+            from streams.simulate.follow import LatestSetpoints, SetpointListener
+
+            store = LatestSetpoints(int(settings.setpoint_schedule_hours * 3_600_000))
+            listener = SetpointListener(settings, store).start()
         try:
             result = run_simulation(settings, cfg, speed=speed, dry_run=dry_run, out=out, progress=not quiet,
-                                    console=console)
+                                    console=console, setpoint_fn=listener.store if listener else None)
         except TopicsMissing as exc:
             console.print(f"[red]error:[/] {exc}")
             raise typer.Exit(2) from exc
+        finally:
+            if listener is not None:
+                listener.stop()
+                console.print(f"setpoints received {listener.store.received} for {len(listener.store.latest)} "
+                              "chargers")
         _print_summary(Console(), result, settings.topic_prefix)
         if result.delivery.failed:
             raise typer.Exit(1)

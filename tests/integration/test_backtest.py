@@ -1,5 +1,5 @@
-"""``evgrid backtest`` through the real broker and a real ``evgrid worker``: the shipped one-day scenario and
-the first two days of the ACN month produce the report with every figure, no safety violation, a peak below
+"""``evgrid backtest --open-loop`` through the real broker and a real ``evgrid worker``: the shipped one-day
+scenario and the first two days of the ACN month produce the report with every figure, no safety violation, a peak below
 uncontrolled charging, and every feasible session served."""
 
 from __future__ import annotations
@@ -57,8 +57,8 @@ def _check(figs: dict, topics_prefix: str) -> None:
 @pytest.mark.timeout(600)
 def test_backtest_day_simulated_feeder(kafka_bootstrap: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     out_json, out_html, out_sp = tmp_path / "r.json", tmp_path / "r.html", tmp_path / "sp.csv"
-    _run([str(REPO_ROOT / "scenarios/day-simulated-feeder.yaml"), "--json", str(out_json), "--html", str(out_html),
-          "--setpoints", str(out_sp)], monkeypatch, kafka_bootstrap)
+    _run([str(REPO_ROOT / "scenarios/day-simulated-feeder.yaml"), "--open-loop", "--json", str(out_json),
+          "--html", str(out_html), "--setpoints", str(out_sp)], monkeypatch, kafka_bootstrap)
     figs = json.loads(out_json.read_text())
     _check(figs, figs["run"]["prefix"])
     assert figs["forecasts"] > 0 and "forecast" in next(iter(figs["feeders"].values()))
@@ -82,7 +82,8 @@ def test_backtest_acn_two_days(kafka_bootstrap: str, monkeypatch: pytest.MonkeyP
         w.writeheader()
         w.writerows(rows)
     out_json = tmp_path / "r.json"
-    _run(["--sessions", str(sessions), "--step", "5m", "--json", str(out_json)], monkeypatch, kafka_bootstrap)
+    _run(["--sessions", str(sessions), "--open-loop", "--step", "5m", "--json", str(out_json)], monkeypatch,
+         kafka_bootstrap)
     figs = json.loads(out_json.read_text())
     _check(figs, figs["run"]["prefix"])
     t = figs["total"]

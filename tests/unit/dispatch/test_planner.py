@@ -90,8 +90,16 @@ def test_import_limit_is_soft_and_reported():
     # the limit wins over the driver's request (feeder protection first)
     assert energy(plan, "c1") == pytest.approx(4.0, abs=1e-6)
     assert plan.status["c1"] == "infeasible_request"
+    # the base load alone breaks the limit all hour: cutting the car would not hold it, so the car is served
     tight = solve_lp(request([car], base=np.full(16, 5.0), imp=4.0))
-    assert tight is not None and tight.limit_violation_kwh == pytest.approx(4 * 1.0, abs=1e-3)
+    assert tight is not None and energy(tight, "c1") == pytest.approx(6.0, abs=1e-6)
+    assert tight.limit_violation_kwh == pytest.approx(4 * 1.0 + 6.0, abs=1e-3) and tight.status["c1"] == "optimal"
+    # lost for the first half hour only: the car fills the held half hour up to the limit (2 kWh), charges at
+    # full power where the limit is lost anyway (3.5 kWh) and is cut by the rest rather than break a held limit
+    split = solve_lp(request([car], base=np.where(np.arange(16) < 2, 5.0, 0.0), imp=4.0))
+    assert split is not None and energy(split, "c1") == pytest.approx(5.5, abs=1e-6)
+    assert split.schedules["c1"][:4].tolist() == pytest.approx([7.0, 7.0, 4.0, 4.0], abs=1e-6)
+    assert split.limit_violation_kwh == pytest.approx(0.5 + 3.5, abs=1e-3)
 
 
 def test_fallback_heuristic_when_the_solver_has_no_time():

@@ -1,0 +1,240 @@
+"""Closed loop in-process: charger twins (:mod:`streams.simulate.twin`) answer the worker's setpoints.
+
+The exogenous inputs (registrations, meter readings, weather, grid signals) are replayed as recorded; charger
+telemetry comes from the twins instead of the sessions file. Event time advances twin event by twin event: the
+records stamped up to ``t`` go to the worker's own code (:class:`~streams.pipeline.worker.FeederWorker`), the
+setpoints it emits in answer reach the twins at ``t``, and only then does time move on. Meter readings are
+given a little ahead of the telemetry (a plan only uses what closed before it, so this changes nothing but lets
+telemetry through at once). Scores come from what the twins did.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from streams.backtest.inputs import BacktestInputs, merged_records
+from streams.backtest.metrics import Grid, SessionOutcome, SimResult
+from streams.contracts.codec import default_codec
+from streams.contracts.models import (
+    ChargerRegistration,
+    ChargerSetpoint,
+    ChargerTelemetry,
+    decode_record,
+    encode_record,
+)
+from streams.contracts.topics import CHARGER_REGISTRY, CHARGER_TELEMETRY, SETPOINTS, TOPICS, WEATHER
+from streams.ingest.validate import RawMessage
+from streams.pipeline.worker import Emit, FeederWorker
+from streams.replay.importers import AcnSession
+from streams.settings import Settings
+from streams.simulate.twin import ChargerTwin, SessionResult, TwinConfig, TwinFleet, TwinSession
+
+__all__ = ["ClosedLoopRun", "build_fleet", "run_closed_loop", "run_settings", "twin_config", "twin_result"]
+
+HOUR_MS = 3_600_000
+
+
+@dataclass
+class ClosedLoopRun:
+    """The worker's outputs by logical topic (decoded) and what the twins did (controlled and uncontrolled)."""
+
+    outputs: dict[str, list[Any]]
+    controlled: list[SessionResult]
+    uncontrolled: list[SessionResult]
+    segments: dict[str, list[tuple[int, int, float]]] = field(default_factory=dict)
+    """Per feeder, the controlled (from, to, kW) stretches of every charger."""
+    free_segments: dict[str, list[tuple[int, int, float]]] = field(default_factory=dict)
+    telemetry: int = 0
+    """Telemetry records the twins sent."""
+    rounds: int = 0
+    """Times the worker was given twin telemetry and its answer delivered."""
+    accepted: dict[str, int] = field(default_factory=dict)
+    """Records the worker applied, by topic."""
+    rejected: dict[str, int] = field(default_factory=dict)
+    """Records it dead-lettered, by ``topic:reason``."""
+
+
+def run_settings(inputs: BacktestInputs, base: Settings | None = None) -> Settings:
+    """The worker settings of a run (as :func:`streams.backtest.orchestrator.worker_env` gives them)."""
+    upd: dict[str, Any] = {**inputs.settings, "interval_minutes": inputs.step_ms // 60_000,
+                           "horizon_hours": max(1, inputs.horizon_ms // HOUR_MS)}
+    if inputs.import_limit_kw is not None:
+        upd["default_import_limit_kw"] = inputs.import_limit_kw
+    if inputs.export_limit_kw is not None:
+        upd["default_export_limit_kw"] = inputs.export_limit_kw
+    return Settings(**{**(base.model_dump() if base is not None else {}), **upd})
+
+
+def twin_config(settings: Settings, **overrides: Any) -> TwinConfig:
+    """Twin behaviour matching the run's settings (schedule length, fallback)."""
+    return TwinConfig(**{"schedule_ms": int(settings.setpoint_schedule_hours * HOUR_MS),
+                         "default_fallback_kw": settings.fallback_kw, **overrides})
+
+
+def _twin_session(s: AcnSession, reg: ChargerRegistration | None) -> TwinSession:
+    dis = 0.0
+    if s.bidirectional:
+        dis = min(s.max_power_kw, reg.max_discharge_kw) if reg is not None else s.max_power_kw
+    return TwinSession(s.session_id, s.station_id, s.arrival, s.departure, s.estimated_departure,
+                       s.requested_energy_kwh, s.max_power_kw, dis, s.capacity_kwh, s.initial_soc_pct)
+
+
+def build_fleet(inputs: BacktestInputs, config: TwinConfig) -> TwinFleet:
+    """One twin per registered charger (and per station of the sessions), idle from the period start."""
+    start, end = inputs.period()
+    by: dict[str, list[TwinSession]] = defaultdict(list)
+    for s in inputs.sessions:
+        by[s.station_id].append(_twin_session(s, inputs.registrations.get(s.station_id)))
+    twins = {}
+    for cid in sorted({*inputs.registrations, *by}):
+        reg = inputs.registrations.get(cid)
+        feeder = reg.feeder_id if reg is not None else next(
+            (s.feeder_id for s in inputs.sessions if s.station_id == cid and s.feeder_id), inputs.feeder_id)
+        twins[cid] = ChargerTwin(cid, feeder, by.get(cid, []), config, start_ms=start, end_ms=end,
+                                 rating_kw=reg.max_charge_kw if reg is not None else None,
+                                 discharge_rating_kw=reg.max_discharge_kw if reg is not None else None)
+    return TwinFleet(twins)
+
+
+def _segments(fleet: TwinFleet) -> dict[str, list[tuple[int, int, float]]]:
+    out: dict[str, list[tuple[int, int, float]]] = defaultdict(list)
+    for tw in fleet.twins.values():
+        out[tw.feeder_id] += tw.segments
+    return dict(out)
+
+
+def run_closed_loop(inputs: BacktestInputs, settings: Settings, config: TwinConfig | None = None,
+                    lead_ms: int | None = None) -> ClosedLoopRun:
+    """Run ``inputs`` closed loop through a FeederWorker in-process (see the module doc).
+
+    ``settings`` are the worker's (see :func:`run_settings`); ``config`` the twins' (default
+    :func:`twin_config`); ``lead_ms`` how far exogenous records go ahead of the twins (default one planning
+    step plus the grace period and one interval).
+    """
+    cfg = config or twin_config(settings)
+    lead = lead_ms if lead_ms is not None else inputs.step_ms + settings.grace_seconds * 1000 \
+        + settings.interval_minutes * 60_000
+    worker = FeederWorker(settings, worker_id="closed-loop", clock=lambda: 2**62)
+    codec = default_codec()
+    state: dict[bytes, bytes] = {}
+    out: dict[str, list[Any]] = {}
+    offsets: dict[str, int] = {}
+
+    def raw(topic: str, key: bytes | None, value: bytes | None, ts: int) -> RawMessage:
+        off = offsets[topic] = offsets.get(topic, -1) + 1
+        return RawMessage(topic, 0, off, key, value, ts)
+
+    def collect(emit: Emit) -> list[ChargerSetpoint]:
+        for feeder, _, blob in emit.checkpoints:
+            state[feeder] = blob
+        sps = []
+        for topic, _, value in emit.messages:
+            rec = decode_record(codec, value, TOPICS[topic].record)
+            out.setdefault(topic, []).append(rec)
+            if topic == SETPOINTS:
+                assert isinstance(rec, ChargerSetpoint)
+                sps.append(rec)
+        return sps
+
+    def feed(msgs: list[RawMessage], force: bool = True) -> list[ChargerSetpoint]:
+        emit = worker.process(msgs, state.get, checkpoint=False) if msgs else Emit()
+        if force:  # no meter stream to wait for in-process: release what the gating still holds
+            tail = worker.tick(force=True, checkpoint=False)
+            emit.messages += tail.messages
+        return collect(emit)
+
+    flushed = inputs.with_flush()
+    flush_tel = [r for r in flushed.streams[-1] if r.topic == CHARGER_TELEMETRY] if flushed is not inputs else []
+    exo: Iterator[dict[str, Any]] = (d for d in merged_records(inputs) if d["topic"] != CHARGER_TELEMETRY)
+    regs = [d for d in merged_records(inputs) if d["topic"] == CHARGER_REGISTRY]
+    feed([raw(d["topic"], d["key"], d["value"], d["timestamp"]) for d in regs], force=False)
+    pending = next(exo, None)
+
+    def feed_exo(until: int) -> None:
+        nonlocal pending
+        buf: list[RawMessage] = []
+        while pending is not None and pending["timestamp"] <= until:
+            d = pending
+            pending = next(exo, None)
+            if d["topic"] == CHARGER_REGISTRY:
+                continue  # given first
+            msg = raw(d["topic"], d["key"], d["value"], d["timestamp"])
+            if d["topic"] == WEATHER:
+                feed(buf, force=False)
+                buf = []
+                worker.process_weather([msg])
+                continue
+            buf.append(msg)
+        feed(buf, force=False)
+
+    def tel_msgs(records: Iterable[ChargerTelemetry]) -> list[RawMessage]:
+        return [raw(CHARGER_TELEMETRY, r.feeder_id.encode(), encode_record(codec, r), r.timestamp) for r in records]
+
+    fleet = build_fleet(inputs, cfg)
+    run = ClosedLoopRun(out, [], [])
+    t = fleet.next_time()
+    while t is not None:
+        feed_exo(t + lead)
+        reports = fleet.step(t)
+        while reports:
+            run.telemetry += len(reports)
+            run.rounds += 1
+            sps = feed(tel_msgs(reports))
+            reports = fleet.deliver(sps, t)
+        t = fleet.next_time()
+    run.controlled = fleet.finish()
+    run.segments = _segments(fleet)
+    feed_exo(2**62)
+    flush = [raw(r.topic, r.key, r.value, r.timestamp) for r in flush_tel]
+    feed(flush)
+    collect(worker.checkpoint())
+    free = build_fleet(inputs, replace(cfg, default_fallback_kw=math.inf))
+    run.accepted = dict(sorted(worker.accepted.items()))
+    run.rejected = {f"{tp}:{why}": n for (tp, why), n in sorted(worker.rejected.items())}
+    run.uncontrolled = free.run_free()
+    run.free_segments = _segments(free)
+    return run
+
+
+def _load(segments: Iterable[tuple[int, int, float]], grid: Grid) -> np.ndarray:
+    """Step averages (kW) of piecewise-constant stretches on ``grid``."""
+    load = np.zeros(grid.n)
+    step = grid.step_ms
+    for a, b, kw in segments:
+        a, b = max(a, grid.t0), min(b, grid.end)
+        while a < b:
+            i = (a - grid.t0) // step
+            e = min(b, grid.t0 + (i + 1) * step)
+            load[i] += kw * (e - a) / step
+            a = e
+    return load
+
+
+def twin_result(results: Iterable[SessionResult], segments: Mapping[str, Iterable[tuple[int, int, float]]],
+                grid: Grid, free: Iterable[SessionResult] | None = None) -> SimResult:
+    """Load curves per feeder, session outcomes and lowest SoC as the report scores them.
+
+    A session's deliverable energy is what it got uncontrolled (``free``: full power from arrival under the
+    same physics), capped by its request; without ``free``, min(request, rating × dwell).
+    """
+    got_free = {r.session.session_id: r.delivered_kwh for r in free or ()}
+    outcomes = []
+    low: dict[str, float] = {}
+    for r in results:
+        s = r.session
+        dwell_h = (s.departure_ms - s.arrival_ms) / HOUR_MS
+        able = min(s.requested_kwh, got_free.get(s.session_id, s.max_charge_kw * dwell_h))
+        open_end = s.departure_ms > grid.end or (s.estimated_departure_ms > s.departure_ms
+                                                 and s.departure_ms >= grid.end)
+        outcomes.append(SessionOutcome(s.session_id, s.charger_id, r.feeder_id, s.requested_kwh, r.delivered_kwh,
+                                       r.exported_kwh, able, open_end))
+        if r.min_soc_pct is not None:
+            low[s.session_id] = r.min_soc_pct
+    ev = {f: _load(seg, grid) for f, seg in segments.items()}
+    return SimResult(grid, ev, outcomes, low)
