@@ -14,6 +14,7 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 import typer
+from pydantic import ValidationError
 
 from streams.settings import Settings
 
@@ -85,7 +86,9 @@ def config_show() -> None:
     """Print the effective settings (secrets redacted) and the environment variable of each."""
     try:
         settings = Settings()
-    except ValueError as exc:
+    except ValidationError:
+        raise  # the CLI's error handler names each variable
+    except ValueError as exc:  # the settings file: unreadable, or readable by others
         typer.echo(f"error: {str(exc).splitlines()[0]}", err=True)
         raise typer.Exit(2) from None
     out = {}

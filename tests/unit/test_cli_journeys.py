@@ -103,7 +103,7 @@ def test_forecast_eval_with_too_little_data(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("args", [("backtest", "--sessions", "SESSIONS"), ("topics", "create"),
+@pytest.mark.parametrize("args", [("backtest", "--sessions", "SESSIONS", "--open-loop"), ("topics", "create"),
                                   ("simulate", "--hours", "1", "--quiet")])
 def test_unreachable_broker_is_one_line_within_seconds(tmp_path: Path, args: tuple[str, ...]) -> None:
     sessions = write_sessions(tmp_path / "s.csv")
@@ -155,7 +155,7 @@ def test_debug_shows_the_traceback(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_backtest_in_process_without_a_broker(tmp_path: Path) -> None:
     sessions = write_sessions(tmp_path / "s.csv", rows=8)
-    proc = run_cli("backtest", "--sessions", str(sessions), "--in-process", "--import-limit-kw", "30",
+    proc = run_cli("backtest", "--sessions", str(sessions), "--open-loop", "--in-process", "--import-limit-kw", "30",
                    "--json", "r.json", "--html", "r.html", "--setpoints", "sp.csv", cwd=tmp_path,
                    env={"EVGRID_BOOTSTRAP_SERVERS": UNREACHABLE}, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -164,7 +164,7 @@ def test_backtest_in_process_without_a_broker(tmp_path: Path) -> None:
     import json
 
     figures = json.loads((tmp_path / "r.json").read_text())
-    assert figures["run"]["mode"] == "in-process"
+    assert figures["run"]["engine"] == "in-process" and figures["run"]["loop"] == "open"
     assert figures["setpoints"]["count"] > 0 and figures["total"]["safety_violations"] == 0
     # 8 cars x 6.6 kW uncontrolled exceed the 30 kW limit; the pipeline keeps under it
     assert figures["total"]["uncontrolled_peak_kw"] > 30 >= figures["total"]["peak_kw"] - 1e-6

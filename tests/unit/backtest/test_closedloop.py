@@ -42,7 +42,7 @@ def test_closed_loop_twins_follow_the_pipeline(sessions_csv: Path) -> None:
     run = run_closed_loop(inp, settings)
     sps = run.outputs[SETPOINTS]
     assert sps and not run.outputs.get(DEADLETTER)
-    assert run.accepted[CHARGER_TELEMETRY] == run.telemetry + 1  # every twin report (and the flush) applied
+    assert run.accepted[CHARGER_TELEMETRY] == run.telemetry + 2  # every twin report (and the two flush heartbeats)
     rep = compute_report(inp, setpoints=sps, settings=settings, twins=run, run={"loop": "closed"})
     t = rep.figures["total"]
     # what the twins did, not a replay of the setpoints
