@@ -474,8 +474,10 @@ def render_page(report: Report) -> str:
     if f.get("safety_violation_details"):
         body += ["<h3>Safety violations (first 50)</h3>", _rows_table(f["safety_violation_details"])]
     run = f.get("run", {})
-    mode = run.get("mode", "broker")
-    run_rows = {"mode": "in-process (no broker)" if mode == "in-process" else "Kafka broker and a worker process",
+    engine = "in-process (no broker)" if run.get("engine") == "in-process" else "Kafka broker and a worker process"
+    loop = ("closed loop: charger and car twins answer the setpoints" if run.get("loop") == "closed"
+            else "open loop: recorded telemetry replayed")
+    run_rows = {"mode": f"{loop}; {engine}",
                 "records_replayed": run.get("records_replayed"),
                 **{f"{k}_s": v for k, v in (run.get("seconds") or {}).items() if v}}
     body += ["<h3>Run</h3>", _dict_table("", {k: v for k, v in run_rows.items() if v is not None}, "")]
