@@ -64,11 +64,11 @@ __all__ = [
     "to_history",
 ]
 
-RANK = {"ChargerRegistration": 0, "GridSignal": 1, "WeatherObservation": 2, "MeterReading": 3}
+RANK = {"SiteRegistration": 0, "ChargerRegistration": 0, "GridSignal": 1, "WeatherObservation": 2, "MeterReading": 3}
 PLUG_OUT, PLUG_IN, HEARTBEAT = 4, 5, 6
 
-_TOPIC_OF = {spec.record: spec for spec in TOPICS.values()}
-_TIME_FIELD = {"ChargerRegistration": "registered_at", "GridSignal": "issued_at"}
+_TOPIC_OF = {name: spec for spec in TOPICS.values() for name in spec.records}
+_TIME_FIELD = {"ChargerRegistration": "registered_at", "SiteRegistration": "registered_at", "GridSignal": "issued_at"}
 
 
 def _history(codec: AvroCodec, rec: Record) -> HistoryRecord:
