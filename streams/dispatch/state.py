@@ -171,7 +171,8 @@ class FeederLimits:
 
     Signals with the same ``signal_id`` replace each other; site-level signals (``site_id`` set) are kept
     but do not limit the feeder. Where several feeder signals overlap a step, the lowest limit and the
-    price of the most recently issued signal apply.
+    price of the most recently issued signal apply; a signal's export limit replaces the default (it may
+    raise it: every site stays within its own approved limit in the envelope).
     """
 
     default_import_kw: float
@@ -225,6 +226,7 @@ class FeederLimits:
         exp = np.full(n, self.default_export_kw, dtype=float)
         price = np.full(n, self.default_price, dtype=float)
         price_issued = np.full(n, -math.inf)
+        sig_exp = np.full(n, np.inf)
         starts, ends = edges_ms[:-1], edges_ms[1:]
         for s in self.signals:
             if s.site_id is not None:
@@ -234,11 +236,12 @@ class FeederLimits:
                 continue
             if s.import_limit_kw is not None:
                 imp[cover] = np.minimum(imp[cover], s.import_limit_kw)
-            if s.export_limit_kw is not None:
-                exp[cover] = np.minimum(exp[cover], s.export_limit_kw)
+            if s.export_limit_kw is not None:  # a signal sets the export limit (sites stay within their own)
+                sig_exp[cover] = np.minimum(sig_exp[cover], s.export_limit_kw)
             if s.price_per_kwh is not None:
                 mid = (starts + ends) / 2
                 at = (mid >= s.valid_from) & (mid < s.valid_until) & (price_issued <= s.issued_at)
                 price[at] = s.price_per_kwh
                 price_issued[at] = s.issued_at
+        exp = np.where(np.isfinite(sig_exp), sig_exp, exp)
         return imp, exp, price

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import heapq
 import pickle
+from collections.abc import Iterable
 from typing import NamedTuple
 
 from streams.contracts.models import (
@@ -19,17 +20,19 @@ from streams.contracts.models import (
     IncentiveResponse,
     MeterReading,
     Record,
+    SiteRegistration,
     WeatherObservation,
 )
 from streams.contracts.topics import FLEXIBILITY, FORECASTS, INCENTIVES, SETPOINTS, SETTLEMENTS
 from streams.dispatch.dispatcher import DispatchConfig, FeederDispatcher
+from streams.dispatch.site_rules import outside_rating, site_conflict
 from streams.dispatch.state import SessionState
 from streams.forecasting.aggregate import IntervalAggregator
 from streams.forecasting.forecaster import FeederForecaster, ForecasterConfig
 from streams.ingest.validate import RawMessage, Rejection
 from streams.settings import Settings
 
-__all__ = ["FeederRuntime", "Output", "Reject"]
+__all__ = ["FeederRuntime", "Output", "Reject", "duplicate_charger"]
 
 
 class Reject(NamedTuple):
@@ -42,6 +45,20 @@ class Reject(NamedTuple):
 Output = Reject | tuple[str, bytes, Record]
 
 
+def duplicate_charger(record: Record, runtimes: Iterable[FeederRuntime]) -> Rejection | None:
+    """One charger, one controller: an active registration of a charger still active on another feeder is
+    refused until that one is retired (``active=False``). Sees the feeders this worker holds."""
+    if not isinstance(record, ChargerRegistration) or not record.active:
+        return None
+    for rt in runtimes:
+        other = rt.chargers.get(record.charger_id)
+        if rt.feeder_id != record.feeder_id and other is not None and other.active:
+            return Rejection("duplicate_charger", f"charger {record.charger_id} is registered on feeder "
+                                                  f"{rt.feeder_id}; retire it there before registering it on "
+                                                  f"{record.feeder_id}")
+    return None
+
+
 class FeederRuntime:
     """State of one feeder. ``apply`` returns outputs: records to produce, or inputs to dead-letter."""
 
@@ -50,6 +67,7 @@ class FeederRuntime:
         self.step_ms = settings.interval_minutes * 60_000
         self.offsets: dict[tuple[str, int], int] = {}
         self.chargers: dict[str, ChargerRegistration] = {}
+        self.sites: dict[str, SiteRegistration] = {}
         # Chargers handed to the dispatcher: on their first telemetry in event-time order, so a plan never
         # depends on how far the (rarely written) registry topic happens to have been read.
         self.active: set[str] = set()
@@ -124,11 +142,8 @@ class FeederRuntime:
         elif isinstance(record, ChargerTelemetry):
             self.held_seq += 1
             heapq.heappush(self.held, (record.timestamp, self.held_seq, msg, record))
-        elif isinstance(record, ChargerRegistration):
-            self.chargers[record.charger_id] = record
-            self.unknown.discard(record.charger_id)
-            if record.charger_id in self.active:
-                self.dispatcher.on_registration(record)  # a change to a charger already in the plan
+        elif isinstance(record, ChargerRegistration | SiteRegistration):
+            self._registration(record, msg, out)
         elif isinstance(record, GridSignal | IncentiveResponse):
             self.held_seq += 1
             ts = record.issued_at if isinstance(record, GridSignal) else record.responded_at
@@ -137,6 +152,36 @@ class FeederRuntime:
             out.append(Reject(msg, Rejection("wrong_record_type", f"{type(record).__name__} is not a feeder input")))
         self.release(wall_ms, out)
         return out
+
+    def _registration(self, record: ChargerRegistration | SiteRegistration, msg: RawMessage, out: list[Output]) -> None:
+        """Registrations apply in ``registered_at`` order (an older one is ``stale_registration``); a charger
+        registration that disagrees with its site's is applied under the stricter rules and dead-lettered
+        (``site_conflict``); a change revokes power no longer allowed at once."""
+        sites = self.sites
+        old = self.chargers.get(record.charger_id) if isinstance(record, ChargerRegistration) \
+            else sites.get(record.site_id)
+        if old is not None and record.registered_at < old.registered_at:
+            out.append(Reject(msg, Rejection("stale_registration", f"registered_at {record.registered_at} is older "
+                                                                   f"than the one applied ({old.registered_at})")))
+            return
+        if isinstance(record, SiteRegistration):
+            sites[record.site_id] = record
+            self.dispatcher.on_site_registration(record)
+            conflicts = [site_conflict(record, r) for r in self.chargers.values()]
+        else:
+            self.chargers[record.charger_id] = record
+            self.unknown.discard(record.charger_id)
+            if record.charger_id in self.active:
+                self.dispatcher.on_registration(record)  # a change to a charger already in the plan
+            conflicts = [site_conflict(sites.get(record.site_id), record)]
+        for why in filter(None, conflicts):
+            out.append(Reject(msg, Rejection("site_conflict", why)))
+        self._revoke(max(self.plan_clock, record.registered_at), out)
+
+    def _revoke(self, now_ms: int, out: list[Output]) -> None:
+        for sp in self.dispatcher.revocations(now_ms):
+            out.append((SETPOINTS, sp.charger_id.encode(), sp))
+            self.power_log.setdefault(sp.charger_id, []).append((sp.valid_from, sp.setpoint_kw))
 
     def observe_weather(self, obs: WeatherObservation) -> None:
         self.forecaster.observe_weather(obs)
@@ -173,6 +218,10 @@ class FeederRuntime:
             if cid in self.unknown:
                 reason = f"charger {cid} is not registered on feeder {self.feeder_id}"
                 out.append(Reject(msg, Rejection("unknown_charger", reason)))
+                continue
+            impossible = outside_rating(telemetry, self.chargers[cid])
+            if impossible is not None:  # never settled, never used for headroom
+                out.append(Reject(msg, Rejection("invalid_value", impossible)))
                 continue
             self._plan_until(ts, wall_ms, out)
             if cid not in self.active:
@@ -218,6 +267,7 @@ class FeederRuntime:
         self.dispatcher.on_telemetry(self._with_energy(telemetry, before))
         if telemetry.connected != was_connected:
             self._plan(telemetry.timestamp, wall_ms, out)  # plug-in or plug-out: re-plan now
+        self._revoke(telemetry.timestamp, out)  # islanded: revoke at once
 
     def _with_energy(self, tel: ChargerTelemetry, before: SessionState | None) -> ChargerTelemetry:
         """Telemetry with ``energy_delivered_kwh`` estimated from the setpoints sent, when the charger omits it.

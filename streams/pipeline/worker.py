@@ -20,7 +20,7 @@ from streams.contracts.codec import default_codec
 from streams.contracts.models import Record, WeatherObservation, encode_record
 from streams.contracts.topics import DEADLETTER, TOPICS
 from streams.ingest.validate import RawMessage, Rejection, Validator, dead_letter
-from streams.pipeline.feeder import FeederRuntime, Output, Reject
+from streams.pipeline.feeder import FeederRuntime, Output, Reject, duplicate_charger
 from streams.settings import Settings
 
 __all__ = ["Emit", "FeederWorker"]
@@ -132,6 +132,10 @@ class FeederWorker:
                 continue
             accepted[msg.topic] += 1
             dirty[feeder] = self.partition_of[feeder] = msg.partition
+            clash = duplicate_charger(result, self.runtimes.values())
+            if clash is not None:
+                self._reject(msg, clash, emit)
+                continue
             outputs = rt.apply(result, msg, now)
             if outputs:
                 self._emit_outputs(outputs, emit)
