@@ -279,7 +279,7 @@ class FeederDispatcher:
         new = session_from_telemetry(prev, tel)
         if new is prev:
             return
-        if tel.soc_pct is not None or not tel.connected:
+        if tel.soc_pct is not None or not new.connected or new.session_id != (prev.session_id if prev else None):
             log = self.sent_log.get(tel.charger_id, [])
             self.sent_log[tel.charger_id] = [sp for sp in log if sp.valid_until > tel.timestamp][-1:]
         assert self.forecaster is not None
@@ -437,7 +437,8 @@ class FeederDispatcher:
         cap = capacity_kwh(self.chargers.get(cid), s)
         if cap is None:
             return s
-        kwh = discharged_kwh(log, s.last_heard_ms, now_ms, self.config.schedule_ms)
+        kwh = discharged_kwh(log, s.soc_ms if s.soc_ms is not None else s.last_heard_ms, now_ms,
+                             self.config.schedule_ms)
         return s if kwh <= 0 else replace(s, soc_pct=max(0.0, s.soc_pct - 100.0 * kwh / cap))
 
     def flexible_sessions(self, now_ms: int) -> dict[str, SessionState]:
@@ -710,12 +711,14 @@ class FeederDispatcher:
         self.last_sent[cid] = sp
         log = self.sent_log.setdefault(cid, [])
         log.append(sp)
-        del log[:-50]
+        del log[:-2000]
         return sp
 
     def _own_load(self, site_id: str, now_ms: int) -> float | None:
         st = self.site_states.get(site_id)
-        return st.own_load_now(now_ms, self.config.site_meter_stale_ms) if st is not None else None
+        own = st.own_load_now(now_ms, self.config.site_meter_stale_ms) if st is not None else None
+        # the reading is an interval or more old: credit 90 % of a positive own load (it may have fallen since)
+        return own * 0.9 if own is not None and own > 0 else own
 
     def _feeder_cap(self, now_ms: int, base: float, cands: dict[str, tuple[SafeSetpoint, str | None, float | None]],
                     live: set[str]) -> None:

@@ -118,6 +118,8 @@ class SessionState:
     energy_delivered_kwh: float | None = None
     reserve_soc_pct: float | None = None
     grid_state: str = "grid_connected"
+    soc_ms: int | None = None
+    """When ``soc_pct`` was reported (a heartbeat without SoC keeps the session's last report)."""
 
     def remaining_energy_kwh(self) -> float | None:
         """Net energy still to deliver by departure, kWh; ``None`` when the driver gave no target."""
@@ -141,9 +143,12 @@ def session_from_telemetry(prev: SessionState | None, tel: ChargerTelemetry) -> 
     if prev is not None and tel.timestamp < prev.last_heard_ms:
         return prev
     plugged_at: int | None = None
+    soc, soc_ms, cap = tel.soc_pct, tel.timestamp if tel.soc_pct is not None else None, tel.battery_capacity_kwh
     if tel.connected:
         same = prev is not None and prev.connected and prev.session_id == tel.session_id
         plugged_at = prev.plugged_at_ms if same and prev is not None else tel.timestamp
+        if same and prev is not None and soc is None:  # the dispatcher projects it through its setpoints
+            soc, soc_ms, cap = prev.soc_pct, prev.soc_ms, cap if cap is not None else prev.capacity_kwh
     return SessionState(
         charger_id=tel.charger_id,
         feeder_id=tel.feeder_id,
@@ -152,8 +157,8 @@ def session_from_telemetry(prev: SessionState | None, tel: ChargerTelemetry) -> 
         power_kw=tel.power_kw,
         session_id=tel.session_id if tel.connected else None,
         plugged_at_ms=plugged_at,
-        soc_pct=tel.soc_pct,
-        capacity_kwh=tel.battery_capacity_kwh,
+        soc_pct=soc,
+        capacity_kwh=cap,
         max_charge_kw=tel.max_charge_kw,
         max_discharge_kw=tel.max_discharge_kw,
         departure_ms=tel.departure_time,
@@ -162,6 +167,7 @@ def session_from_telemetry(prev: SessionState | None, tel: ChargerTelemetry) -> 
         energy_delivered_kwh=tel.energy_delivered_kwh,
         reserve_soc_pct=tel.reserve_soc_pct,
         grid_state=tel.grid_state,
+        soc_ms=soc_ms,
     )
 
 
