@@ -691,21 +691,24 @@ class FeederDispatcher:
         out: list[ChargerSetpoint] = []
         for cid in sorted(emit):
             safe, message, _ = cands[cid]
-            s = self.sessions.get(cid)
+            valid = c.setpoint_validity_ms
+            until = self._credit_until(self.chargers[cid].site_id, now_ms) if cid in self.chargers else None
+            if safe.kw < 0 and until is not None:  # discharge that counts on the site meter: not beyond its freshness
+                valid = max(1, min(valid, until - now_ms))
             out.append(self._send(cid, now_ms, safe.kw, safe.reason, scheds.get(cid, []), message,
-                                  plan.plan_id if plan is not None else "none"))
+                                  plan.plan_id if plan is not None else "none", valid_ms=valid))
         self._bump_peak(now_ms, base + sum(cands[cid][0].kw for cid in live))
         return out
 
     def _send(self, cid: str, now_ms: int, kw: float, reason: str, sched: list, message: str | None,
-              plan_id: str, fallback_kw: float | None = None) -> ChargerSetpoint:
+              plan_id: str, fallback_kw: float | None = None, valid_ms: int | None = None) -> ChargerSetpoint:
         c = self.config
         s = self.sessions.get(cid)
         seq = self.sequence.get(cid, 0) + 1
         self.sequence[cid] = seq
         sp = build_setpoint(
             charger_id=cid, feeder_id=self.feeder_id, session_id=s.session_id if s else None, sequence=seq,
-            kw=kw, now_ms=now_ms, valid_ms=c.setpoint_validity_ms,
+            kw=kw, now_ms=now_ms, valid_ms=c.setpoint_validity_ms if valid_ms is None else valid_ms,
             fallback_kw=c.rules.fallback_kw if fallback_kw is None else fallback_kw, schedule=sched, reason=reason,
             plan_id=plan_id, message=message)
         self.last_sent[cid] = sp
@@ -713,6 +716,12 @@ class FeederDispatcher:
         log.append(sp)
         del log[:-2000]
         return sp
+
+    def _credit_until(self, site_id: str, now_ms: int) -> int | None:
+        """Until when a site's own load is credited (its meter's freshness), ``None`` if it is not."""
+        own = self._own_load(site_id, now_ms)
+        st = self.site_states.get(site_id)
+        return st.last_meter_ms + self.config.site_meter_stale_ms if own is not None and st is not None else None
 
     def _own_load(self, site_id: str, now_ms: int) -> float | None:
         st = self.site_states.get(site_id)
@@ -760,12 +769,13 @@ class FeederDispatcher:
                 continue
             rules = self.site_rules(sid)
             own = self._own_load(sid, now_ms)
+            until = self._credit_until(sid, now_ms) or now_ms
             times = sorted({t for cid in mine for t, _ in raw[cid]})
             fixed = {cid: cands[cid][0].kw for cid in cids if cid not in raw and cid in cands}
             out: dict[str, list[tuple[int, float]]] = {cid: [] for cid in mine}
             for t in times:
                 vals = {cid: _at(raw[cid], t) for cid in mine}
-                fresh = own if t - now_ms < c.site_meter_stale_ms else None
+                fresh = own if t < until else None
                 new, _ = site_envelope(vals, rules, fresh, sum(fixed.values()))
                 for cid in mine:
                     out[cid].append((t, new[cid]))
