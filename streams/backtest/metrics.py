@@ -495,6 +495,7 @@ def audit_sites(setpoints: Iterable[ChargerSetpoint], registrations: Mapping[str
                 times.update((car.arrival, car.departure))
         mtr = sorted(meters.get(sid, []))
         times.update(t for t, _ in mtr)
+        times.update(t + meter_stale_ms + 1 for t, _ in mtr)  # when a reading goes stale
         open_export = open_import = False
         for t in sorted(times):
             fleet = 0.0
