@@ -249,6 +249,8 @@ class Settlement(Record):
     price_per_kwh: float
     amount: float
     currency: str = "USD"
+    export_basis: Literal["charger_telemetry", "site_meter", "commanded"] = "charger_telemetry"
+    self_consumed_kwh: float = Field(default=0.0, ge=0.0)
 
 
 class DeadLetter(Record):

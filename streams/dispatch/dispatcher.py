@@ -181,7 +181,12 @@ class DispatchResult:
 class _ExportAcc:
     start_ms: int
     kwh: float = 0.0
+    """Discharge reported by the charger at an exporting site, kWh (paid only as its site's share)."""
     value: float = 0.0
+    btm_kwh: float = 0.0
+    """Discharge behind the meter of a non-exporting site, kWh."""
+    site0: tuple[float, ...] = (0.0, 0.0, 0.0, 0.0)
+    """The site's counters (``FeederDispatcher.site_energy``) when the period started."""
 
 
 @dataclass
@@ -221,6 +226,13 @@ class FeederDispatcher:
     self_consumed_kwh: dict[str, float] = field(default_factory=dict)
     """Behind-the-meter discharge (V2H / V2B) per charger, kWh: self-consumption, never paid as export."""
     n_refused_telemetry: int = 0
+    site_energy: dict[str, list[float]] = field(default_factory=dict)
+    """Per site: metered export at its meter, its chargers' reported discharge, its commanded net export (kWh),
+    and the number of site meter readings."""
+    site_mark: dict[str, tuple[float, ...]] = field(default_factory=dict)
+    """Per charger: its site's counters at its last report (the start of a settlement period beginning then)."""
+    site_command: dict[str, tuple[int, float]] = field(default_factory=dict)
+    """Per site: the net power commanded at the last interval (time, kW; − = export)."""
 
     def __post_init__(self) -> None:
         c = self.config
@@ -284,20 +296,24 @@ class FeederDispatcher:
             self.sent_log[tel.charger_id] = [sp for sp in log if sp.valid_until > tel.timestamp][-1:]
         assert self.forecaster is not None
         self.forecaster.start(tel.timestamp)
-        btm = ch is not None and self.chargers[tel.charger_id].interconnection_class != "parallel_exporting"
-        if prev is not None and prev.power_kw < 0 and prev.grid_state == "grid_connected" and btm:
-            hours = min((tel.timestamp - prev.last_heard_ms) / HOUR_MS, 1.0)
-            self.self_consumed_kwh[tel.charger_id] = self.self_consumed_kwh.get(tel.charger_id, 0.0) \
-                - prev.power_kw * hours
-        elif prev is not None and prev.power_kw < 0 and prev.grid_state == "grid_connected":
+        if prev is not None and prev.power_kw < 0 and prev.grid_state == "grid_connected" and ch is not None:
             hours = (tel.timestamp - prev.last_heard_ms) / HOUR_MS
-            acc = self.exports.setdefault(tel.charger_id, _ExportAcc(prev.last_heard_ms))
             kwh = -prev.power_kw * min(hours, 1.0)
+            counters = self.site_energy.setdefault(ch.site_id, [0.0, 0.0, 0.0, 0.0])
+            mark = self.site_mark.get(tel.charger_id, tuple(counters))
+            acc = self.exports.setdefault(tel.charger_id, _ExportAcc(prev.last_heard_ms, site0=mark))
+            if self.chargers[tel.charger_id].interconnection_class != "parallel_exporting":
+                acc.btm_kwh += kwh  # behind the meter: self-consumption, never paid
+                self.self_consumed_kwh[tel.charger_id] = self.self_consumed_kwh.get(tel.charger_id, 0.0) + kwh
+                kwh = 0.0
+            counters[1] += kwh
             acc.kwh += kwh
             assert self.limits is not None
             span = np.array([prev.last_heard_ms, max(tel.timestamp, prev.last_heard_ms + 1)])
             _, _, price = self.limits.profile(span)
             acc.value += kwh * float(price[0])
+        if ch is not None and tel.charger_id not in self.exports:  # where a period that starts now starts
+            self.site_mark[tel.charger_id] = tuple(self.site_energy.setdefault(ch.site_id, [0.0, 0.0, 0.0, 0.0]))
         if new.connected and new.session_id and new.departure_ms and new.plugged_at_ms == tel.timestamp:
             energy = new.remaining_energy_kwh()
             if energy:
@@ -341,6 +357,11 @@ class FeederDispatcher:
                      if s.connected and s.grid_state == "grid_connected" and cid in self.chargers
                      and self.chargers[cid].site_id == sid)
         own = reading.active_power_kw - assets
+        energy = self.site_energy.setdefault(sid, [0.0, 0.0, 0.0, 0.0])
+        if 0 <= st.last_meter_ms < reading.timestamp:  # export at the point of interconnection, held until now
+            held = min(reading.timestamp - st.last_meter_ms, HOUR_MS) / HOUR_MS
+            energy[0] += max(0.0, -reading.active_power_kw) * held
+        energy[3] += 1
         st.forecast.observe(reading.timestamp, own)
         if reading.timestamp >= st.last_meter_ms:
             st.last_meter_ms, st.last_own_kw = reading.timestamp, own
@@ -409,16 +430,29 @@ class FeederDispatcher:
             self.peak_kw = max(self.peak_kw, float(kw))
 
     def _settle(self, cid: str, now_ms: int) -> None:
+        """Pay export at the point of interconnection only: the charger's discharge times its site's share
+        (site export / its chargers' discharge over the period), measured by the site meter where it reported,
+        else the site's commanded net export (``commanded``, an estimate); behind-the-meter discharge apart."""
         acc = self.exports.pop(cid, None)
         ch = self.chargers.get(cid)
-        if acc is None or ch is None or acc.kwh <= 1e-6:
+        if acc is None or ch is None or acc.kwh + acc.btm_kwh <= 1e-6:
             return
+        now = self.site_energy.get(ch.site_id, [0.0, 0.0, 0.0, 0.0])
+        delta = [a - b for a, b in zip(now, acc.site0, strict=True)]
+        if ch.site_id in self.site_command:  # the commanded export since the last interval, up to now
+            t, net = self.site_command[ch.site_id]
+            delta[2] += max(0.0, -net) * min(max(0, now_ms - t), HOUR_MS) / HOUR_MS
+        basis = "site_meter" if delta[3] > 0 else "commanded"
+        poi = delta[0] if basis == "site_meter" else delta[2]
+        share = 0.0 if delta[1] <= 1e-9 else min(1.0, max(0.0, poi) / delta[1])
+        exported = acc.kwh * share
+        price = round(acc.value / acc.kwh, 6) if acc.kwh > 1e-9 else 0.0
         offers = self.book.accepted_offers(cid, "export")
         offer = next((o for o in offers if o.window_start < now_ms and o.window_end > acc.start_ms), None)
         self.pending_settlements.append(settle_export(
             feeder_id=self.feeder_id, charger_id=cid, customer_id=ch.customer_id, period_start=acc.start_ms,
-            period_end=now_ms, exported_kwh=acc.kwh, price_per_kwh=round(acc.value / acc.kwh, 6), offer=offer,
-            currency=self.config.incentives.currency))
+            period_end=now_ms, exported_kwh=exported, price_per_kwh=price, offer=offer if exported > 0 else None,
+            currency=self.config.incentives.currency, export_basis=basis, self_consumed_kwh=acc.btm_kwh))
 
     def _safe(self, cid: str, kw: float | None, now_ms: int, reason: str = "optimal",
               site_headroom_kw: float | None = None) -> SafeSetpoint:
@@ -675,6 +709,10 @@ class FeederDispatcher:
                     cands[cid] = (replace(safe, kw=new[cid], reason="clipped_by_safety"),
                                   _note(message, f"held to the {why.replace('_', ' ')} of site {sid}"), hr)
         self._feeder_cap(now_ms, base, cands, live)
+        for sid, (t, net) in self.site_command.items():  # the site's commanded net export since the last interval
+            energy = self.site_energy.setdefault(sid, [0.0, 0.0, 0.0, 0.0])
+            energy[2] += max(0.0, -net) * min(max(0, now_ms - t), HOUR_MS) / HOUR_MS
+        self.site_command = {sid: (now_ms, sum(cands[cid][0].kw for cid in cids)) for sid, cids in by_site.items()}
         emit: set[str] = set()
         for cid, (safe, _, _) in cands.items():
             s = self.sessions.get(cid)

@@ -75,3 +75,16 @@ def test_a_grid_signal_may_raise_the_feeder_export_limit_but_a_site_keeps_its_ap
     d.on_signal(signal("s", T0, T0 + Q, site="H", exp=40.0))
     with _hostile(-7.0):
         assert d.on_interval(T0).setpoints[0].setpoint_kw == pytest.approx(-4.0)
+
+
+def test_without_a_site_meter_export_is_paid_up_to_the_sites_commanded_net_export() -> None:
+    d = FeederDispatcher("f1", cfg())
+    d.on_registration(reg("a", "H", cls="parallel_exporting", enrolled=True, bidir=True, export=5.0))
+    d.on_telemetry(tel("a", T0, soc=90.0, cap=60.0, bidir=True))
+    with _hostile(-7.0):
+        assert d.on_interval(T0).setpoints[0].setpoint_kw == pytest.approx(-5.0)
+    d.on_telemetry(tel("a", T0 + 1, soc=90.0, cap=60.0, bidir=True, power=-7.0))  # it discharges 7 kW anyway
+    d.on_telemetry(tel("a", T0 + 2 * Q + 1, connected=False))
+    st = d.on_interval(T0 + 2 * Q + 1).settlements
+    assert len(st) == 1 and st[0].export_basis == "commanded"
+    assert st[0].exported_kwh == pytest.approx(5.0 * 0.5, abs=1e-3)  # 5 kW commanded for 30 min, not 7 kW
