@@ -291,7 +291,7 @@ class FeederRuntime:
             self.power_log[tel.charger_id] = [(tel.timestamp, log[-1][1])]
         if tel.requested_energy_kwh is not None:
             energy = min(energy, tel.requested_energy_kwh)
-        return tel.model_copy(update={"energy_delivered_kwh": max(energy, 0.0)})
+        return tel.model_copy(update={"energy_delivered_kwh": energy})  # net: V2G discharge is given back
 
     # --- dispatch ---------------------------------------------------------------------------------
     def _plan(self, now_ms: int, wall_ms: int, out: list[Output]) -> None:
