@@ -1,7 +1,7 @@
 """Grafana-managed alert rules as code (grafana-foundation-sdk ``alerting.Rule``), InfluxQL queries.
 
 Rules: feeder above its limit, forecast error far above the seasonal-naive baseline, consumer lag growing,
-dead-letter rate spike, stale telemetry share high. Each rule is: InfluxQL data queries (``A``, ``B``) over a
+dead-letter rate spike, interconnection registry conflict (issue 14), stale telemetry share high. Each rule is: InfluxQL data queries (``A``, ``B``) over a
 relative time range → ``reduce`` expressions → a ``math`` or ``threshold`` condition. They are written into
 Grafana's file-provisioning format by :func:`provisioning_document`.
 """
@@ -49,7 +49,7 @@ def _rule(uid: str, title: str, summary: str, for_: str, severity: str, *queries
 
 
 def alert_rules() -> list[alert_model.Rule]:
-    """The five evgrid alert rules, in a stable order."""
+    """The evgrid alert rules, in a stable order."""
     return [
         _rule("evgrid-feeder-over-limit", "Feeder above its limit",
               "Feeder {{ $labels.feeder }} is outside its import or export limit.", "0s", "critical",
@@ -78,6 +78,13 @@ def alert_rules() -> list[alert_model.Rule]:
               _data("B", 'SELECT sum("count") FROM "dead_letters" WHERE $timeFilter GROUP BY "worker"', 3600),
               _reduce("RA", "A", "last"), _reduce("RB", "B", "last"),
               _math("C", "$RA > 20 && $RA > 3 * $RB / 12"), condition="C"),
+        _rule("evgrid-registry-conflict", "Interconnection registry conflict",
+              "{{ $labels.worker }} refused a charger registered on a second feeder (duplicate_charger) or applied "
+              "the stricter rules to one that disagrees with its site (site_conflict); see the dead-letter topic.",
+              "0s", "warning",
+              _data("A", 'SELECT sum("count") FROM "dead_letters" WHERE ("reason" = \'duplicate_charger\' OR '
+                         '"reason" = \'site_conflict\') AND $timeFilter GROUP BY "worker"', 900),
+              _reduce("R", "A", "sum"), _math("C", "$R > 0"), condition="C"),
         _rule("evgrid-stale-telemetry", "Stale telemetry share high",
               "Over 20 % of the chargers on {{ $labels.feeder }} have not reported recently; they get the safe "
               "fallback setpoint.", "10m", "warning",

@@ -67,8 +67,8 @@ def test_generation_is_deterministic() -> None:
 def test_alert_rules_cover_the_required_conditions() -> None:
     titles = {r.title for r in alert_rules()}
     assert titles == {"Feeder above its limit", "Forecast error far above baseline", "Consumer lag growing",
-                      "Dead-letter rate spike", "Stale telemetry share high"}
-    assert len({r.uid for r in alert_rules()}) == 5
+                      "Dead-letter rate spike", "Stale telemetry share high", "Interconnection registry conflict"}
+    assert len({r.uid for r in alert_rules()}) == 6
 
 
 def test_every_panel_uses_the_provisioned_datasource_and_feeder_variable() -> None:
