@@ -1,9 +1,10 @@
 """Grafana-managed alert rules as code (grafana-foundation-sdk ``alerting.Rule``), InfluxQL queries.
 
 Rules: feeder above its limit, forecast error far above the seasonal-naive baseline, consumer lag growing,
-dead-letter rate spike, interconnection registry conflict (issue 14), stale telemetry share high. Each rule is: InfluxQL data queries (``A``, ``B``) over a
-relative time range → ``reduce`` expressions → a ``math`` or ``threshold`` condition. They are written into
-Grafana's file-provisioning format by :func:`provisioning_document`.
+dead-letter rate spike, interconnection registry conflict (issue 14), stale telemetry share high. Each rule
+is: InfluxQL data queries (``A``, ``B``) over a relative time range → ``reduce`` expressions → a ``math`` or
+``threshold`` condition. They are written into Grafana's file-provisioning format by
+:func:`provisioning_document`.
 """
 
 from __future__ import annotations
