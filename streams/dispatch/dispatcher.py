@@ -229,6 +229,8 @@ class FeederDispatcher:
     site_energy: dict[str, list[float]] = field(default_factory=dict)
     """Per site: metered export at its meter, its chargers' reported discharge, its commanded net export (kWh),
     and the number of site meter readings."""
+    projection_memo: dict[tuple, float] = field(default_factory=dict, repr=False)
+    """Discharge since the SoC report, by (charger, time, log state): a cache of :meth:`_projected`."""
     site_mark: dict[str, tuple[float, ...]] = field(default_factory=dict)
     """Per charger: its site's counters at its last report (the start of a settlement period beginning then)."""
     site_command: dict[str, tuple[int, float]] = field(default_factory=dict)
@@ -471,8 +473,13 @@ class FeederDispatcher:
         cap = capacity_kwh(self.chargers.get(cid), s)
         if cap is None:
             return s
-        kwh = discharged_kwh(log, s.soc_ms if s.soc_ms is not None else s.last_heard_ms, now_ms,
-                             self.config.schedule_ms)
+        key = (cid, now_ms, len(log), log[-1].sequence, s.last_heard_ms)
+        kwh = self.projection_memo.get(key)
+        if kwh is None:
+            if len(self.projection_memo) > 10_000:
+                self.projection_memo.clear()
+            kwh = self.projection_memo[key] = discharged_kwh(
+                log, s.soc_ms if s.soc_ms is not None else s.last_heard_ms, now_ms, self.config.schedule_ms)
         return s if kwh <= 0 else replace(s, soc_pct=max(0.0, s.soc_pct - 100.0 * kwh / cap))
 
     def flexible_sessions(self, now_ms: int) -> dict[str, SessionState]:
@@ -579,6 +586,7 @@ class FeederDispatcher:
         """
         c = self.config
         assert self.limits is not None and self.forecaster is not None
+        self.projection_memo.clear()
         self.limits = self.limits.pruned(now_ms)
         self.book = self.book.pruned(now_ms)
         flex = self.flexible_sessions(now_ms)
