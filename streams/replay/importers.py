@@ -237,8 +237,9 @@ def acn_registrations(sessions: Sequence[AcnSession], registered_at: int, feeder
     A station is bidirectional (and V2G-enrolled) if any of its rows says ``bidirectional``; its
     interconnection class is the first non-empty one given (default ``parallel_exporting`` for
     bidirectional stations, ``non_parallel`` otherwise); export limit the first given (default its max
-    power when exporting, else 0); rating = the largest ``max_power_kw`` of its rows. A station on two
-    feeders is an error.
+    power when exporting, capped by its site's ``site_export_limit_kw``, else 0); rating = the largest
+    ``max_power_kw`` of its rows; site = the ``site_id`` of its rows, else ``site_id``, else its own. A station
+    on two feeders or at two sites is an error.
     """
     by_station: dict[str, list[AcnSession]] = {}
     for s in sessions:
@@ -261,7 +262,7 @@ def acn_registrations(sessions: Sequence[AcnSession], registered_at: int, feeder
         if len(sites) > 1:
             raise ValueError(f"station {station} appears at several sites: {sorted(sites)}")
         regs.append(ChargerRegistration(
-            charger_id=station, feeder_id=feeder, site_id=sites.pop() if sites else site_id or feeder,
+            charger_id=station, feeder_id=feeder, site_id=sites.pop() if sites else site_id or station,
             customer_id=f"customer-{station}",
             bidirectional=bidir, inverter_location="offboard",
             interconnection_class=icls,  # type: ignore[arg-type]
@@ -304,7 +305,8 @@ def acn_records(sessions: Sequence[AcnSession], *, feeder_id: str = "feeder-1", 
     feeder_id
         Feeder of rows without a ``feeder_id`` column value.
     site_id
-        Site of every station (default: its feeder id).
+        Site of stations whose rows name none (default: each station is its own site, so a file without
+        ``site_id`` keeps each station's own interconnection class).
     step_ms
         Heartbeat (and meter) period; heartbeats sit on the epoch-aligned grid.
     heartbeats
