@@ -708,7 +708,7 @@ class FeederDispatcher:
             by_site.setdefault(self.chargers[cid].site_id, []).append(cid)
         for sid, cids in by_site.items():
             new, why = site_envelope({cid: cands[cid][0].kw for cid in cids}, self.site_rules(sid),
-                                     self._own_load(sid, now_ms))
+                                     self._own_load(sid, now_ms), own_import_kw=self._own_load_high(sid, now_ms))
             if why is None:
                 continue
             for cid in cids:
@@ -769,6 +769,15 @@ class FeederDispatcher:
         st = self.site_states.get(site_id)
         return st.last_meter_ms + self.config.site_meter_stale_ms if own is not None and st is not None else None
 
+    def _own_load_high(self, site_id: str, now_ms: int) -> float | None:
+        """The higher of the site's last measured own load and its forecast (the import limit holds against it);
+        ``None`` when the meter is not fresh."""
+        st = self.site_states.get(site_id)
+        if st is None or st.last_own_kw is None or now_ms - st.last_meter_ms > self.config.site_meter_stale_ms:
+            return None
+        fc = st.forecast.at(now_ms)
+        return max(st.last_own_kw, fc) if fc is not None else st.last_own_kw
+
     def _own_load(self, site_id: str, now_ms: int) -> float | None:
         st = self.site_states.get(site_id)
         own = st.own_load_now(now_ms, self.config.site_meter_stale_ms) if st is not None else None
@@ -815,6 +824,7 @@ class FeederDispatcher:
                 continue
             rules = self.site_rules(sid)
             own = self._own_load(sid, now_ms)
+            high = self._own_load_high(sid, now_ms)
             until = self._credit_until(sid, now_ms) or now_ms
             times = sorted({t for cid in mine for t, _ in raw[cid]})
             fixed = {cid: cands[cid][0].kw for cid in cids if cid not in raw and cid in cands}
@@ -822,7 +832,8 @@ class FeederDispatcher:
             for t in times:
                 vals = {cid: _at(raw[cid], t) for cid in mine}
                 fresh = own if t < until else None
-                new, _ = site_envelope(vals, rules, fresh, sum(fixed.values()))
+                new, _ = site_envelope(vals, rules, fresh, sum(fixed.values()),
+                                       own_import_kw=high if t < until else None)
                 for cid in mine:
                     out[cid].append((t, new[cid]))
             raw.update(out)

@@ -87,11 +87,12 @@ def outside_rating(tel: ChargerTelemetry, reg: ChargerRegistration | ChargerInfo
 
 
 def site_envelope(kws: Mapping[str, float], rules: SiteRules, own_load_kw: float | None,
-                  fixed_kw: float = 0.0) -> tuple[dict[str, float], str | None]:
+                  fixed_kw: float = 0.0, own_import_kw: float | None = None) -> tuple[dict[str, float], str | None]:
     """Cut the site's setpoints ``kws`` (+ charge / − discharge, kW) until both site limits hold.
 
     ``own_load_kw`` is the site's own load from a fresh site meter (``None`` = unknown: not counted);
-    ``fixed_kw`` is the power of site assets not in ``kws``. Discharge is cut first, in proportion,
+    ``fixed_kw`` is the power of site assets not in ``kws``; ``own_import_kw`` the (high) own-load estimate the
+    import limit is held against (default ``own_load_kw``). Discharge is cut first, in proportion,
     until net export ≤ the export limit; then charging, in proportion, until net import ≤ the import
     limit (charging is never raised, so an own load alone above the limit leaves charging at 0).
     Returns the new setpoints and which limit bound them (``None`` = unchanged).
@@ -107,7 +108,8 @@ def site_envelope(kws: Mapping[str, float], rules: SiteRules, own_load_kw: float
         out = {k: (v * keep if v < 0 else v) for k, v in out.items()}
         why = "site_export_limit"
     if rules.import_limit_kw is not None:
-        net = sum(out.values()) + fixed_kw + own
+        high = own_import_kw if own_import_kw is not None and math.isfinite(own_import_kw) else own
+        net = sum(out.values()) + fixed_kw + max(own, high)
         over_import = net - rules.import_limit_kw
         chg = sum(v for v in out.values() if v > 0)
         if over_import > 1e-9 and chg > 0:
