@@ -82,8 +82,8 @@ def _check(d: FeederDispatcher, sites, regs, now: int, sent: dict[str, ChargerSe
         own = m[1] if m is not None and now - m[0] <= 30 * 60_000 else 0.0  # credited only from a fresh meter
         assert -(net + own) <= export_limit + 1e-3, (s.site_id, cls, net, own, export_limit)
         if import_limit is not None and charging > 0 and decided:
-            load = m[1] if m is not None and now - m[0] <= 30 * 60_000 else 0.0  # measured own load where fresh
-            assert net + load <= import_limit + 1e-2 or charging <= 1e-6, (s.site_id, net, load, import_limit)  # 1 W rounding
+            load = m[1] if m is not None and now - m[0] <= 30 * 60_000 else 0.0  # measured, if fresh
+            assert net + load <= import_limit + 1e-2 or charging <= 1e-6, (s.site_id, net, load, import_limit)
     for cid, sp in sent.items():
         if not reg[cid].active and sp.valid_from <= now < sp.valid_until:
             assert sp.setpoint_kw == 0.0  # revoked at once
