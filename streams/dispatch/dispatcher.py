@@ -18,7 +18,7 @@ import copy
 import datetime as dt
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import MISSING, dataclass, field, fields, replace
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -235,6 +235,15 @@ class FeederDispatcher:
     """Per charger: its site's counters at its last report (the start of a settlement period beginning then)."""
     site_command: dict[str, tuple[int, float]] = field(default_factory=dict)
     """Per site: the net power commanded at the last interval (time, kW; − = export)."""
+
+    def __setstate__(self, state: dict) -> None:
+        """Unpickle a dispatcher saved by an older version: fields it lacks take their defaults."""
+        for f in fields(self):
+            if f.name not in state and f.default_factory is not MISSING:
+                state[f.name] = f.default_factory()
+            elif f.name not in state and f.default is not MISSING:
+                state[f.name] = f.default
+        self.__dict__.update(state)
 
     def __post_init__(self) -> None:
         c = self.config
@@ -882,4 +891,9 @@ class FeederDispatcher:
         return replace(self, chargers=dict(self.chargers), sessions=dict(self.sessions),
                        last_sent=dict(self.last_sent), sequence=dict(self.sequence),
                        site_states=copy.deepcopy(self.site_states), episodes=list(self.episodes),
-                       episode_updates=list(self.episode_updates), trackers=copy.deepcopy(self.trackers))
+                       episode_updates=list(self.episode_updates), trackers=copy.deepcopy(self.trackers),
+                       registered=dict(self.registered), sites=dict(self.sites),
+                       sent_log={k: list(v) for k, v in self.sent_log.items()},
+                       site_energy=copy.deepcopy(self.site_energy), site_mark=dict(self.site_mark),
+                       site_command=dict(self.site_command), self_consumed_kwh=dict(self.self_consumed_kwh),
+                       exports=copy.deepcopy(self.exports), projection_memo={})

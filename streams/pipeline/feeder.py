@@ -117,6 +117,7 @@ class FeederRuntime:
         """Rebuild a runtime from the two parts of :meth:`dump`."""
         rt = cls.__new__(cls)
         rt.__dict__.update(pickle.loads(state))
+        rt.__dict__.setdefault("sites", {})  # a checkpoint from before sites (issue 14)
         rt.forecaster = pickle.loads(model)
         return rt
 

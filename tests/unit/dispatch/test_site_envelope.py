@@ -88,3 +88,17 @@ def test_without_a_site_meter_export_is_paid_up_to_the_sites_commanded_net_expor
     st = d.on_interval(T0 + 2 * Q + 1).settlements
     assert len(st) == 1 and st[0].export_basis == "commanded"
     assert st[0].exported_kwh == pytest.approx(5.0 * 0.5, abs=1e-3)  # 5 kW commanded for 30 min, not 7 kW
+
+
+def test_a_dispatcher_pickled_before_sites_loads_with_their_defaults() -> None:
+    import pickle
+
+    d = FeederDispatcher("f1", cfg())
+    d.on_registration(reg("a", "H"))
+    state = dict(d.__dict__)
+    for name in ("registered", "sites", "sent_log", "site_energy", "site_mark", "projection_memo"):
+        state.pop(name)
+    old = FeederDispatcher.__new__(FeederDispatcher)
+    old.__dict__.update(state)
+    back = pickle.loads(pickle.dumps(old))
+    assert back.sites == {} and back.sent_log == {} and back.chargers["a"].site_id == "H"
