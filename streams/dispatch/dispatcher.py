@@ -767,9 +767,11 @@ class FeederDispatcher:
             fallback_kw=c.rules.fallback_kw if fallback_kw is None else fallback_kw, schedule=sched, reason=reason,
             plan_id=plan_id, message=message)
         self.last_sent[cid] = sp
-        log = self.sent_log.setdefault(cid, [])
-        log.append(sp)
-        del log[:-2000]
+        ch = self.chargers.get(cid)
+        if ch is not None and ch.bidirectional and s is not None and s.soc_pct is not None:  # only discharge counts
+            log = self.sent_log.setdefault(cid, [])
+            log.append(sp)
+            del log[:-500]
         return sp
 
     def _credit_until(self, site_id: str, now_ms: int) -> int | None:
