@@ -21,6 +21,7 @@ from streams.contracts.models import (
     ChargerTelemetry,
     GridSignal,
     MeterReading,
+    SiteRegistration,
     decode_record,
 )
 from streams.contracts.topics import CHARGER_REGISTRY
@@ -61,6 +62,8 @@ class BacktestInputs:
     """EVGRID_* overrides by Settings field name."""
     start_ms: int | None = None
     end_ms: int | None = None
+    sites: dict[str, SiteRegistration] = field(default_factory=dict)
+    """Site registrations replayed (sessions CSV ``site_id`` columns)."""
 
     @property
     def n_records(self) -> int:
@@ -117,9 +120,21 @@ def _registrations(records: Sequence[HistoryRecord]) -> dict[str, ChargerRegistr
     out: dict[str, ChargerRegistration] = {}
     for r in records:
         if r.topic == CHARGER_REGISTRY and r.value is not None:
-            reg = decode_record(codec, r.value, "ChargerRegistration")
-            assert isinstance(reg, ChargerRegistration)
-            out[reg.charger_id] = reg
+            reg = decode_record(codec, r.value)
+            if isinstance(reg, ChargerRegistration):
+                out[reg.charger_id] = reg
+    return out
+
+
+def site_registrations(records: Sequence[HistoryRecord]) -> dict[str, SiteRegistration]:
+    """The SiteRegistrations among ``records``, by site."""
+    codec = default_codec()
+    out: dict[str, SiteRegistration] = {}
+    for r in records:
+        if r.topic == CHARGER_REGISTRY and r.value is not None:
+            reg = decode_record(codec, r.value)
+            if isinstance(reg, SiteRegistration):
+                out[reg.site_id] = reg
     return out
 
 
@@ -146,7 +161,7 @@ def from_flags(sessions: str | Path, *, load: str | Path | None = None, weather:
         streams.append(import_weather(weather, year=weather_year))
     return BacktestInputs(Path(sessions).stem, feeder_id, step_ms, horizon_ms, streams, sess, regs, readings,
                           import_limit_kw=import_limit_kw, export_limit_kw=export_limit_kw,
-                          settings=dict(settings or {}))
+                          settings=dict(settings or {}), sites=site_registrations(recs))
 
 
 def from_scenario(sc: Scenario, *, import_limit_kw: float | None = None, step_ms: int | None = None,
@@ -157,6 +172,7 @@ def from_scenario(sc: Scenario, *, import_limit_kw: float | None = None, step_ms
     streams: list[list[HistoryRecord]] = []
     sess: list[AcnSession] = []
     regs: dict[str, ChargerRegistration] = {}
+    sites: dict[str, SiteRegistration] = {}
     readings: list[MeterReading] = []
     if ins.sessions is not None:
         sess = read_acn_sessions(ins.sessions)
@@ -165,6 +181,7 @@ def from_scenario(sc: Scenario, *, import_limit_kw: float | None = None, step_ms
             sess = [s for s in sess if s.arrival < hi and s.departure > lo]
         recs, regs = _session_inputs(sess, sc.feeder_id, step, sc.start)
         streams.append(recs)
+        sites = site_registrations(recs)
     feeder_id = sc.feeder_id
     if ins.simulator is not None:
         sim = simulator_inputs(sc.sim_config())
@@ -187,7 +204,7 @@ def from_scenario(sc: Scenario, *, import_limit_kw: float | None = None, step_ms
         sc.name, feeder_id, step, sc.horizon_ms, streams, sess, regs, readings, signals,
         import_limit_kw=import_limit_kw if import_limit_kw is not None else sc.limits.import_limit_kw,
         export_limit_kw=sc.limits.export_limit_kw, settings={**sc.settings, **(settings or {})},
-        start_ms=sc.start, end_ms=sc.end)
+        start_ms=sc.start, end_ms=sc.end, sites=sites)
 
 
 def simulator_inputs(cfg: Any) -> BacktestInputs:

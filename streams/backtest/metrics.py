@@ -28,6 +28,7 @@ from streams.contracts.models import (
     IncentiveEvent,
     MeterReading,
     Settlement,
+    SiteRegistration,
 )
 from streams.dispatch.planner import HOUR_MS, PlanRequest, PlanSession, solve_lp
 from streams.dispatch.safety import charge_limit_kw, discharge_limit_kw
@@ -40,6 +41,7 @@ __all__ = [
     "SessionOutcome",
     "SimResult",
     "audit_setpoints",
+    "audit_sites",
     "base_load_kw",
     "feeder_figures",
     "forecast_errors",
@@ -415,7 +417,10 @@ def audit_setpoints(setpoints: Iterable[ChargerSetpoint], registrations: Mapping
             if kw < -tol_kw:
                 offer_ok = any(a <= t < b for a, b in windows.get(sp.charger_id, []))
                 lo = discharge_limit_kw(info, None, export_allowed=offer_ok)
-                if not info.may_export:
+                behind = info.bidirectional and info.interconnection_class == "parallel_non_exporting"
+                if behind:
+                    pass  # V2H / V2B: the site-level audit (audit_sites) checks the site never exports
+                elif not info.may_export:
                     bad("export_not_allowed", f"{kw} kW on a {info.interconnection_class} site "
                         f"(bidirectional={info.bidirectional})", t)
                 elif not (info.v2g_enrolled or offer_ok):
@@ -431,6 +436,107 @@ def audit_setpoints(setpoints: Iterable[ChargerSetpoint], registrations: Mapping
             out.append(SafetyViolation(s.station_id, -1, s.arrival, "below_reserve",
                                        f"session {sid} discharged to {low:.1f} % < reserve {reserve_soc_pct} %"))
     return out
+
+
+_OPENNESS = {"non_parallel": 0, "parallel_non_exporting": 1, "parallel_exporting": 2}
+
+
+def audit_sites(setpoints: Iterable[ChargerSetpoint], registrations: Mapping[str, ChargerRegistration],
+                sites: Mapping[str, SiteRegistration], sessions: Sequence[AcnSession],
+                readings: Sequence[MeterReading] = (), *, schedule_ms: int, meter_stale_ms: int = 30 * 60_000,
+                tol_kw: float = 1e-2) -> list[SafetyViolation]:
+    """Site-level breaches at the point of interconnection (rules re-derived here, not from the envelope).
+
+    A site's class is the least permissive of its SiteRegistration and its chargers' registrations; its
+    export limit the smallest approved one (0 unless ``parallel_exporting``), its import limit the smallest
+    given. At every time any setpoint, schedule point or session of the site starts or ends, each plugged-in
+    charger applies its newest setpoint (``setpoint_kw`` while valid, then its schedule for ``schedule_ms``
+    from ``valid_from``, then its fallback); the site's net power is their sum plus the site meter reading
+    in force (not older than ``meter_stale_ms``; none: 0). Net export above the limit is ``site_export``,
+    net import above the import limit (while the fleet charges) ``site_import``: one violation per episode.
+    """
+    site_of = {cid: r.site_id for cid, r in registrations.items() if r.active}
+    by_site: dict[str, list[str]] = defaultdict(list)
+    for cid, sid in sorted(site_of.items()):
+        by_site[sid].append(cid)
+    sps: dict[str, list[ChargerSetpoint]] = defaultdict(list)
+    for sp in setpoints:
+        if sp.charger_id in site_of:
+            sps[sp.charger_id].append(sp)
+    cars: dict[str, list[AcnSession]] = defaultdict(list)
+    for s in sessions:
+        cars[s.station_id].append(s)
+    meters: dict[str, list[tuple[int, float]]] = defaultdict(list)
+    for m in readings:
+        if m.site_id is not None:
+            meters[m.site_id].append((m.timestamp, m.active_power_kw))
+    out: list[SafetyViolation] = []
+    for sid, cids in sorted(by_site.items()):
+        regs = [registrations[c] for c in cids]
+        site = sites.get(sid)
+        classes = [r.interconnection_class for r in regs] + ([site.interconnection_class] if site else [])
+        cls = min(classes, key=_OPENNESS.__getitem__)
+        approved = [r.export_limit_kw for r in regs if r.interconnection_class == "parallel_exporting"]
+        if site is not None:
+            approved.append(site.export_limit_kw)
+        export_limit = min(approved) if cls == "parallel_exporting" and approved else 0.0
+        imports = [r.site_import_limit_kw for r in regs if r.site_import_limit_kw is not None]
+        if site is not None and site.import_limit_kw is not None:
+            imports.append(site.import_limit_kw)
+        import_limit = min(imports) if imports else math.inf
+        for c in cids:
+            sps[c].sort(key=lambda sp: sp.sequence)
+        times: set[int] = set()
+        for c in cids:
+            for sp in sps[c]:
+                times.update((sp.valid_from, sp.valid_until, sp.valid_from + schedule_ms,
+                              *(p.start for p in sp.schedule)))
+            for car in cars[c]:
+                times.update((car.arrival, car.departure))
+        mtr = sorted(meters.get(sid, []))
+        times.update(t for t, _ in mtr)
+        times.update(t + meter_stale_ms + 1 for t, _ in mtr)  # when a reading goes stale
+        open_export = open_import = False
+        for t in sorted(times):
+            fleet = 0.0
+            for c in cids:
+                if any(car.arrival <= t < car.departure for car in cars[c]):
+                    fleet += _applied_kw(sps[c], t, schedule_ms)
+            own = 0.0
+            for mt, kw in mtr:
+                if mt <= t:
+                    own = kw if t - mt <= meter_stale_ms else 0.0
+            net = fleet + own
+            bad_export = -net > export_limit + tol_kw and fleet < 0
+            bad_import = net > import_limit + tol_kw and fleet > 0
+            if bad_export and not open_export:
+                out.append(SafetyViolation(sid, -1, t, "site_export", f"site {sid} ({cls}) exports {-net:.3f} kW "
+                                                                      f"> {export_limit} kW"))
+            if bad_import and not open_import:
+                out.append(SafetyViolation(sid, -1, t, "site_import", f"site {sid} imports {net:.3f} kW > "
+                                                                      f"{import_limit} kW"))
+            open_export, open_import = bad_export, bad_import
+    return out
+
+
+def _applied_kw(sps: Sequence[ChargerSetpoint], t: int, schedule_ms: int) -> float:
+    """What a charger applies at ``t`` under the newest setpoint with ``valid_from <= t`` (0 before any)."""
+    cur = None
+    for sp in sps:
+        if sp.valid_from <= t:
+            cur = sp
+    if cur is None:
+        return 0.0
+    if t < cur.valid_until:
+        return cur.setpoint_kw
+    if t < cur.valid_from + schedule_ms:
+        kw = None
+        for p in cur.schedule:
+            if p.start <= t:
+                kw = p.kw
+        if kw is not None:
+            return kw
+    return cur.fallback_kw
 
 
 # --- figures ----------------------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from streams.backtest.inputs import BacktestInputs
 from streams.backtest.metrics import (
     Grid,
     audit_setpoints,
+    audit_sites,
     base_load_kw,
     feeder_figures,
     forecast_errors,
@@ -56,6 +57,17 @@ class Report:
     """What the page's plots need beyond the figures (sessions' power and SoC, forecasts, setpoints by reason)."""
 
 
+def _site_v2g(ctrl: Any, inputs: BacktestInputs) -> dict[str, float]:
+    """Energy discharged per interconnection class of the registered sites (V2G used where allowed), kWh."""
+    cls = {cid: r.interconnection_class for cid, r in inputs.registrations.items()}
+    out: dict[str, float] = {}
+    for o in ctrl.sessions:
+        if o.exported_kwh > 0:
+            k = cls.get(o.charger_id, "unknown")
+            out[k] = round(out.get(k, 0.0) + o.exported_kwh, 3)
+    return dict(sorted(out.items()))
+
+
 def compute_report(inputs: BacktestInputs, *, setpoints: Sequence[ChargerSetpoint],
                    forecasts: Sequence[DemandForecast] = (), incentives: Sequence[IncentiveEvent] = (),
                    settlements: Sequence[Settlement] = (), deadletters: Sequence[DeadLetter] = (),
@@ -85,13 +97,17 @@ def compute_report(inputs: BacktestInputs, *, setpoints: Sequence[ChargerSetpoin
     violations = audit_setpoints(setpoints, inputs.registrations, inputs.sessions, min_soc_pct=ctrl.min_soc_pct,
                                  reserve_soc_pct=s.reserve_soc_pct, export_offers=incentives,
                                  accepted_offer_ids=accepted)
+    site_breaches = audit_sites(setpoints, inputs.registrations, inputs.sites, inputs.sessions, inputs.readings,
+                                schedule_ms=sched_ms, meter_stale_ms=int(s.dispatch_site_meter_stale_seconds * 1000))
+    violations += site_breaches
+    site_feeder = {r.site_id: r.feeder_id for r in inputs.registrations.values()}
     feeders = sorted({*ctrl.ev_kw, *bases}) or [inputs.feeder_id]
     zero = np.zeros(grid.n)
     per_feeder: dict[str, Any] = {}
     curves: dict[str, dict[str, np.ndarray]] = {}
     regs_by_feeder = {f: {k: r for k, r in inputs.registrations.items() if r.feeder_id == f} for f in feeders}
     v_by_feeder = Counter(inputs.registrations[v.charger_id].feeder_id if v.charger_id in inputs.registrations
-                          else inputs.feeder_id for v in violations)
+                          else site_feeder.get(v.charger_id, inputs.feeder_id) for v in violations)
     tot = {k: np.zeros(grid.n) for k in ("controlled", "uncontrolled", "optimal", "base")}
     opt_delivered_total = 0.0
     imp_total = np.zeros(grid.n)
@@ -131,6 +147,9 @@ def compute_report(inputs: BacktestInputs, *, setpoints: Sequence[ChargerSetpoin
         grid=grid, controlled=total_ctrl, uncontrolled=total_unc, optimal_ev_kw=tot["optimal"] - tot["base"],
         optimal_delivered_kwh=opt_delivered_total, base_kw=tot["base"], import_limit_kw=imp_total,
         export_limit_kw=exp_total, feeder_id=None, safety_violations=len(violations))
+    total["site_breaches"] = len(site_breaches)
+    total["sites"] = len({r.site_id for r in inputs.registrations.values()})
+    total["sites_v2g_kwh"] = _site_v2g(ctrl, inputs)
     total["incentives"] = incentive_figures(incentives, accepted)
     total["settlements"] = settlement_figures(settlements)
     reasons = Counter(sp.reason for sp in setpoints)

@@ -31,6 +31,7 @@ __all__ = [
     "Record",
     "SchedulePoint",
     "Settlement",
+    "SiteRegistration",
     "WeatherObservation",
     "decode_record",
     "describe_validation_error",
@@ -138,6 +139,17 @@ class ChargerRegistration(Record):
     def may_export(self) -> bool:
         """Only parallel_exporting sites enrolled in V2G may push power into the grid."""
         return self.bidirectional and self.v2g_enrolled and self.interconnection_class == "parallel_exporting"
+
+
+class SiteRegistration(Record):
+    site_id: str = Field(min_length=1)
+    feeder_id: str = Field(min_length=1)
+    interconnection_class: Literal["non_parallel", "parallel_non_exporting", "parallel_exporting"]
+    export_limit_kw: float = Field(default=0.0, ge=0.0, le=10_000.0)
+    import_limit_kw: float | None = Field(default=None, ge=0.0)
+    site_meter_id: str | None = None
+    registered_at: int = EpochMs
+    active: bool = True
 
 
 class WeatherObservation(Record):
@@ -253,6 +265,8 @@ class Settlement(Record):
     price_per_kwh: float
     amount: float
     currency: str = "USD"
+    export_basis: Literal["charger_telemetry", "site_meter", "commanded"] = "charger_telemetry"
+    self_consumed_kwh: float = Field(default=0.0, ge=0.0)
 
 
 class DeadLetter(Record):
@@ -287,7 +301,8 @@ class Flexibility(Record):
 MODELS: dict[str, type[Record]] = {
     cls.__name__: cls
     for cls in (
-        MeterReading, ChargerTelemetry, ChargerRegistration, WeatherObservation, GridSignal, DemandForecast,
+        MeterReading, ChargerTelemetry, ChargerRegistration, SiteRegistration, WeatherObservation, GridSignal,
+        DemandForecast,
         ChargerSetpoint, IncentiveEvent, IncentiveResponse, Settlement, DeadLetter, Flexibility,
     )
 }

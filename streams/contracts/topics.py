@@ -24,6 +24,13 @@ class TopicSpec:
     retention_ms: int
     feeder_keyed: bool = True
     """Partitioned like the input topics (EVGRID_PARTITIONS); otherwise 1 partition per key space below."""
+    also: tuple[str, ...] = ()
+    """Other record types the topic carries (the registry: sites next to their chargers)."""
+
+    @property
+    def records(self) -> tuple[str, ...]:
+        """Every record type the topic carries."""
+        return (self.record, *self.also)
 
     def config(self) -> dict[str, str]:
         return {"cleanup.policy": self.cleanup_policy, "retention.ms": str(self.retention_ms)}
@@ -35,7 +42,8 @@ TOPICS: dict[str, TopicSpec] = {
         TopicSpec("evgrid.meter.readings", "MeterReading", "feeder_id", "delete", 7 * DAY_MS),
         TopicSpec("evgrid.charger.telemetry", "ChargerTelemetry", "feeder_id", "delete", 7 * DAY_MS),
         # Keyed by feeder for co-partitioning, so not compacted (that would keep one charger per feeder).
-        TopicSpec("evgrid.charger.registry", "ChargerRegistration", "feeder_id", "delete", -1),
+        TopicSpec("evgrid.charger.registry", "ChargerRegistration", "feeder_id", "delete", -1,
+                  also=("SiteRegistration",)),
         TopicSpec("evgrid.weather", "WeatherObservation", "station_id", "delete", 30 * DAY_MS, False),
         TopicSpec("evgrid.grid.signals", "GridSignal", "feeder_id", "delete", 30 * DAY_MS),
         TopicSpec("evgrid.forecasts", "DemandForecast", "feeder_id", "delete", 7 * DAY_MS),

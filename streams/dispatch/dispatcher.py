@@ -18,7 +18,7 @@ import copy
 import datetime as dt
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import MISSING, dataclass, field, fields, replace
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -32,7 +32,9 @@ from streams.contracts.models import (
     IncentiveEvent,
     IncentiveResponse,
     MeterReading,
+    SchedulePoint,
     Settlement,
+    SiteRegistration,
 )
 from streams.dispatch.arrivals import ArrivalForecaster
 from streams.dispatch.backup import BackupEpisode
@@ -59,7 +61,8 @@ from streams.dispatch.safety import (
     reserve_pct,
     safe_setpoint,
 )
-from streams.dispatch.setpoints import build_setpoint, schedule_points, should_emit
+from streams.dispatch.setpoints import build_setpoint, discharged_kwh, round_kw, schedule_points, should_emit
+from streams.dispatch.site_rules import SiteRules, outside_rating, site_envelope, site_rules
 from streams.dispatch.sites import SiteLoadForecast, SiteState
 from streams.dispatch.state import (
     ChargerInfo,
@@ -71,6 +74,18 @@ from streams.dispatch.state import (
 from streams.settings import Settings
 
 __all__ = ["DispatchConfig", "DispatchResult", "FeederDispatcher"]
+
+
+def _note(message: str | None, note: str) -> str:
+    return note if not message else f"{message}; {note}"
+
+
+def _at(points: list[tuple[int, float]], t: int) -> float:
+    kw = 0.0
+    for start, v in points:
+        if start <= t:
+            kw = v
+    return kw
 
 MIN_MS = 60_000
 
@@ -166,7 +181,12 @@ class DispatchResult:
 class _ExportAcc:
     start_ms: int
     kwh: float = 0.0
+    """Discharge reported by the charger at an exporting site, kWh (paid only as its site's share)."""
     value: float = 0.0
+    btm_kwh: float = 0.0
+    """Discharge behind the meter of a non-exporting site, kWh."""
+    site0: tuple[float, ...] = (0.0, 0.0, 0.0, 0.0)
+    """The site's counters (``FeederDispatcher.site_energy``) when the period started."""
 
 
 @dataclass
@@ -198,6 +218,32 @@ class FeederDispatcher:
     episode_updates: list[BackupEpisode] = field(default_factory=list)
     trackers: dict[str, RequestTracker] = field(default_factory=dict)
     flexibility: Flexibility | None = None
+    registered: dict[str, ChargerInfo] = field(default_factory=dict)
+    """Chargers as registered; ``chargers`` holds them under their site's (strictest) rules."""
+    sites: dict[str, SiteRegistration] = field(default_factory=dict)
+    sent_log: dict[str, list[ChargerSetpoint]] = field(default_factory=dict)
+    """Setpoints sent since each charger's last report (the SoC projection of the reserve rule)."""
+    self_consumed_kwh: dict[str, float] = field(default_factory=dict)
+    """Behind-the-meter discharge (V2H / V2B) per charger, kWh: self-consumption, never paid as export."""
+    n_refused_telemetry: int = 0
+    site_energy: dict[str, list[float]] = field(default_factory=dict)
+    """Per site: metered export at its meter, its chargers' reported discharge, its commanded net export (kWh),
+    and the number of site meter readings."""
+    projection_memo: dict[tuple, float] = field(default_factory=dict, repr=False)
+    """Discharge since the SoC report, by (charger, time, log state): a cache of :meth:`_projected`."""
+    site_mark: dict[str, tuple[float, ...]] = field(default_factory=dict)
+    """Per charger: its site's counters at its last report (the start of a settlement period beginning then)."""
+    site_command: dict[str, tuple[int, float]] = field(default_factory=dict)
+    """Per site: the net power commanded at the last interval (time, kW; − = export)."""
+
+    def __setstate__(self, state: dict) -> None:
+        """Unpickle a dispatcher saved by an older version: fields it lacks take their defaults."""
+        for f in fields(self):
+            if f.name not in state and f.default_factory is not MISSING:
+                state[f.name] = f.default_factory()
+            elif f.name not in state and f.default is not MISSING:
+                state[f.name] = f.default
+        self.__dict__.update(state)
 
     def __post_init__(self) -> None:
         c = self.config
@@ -216,28 +262,69 @@ class FeederDispatcher:
             c = self.config
             info = replace(info, min_soc_pct=c.battery_min_soc_pct if info.min_soc_pct is None else info.min_soc_pct,
                            round_trip_efficiency=info.round_trip_efficiency or c.battery_round_trip_efficiency)
-        self.chargers[reg.charger_id] = info
+        old = self.registered.get(reg.charger_id)
+        self.registered[reg.charger_id] = info
+        self._refresh_site(info.site_id)
+        if old is not None and old.site_id != info.site_id:
+            self._refresh_site(old.site_id)
         self.dirty = True
+
+    def on_site_registration(self, reg: SiteRegistration) -> None:
+        """Add or change a site's interconnection agreement (its chargers take the strictest rules)."""
+        if reg.feeder_id != self.feeder_id:
+            return
+        self.sites[reg.site_id] = reg
+        self._refresh_site(reg.site_id)
+        self.dirty = True
+
+    def site_rules(self, site_id: str) -> SiteRules:
+        """The rules at the site's point of interconnection (site registration and chargers, strictest)."""
+        return site_rules(site_id, self.sites.get(site_id), self.registered.values())
+
+    def _refresh_site(self, site_id: str) -> None:
+        rules = self.site_rules(site_id)
+        for cid, info in self.registered.items():
+            if info.site_id != site_id:
+                continue
+            self.chargers[cid] = replace(
+                info, interconnection_class=rules.interconnection_class, export_limit_kw=rules.export_limit_kw,
+                site_import_limit_kw=rules.import_limit_kw)
 
     def on_telemetry(self, tel: ChargerTelemetry) -> None:
         """Update a charger's session; learns arrivals and accumulates V2G export for settlement."""
         if tel.feeder_id != self.feeder_id:
             return
+        ch = self.registered.get(tel.charger_id)
+        if ch is not None and outside_rating(tel, ch) is not None:
+            self.n_refused_telemetry += 1  # impossible power: never settled, never used for headroom
+            return
         prev = self.sessions.get(tel.charger_id)
         new = session_from_telemetry(prev, tel)
         if new is prev:
             return
+        if tel.soc_pct is not None or not new.connected or new.session_id != (prev.session_id if prev else None):
+            log = self.sent_log.get(tel.charger_id, [])
+            self.sent_log[tel.charger_id] = [sp for sp in log if sp.valid_until > tel.timestamp][-1:]
         assert self.forecaster is not None
         self.forecaster.start(tel.timestamp)
-        if prev is not None and prev.power_kw < 0 and prev.grid_state == "grid_connected":
+        if prev is not None and prev.power_kw < 0 and prev.grid_state == "grid_connected" and ch is not None:
             hours = (tel.timestamp - prev.last_heard_ms) / HOUR_MS
-            acc = self.exports.setdefault(tel.charger_id, _ExportAcc(prev.last_heard_ms))
             kwh = -prev.power_kw * min(hours, 1.0)
+            counters = self.site_energy.setdefault(ch.site_id, [0.0, 0.0, 0.0, 0.0])
+            mark = self.site_mark.get(tel.charger_id, tuple(counters))
+            acc = self.exports.setdefault(tel.charger_id, _ExportAcc(prev.last_heard_ms, site0=mark))
+            if self.chargers[tel.charger_id].interconnection_class != "parallel_exporting":
+                acc.btm_kwh += kwh  # behind the meter: self-consumption, never paid
+                self.self_consumed_kwh[tel.charger_id] = self.self_consumed_kwh.get(tel.charger_id, 0.0) + kwh
+                kwh = 0.0
+            counters[1] += kwh
             acc.kwh += kwh
             assert self.limits is not None
             span = np.array([prev.last_heard_ms, max(tel.timestamp, prev.last_heard_ms + 1)])
             _, _, price = self.limits.profile(span)
             acc.value += kwh * float(price[0])
+        if ch is not None and tel.charger_id not in self.exports:  # where a period that starts now starts
+            self.site_mark[tel.charger_id] = tuple(self.site_energy.setdefault(ch.site_id, [0.0, 0.0, 0.0, 0.0]))
         if new.connected and new.session_id and new.departure_ms and new.plugged_at_ms == tel.timestamp:
             energy = new.remaining_energy_kwh()
             if energy:
@@ -281,6 +368,11 @@ class FeederDispatcher:
                      if s.connected and s.grid_state == "grid_connected" and cid in self.chargers
                      and self.chargers[cid].site_id == sid)
         own = reading.active_power_kw - assets
+        energy = self.site_energy.setdefault(sid, [0.0, 0.0, 0.0, 0.0])
+        if 0 <= st.last_meter_ms < reading.timestamp:  # export at the point of interconnection, held until now
+            held = min(reading.timestamp - st.last_meter_ms, HOUR_MS) / HOUR_MS
+            energy[0] += max(0.0, -reading.active_power_kw) * held
+        energy[3] += 1
         st.forecast.observe(reading.timestamp, own)
         if reading.timestamp >= st.last_meter_ms:
             st.last_meter_ms, st.last_own_kw = reading.timestamp, own
@@ -349,23 +441,55 @@ class FeederDispatcher:
             self.peak_kw = max(self.peak_kw, float(kw))
 
     def _settle(self, cid: str, now_ms: int) -> None:
+        """Pay export at the point of interconnection only: the charger's discharge times its site's share
+        (site export / its chargers' discharge over the period), measured by the site meter where it reported,
+        else the site's commanded net export (``commanded``, an estimate); behind-the-meter discharge apart."""
         acc = self.exports.pop(cid, None)
         ch = self.chargers.get(cid)
-        if acc is None or ch is None or acc.kwh <= 1e-6:
+        if acc is None or ch is None or acc.kwh + acc.btm_kwh <= 1e-6:
             return
+        now = self.site_energy.get(ch.site_id, [0.0, 0.0, 0.0, 0.0])
+        delta = [a - b for a, b in zip(now, acc.site0, strict=True)]
+        if ch.site_id in self.site_command:  # the commanded export since the last interval, up to now
+            t, net = self.site_command[ch.site_id]
+            delta[2] += max(0.0, -net) * min(max(0, now_ms - t), HOUR_MS) / HOUR_MS
+        basis = "site_meter" if delta[3] > 0 else "commanded"
+        poi = delta[0] if basis == "site_meter" else delta[2]
+        share = 0.0 if delta[1] <= 1e-9 else min(1.0, max(0.0, poi) / delta[1])
+        exported = acc.kwh * share
+        price = round(acc.value / acc.kwh, 6) if acc.kwh > 1e-9 else 0.0
         offers = self.book.accepted_offers(cid, "export")
         offer = next((o for o in offers if o.window_start < now_ms and o.window_end > acc.start_ms), None)
         self.pending_settlements.append(settle_export(
             feeder_id=self.feeder_id, charger_id=cid, customer_id=ch.customer_id, period_start=acc.start_ms,
-            period_end=now_ms, exported_kwh=acc.kwh, price_per_kwh=round(acc.value / acc.kwh, 6), offer=offer,
-            currency=self.config.incentives.currency))
+            period_end=now_ms, exported_kwh=exported, price_per_kwh=price, offer=offer if exported > 0 else None,
+            currency=self.config.incentives.currency, export_basis=basis, self_consumed_kwh=acc.btm_kwh))
 
     def _safe(self, cid: str, kw: float | None, now_ms: int, reason: str = "optimal",
               site_headroom_kw: float | None = None) -> SafeSetpoint:
         export_ok = bool(self.book.windows(cid, "export"))
-        return safe_setpoint(kw, self.chargers.get(cid), self.sessions.get(cid), now_ms,
+        return safe_setpoint(kw, self.chargers.get(cid), self._projected(cid, now_ms), now_ms,
                              self.config.setpoint_validity_ms / 1000, self.config.rules, export_ok, reason,
                              site_headroom_kw)
+
+    def _projected(self, cid: str, now_ms: int) -> SessionState | None:
+        """The session with its SoC projected from the last report through every setpoint sent since (their
+        discharge only), so the reserve holds across setpoints still in force."""
+        s = self.sessions.get(cid)
+        log = self.sent_log.get(cid)
+        if s is None or not log or s.soc_pct is None:
+            return s
+        cap = capacity_kwh(self.chargers.get(cid), s)
+        if cap is None:
+            return s
+        key = (cid, now_ms, len(log), log[-1].sequence, s.last_heard_ms)
+        kwh = self.projection_memo.get(key)
+        if kwh is None:
+            if len(self.projection_memo) > 10_000:
+                self.projection_memo.clear()
+            kwh = self.projection_memo[key] = discharged_kwh(
+                log, s.soc_ms if s.soc_ms is not None else s.last_heard_ms, now_ms, self.config.schedule_ms)
+        return s if kwh <= 0 else replace(s, soc_pct=max(0.0, s.soc_pct - 100.0 * kwh / cap))
 
     def flexible_sessions(self, now_ms: int) -> dict[str, SessionState]:
         """Plugged-in, grid-connected, fresh sessions of known active chargers."""
@@ -471,6 +595,7 @@ class FeederDispatcher:
         """
         c = self.config
         assert self.limits is not None and self.forecaster is not None
+        self.projection_memo.clear()
         self.limits = self.limits.pruned(now_ms)
         self.book = self.book.pruned(now_ms)
         flex = self.flexible_sessions(now_ms)
@@ -556,19 +681,19 @@ class FeederDispatcher:
 
     def _setpoints(self, now_ms: int, flex: dict[str, SessionState],
                    base_load_kw: Sequence[float] | None) -> list[ChargerSetpoint]:
+        """Every charger's setpoint through the envelope: per charger, then per site (net export and import at
+        the point of interconnection), then the feeder import limit; emitted on change, a site's together."""
         c = self.config
         plan = self.plan
-        out: list[ChargerSetpoint] = []
-        total = float(base_load_kw[0]) if base_load_kw is not None and len(base_load_kw) else 0.0
+        base = float(base_load_kw[0]) if base_load_kw is not None and len(base_load_kw) else 0.0
         headroom: dict[str, float | None] = {}  # own load of a site not yet covered by discharge, kW
+        cands: dict[str, tuple[SafeSetpoint, str | None, float | None]] = {}
         for cid in sorted(set(self.chargers) | set(self.sessions)):
-            s = self.sessions.get(cid)
             ch = self.chargers.get(cid)
             hr: float | None = None
             if ch is not None and ch.behind_the_meter:
                 if ch.site_id not in headroom:
-                    st = self.site_states.get(ch.site_id)
-                    headroom[ch.site_id] = st.own_load_now(now_ms, c.site_meter_stale_ms) if st else None
+                    headroom[ch.site_id] = self._own_load(ch.site_id, now_ms)
                 hr = headroom[ch.site_id]
             planned = plan.power_at(cid, now_ms) if plan is not None and cid in flex else None
             reason = "optimal"
@@ -585,30 +710,182 @@ class FeederDispatcher:
                 continue
             if hr is not None and ch is not None and safe.kw < 0:
                 headroom[ch.site_id] = max(0.0, hr + safe.kw)
-            if s is not None and s.connected:
-                total += safe.kw
-            last = self.last_sent.get(cid)
-            if not (s is not None and s.connected):
-                if last is not None and last.reason == safe.reason and last.setpoint_kw == safe.kw:
-                    continue  # idle charger: emit on change only
-            elif not should_emit(last, safe.kw, safe.reason, now_ms, c.setpoint_threshold_kw, c.setpoint_refresh_ms):
+            cands[cid] = (safe, message, hr)
+        live = {cid for cid in cands if (s := self.sessions.get(cid)) is not None and s.connected}
+        by_site: dict[str, list[str]] = {}
+        for cid in sorted(live):
+            by_site.setdefault(self.chargers[cid].site_id, []).append(cid)
+        for sid, cids in by_site.items():
+            new, why = site_envelope({cid: cands[cid][0].kw for cid in cids}, self.site_rules(sid),
+                                     self._own_load(sid, now_ms), own_import_kw=self._own_load_high(sid, now_ms))
+            if why is None:
                 continue
-            sched = []
-            if safe.flexible and plan is not None:
-                def clip(v: float, cid: str = cid, hr: float | None = hr) -> float:
-                    return self._safe(cid, v, now_ms, site_headroom_kw=hr).kw
+            for cid in cids:
+                safe, message, hr = cands[cid]
+                if abs(new[cid] - safe.kw) > 1e-9:
+                    cands[cid] = (replace(safe, kw=new[cid], reason="clipped_by_safety"),
+                                  _note(message, f"held to the {why.replace('_', ' ')} of site {sid}"), hr)
+        self._feeder_cap(now_ms, base, cands, live)
+        for sid, (t, net) in self.site_command.items():  # the site's commanded net export since the last interval
+            energy = self.site_energy.setdefault(sid, [0.0, 0.0, 0.0, 0.0])
+            energy[2] += max(0.0, -net) * min(max(0, now_ms - t), HOUR_MS) / HOUR_MS
+        self.site_command = {sid: (now_ms, sum(cands[cid][0].kw for cid in cids)) for sid, cids in by_site.items()}
+        emit: set[str] = set()
+        for cid, (safe, _, _) in cands.items():
+            s = self.sessions.get(cid)
+            last = self.last_sent.get(cid)
+            if cid not in live:
+                if last is None or last.reason != safe.reason or last.setpoint_kw != safe.kw:
+                    emit.add(cid)  # idle charger: emit on change only
+            elif should_emit(last, safe.kw, safe.reason, now_ms, c.setpoint_threshold_kw, c.setpoint_refresh_ms):
+                emit.add(cid)
+        for cids in by_site.values():  # a site's setpoints go together, so their sum (and schedules) hold
+            if len(cids) > 1 and emit.intersection(cids):
+                emit.update(cids)
+        scheds = self._schedules(now_ms, {cid: cands[cid] for cid in emit if cid in live}, by_site)
+        out: list[ChargerSetpoint] = []
+        for cid in sorted(emit):
+            safe, message, _ = cands[cid]
+            valid = c.setpoint_validity_ms
+            until = self._credit_until(self.chargers[cid].site_id, now_ms) if cid in self.chargers else None
+            if safe.kw < 0 and until is not None:  # discharge that counts on the site meter: not beyond its freshness
+                valid = max(1, min(valid, until - now_ms))
+            out.append(self._send(cid, now_ms, safe.kw, safe.reason, scheds.get(cid, []), message,
+                                  plan.plan_id if plan is not None else "none", valid_ms=valid))
+        self._bump_peak(now_ms, base + sum(cands[cid][0].kw for cid in live))
+        return out
 
-                sched = schedule_points(plan, cid, now_ms, now_ms + c.schedule_ms, clip)
-            seq = self.sequence.get(cid, 0) + 1
-            self.sequence[cid] = seq
-            sp = build_setpoint(
-                charger_id=cid, feeder_id=self.feeder_id, session_id=s.session_id if s else None, sequence=seq,
-                kw=safe.kw, now_ms=now_ms, valid_ms=c.setpoint_validity_ms, fallback_kw=c.rules.fallback_kw,
-                schedule=sched, reason=safe.reason, plan_id=plan.plan_id if plan is not None else "none",
-                message=message)
-            self.last_sent[cid] = sp
-            out.append(sp)
-        self._bump_peak(now_ms, total)
+    def _send(self, cid: str, now_ms: int, kw: float, reason: str, sched: list, message: str | None,
+              plan_id: str, fallback_kw: float | None = None, valid_ms: int | None = None) -> ChargerSetpoint:
+        c = self.config
+        s = self.sessions.get(cid)
+        seq = self.sequence.get(cid, 0) + 1
+        self.sequence[cid] = seq
+        sp = build_setpoint(
+            charger_id=cid, feeder_id=self.feeder_id, session_id=s.session_id if s else None, sequence=seq,
+            kw=kw, now_ms=now_ms, valid_ms=c.setpoint_validity_ms if valid_ms is None else valid_ms,
+            fallback_kw=c.rules.fallback_kw if fallback_kw is None else fallback_kw, schedule=sched, reason=reason,
+            plan_id=plan_id, message=message)
+        self.last_sent[cid] = sp
+        ch = self.chargers.get(cid)
+        if ch is not None and ch.bidirectional and s is not None and s.soc_pct is not None:  # only discharge counts
+            log = self.sent_log.setdefault(cid, [])
+            log.append(sp)
+            del log[:-500]
+        return sp
+
+    def _credit_until(self, site_id: str, now_ms: int) -> int | None:
+        """Until when a site's own load is credited (its meter's freshness), ``None`` if it is not."""
+        own = self._own_load(site_id, now_ms)
+        st = self.site_states.get(site_id)
+        return st.last_meter_ms + self.config.site_meter_stale_ms if own is not None and st is not None else None
+
+    def _own_load_high(self, site_id: str, now_ms: int) -> float | None:
+        """The higher of the site's last measured own load and its forecast (the import limit holds against it);
+        ``None`` when the meter is not fresh."""
+        st = self.site_states.get(site_id)
+        if st is None or st.last_own_kw is None or now_ms - st.last_meter_ms > self.config.site_meter_stale_ms:
+            return None
+        fc = st.forecast.at(now_ms)
+        return max(st.last_own_kw, fc) if fc is not None else st.last_own_kw
+
+    def _own_load(self, site_id: str, now_ms: int) -> float | None:
+        st = self.site_states.get(site_id)
+        own = st.own_load_now(now_ms, self.config.site_meter_stale_ms) if st is not None else None
+        # the reading is an interval or more old: credit 90 % of a positive own load (it may have fallen since)
+        return own * 0.9 if own is not None and own > 0 else own
+
+    def _feeder_cap(self, now_ms: int, base: float, cands: dict[str, tuple[SafeSetpoint, str | None, float | None]],
+                    live: set[str]) -> None:
+        """Limits first: charging cut (in proportion) so that base load + fleet stays within the feeder's import
+        limit now; the setpoint's message says a driver's energy was cut for it."""
+        assert self.limits is not None
+        imp, _, _ = self.limits.profile(np.array([now_ms, now_ms + self.config.step_ms]))
+        over = base + sum(cands[cid][0].kw for cid in live) - float(imp[0])
+        charging = {cid: cands[cid][0].kw for cid in live if cands[cid][0].kw > 0}
+        total = sum(charging.values())
+        if over <= 1e-9 or total <= 0:
+            return
+        keep = max(0.0, 1.0 - over / total)
+        for cid, kw in charging.items():
+            safe, message, hr = cands[cid]
+            cands[cid] = (replace(safe, kw=kw * keep, reason="clipped_by_safety"),
+                          _note(message, f"charging cut for the feeder import limit {float(imp[0]):.1f} kW"), hr)
+
+    def _schedules(self, now_ms: int, cands: dict[str, tuple[SafeSetpoint, str | None, float | None]],
+                   by_site: dict[str, list[str]]) -> dict[str, list[SchedulePoint]]:
+        """Schedules of the emitted chargers, each point through the envelope and then, across a site's chargers,
+        through the site rules (own load counted only while the meter reading would still be fresh)."""
+        c = self.config
+        plan = self.plan
+        if plan is None:
+            return {}
+        raw: dict[str, list[tuple[int, float]]] = {}
+        for cid, (safe, _, hr) in cands.items():
+            if not safe.flexible or cid not in plan.schedules:
+                continue
+            def clip(v: float, cid: str = cid, hr: float | None = hr) -> float:
+                return self._safe(cid, v, now_ms, site_headroom_kw=hr).kw
+
+            pts = schedule_points(plan, cid, now_ms, now_ms + c.schedule_ms, clip)
+            raw[cid] = [(p.start, p.kw) for p in pts]
+        for sid, cids in by_site.items():
+            mine = [cid for cid in cids if cid in raw]
+            if not mine:
+                continue
+            rules = self.site_rules(sid)
+            own = self._own_load(sid, now_ms)
+            high = self._own_load_high(sid, now_ms)
+            until = self._credit_until(sid, now_ms) or now_ms
+            times = sorted({t for cid in mine for t, _ in raw[cid]})
+            fixed = {cid: cands[cid][0].kw for cid in cids if cid not in raw and cid in cands}
+            out: dict[str, list[tuple[int, float]]] = {cid: [] for cid in mine}
+            for t in times:
+                vals = {cid: _at(raw[cid], t) for cid in mine}
+                fresh = own if t < until else None
+                new, _ = site_envelope(vals, rules, fresh, sum(fixed.values()),
+                                       own_import_kw=high if t < until else None)
+                for cid in mine:
+                    out[cid].append((t, new[cid]))
+            raw.update(out)
+        result: dict[str, list[SchedulePoint]] = {}
+        for cid, series in raw.items():
+            merged: list[SchedulePoint] = []
+            for t, v in series:
+                kw = round_kw(v)
+                if not merged or merged[-1].kw != kw:
+                    merged.append(SchedulePoint(start=t, kw=kw))
+            result[cid] = merged
+        return result
+
+    def revocations(self, now_ms: int) -> list[ChargerSetpoint]:
+        """Setpoints that revoke, at once, power in force that is no longer allowed: a deactivated or islanded
+        charger, an unplugged car, or discharge after a class downgrade (0 kW or the charge part kept)."""
+        out: list[ChargerSetpoint] = []
+        for cid, last in sorted(self.last_sent.items()):
+            if last.valid_from + max(self.config.schedule_ms, last.valid_until - last.valid_from) <= now_ms:
+                continue
+            ch = self.chargers.get(cid)
+            s = self.sessions.get(cid)
+            powered = last.setpoint_kw != 0.0 or any(p.kw != 0.0 for p in last.schedule) or last.fallback_kw > 0
+            discharging = last.setpoint_kw < 0 or any(p.kw < 0 for p in last.schedule)
+            if not powered:
+                continue
+            if ch is None or not ch.active:
+                reason, message = "clipped_by_safety", "revoked: charger deactivated"
+            elif s is not None and s.grid_state != "grid_connected":
+                reason, message = "backup_mode", "revoked: islanded"
+            elif s is not None and not s.connected:
+                reason, message = "unplugged", "revoked: unplugged"
+            elif discharging and discharge_limit_kw(ch, s, True, ch.max_discharge_kw) <= 0.0:
+                keep = max(0.0, last.setpoint_kw)
+                sched = [SchedulePoint(start=p.start, kw=max(0.0, p.kw)) for p in last.schedule]
+                out.append(self._send(cid, now_ms, keep, "clipped_by_safety", sched,
+                                      f"revoked: no discharge as {ch.interconnection_class}", last.plan_id))
+                continue
+            else:
+                continue
+            out.append(self._send(cid, now_ms, 0.0, reason, [], message, last.plan_id, fallback_kw=0.0))
         return out
 
     def snapshot(self) -> FeederDispatcher:
@@ -616,4 +893,9 @@ class FeederDispatcher:
         return replace(self, chargers=dict(self.chargers), sessions=dict(self.sessions),
                        last_sent=dict(self.last_sent), sequence=dict(self.sequence),
                        site_states=copy.deepcopy(self.site_states), episodes=list(self.episodes),
-                       episode_updates=list(self.episode_updates), trackers=copy.deepcopy(self.trackers))
+                       episode_updates=list(self.episode_updates), trackers=copy.deepcopy(self.trackers),
+                       registered=dict(self.registered), sites=dict(self.sites),
+                       sent_log={k: list(v) for k, v in self.sent_log.items()},
+                       site_energy=copy.deepcopy(self.site_energy), site_mark=dict(self.site_mark),
+                       site_command=dict(self.site_command), self_consumed_kwh=dict(self.self_consumed_kwh),
+                       exports=copy.deepcopy(self.exports), projection_memo={})

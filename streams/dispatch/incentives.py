@@ -170,7 +170,8 @@ def propose_offers(plan: Plan, req: PlanRequest, chargers: dict[str, ChargerInfo
 
 def settle_export(*, feeder_id: str, charger_id: str, customer_id: str, period_start: int, period_end: int,
                   exported_kwh: float, price_per_kwh: float, offer: IncentiveEvent | None = None,
-                  currency: str = "USD") -> Settlement:
+                  currency: str = "USD", export_basis: str = "charger_telemetry",
+                  self_consumed_kwh: float = 0.0) -> Settlement:
     """Settlement of V2G energy exported in a period: kWh × price (+ the offer's compensation)."""
     kwh = max(0.0, float(exported_kwh))
     amount = kwh * price_per_kwh + (offer.compensation if offer is not None else 0.0)
@@ -180,4 +181,5 @@ def settle_export(*, feeder_id: str, charger_id: str, customer_id: str, period_s
         offer_id=offer.offer_id if offer is not None else None, feeder_id=feeder_id, charger_id=charger_id,
         customer_id=customer_id, period_start=period_start, period_end=period_end, exported_kwh=round(kwh, 4),
         price_per_kwh=price_per_kwh, amount=round(amount, 4), currency=currency,
+        export_basis=export_basis, self_consumed_kwh=round(max(0.0, self_consumed_kwh), 4),  # type: ignore[arg-type]
     )

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable
 
 from streams.contracts.models import ChargerSetpoint, SchedulePoint
 from streams.dispatch.planner import Plan
 
-__all__ = ["build_setpoint", "round_kw", "schedule_points", "should_emit"]
+__all__ = ["build_setpoint", "commanded_kw", "discharged_kwh", "round_kw", "schedule_points", "should_emit"]
 
 
 def should_emit(last: ChargerSetpoint | None, kw: float, reason: str, now_ms: int, threshold_kw: float,
@@ -63,3 +64,35 @@ def build_setpoint(*, charger_id: str, feeder_id: str, session_id: str | None, s
         fallback_kw=max(0.0, float(fallback_kw)), schedule=schedule, reason=reason,  # type: ignore[arg-type]
         plan_id=plan_id, issued_at=now_ms, message=message,
     )
+
+
+def commanded_kw(sp: ChargerSetpoint, t_ms: int, schedule_ms: int) -> float | None:
+    """What a charger holding ``sp`` applies at ``t_ms``: the setpoint while valid, then its schedule (for
+    ``schedule_ms`` from ``valid_from``); ``None`` before ``valid_from`` or after the schedule."""
+    if t_ms < sp.valid_from or t_ms >= sp.valid_from + max(schedule_ms, sp.valid_until - sp.valid_from):
+        return None
+    if t_ms < sp.valid_until:
+        return sp.setpoint_kw
+    kw = None
+    for p in sp.schedule:
+        if p.start <= t_ms:
+            kw = p.kw
+    return kw
+
+
+def discharged_kwh(setpoints: list[ChargerSetpoint], start_ms: int, end_ms: int, schedule_ms: int) -> float:
+    """Energy the setpoints (in sequence order, each replacing the previous) discharge in ``[start_ms, end_ms)``,
+    kWh (charging not counted: a lower bound of the SoC)."""
+    out = 0.0
+    sps = sorted(setpoints, key=lambda sp: sp.sequence)
+    for i, sp in enumerate(sps):
+        a = max(sp.valid_from, start_ms)
+        b = min(sps[i + 1].valid_from if i + 1 < len(sps) else end_ms, end_ms)
+        if b <= a:
+            continue
+        cuts = sorted({a, b, *(t for t in (sp.valid_until, *(p.start for p in sp.schedule)) if a < t < b)})
+        for t0, t1 in itertools.pairwise(cuts):
+            kw = commanded_kw(sp, t0, schedule_ms)
+            if kw is not None and kw < 0:
+                out += -kw * (t1 - t0) / 3_600_000
+    return out

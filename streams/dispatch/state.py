@@ -118,6 +118,8 @@ class SessionState:
     energy_delivered_kwh: float | None = None
     reserve_soc_pct: float | None = None
     grid_state: str = "grid_connected"
+    soc_ms: int | None = None
+    """When ``soc_pct`` was reported (a heartbeat without SoC keeps the session's last report)."""
 
     def remaining_energy_kwh(self) -> float | None:
         """Net energy still to deliver by departure, kWh; ``None`` when the driver gave no target."""
@@ -141,9 +143,12 @@ def session_from_telemetry(prev: SessionState | None, tel: ChargerTelemetry) -> 
     if prev is not None and tel.timestamp < prev.last_heard_ms:
         return prev
     plugged_at: int | None = None
+    soc, soc_ms, cap = tel.soc_pct, tel.timestamp if tel.soc_pct is not None else None, tel.battery_capacity_kwh
     if tel.connected:
         same = prev is not None and prev.connected and prev.session_id == tel.session_id
         plugged_at = prev.plugged_at_ms if same and prev is not None else tel.timestamp
+        if same and prev is not None and soc is None:  # the dispatcher projects it through its setpoints
+            soc, soc_ms, cap = prev.soc_pct, prev.soc_ms, cap if cap is not None else prev.capacity_kwh
     return SessionState(
         charger_id=tel.charger_id,
         feeder_id=tel.feeder_id,
@@ -152,8 +157,8 @@ def session_from_telemetry(prev: SessionState | None, tel: ChargerTelemetry) -> 
         power_kw=tel.power_kw,
         session_id=tel.session_id if tel.connected else None,
         plugged_at_ms=plugged_at,
-        soc_pct=tel.soc_pct,
-        capacity_kwh=tel.battery_capacity_kwh,
+        soc_pct=soc,
+        capacity_kwh=cap,
         max_charge_kw=tel.max_charge_kw,
         max_discharge_kw=tel.max_discharge_kw,
         departure_ms=tel.departure_time,
@@ -162,6 +167,7 @@ def session_from_telemetry(prev: SessionState | None, tel: ChargerTelemetry) -> 
         energy_delivered_kwh=tel.energy_delivered_kwh,
         reserve_soc_pct=tel.reserve_soc_pct,
         grid_state=tel.grid_state,
+        soc_ms=soc_ms,
     )
 
 
@@ -171,7 +177,8 @@ class FeederLimits:
 
     Signals with the same ``signal_id`` replace each other; site-level signals (``site_id`` set) are kept
     but do not limit the feeder. Where several feeder signals overlap a step, the lowest limit and the
-    price of the most recently issued signal apply.
+    price of the most recently issued signal apply; a signal's export limit replaces the default (it may
+    raise it: every site stays within its own approved limit in the envelope).
     """
 
     default_import_kw: float
@@ -225,6 +232,7 @@ class FeederLimits:
         exp = np.full(n, self.default_export_kw, dtype=float)
         price = np.full(n, self.default_price, dtype=float)
         price_issued = np.full(n, -math.inf)
+        sig_exp = np.full(n, np.inf)
         starts, ends = edges_ms[:-1], edges_ms[1:]
         for s in self.signals:
             if s.site_id is not None:
@@ -234,11 +242,12 @@ class FeederLimits:
                 continue
             if s.import_limit_kw is not None:
                 imp[cover] = np.minimum(imp[cover], s.import_limit_kw)
-            if s.export_limit_kw is not None:
-                exp[cover] = np.minimum(exp[cover], s.export_limit_kw)
+            if s.export_limit_kw is not None:  # a signal sets the export limit (sites stay within their own)
+                sig_exp[cover] = np.minimum(sig_exp[cover], s.export_limit_kw)
             if s.price_per_kwh is not None:
                 mid = (starts + ends) / 2
                 at = (mid >= s.valid_from) & (mid < s.valid_until) & (price_issued <= s.issued_at)
                 price[at] = s.price_per_kwh
                 price_issued[at] = s.issued_at
+        exp = np.where(np.isfinite(sig_exp), sig_exp, exp)
         return imp, exp, price

@@ -48,8 +48,10 @@ class Rejection:
 
 
 _KEY_FIELD = {"MeterReading": "feeder_id", "ChargerTelemetry": "feeder_id", "ChargerRegistration": "feeder_id",
+              "SiteRegistration": "feeder_id",
               "GridSignal": "feeder_id", "IncentiveResponse": "feeder_id", "WeatherObservation": "station_id"}
 _EVENT_TIME = {"MeterReading": "timestamp", "ChargerTelemetry": "timestamp", "ChargerRegistration": "registered_at",
+               "SiteRegistration": "registered_at",
                "GridSignal": "issued_at", "IncentiveResponse": "responded_at", "WeatherObservation": "timestamp"}
 
 
@@ -90,10 +92,12 @@ class Validator:
         if spec is None:
             return Rejection("unknown_topic", f"no contract for topic {msg.topic}")
         try:
-            record = decode_record(self.codec, msg.value, spec.record)
+            record = decode_record(self.codec, msg.value, spec.record if not spec.also else None)
         except DecodeError as exc:
             return Rejection(exc.code, exc.reason)
-        name = spec.record
+        name = type(record).__name__
+        if name not in spec.records:
+            return Rejection("wrong_record_type", f"got a {name}, this topic carries {' or '.join(spec.records)}")
         key_field = _KEY_FIELD.get(name)
         if key_field is not None:
             expected = getattr(record, key_field).encode()

@@ -9,7 +9,7 @@ dispatcher re-plans and returns setpoints, incentive offers and settlements.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import NamedTuple
 
 from streams.contracts.models import (
@@ -19,6 +19,7 @@ from streams.contracts.models import (
     IncentiveResponse,
     MeterReading,
     Record,
+    SiteRegistration,
     WeatherObservation,
 )
 from streams.contracts.topics import (
@@ -32,6 +33,7 @@ from streams.contracts.topics import (
     SETTLEMENTS,
 )
 from streams.dispatch.dispatcher import DispatchConfig, FeederDispatcher
+from streams.dispatch.site_rules import outside_rating, site_conflict
 from streams.dispatch.state import SessionState
 from streams.forecasting.aggregate import IntervalAggregator
 from streams.forecasting.forecaster import FeederForecaster, ForecasterConfig
@@ -39,7 +41,7 @@ from streams.ingest.validate import RawMessage, Rejection
 from streams.pipeline import statecodec
 from streams.settings import Settings
 
-__all__ = ["Drained", "FeederRuntime", "Output", "Reject", "processing_error"]
+__all__ = ["Drained", "FeederRuntime", "Output", "Reject", "duplicate_charger", "processing_error"]
 
 Drained = Callable[[str], bool]
 """Whether every record of a (logical) input topic available for a feeder's partition has been read."""
@@ -65,6 +67,20 @@ class Reject(NamedTuple):
 Output = Reject | tuple[str, bytes, Record]
 
 
+def duplicate_charger(record: Record, runtimes: Iterable[FeederRuntime]) -> Rejection | None:
+    """One charger, one controller: an active registration of a charger still active on another feeder is
+    refused until that one is retired (``active=False``). Sees the feeders this worker holds."""
+    if not isinstance(record, ChargerRegistration) or not record.active:
+        return None
+    for rt in runtimes:
+        other = rt.chargers.get(record.charger_id)
+        if rt.feeder_id != record.feeder_id and other is not None and other.active:
+            return Rejection("duplicate_charger", f"charger {record.charger_id} is registered on feeder "
+                                                  f"{rt.feeder_id}; retire it there before registering it on "
+                                                  f"{record.feeder_id}")
+    return None
+
+
 class FeederRuntime:
     """State of one feeder. ``apply`` returns outputs: records to produce, or inputs to dead-letter."""
 
@@ -73,6 +89,7 @@ class FeederRuntime:
         self.step_ms = settings.interval_minutes * 60_000
         self.offsets: dict[tuple[str, int], int] = {}
         self.chargers: dict[str, ChargerRegistration] = {}
+        self.sites: dict[str, SiteRegistration] = {}
         # Chargers handed to the dispatcher: on their first telemetry in event-time order, so a plan never
         # depends on how far the (rarely written) registry topic happens to have been read.
         self.active: set[str] = set()
@@ -136,6 +153,7 @@ class FeederRuntime:
             raise statecodec.StateDecodeError(f"a {type(forecaster).__name__}, not a FeederForecaster")
         rt = cls.__new__(cls)
         rt.__dict__.update(fields)
+        rt.__dict__.setdefault("sites", {})  # a checkpoint from before sites (issue 14)
         rt.forecaster = forecaster
         return rt
 
@@ -176,11 +194,8 @@ class FeederRuntime:
             self.held_seq += 1
             self.tel_clock = max(self.tel_clock, record.timestamp)
             heapq.heappush(self.held, (record.timestamp, self.held_seq, msg, record))
-        elif isinstance(record, ChargerRegistration):
-            self.chargers[record.charger_id] = record
-            self.unknown.discard(record.charger_id)
-            if record.charger_id in self.active:
-                self.dispatcher.on_registration(record)  # a change to a charger already in the plan
+        elif isinstance(record, ChargerRegistration | SiteRegistration):
+            self._registration(record, msg, out)
         elif isinstance(record, GridSignal | IncentiveResponse):
             self.held_seq += 1
             ts = record.issued_at if isinstance(record, GridSignal) else record.responded_at
@@ -189,6 +204,36 @@ class FeederRuntime:
             out.append(Reject(msg, Rejection("wrong_record_type", f"{type(record).__name__} is not a feeder input")))
         self.release(out, wall_ms=wall_ms, drained=drained)
         return out
+
+    def _registration(self, record: ChargerRegistration | SiteRegistration, msg: RawMessage, out: list[Output]) -> None:
+        """Registrations apply in ``registered_at`` order (an older one is ``stale_registration``); a charger
+        registration that disagrees with its site's is applied under the stricter rules and dead-lettered
+        (``site_conflict``); a change revokes power no longer allowed at once."""
+        sites = self.sites
+        old = self.chargers.get(record.charger_id) if isinstance(record, ChargerRegistration) \
+            else sites.get(record.site_id)
+        if old is not None and record.registered_at < old.registered_at:
+            out.append(Reject(msg, Rejection("stale_registration", f"registered_at {record.registered_at} is older "
+                                                                   f"than the one applied ({old.registered_at})")))
+            return
+        if isinstance(record, SiteRegistration):
+            sites[record.site_id] = record
+            self.dispatcher.on_site_registration(record)
+            conflicts = [site_conflict(record, r) for r in self.chargers.values()]
+        else:
+            self.chargers[record.charger_id] = record
+            self.unknown.discard(record.charger_id)
+            if record.charger_id in self.active:
+                self.dispatcher.on_registration(record)  # a change to a charger already in the plan
+            conflicts = [site_conflict(sites.get(record.site_id), record)]
+        for why in filter(None, conflicts):
+            out.append(Reject(msg, Rejection("site_conflict", why)))
+        self._revoke(max(self.plan_clock, record.registered_at), out)
+
+    def _revoke(self, now_ms: int, out: list[Output]) -> None:
+        for sp in self.dispatcher.revocations(now_ms):
+            out.append((SETPOINTS, sp.charger_id.encode(), sp))
+            self.power_log.setdefault(sp.charger_id, []).append((sp.valid_from, sp.setpoint_kw))
 
     def observe_weather(self, obs: WeatherObservation) -> None:
         self.forecaster.observe_weather(obs)
@@ -228,6 +273,10 @@ class FeederRuntime:
             if cid in self.unknown:
                 reason = f"charger {cid} is not registered on feeder {self.feeder_id}"
                 out.append(Reject(msg, Rejection("unknown_charger", reason)))
+                continue
+            impossible = outside_rating(telemetry, self.chargers[cid])
+            if impossible is not None:  # never settled, never used for headroom
+                out.append(Reject(msg, Rejection("invalid_value", impossible)))
                 continue
             try:
                 self._plan_until(ts, wall_ms, out)
@@ -276,6 +325,7 @@ class FeederRuntime:
         self.dispatcher.on_telemetry(self._with_energy(telemetry, before))
         if telemetry.connected != was_connected:
             self._plan(telemetry.timestamp, wall_ms, out)  # plug-in or plug-out: re-plan now
+        self._revoke(telemetry.timestamp, out)  # islanded: revoke at once
 
     def _with_energy(self, tel: ChargerTelemetry, before: SessionState | None) -> ChargerTelemetry:
         """Telemetry with ``energy_delivered_kwh`` estimated from the setpoints sent, when the charger omits it.
@@ -299,7 +349,7 @@ class FeederRuntime:
             self.power_log[tel.charger_id] = [(tel.timestamp, log[-1][1])]
         if tel.requested_energy_kwh is not None:
             energy = min(energy, tel.requested_energy_kwh)
-        return tel.model_copy(update={"energy_delivered_kwh": max(energy, 0.0)})
+        return tel.model_copy(update={"energy_delivered_kwh": energy})  # net: V2G discharge is given back
 
     # --- dispatch ---------------------------------------------------------------------------------
     def _plan(self, now_ms: int, wall_ms: int, out: list[Output]) -> None:

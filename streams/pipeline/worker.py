@@ -20,7 +20,15 @@ from streams.contracts.codec import default_codec
 from streams.contracts.models import Record, WeatherObservation, encode_record
 from streams.contracts.topics import DEADLETTER, TOPICS
 from streams.ingest.validate import RawMessage, Rejection, Validator, dead_letter
-from streams.pipeline.feeder import Drained, FeederRuntime, Output, Reject, _all_read, processing_error
+from streams.pipeline.feeder import (
+    Drained,
+    FeederRuntime,
+    Output,
+    Reject,
+    _all_read,
+    duplicate_charger,
+    processing_error,
+)
 from streams.pipeline.statecodec import StateDecodeError, StateEncodeError
 from streams.settings import Settings
 
@@ -168,6 +176,11 @@ class FeederWorker:
                 continue
             accepted[msg.topic] += 1
             dirty[feeder] = self.partition_of[feeder] = msg.partition
+            clash = duplicate_charger(result, self.runtimes.values())
+            if clash is not None:  # another feeder of this worker already commands that charger
+                accepted[msg.topic] -= 1
+                self._reject(msg, clash, emit)
+                continue
             try:
                 outputs = rt.apply(result, msg, now, self._drained_for(msg.partition))
             except Exception as exc:  # a bug or an input nobody foresaw: dead-lettered, the feeder goes on

@@ -37,11 +37,13 @@ from typing import Any
 
 from streams.contracts.codec import AvroCodec, default_codec
 from streams.contracts.models import (
+    MIN_TS,
     ChargerRegistration,
     ChargerTelemetry,
     GridSignal,
     MeterReading,
     Record,
+    SiteRegistration,
     WeatherObservation,
     encode_record,
 )
@@ -64,11 +66,11 @@ __all__ = [
     "to_history",
 ]
 
-RANK = {"ChargerRegistration": 0, "GridSignal": 1, "WeatherObservation": 2, "MeterReading": 3}
+RANK = {"SiteRegistration": 0, "ChargerRegistration": 0, "GridSignal": 1, "WeatherObservation": 2, "MeterReading": 3}
 PLUG_OUT, PLUG_IN, HEARTBEAT = 4, 5, 6
 
-_TOPIC_OF = {spec.record: spec for spec in TOPICS.values()}
-_TIME_FIELD = {"ChargerRegistration": "registered_at", "GridSignal": "issued_at"}
+_TOPIC_OF = {name: spec for spec in TOPICS.values() for name in spec.records}
+_TIME_FIELD = {"ChargerRegistration": "registered_at", "SiteRegistration": "registered_at", "GridSignal": "issued_at"}
 
 
 def _history(codec: AvroCodec, rec: Record) -> HistoryRecord:
@@ -153,6 +155,10 @@ class AcnSession:
     export_limit_kw: float | None = None
     initial_soc_pct: float | None = None
     capacity_kwh: float | None = None
+    site_id: str | None = None
+    site_export_limit_kw: float | None = None
+    """Approved net export limit of the site at its point of interconnection, kW."""
+    site_import_limit_kw: float | None = None
 
 
 ACN_REQUIRED = ("session_id", "station_id", "arrival_utc", "departure_utc", "requested_energy_kwh",
@@ -179,6 +185,9 @@ def read_acn_sessions(path: str | Path) -> list[AcnSession]:
                 export_limit_kw=_opt_float(row.get("export_limit_kw")),
                 initial_soc_pct=_opt_float(row.get("initial_soc_pct")),
                 capacity_kwh=_opt_float(row.get("capacity_kwh")),
+                site_id=row.get("site_id") or None,
+                site_export_limit_kw=_opt_float(row.get("site_export_limit_kw")),
+                site_import_limit_kw=_opt_float(row.get("site_import_limit_kw")),
             )
         except ValueError as exc:
             raise ValueError(f"{path}:{line}: {exc}") from exc
@@ -187,7 +196,38 @@ def read_acn_sessions(path: str | Path) -> list[AcnSession]:
         if s.requested_energy_kwh < 0 or s.max_power_kw <= 0:
             raise ValueError(f"{path}:{line}: requested_energy_kwh must be >= 0 and max_power_kw > 0")
         out.append(s)
+    site_registrations(out, 0)  # rows of one site must agree on its class: raises ValueError
     return out
+
+
+def site_registrations(sessions: Sequence[AcnSession], registered_at: int,
+                       feeder_id: str = "feeder-1") -> list[SiteRegistration]:
+    """One SiteRegistration per ``site_id`` given (sorted): its class (rows must agree), its approved export
+    limit (the smallest ``site_export_limit_kw`` given, default 0) and import limit (smallest given)."""
+    by_site: dict[str, list[AcnSession]] = {}
+    for s in sessions:
+        if s.site_id:
+            by_site.setdefault(s.site_id, []).append(s)
+    out = []
+    for site, rows in sorted(by_site.items()):
+        classes = {_class_of(r) for r in rows}
+        if len(classes) > 1:
+            raise ValueError(f"site {site}: its rows disagree on the interconnection class: {sorted(classes)}")
+        feeders = {r.feeder_id or feeder_id for r in rows}
+        if len(feeders) > 1:
+            raise ValueError(f"site {site} appears on several feeders: {sorted(feeders)}")
+        exports = [r.site_export_limit_kw for r in rows if r.site_export_limit_kw is not None]
+        imports = [r.site_import_limit_kw for r in rows if r.site_import_limit_kw is not None]
+        cls = classes.pop()
+        out.append(SiteRegistration(
+            site_id=site, feeder_id=feeders.pop(), interconnection_class=cls,  # type: ignore[arg-type]
+            export_limit_kw=min(exports, default=0.0) if cls == "parallel_exporting" else 0.0,
+            import_limit_kw=min(imports) if imports else None, registered_at=max(registered_at, MIN_TS)))
+    return out
+
+
+def _class_of(s: AcnSession) -> str:
+    return s.interconnection_class or ("parallel_exporting" if s.bidirectional else "non_parallel")
 
 
 def acn_registrations(sessions: Sequence[AcnSession], registered_at: int, feeder_id: str = "feeder-1",
@@ -197,8 +237,9 @@ def acn_registrations(sessions: Sequence[AcnSession], registered_at: int, feeder
     A station is bidirectional (and V2G-enrolled) if any of its rows says ``bidirectional``; its
     interconnection class is the first non-empty one given (default ``parallel_exporting`` for
     bidirectional stations, ``non_parallel`` otherwise); export limit the first given (default its max
-    power when exporting, else 0); rating = the largest ``max_power_kw`` of its rows. A station on two
-    feeders is an error.
+    power when exporting, capped by its site's ``site_export_limit_kw``, else 0); rating = the largest
+    ``max_power_kw`` of its rows; site = the ``site_id`` of its rows, else ``site_id``, else its own. A station
+    on two feeders or at two sites is an error.
     """
     by_station: dict[str, list[AcnSession]] = {}
     for s in sessions:
@@ -213,10 +254,16 @@ def acn_registrations(sessions: Sequence[AcnSession], registered_at: int, feeder
         rating = max(r.max_power_kw for r in rows)
         icls = next((r.interconnection_class for r in rows if r.interconnection_class),
                     "parallel_exporting" if bidir else "non_parallel")
+        site_export = min((r.site_export_limit_kw for r in rows if r.site_export_limit_kw is not None), default=None)
         export = next((r.export_limit_kw for r in rows if r.export_limit_kw is not None),
-                      rating if bidir and icls == "parallel_exporting" else 0.0)
+                      (rating if site_export is None else min(rating, site_export))
+                      if bidir and icls == "parallel_exporting" else 0.0)
+        sites = {r.site_id for r in rows if r.site_id}
+        if len(sites) > 1:
+            raise ValueError(f"station {station} appears at several sites: {sorted(sites)}")
         regs.append(ChargerRegistration(
-            charger_id=station, feeder_id=feeder, site_id=site_id or feeder, customer_id=f"customer-{station}",
+            charger_id=station, feeder_id=feeder, site_id=sites.pop() if sites else site_id or station,
+            customer_id=f"customer-{station}",
             bidirectional=bidir, inverter_location="offboard",
             interconnection_class=icls,  # type: ignore[arg-type]
             export_limit_kw=export, v2g_enrolled=bidir, max_charge_kw=rating,
@@ -258,7 +305,8 @@ def acn_records(sessions: Sequence[AcnSession], *, feeder_id: str = "feeder-1", 
     feeder_id
         Feeder of rows without a ``feeder_id`` column value.
     site_id
-        Site of every station (default: its feeder id).
+        Site of stations whose rows name none (default: each station is its own site, so a file without
+        ``site_id`` keeps each station's own interconnection class).
     step_ms
         Heartbeat (and meter) period; heartbeats sit on the epoch-aligned grid.
     heartbeats
@@ -276,6 +324,8 @@ def acn_records(sessions: Sequence[AcnSession], *, feeder_id: str = "feeder-1", 
     items: list[tuple[int, int, str, int, Record]] = []
     regs = acn_registrations(sessions, start, feeder_id, site_id)
     feeder_of = {r.charger_id: r.feeder_id for r in regs}
+    for site in site_registrations(sessions, start, feeder_id):
+        items.append((start, RANK["SiteRegistration"], "", 0, site))
     for r in regs:
         items.append((start, RANK["ChargerRegistration"], r.charger_id, 0, r))
     seq = 0

@@ -1,7 +1,8 @@
 """Grafana-managed alert rules as code (grafana-foundation-sdk ``alerting.Rule``), InfluxQL queries.
 
 Rules: feeder above its limit, forecast error far above the seasonal-naive baseline, consumer lag growing,
-dead-letter rate spike, stale telemetry share high, and a dead-man switch (no pipeline metrics for 2 minutes).
+dead-letter rate spike, interconnection registry conflict, feeder checkpoints that do not decode, stale telemetry
+share high, and a dead-man switch (no pipeline metrics for 2 minutes).
 Where silence means trouble a rule goes to ``NoData`` (or ``Alerting``) without data, and to ``Error`` when its
 query fails; each carries its runbook text, a runbook link and its dashboard panel. A webhook contact point and a
 notification policy are provisioned beside them (:func:`notification_document`).
@@ -74,7 +75,7 @@ def _rule(uid: str, title: str, summary: str, for_: str, severity: str, *queries
 
 
 def alert_rules(runbook_url: str = RUNBOOK_URL) -> list[alert_model.Rule]:
-    """The six evgrid alert rules, in a stable order (runbooks: docs/runbook.md)."""
+    """The evgrid alert rules, in a stable order (runbooks: docs/runbook.md)."""
     return [
         _rule("evgrid-feeder-over-limit", "Feeder above its limit",
               "Feeder {{ $labels.feeder }} is outside its import or export limit.", "0s", "critical",
@@ -122,6 +123,30 @@ def alert_rules(runbook_url: str = RUNBOOK_URL) -> list[alert_model.Rule]:
                       "the evgrid.deadletter topic holds each record with its reason. Usually a producer shipped a "
                       "new format or wrong units: fix the producer, the pipeline keeps running meanwhile.",
               panel=("pipeline-health", "Dead letters by reason"), runbook_url=runbook_url),
+        _rule("evgrid-registry-conflict", "Interconnection registry conflict",
+              "{{ $labels.worker }} refused a charger registered on a second feeder (duplicate_charger) or applied "
+              "the stricter rules to one that disagrees with its site (site_conflict); see the dead-letter topic.",
+              "0s", "warning",
+              _data("A", 'SELECT sum("count") FROM "dead_letters" WHERE ("reason" = \'duplicate_charger\' OR '
+                         '"reason" = \'site_conflict\') AND $timeFilter GROUP BY "worker"', 900),
+              _reduce("R", "A", "sum"), _math("C", "$R > 0"), condition="C",
+              no_data="OK",  # no conflicting registration is the good case
+              runbook="A charger registration disagrees with another one: the same charger on a second feeder (the "
+                      "first keeps it), or a charger whose class or limits disagree with its site's registration "
+                      "(the stricter rules apply meanwhile). Find the record on evgrid.deadletter and correct the "
+                      "registry at its source (the CSMS or `evgrid chargers register`).",
+              panel=("pipeline-health", "Dead letters by reason"), runbook_url=runbook_url),
+        _rule("evgrid-state-decode-failure", "Feeder checkpoint did not decode",
+              "{{ $labels.worker }} found a feeder checkpoint it could not decode and started that feeder fresh.",
+              "0s", "warning",
+              _data("A", 'SELECT max("state_decode_failures") FROM "worker_state" WHERE $timeFilter '
+                         'GROUP BY "worker"', 900),
+              _reduce("R", "A", "max"), _math("C", "$R > 0"), condition="C",
+              no_data="OK",  # the dead-man rule covers a silent worker
+              runbook="A feeder-state changelog record did not decode (corrupt, written by another version, or "
+                      "forged): the worker logged the feeder and started it fresh, so its forecasts warm up again. "
+                      "Check who can write the changelog topic (docs/security.md) and the worker's log.",
+              panel=("pipeline-health", "Feeder checkpoint size"), runbook_url=runbook_url),
         _rule("evgrid-stale-telemetry", "Stale telemetry share high",
               "Over 20 % of the chargers on {{ $labels.feeder }} have not reported recently; they get the safe "
               "fallback setpoint.", "10m", "warning",

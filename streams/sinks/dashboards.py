@@ -231,6 +231,14 @@ def pipeline_health() -> model.Dashboard:
              .with_panel(_series("Stale telemetry share by feeder", "percentunit", InfluxQL(
                  f'SELECT mean("stale_share") FROM "fleet" WHERE {FEEDER} AND $timeFilter {BY_TIME}, "feeder" '
                  'fill(null)').alias("$tag_feeder")))
+             .with_panel(_series("Feeder checkpoint size", "bytes", InfluxQL(
+                 f'SELECT max("checkpoint_bytes") FROM "feeder_state" WHERE {WORKER} AND $timeFilter {BY_TIME}, '
+                 '"feeder" fill(previous)').alias("$tag_feeder"), InfluxQL(
+                 f'SELECT max("state_decode_failures") AS "checkpoints not decoded" FROM "worker_state" WHERE '
+                 f'{WORKER} AND $timeFilter {BY_TIME}, "worker" fill(previous)').alias("$col ($tag_worker)"),
+                 count_series="checkpoints not decoded",
+                 description="Bytes of each feeder's last checkpoint (state + forecaster): it depends on the fleet, "
+                             "not on time or backlog. Checkpoints that did not decode started their feeder fresh."))
              .with_panel(_series("Monitoring sink: buffered and dropped points", "short", InfluxQL(
                  f'SELECT last("buffered_points") AS "buffered", last("dropped_points") AS "dropped (total)", '
                  f'last("rejected_points") AS "rejected (total)" FROM "sink" WHERE {WORKER} AND $timeFilter '

@@ -91,3 +91,21 @@ def test_backtest_acn_two_days(kafka_bootstrap: str, monkeypatch: pytest.MonkeyP
     assert t["energy_requested_kwh"] == pytest.approx(sum(float(r["requested_energy_kwh"]) for r in rows), abs=0.01)
     assert figs["run"]["records_replayed"] == figs["run"]["worker"]["accepted"].get("evgrid.charger.telemetry", 0) + \
         figs["run"]["worker"]["accepted"].get("evgrid.charger.registry", 0)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_backtest_sites_hold_their_interconnection_rules(kafka_bootstrap: str, monkeypatch: pytest.MonkeyPatch,
+                                                        tmp_path: Path) -> None:
+    """Issue 14: several exporting chargers behind one meter with a lower site limit, V2H behind a meter, a
+    non_parallel site: no site-level breach, V2G used where (and only where) it is allowed."""
+    out_json = tmp_path / "r.json"
+    _run([str(REPO_ROOT / "scenarios/day-sites-v2g.yaml"), "--json", str(out_json), "--no-optimum"], monkeypatch,
+         kafka_bootstrap)
+    figs = json.loads(out_json.read_text())
+    t = figs["total"]
+    assert t["sites"] == 4 and t["site_breaches"] == 0 and t["safety_violations"] == 0, figs["safety_violation_details"]
+    assert t["sites_v2g_kwh"].get("parallel_exporting", 0.0) > 1.0
+    assert t["sites_v2g_kwh"].get("parallel_non_exporting", 0.0) > 0.1
+    assert "non_parallel" not in t["sites_v2g_kwh"]
+    assert figs["deadletters"]["count"] == 0

@@ -6,7 +6,13 @@ import pickle
 
 import pytest
 
-from streams.contracts.models import ChargerRegistration, ChargerTelemetry, GridSignal, IncentiveResponse
+from streams.contracts.models import (
+    ChargerRegistration,
+    ChargerTelemetry,
+    GridSignal,
+    IncentiveResponse,
+    MeterReading,
+)
 from streams.dispatch.dispatcher import DispatchConfig, FeederDispatcher
 from streams.dispatch.planner import HOUR_MS
 
@@ -136,16 +142,38 @@ def test_offers_when_base_load_exceeds_the_limit_and_accepted_delay_changes_the_
     assert sched[:3].max() == 0.0  # accepted delay: no charging in the window
 
 
-def test_export_is_settled_when_the_car_leaves():
+def _site_meter(t, kw):
+    return MeterReading(meter_id="m", feeder_id="f1", site_id="s-v", timestamp=t, active_power_kw=kw)
+
+
+def test_export_is_settled_when_the_car_leaves_as_its_site_meter_measured():
     d = FeederDispatcher("f1", cfg())
     d.on_registration(reg("v", cls="parallel_exporting", enrolled=True, bidir=True, export=7.0))
+    d.on_site_meter(_site_meter(T0, 0.5))  # readings: the average over the period ending at their time
     d.on_telemetry(tel("v", T0, power=-6.0, soc=80.0, cap=60.0, bidir=True))
+    d.on_site_meter(_site_meter(T0 + HOUR_MS // 4, -5.0))  # the home used 1 kW of the 6: 5 kW at the meter
+    d.on_site_meter(_site_meter(T0 + HOUR_MS // 2, -5.0))
     d.on_telemetry(tel("v", T0 + HOUR_MS // 2, power=0.0, soc=75.0, cap=60.0, bidir=True))
     d.on_telemetry(tel("v", T0 + HOUR_MS, connected=False))
     res = d.on_interval(T0 + HOUR_MS)
     assert len(res.settlements) == 1
     st = res.settlements[0]
-    assert st.exported_kwh == pytest.approx(3.0) and st.amount == pytest.approx(3.0 * 0.20)
+    assert st.export_basis == "site_meter"
+    assert st.exported_kwh == pytest.approx(2.5) and st.amount == pytest.approx(2.5 * 0.20)
+
+
+def test_discharge_nobody_commanded_or_metered_is_not_paid_and_behind_the_meter_is_apart():
+    d = FeederDispatcher("f1", cfg())
+    d.on_registration(reg("v", cls="parallel_exporting", enrolled=True, bidir=True, export=7.0))
+    d.on_registration(reg("h", cls="parallel_non_exporting", enrolled=True, bidir=True))
+    for cid in ("v", "h"):
+        d.on_telemetry(tel(cid, T0, power=-6.0, soc=80.0, cap=60.0, bidir=True))
+        d.on_telemetry(tel(cid, T0 + HOUR_MS // 2, power=0.0, soc=75.0, cap=60.0, bidir=True))
+        d.on_telemetry(tel(cid, T0 + HOUR_MS, connected=False))
+    res = d.on_interval(T0 + HOUR_MS)
+    by = {st.charger_id: st for st in res.settlements}
+    assert by["v"].exported_kwh == 0.0 and by["v"].export_basis == "commanded"  # no setpoint asked for it
+    assert by["h"].exported_kwh == 0.0 and by["h"].amount == 0.0 and by["h"].self_consumed_kwh == pytest.approx(3.0)
 
 
 def test_dispatcher_pickles_round_trip():

@@ -83,5 +83,6 @@ def test_an_openadr_cap_is_honoured_by_the_dispatcher():
     for s in openadr_event_to_signals(CAPACITY_EVENT):
         d.on_signal(s)
     imp, exp, _ = d.limits.profile(np.array([START, START + H, START + 2 * H]))
-    assert list(imp) == [300.0, 250.5] and exp[0] == pytest.approx(0.0)  # default export 0 is lower
+    assert list(imp) == [300.0, 250.5] and exp[0] == pytest.approx(50.0)  # the signal sets the export limit
+    assert exp[1] == pytest.approx(0.0)  # no export signal there: the default (0)
     assert {t for t in d.trackers} == {"oadr:evt-42:0", "oadr:evt-42:1"}

@@ -56,7 +56,7 @@ def test_behind_the_meter_discharge_covers_the_site_load_and_never_exports():
     res = d.on_interval(T0, base_load_kw=[50.0])
     assert res.plan.site_net_kw["H"].min() >= -1e-6  # planned: the site never exports
     sent = {sp.charger_id: sp.setpoint_kw for sp in res.setpoints}
-    assert sum(sent.values()) == pytest.approx(-3.0, abs=1e-3)  # it does cover the home's load
+    assert sum(sent.values()) == pytest.approx(-2.7, abs=1e-3)  # it covers 90 % of the load (the meter lags)
     for sp in res.setpoints:
         assert all(p.kw >= -3.0 - 1e-9 for p in sp.schedule)
 
@@ -67,7 +67,7 @@ def test_safety_clips_behind_the_meter_discharge_to_the_measured_load_and_stops_
     d.on_site_meter(meter("H", T0, 3.0))
     d.on_signal(signal("peak-price", T0, T0 + 2 * HOUR_MS, price=1.0))
     first = d.on_interval(T0, base_load_kw=[50.0])
-    assert first.setpoints[0].setpoint_kw == pytest.approx(-3.0, abs=1e-3)
+    assert first.setpoints[0].setpoint_kw == pytest.approx(-2.7, abs=1e-3)  # 90 % of the 3 kW measured (lag margin)
     # the home's load drops to 1 kW (the car was discharging 3 kW: the meter reads -2 kW): clipped at once
     d.on_telemetry(tel("v1", T0 + Q, soc=94.0, cap=60.0, bidir=True, power=-3.0, target=50.0))
     d.on_site_meter(meter("H", T0 + Q, -2.0))

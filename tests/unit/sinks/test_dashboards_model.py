@@ -67,8 +67,9 @@ def test_generation_is_deterministic() -> None:
 def test_alert_rules_cover_the_required_conditions() -> None:
     titles = {r.title for r in alert_rules()}
     assert titles == {"Feeder above its limit", "Forecast error far above baseline", "Consumer lag growing",
-                      "Dead-letter rate spike", "Stale telemetry share high", "Pipeline metrics stopped"}
-    assert len({r.uid for r in alert_rules()}) == 6
+                      "Dead-letter rate spike", "Stale telemetry share high", "Pipeline metrics stopped",
+                      "Interconnection registry conflict", "Feeder checkpoint did not decode"}
+    assert len({r.uid for r in alert_rules()}) == 8
 
 
 def _committed_rules() -> list[dict[str, Any]]:
@@ -78,10 +79,11 @@ def _committed_rules() -> list[dict[str, Any]]:
 
 
 def test_silence_is_not_green() -> None:
-    """Only the dead-letter spike (no dead letters = fine) resolves to OK without data; the dead-man rule fires."""
+    """Only counts of bad events (none = fine) resolve to OK without data; the dead-man rule fires."""
     states = {r["uid"]: (r["noDataState"], r["execErrState"]) for r in _committed_rules()}
     assert all(err == "Error" for _, err in states.values())
-    assert {uid for uid, (nd, _) in states.items() if nd == "OK"} == {"evgrid-dead-letter-spike"}
+    assert {uid for uid, (nd, _) in states.items() if nd == "OK"} == {
+        "evgrid-dead-letter-spike", "evgrid-registry-conflict", "evgrid-state-decode-failure"}
     assert states["evgrid-pipeline-silent"][0] == "Alerting"
     assert all(nd in ("NoData", "Alerting", "OK") for nd, _ in states.values())
 
