@@ -71,6 +71,8 @@ MEASUREMENTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "latency": (("worker", "stage"), ("count", "mean_ms", "p50_ms", "p95_ms", "p99_ms", "max_ms")),
     "sink": (("worker",), ("dropped_points", "buffered_points", "written_points", "rejected_points",
                            "write_errors")),
+    "feeder_state": (("worker", "feeder"), ("checkpoint_bytes", "held_telemetry")),
+    "worker_state": (("worker",), ("state_decode_failures", "state_encode_failures", "held_telemetry")),
 }
 """Every measurement with its tag keys and field keys: the contract the dashboards are written against."""
 

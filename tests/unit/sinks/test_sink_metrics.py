@@ -24,6 +24,7 @@ from streams.sinks.metrics import (
     PipelineCounters,
     consumer_lag_points,
     feeder_point,
+    feeder_state_points,
     fleet_point,
     flexibility_point,
     forecast_error_point,
@@ -271,6 +272,7 @@ def test_every_point_uses_the_documented_schema() -> None:
         *setpoint_points("f1", T0, [_setpoint("a", 1.0)]),
         incentive_point("f1", T0, offered=[], responses=[], active=0),
         *consumer_lag_points("w", T0, {"t": {0: 1}}),
+        *feeder_state_points("w", T0, {b"f1": 9_000}, {b"f1": 2}, 0, 0),
         sink_point("w", T0, dropped=1, buffered=2, written=3, rejected=4, write_errors=5),
         *c.snapshot(T0 + 1000),
     ]
