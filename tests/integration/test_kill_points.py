@@ -102,7 +102,7 @@ def test_killed_at_a_point_then_restarted_emits_what_an_uninterrupted_run_emits(
         produce_messages(s, msgs)
         first = start_worker(_env(s, EVGRID_FAILPOINT=point), name="first")
         marker = f"failpoint-{point.split(':')[0]}"
-        deadline = time.monotonic() + 180
+        deadline = time.monotonic() + 300
         while not list(first.data_dir.glob(f"*/{marker}")):
             assert time.monotonic() < deadline, f"the worker never reached {point}: {first.log.read_text()[-2000:]}"
             assert first.proc.poll() is None, first.log.read_text()[-2000:]
