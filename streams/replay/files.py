@@ -16,8 +16,9 @@ timestamp (the Kafka record timestamp, UTC epoch ms) and the headers. Files are 
 
 from __future__ import annotations
 
+import functools
 import heapq
-import importlib.util
+import io
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import IO, Any, NamedTuple
@@ -92,9 +93,16 @@ class HistoryRecord(NamedTuple):
                    tuple((h["key"], h["value"]) for h in hdrs) if hdrs else ())
 
 
+@functools.cache
 def default_file_codec() -> str:
-    """``zstandard`` if the ``zstandard`` module is installed, otherwise ``deflate``."""
-    return "zstandard" if importlib.util.find_spec("zstandard") is not None else "deflate"
+    """``zstandard`` if fastavro can write it here (it needs its own choice of zstd library), otherwise ``deflate``."""
+    try:
+        probe = Writer(io.BytesIO(), parse_schema({"type": "record", "name": "probe", "fields": []}), codec="zstandard")
+        probe.write({})
+        probe.flush()
+    except ValueError:
+        return "deflate"
+    return "zstandard"
 
 
 class HistoryWriter:
