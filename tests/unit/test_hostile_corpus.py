@@ -3,12 +3,13 @@ never raises, and valid records around the bad ones are processed."""
 
 from __future__ import annotations
 
+import json
+import random
 from collections import Counter
 
-from hypothesis import given, settings
-from hypothesis import strategies as st
+import pytest
 
-from streams.contracts.codec import default_codec
+from streams.contracts.codec import MAGIC, DecodeError, default_codec
 from streams.contracts.models import DeadLetter, GridSignal, IncentiveResponse, decode_record, encode_record
 from streams.contracts.topics import (
     CHARGER_REGISTRY,
@@ -18,7 +19,7 @@ from streams.contracts.topics import (
     INCENTIVE_RESPONSES,
     INCENTIVES,
     METER_READINGS,
-    TOPICS,
+    WEATHER,
 )
 from streams.dispatch import dispatcher, planner
 from streams.ingest.validate import RawMessage
@@ -27,7 +28,7 @@ from streams.settings import Settings
 from tests.fixtures.feeder_records import HOUR as FHOUR
 from tests.fixtures.feeder_records import T0 as FT0
 from tests.fixtures.feeder_records import reg, tel
-from tests.fixtures.hostile import T0, corpus
+from tests.fixtures.hostile import REGISTRATION, T0, corpus, meter, telemetry
 
 WALL = T0 + 40 * 86_400_000
 
@@ -70,14 +71,78 @@ def test_a_flood_from_one_key_does_not_starve_others() -> None:
     assert worker.accepted[METER_READINGS] == 20_001 and b"F2" in worker.runtimes
 
 
-@settings(max_examples=300, deadline=None)
-@given(topic=st.sampled_from(sorted(TOPICS)), key=st.binary(max_size=20), value=st.binary(max_size=300))
-def test_worker_never_raises_on_arbitrary_bytes(topic: str, key: bytes, value: bytes) -> None:
-    worker = FeederWorker(Settings(), clock=lambda: WALL)
-    msg = RawMessage(topic, 0, 0, key, value, None)
-    emit = worker.process_weather([msg]) if topic == "evgrid.weather" else worker.process([msg], lambda f: None)
-    assert sum(worker.rejected.values()) + sum(worker.accepted.values()) == 1
-    assert all(t == DEADLETTER for t, _, _ in emit.messages)
+HEADER_CODES = {"bad_magic", "unknown_schema", "wrong_record_type"}
+REASON_CODES = set(next(f for f in json.loads((default_codec().schema_dir / "DeadLetter.avsc").read_text())["fields"]
+                        if f["name"] == "reason_code")["doc"].split(": ", 1)[1].rstrip(".").split(", "))
+
+
+def _samples() -> dict[str, bytes]:
+    c = default_codec()
+    return {
+        METER_READINGS: c.encode("MeterReading", meter(T0 + 30 * 60_000)),
+        CHARGER_TELEMETRY: c.encode("ChargerTelemetry", telemetry(T0 + 31 * 60_000)),
+        CHARGER_REGISTRY: c.encode("ChargerRegistration", REGISTRATION),
+        WEATHER: c.encode("WeatherObservation", {"station_id": "F1", "timestamp": T0, "air_temperature_c": 4.0,
+                                                 "ghi_wm2": 10.0}),
+        GRID_SIGNALS: c.encode("GridSignal", {"signal_id": "g1", "feeder_id": "F1", "issued_at": T0,
+                                              "valid_from": T0, "valid_until": T0 + 3_600_000,
+                                              "import_limit_kw": 50.0, "price_per_kwh": 0.2}),
+        INCENTIVE_RESPONSES: c.encode("IncentiveResponse", {"offer_id": "o1", "feeder_id": "F1",
+                                                            "customer_id": "U1", "accepted": True,
+                                                            "responded_at": T0}),
+    }
+
+
+def _hostile_body(rng: random.Random, body: bytes) -> bytes:
+    """A valid body with 1-3 byte edits (flip, overwrite, cut, insert), or random bytes."""
+    if rng.random() < 0.2:
+        return bytes(rng.randrange(256) for _ in range(rng.randrange(120)))
+    b = bytearray(body)
+    for _ in range(rng.randint(1, 3)):
+        op, at = rng.randrange(4), rng.randrange(len(b) + 1)
+        if op == 0 and at < len(b):
+            b[at] ^= 1 << rng.randrange(8)
+        elif op == 1 and at < len(b):
+            b[at] = rng.randrange(256)
+        elif op == 2:
+            del b[at:]
+        else:
+            b[at:at] = bytes(rng.randrange(256) for _ in range(rng.randint(1, 4)))
+    return bytes(b)
+
+
+@pytest.mark.parametrize("topic", sorted(_samples()))
+def test_bodies_behind_valid_headers_are_accepted_or_dead_lettered_with_their_reason(topic: str) -> None:
+    """Every version's header of the topic's schema, before hostile bodies: the body path runs every time."""
+    codec, rng = default_codec(), random.Random(topic)
+    sample = _samples()[topic]
+    name, _ = codec.decode(sample)
+    headers = [MAGIC + e.fingerprint for e in codec.versions[name]]
+    outcomes: Counter[str] = Counter()
+    for i in range(300):
+        value = rng.choice(headers) + _hostile_body(rng, sample[10:])
+        worker = FeederWorker(Settings(), clock=lambda: WALL)
+        msg = RawMessage(topic, 0, i, b"F1", value, None)
+        emit = worker.process_weather([msg]) if topic == WEATHER else worker.process([msg], lambda f: None)
+        letters = [decode_record(codec, v) for t, _, v in emit.messages if t == DEADLETTER]
+        assert all(t == DEADLETTER for t, _, _ in emit.messages) and len(letters) <= 1
+        assert sum(worker.rejected.values()) == len(letters) and sum(worker.accepted.values()) == 1 - len(letters)
+        try:
+            decode_record(codec, value, name)
+            decoded = None
+        except DecodeError as exc:
+            decoded = exc.code
+        if not letters:
+            assert decoded is None, f"accepted a value the codec refuses ({decoded}): {value.hex()}"
+            outcomes["accepted"] += 1
+            continue
+        (letter,) = letters
+        assert isinstance(letter, DeadLetter) and letter.reason and letter.offset == i and letter.value == value
+        assert letter.reason_code in REASON_CODES - HEADER_CODES, letter.reason_code
+        if decoded is not None:
+            assert letter.reason_code == decoded, letter.reason
+        outcomes[letter.reason_code] += 1
+    assert outcomes["accepted"] and len(outcomes) >= 3, outcomes  # both paths, and several reasons
 
 
 # --- floods of the other input kinds: the work per plan stays bounded (LP solves counted, never timed) -------
