@@ -27,8 +27,11 @@ def run_in_process(inputs: BacktestInputs, settings: Settings, batch: int = 2_00
                    records: Iterable[dict[str, Any]] | None = None) -> dict[str, list[Any]]:
     """Outputs by logical topic (decoded records) of ``inputs`` (with its flush record) through a FeederWorker.
 
-    ``records`` replaces the merged history dicts (e.g. a modified stream).
+    ``records`` replaces the merged history dicts (e.g. a modified stream). The inputs' feeder limits
+    override ``settings``, as the orchestrator's environment does for a worker.
     """
+    limits = {"default_import_limit_kw": inputs.import_limit_kw, "default_export_limit_kw": inputs.export_limit_kw}
+    settings = settings.model_copy(update={k: v for k, v in limits.items() if v is not None})
     worker = FeederWorker(settings, worker_id="in-process", clock=lambda: 2**62)
     codec = default_codec()
     state: dict[bytes, bytes] = {}
