@@ -235,3 +235,7 @@ def test_a_flood_of_responses_accepts_each_offer_once_and_replans_once(monkeypat
     assert f.worker.accepted[INCENTIVE_RESPONSES] == len(responses)
     assert d.book.accepted == {o.offer_id for o in offers}
     assert f.runtime.plans == plans + 1 and f.lps - lps <= 3, "one re-plan for the whole flood"
+    d.dirty = False
+    for resp in responses[:len(offers)]:
+        d.on_incentive_response(resp)
+    assert not d.dirty, "an offer accepted again changes nothing (no re-plan)"
