@@ -46,6 +46,11 @@ def test_future_bound_is_inclusive_and_an_hour_by_default() -> None:
     late = check(reading(T0 + 3_600_001))
     assert isinstance(late, Rejection) and late.code == "out_of_window" and late.reason.startswith("timestamp ")
     assert not isinstance(check(reading(T0 + 5), max_future_ms=5), Rejection)
+    far = check(reading(T0 + 3_600_000 + 36_000_000))
+    assert far == Rejection("out_of_window", f"timestamp {T0 + 39_600_000} is 10.0 h beyond now + max future")
+    earlier = Validator(CODEC, clock=lambda: T0).check(RawMessage(METER_READINGS, 0, 7, b"F1", reading(), T0),
+                                                        now_ms=T0 - 7_200_000)  # the batch's clock reading wins
+    assert isinstance(earlier, Rejection) and earlier.code == "out_of_window"
 
 
 def test_key_mismatch_shows_the_key_it_got() -> None:
