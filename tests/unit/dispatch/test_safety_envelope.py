@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from streams.dispatch.safety import SafetyRules, safe_setpoint
+from streams.dispatch.safety import SafeSetpoint, SafetyRules, safe_setpoint
 from streams.dispatch.state import charger_from_registration, session_from_telemetry
 
 from .fleet import T0, reg, tel
@@ -49,3 +49,30 @@ def test_no_discharge_without_a_known_capacity() -> None:
 def test_the_cars_reported_rating_bounds_charging() -> None:
     assert envelope(7.0, v2g(), car(max_charge_kw=3.7)) == pytest.approx(3.7)
     assert envelope(7.0, v2g(), car(max_charge_kw=0.0)) == 0.0  # a car that takes no power now
+
+
+def battery(**extra):  # type: ignore[no-untyped-def]
+    return reg("b", "A", cls="parallel_exporting", bidir=True, export=25.0, kw=25.0, asset="stationary_battery",
+               battery_capacity_kwh=100.0, min_soc_pct=20.0, max_soc_pct=90.0, **extra)
+
+
+def test_a_battery_stays_within_its_registered_soc_band() -> None:
+    at = lambda soc: tel("b", T0, soc=soc, bidir=True, kw=25.0, battery=True)  # noqa: E731 (capacity registered)
+    assert envelope(25.0, battery(), at(89.5)) == pytest.approx(0.5)  # 0.5 kWh of room below 90 % in 1 h
+    assert envelope(25.0, battery(), at(90.0)) == 0.0
+    assert envelope(-25.0, battery(), at(21.0)) == pytest.approx(-1.0)  # 1 kWh above its 20 % floor
+    assert envelope(-25.0, battery(), at(60.0).model_copy(update={"reserve_soc_pct": 59.0})) == pytest.approx(-1.0)
+    assert envelope(25.0, battery(), tel("b", T0, bidir=True, kw=25.0, battery=True)) == 0.0  # SoC unknown
+
+
+def test_what_is_not_dispatched_says_why() -> None:
+    charger, session = charger_from_registration(v2g()), session_from_telemetry(None, car())
+    out = lambda c, s, now=T0: safe_setpoint(7.0, c, s, now, 3600.0, RULES)  # noqa: E731
+    assert out(None, session) == SafeSetpoint(send=False, reason="unknown_charger")
+    backup = session_from_telemetry(None, car(grid_state="islanded"))
+    assert out(charger, backup) == SafeSetpoint(send=False, reason="backup_mode")
+    unplugged = session_from_telemetry(None, car(connected=False))
+    assert out(charger, unplugged) == SafeSetpoint(send=True, kw=0.0, reason="unplugged", flexible=False)
+    stale = out(charger, session, now=T0 + 901_000)
+    assert stale == SafeSetpoint(send=True, kw=0.0, reason="stale_telemetry", flexible=False)
+    assert out(charger, session) == SafeSetpoint(send=True, kw=7.0, reason="optimal", flexible=True)
