@@ -76,3 +76,22 @@ def test_what_is_not_dispatched_says_why() -> None:
     stale = out(charger, session, now=T0 + 901_000)
     assert stale == SafeSetpoint(send=True, kw=0.0, reason="stale_telemetry", flexible=False)
     assert out(charger, session) == SafeSetpoint(send=True, kw=7.0, reason="optimal", flexible=True)
+
+
+def test_half_hour_validity_and_what_the_car_reports_bound_the_value() -> None:
+    charger = charger_from_registration(battery())
+    s = session_from_telemetry(None, tel("b", T0, soc=89.5, bidir=True, kw=25.0, battery=True))
+    assert safe_setpoint(25.0, charger, s, T0, 1800.0, RULES).kw == pytest.approx(1.0)  # 0.5 kWh in 30 min
+    assert envelope(-5.0, v2g(), car(max_discharge_kw=2.0)) == pytest.approx(-2.0)
+    ev, stale_now = charger_from_registration(v2g()), T0 + 901_000
+    fallback = SafetyRules(fallback_kw=11.0)  # a stale car gets the fallback, within what it reported
+    got = safe_setpoint(7.0, ev, session_from_telemetry(None, car(max_charge_kw=3.7)), stale_now, 3600.0, fallback)
+    assert got.kw == pytest.approx(3.7) and got.reason == "stale_telemetry"
+
+
+@pytest.mark.parametrize(("planned", "kw", "reason"), [(None, 0.0, "optimal"), (float("nan"), 0.0, "clipped_by_safety"),
+                                                       (float("inf"), 0.0, "clipped_by_safety")])
+def test_no_plan_or_a_non_finite_plan_is_zero(planned: float | None, kw: float, reason: str) -> None:
+    out = safe_setpoint(planned, charger_from_registration(v2g()), session_from_telemetry(None, car()), T0, 3600.0,
+                        RULES)
+    assert (out.kw, out.reason) == (kw, reason)
