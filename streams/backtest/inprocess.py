@@ -32,7 +32,10 @@ def run_in_process(inputs: BacktestInputs, settings: Settings, batch: int = 2_00
     ``records`` replaces the merged history dicts (e.g. a modified stream). ``observe(worker, event_ms)`` is
     called after every batch (e.g. to sample the checkpoint sizes, ``worker.state_bytes``); with ``keep_outputs``
     false only the counts of outputs are kept (``len`` of each list is right, the items are None).
+    The inputs' feeder limits override ``settings``, as the orchestrator's environment does for a worker.
     """
+    limits = {"default_import_limit_kw": inputs.import_limit_kw, "default_export_limit_kw": inputs.export_limit_kw}
+    settings = settings.model_copy(update={k: v for k, v in limits.items() if v is not None})
     worker = FeederWorker(settings, worker_id="in-process", clock=lambda: 2**62)
     codec = default_codec()
     state: dict[bytes, bytes] = {}

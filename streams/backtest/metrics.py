@@ -299,9 +299,7 @@ def limit_profile(grid: Grid, import_limit_kw: float | None, export_limit_kw: fl
     """Import and export limit (kW) per step: defaults (None = unlimited) under the feeder's grid signals."""
     lim = FeederLimits(math.inf if import_limit_kw is None else import_limit_kw,
                        math.inf if export_limit_kw is None else export_limit_kw, 0.0)
-    for sig in signals:
-        if sig.feeder_id == feeder_id:
-            lim = lim.with_signal(sig)
+    lim = lim.with_signals([sig for sig in signals if sig.feeder_id == feeder_id])
     imp, exp, _ = lim.profile(grid.edges)
     return imp, exp
 

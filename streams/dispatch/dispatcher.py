@@ -383,18 +383,24 @@ class FeederDispatcher:
 
     def on_signal(self, sig: GridSignal) -> None:
         """Add or replace a grid signal (limits, prices)."""
-        if sig.feeder_id != self.feeder_id:
+        self.on_signals([sig])
+
+    def on_signals(self, sigs: list[GridSignal]) -> None:
+        """``on_signal`` of each in turn, in one pass over the signals known."""
+        mine = [sig for sig in sigs if sig.feeder_id == self.feeder_id]
+        if not mine:
             return
         assert self.limits is not None
-        self.limits = self.limits.with_signal(sig)
+        self.limits = self.limits.with_signals(mine)
         self.dirty = True
-        if sig.site_id is None and sig.import_limit_kw is not None and self.config.track_requests:
-            old = self.trackers.get(sig.signal_id)
-            if old is None or (old.start_ms, old.end_ms, old.limit_kw) != (sig.valid_from, sig.valid_until,
-                                                                           sig.import_limit_kw):
-                self.trackers[sig.signal_id] = RequestTracker(sig.signal_id, sig.dr_event_id, sig.valid_from,
-                                                              sig.valid_until, self.config.step_ms,
-                                                              sig.import_limit_kw)
+        for sig in mine:
+            if sig.site_id is None and sig.import_limit_kw is not None and self.config.track_requests:
+                old = self.trackers.get(sig.signal_id)
+                if old is None or (old.start_ms, old.end_ms, old.limit_kw) != (sig.valid_from, sig.valid_until,
+                                                                               sig.import_limit_kw):
+                    self.trackers[sig.signal_id] = RequestTracker(sig.signal_id, sig.dr_event_id, sig.valid_from,
+                                                                  sig.valid_until, self.config.step_ms,
+                                                                  sig.import_limit_kw)
 
     def on_incentive_response(self, resp: IncentiveResponse) -> None:
         """Record a driver's answer; an accept changes the next plan."""
@@ -644,15 +650,14 @@ class FeederDispatcher:
         for sid in [k for k, t in self.trackers.items() if t.end_ms + 7 * 24 * HOUR_MS < now_ms]:
             del self.trackers[sid]
         net = base + self.plan.fleet_kw
-        for tr in self.trackers.values():
-            if tr.end_ms <= now_ms:
-                continue
-            baseline = None
-            if tr.missing_baseline(edges):
-                imp, exp, price = self.limits.without(tr.signal_id).profile(edges)
-                cf = plan_feeder(replace(req, import_limit_kw=tuple(imp.tolist()), export_limit_kw=tuple(exp.tolist()),
-                                         price_per_kwh=tuple(price.tolist())), self.config.solver_time_limit_s)
-                baseline = base + cf.fleet_kw
+        live = [tr for tr in self.trackers.values() if tr.end_ms > now_ms]
+        baseline = None  # one counterfactual per plan, without every request: the cost does not grow with them
+        if any(tr.missing_baseline(edges) for tr in live):
+            imp, exp, price = self.limits.without(*(tr.signal_id for tr in live)).profile(edges)
+            cf = plan_feeder(replace(req, import_limit_kw=tuple(imp.tolist()), export_limit_kw=tuple(exp.tolist()),
+                                     price_per_kwh=tuple(price.tolist())), self.config.solver_time_limit_s)
+            baseline = base + cf.fleet_kw
+        for tr in live:
             tr.on_plan(now_ms, edges, net, baseline)
 
     def _offers(self, req: PlanRequest, flex: dict[str, SessionState], now_ms: int) -> list[IncentiveEvent]:

@@ -78,7 +78,7 @@ def offer_id(feeder_id: str, charger_id: str, session_id: str | None, action: st
 def apply_response(book: OfferBook, resp: IncentiveResponse) -> OfferBook:
     """Record an accept (declines and unknown or expired offers change nothing)."""
     offer = book.offers.get(resp.offer_id)
-    if offer is None or not resp.accepted or resp.responded_at > offer.expires_at:
+    if offer is None or not resp.accepted or resp.responded_at > offer.expires_at or resp.offer_id in book.accepted:
         return book
     if offer.customer_id != resp.customer_id:
         return book

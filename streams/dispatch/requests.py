@@ -63,25 +63,18 @@ class RequestTracker:
         lo, hi = int(edges_ms[0]), int(edges_ms[-1])
         return any(a not in self.baseline and lo <= a + self.step_ms // 2 < hi for a in self.interval_starts())
 
-    @staticmethod
-    def _sample(edges_ms: np.ndarray, net: np.ndarray, t: int) -> float | None:
-        if t < edges_ms[0] or t >= edges_ms[-1]:
-            return None
-        return float(net[int(np.searchsorted(edges_ms, t, side="right")) - 1])
-
     def on_plan(self, now_ms: int, edges_ms: np.ndarray, net: np.ndarray, baseline_net: np.ndarray | None) -> None:
         """Record the planned (and, where missing, the baseline) net import of the intervals not yet over."""
-        for a in self.interval_starts():
-            if a + self.step_ms <= now_ms:
+        starts = [a for a in self.interval_starts() if a + self.step_ms > now_ms]
+        mids = np.asarray(starts, dtype=np.int64) + self.step_ms // 2
+        inside = (mids >= edges_ms[0]) & (mids < edges_ms[-1])
+        steps = np.searchsorted(edges_ms, mids, side="right") - 1  # one pass: many requests stay cheap
+        for a, ok, k in zip(starts, inside.tolist(), steps.tolist(), strict=True):
+            if not ok:
                 continue
-            mid = a + self.step_ms // 2
-            v = self._sample(edges_ms, net, mid)
-            if v is not None:
-                self.planned[a] = v
+            self.planned[a] = float(net[k])
             if baseline_net is not None and a not in self.baseline:
-                b = self._sample(edges_ms, baseline_net, mid)
-                if b is not None:
-                    self.baseline[a] = b
+                self.baseline[a] = float(baseline_net[k])
 
     def on_measured(self, interval_start_ms: int, kw: float) -> None:
         """The measured feeder import of the interval starting at ``interval_start_ms``."""

@@ -353,12 +353,14 @@ class FeederRuntime:
 
     # --- dispatch ---------------------------------------------------------------------------------
     def _plan(self, now_ms: int, wall_ms: int, out: list[Output]) -> None:
+        signals: list[GridSignal] = []  # applied in one pass: a flood of signals costs linear time
         while self.inbox and self.inbox[0][0] <= now_ms:  # signals and responses known by now, in order
             record = heapq.heappop(self.inbox)[2]
             if isinstance(record, GridSignal):
-                self.dispatcher.on_signal(record)
+                signals.append(record)
             else:
                 self.dispatcher.on_incentive_response(record)
+        self.dispatcher.on_signals(signals)
         if not self.active:
             return  # nothing to dispatch on this feeder
         if self.max_plan_lag_ms and wall_ms - (now_ms + self.step_ms) > self.max_plan_lag_ms:

@@ -32,7 +32,7 @@ def test_flexibility_published_and_request_honoured(kafka_bootstrap: str, start_
         msgs += tail_flush(msgs)
         feeder = msgs[0].key.decode()
         window = (start + 4 * 3_600_000, start + 8 * 3_600_000)
-        limit = 12.0
+        limit = 6.0
         signal = GridSignal(signal_id="req-1", feeder_id=feeder, issued_at=start, valid_from=window[0],
                             valid_until=window[1], import_limit_kw=limit)
         codec = default_codec()
@@ -53,7 +53,10 @@ def test_flexibility_published_and_request_honoured(kafka_bootstrap: str, start_
                consume_all(s, [s.topic_prefix + t for t in (FLEXIBILITY, SETPOINTS)], timeout=60)]
         flex = [r for r in out if isinstance(r, Flexibility)]
         assert flex and all(r.feeder_id == feeder for r in flex)
-        assert all(p.up_kw >= 0 and p.down_kw >= 0 for r in flex for p in r.points)
+        in_window = [p for r in flex for p in r.points if window[0] <= p.start < window[1]]
+        assert in_window and any(p.up_kw > 0.1 for r in flex for p in r.points), "some flexibility is offered"
+        worst_up = max(p.baseline_kw + p.up_kw for p in in_window)  # the homes' load only adds to it (no PV)
+        assert worst_up <= limit + 0.01, f"flexibility offers {worst_up:.2f} kW inside a {limit} kW request window"
         setpoints = sorted((r for r in out if isinstance(r, ChargerSetpoint)), key=lambda r: (r.valid_from, r.sequence))
         assert setpoints
         # the fleet power commanded at every instant in the window stays within the request (the home adds to it)

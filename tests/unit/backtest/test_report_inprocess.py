@@ -50,8 +50,12 @@ def test_inputs_flush_and_order(sessions_csv: Path) -> None:
     assert recs[-1]["topic"] == CHARGER_TELEMETRY and recs[-1]["timestamp"] > max(s.departure for s in inp.sessions)
 
 
+LIMIT_KW = 8.4
+"""Binding: the four cars draw 26.4 kW uncontrolled and the dispatcher without a limit peaks at 8.53 kW."""
+
+
 def test_in_process_pipeline_report(sessions_csv: Path, tmp_path: Path) -> None:
-    inp = from_flags(sessions_csv, step_ms=300_000, import_limit_kw=100.0)
+    inp = from_flags(sessions_csv, step_ms=300_000, import_limit_kw=LIMIT_KW)
     settings = Settings(interval_minutes=5, topic_prefix="unit.")
     out = run_in_process(inp, settings)
     sps = out[SETPOINTS]
@@ -62,9 +66,12 @@ def test_in_process_pipeline_report(sessions_csv: Path, tmp_path: Path) -> None:
         assert k in t and k in rep.figures["feeders"]["feeder-1"]
     assert t["safety_violations"] == 0
     assert t["energy_delivered_pct_of_deliverable"] >= 99.9
-    assert t["peak_kw"] < t["uncontrolled_peak_kw"]
-    assert t["optimal_peak_kw"] <= t["peak_kw"] + 1e-6
+    assert t["uncontrolled_peak_kw"] > 3 * LIMIT_KW, "the fleet can break the limit"
+    assert t["optimal_peak_kw"] <= t["peak_kw"] <= LIMIT_KW + 1e-6
     assert t["limit_violation_kwh"] == 0.0
+    unlimited = run_in_process(from_flags(sessions_csv, step_ms=300_000), settings)[SETPOINTS]
+    free = compute_report(inp, setpoints=unlimited, settings=settings, run={"mode": "in-process"}).figures["total"]
+    assert free["peak_kw"] > LIMIT_KW and free["limit_violation_kwh"] > 0.1, "the same fleet unlimited breaks it"
     page = render_html(rep)
     assert "Plotly.newPlot" in page and "<script src" not in page  # plotly.js inline: works offline
     json.dumps(rep.figures)  # serialisable

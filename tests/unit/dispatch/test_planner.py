@@ -7,6 +7,7 @@ import pytest
 
 from streams.dispatch.heuristic import plan_llf
 from streams.dispatch.planner import HOUR_MS, PlanRequest, PlanSession, plan_feeder, plan_id_of, solve_lp, time_grid
+from tests.fixtures.fresh_process import evaluate
 
 T0 = 1_700_000_000_000 // HOUR_MS * HOUR_MS
 Q = 15 * 60_000
@@ -121,7 +122,10 @@ def test_llf_serves_the_tightest_car_first():
 
 def test_plan_id_is_deterministic_and_input_sensitive():
     car = PlanSession("c1", T0, T0 + 4 * HOUR_MS, energy_kwh=10.0, max_charge_kw=7.0)
-    assert plan_id_of(request([car])) == plan_id_of(request([car]))
+    setup = ("from tests.unit.dispatch.test_planner import HOUR_MS, T0, PlanSession, plan_id_of, request\n"
+             "car = PlanSession('c1', T0, T0 + 4 * HOUR_MS, energy_kwh=10.0, max_charge_kw=7.0)")
+    others = {evaluate(setup, "plan_id_of(request([car]))", seed) for seed in (1, 2)}
+    assert others == {plan_id_of(request([car]))}, "the same request has the same id in any process"
     assert plan_id_of(request([car])) != plan_id_of(request([car], floor=1.0))
 
 

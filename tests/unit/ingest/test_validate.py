@@ -1,0 +1,70 @@
+"""The stateless checks of one message: each refusal has its code, its reason and the original message."""
+
+from __future__ import annotations
+
+import pytest
+
+from streams.contracts.codec import default_codec
+from streams.contracts.topics import METER_READINGS, TOPICS
+from streams.ingest.validate import RawMessage, Rejection, Validator, dead_letter
+
+T0 = 1_767_571_200_000
+CODEC = default_codec()
+
+
+def reading(ts: int = T0, feeder: str = "F1") -> bytes:
+    return CODEC.encode("MeterReading", {"meter_id": "M1", "feeder_id": feeder, "timestamp": ts,
+                                         "active_power_kw": 1.0})
+
+
+def check(value: bytes | None, topic: str = METER_READINGS, key: bytes | None = b"F1", **kw: int) -> object:
+    return Validator(CODEC, clock=lambda: T0, **kw).check(RawMessage(topic, 0, 7, key, value, T0 - 5))
+
+
+@pytest.mark.parametrize("topic", sorted(TOPICS))
+def test_a_tombstone_or_empty_value_is_truncated(topic: str) -> None:
+    for value in (None, b""):
+        got = check(value, topic)
+        assert isinstance(got, Rejection) and got.code == "truncated" and "0 bytes" in got.reason
+
+
+def test_an_unknown_topic_is_named() -> None:
+    got = check(reading(), "evgrid.nope")
+    assert got == Rejection("unknown_topic", "no contract for topic evgrid.nope")
+
+
+def test_size_limit_is_inclusive_and_one_mebibyte_by_default() -> None:
+    at_limit = check(b"\xc3\x01" + bytes(1_048_574))  # 1 MiB: past the size check (an unknown schema)
+    assert isinstance(at_limit, Rejection) and at_limit.code == "unknown_schema"
+    over = check(b"\xc3\x01" + bytes(1_048_575))
+    assert isinstance(over, Rejection) and over.code == "oversized" and "1048577 bytes" in over.reason
+    assert check(reading(), max_message_bytes=len(reading()) - 1).code == "oversized"  # type: ignore[attr-defined]
+
+
+def test_future_bound_is_inclusive_and_an_hour_by_default() -> None:
+    assert not isinstance(check(reading(T0 + 3_600_000)), Rejection)
+    late = check(reading(T0 + 3_600_001))
+    assert isinstance(late, Rejection) and late.code == "out_of_window" and late.reason.startswith("timestamp ")
+    assert not isinstance(check(reading(T0 + 5), max_future_ms=5), Rejection)
+    far = check(reading(T0 + 3_600_000 + 36_000_000))
+    assert far == Rejection("out_of_window", f"timestamp {T0 + 39_600_000} is 10.0 h beyond now + max future")
+    earlier = Validator(CODEC, clock=lambda: T0).check(RawMessage(METER_READINGS, 0, 7, b"F1", reading(), T0),
+                                                        now_ms=T0 - 7_200_000)  # the batch's clock reading wins
+    assert isinstance(earlier, Rejection) and earlier.code == "out_of_window"
+
+
+def test_key_mismatch_shows_the_key_it_got() -> None:
+    got = check(reading(), key=b"F9")
+    assert got == Rejection("key_mismatch", "key 'F9' is not the record's feeder_id 'F1'")
+    long_key = check(reading(), key=b"\xff" + b"K" * 200)
+    assert isinstance(long_key, Rejection) and "'\ufffd" + "K" * 79 + "'" in long_key.reason
+    assert check(reading(), key=None) == Rejection("key_mismatch", "key None is not the record's feeder_id 'F1'")
+
+
+def test_a_dead_letter_keeps_the_original_message() -> None:
+    msg = RawMessage(METER_READINGS, 3, 41, b"F1", b"x" * 70_000, T0 - 5)
+    letter = dead_letter(msg, Rejection("corrupt", "why"), "w1", T0)
+    assert (letter.source_topic, letter.partition, letter.offset, letter.key) == (METER_READINGS, 3, 41, b"F1")
+    assert letter.value == b"x" * 65_536 and letter.record_timestamp == T0 - 5
+    assert (letter.reason_code, letter.reason, letter.rejected_at, letter.worker) == ("corrupt", "why", T0, "w1")
+    assert dead_letter(msg._replace(value=None), Rejection("truncated", "t"), "w1", T0).value is None
