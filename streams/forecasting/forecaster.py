@@ -56,6 +56,11 @@ class ForecasterConfig:
         Horizons whose running accuracy ``accuracy()`` reports.
     quantile_lr : float
         Step of the conformal quantile tracking, as a fraction of the running mean absolute residual.
+    median_correction : bool
+        Add the tracked median of each horizon's residual to a learning model's forecast (models fit means; MAE
+        rewards medians, which differ on skewed loads).
+    median_lr : float
+        Step of the median tracking (slower than the interval bounds': it moves the point forecast).
     """
 
     interval_ms: int = 900_000
@@ -70,6 +75,8 @@ class ForecasterConfig:
     warmup_intervals: int = 14 * 96
     monitor_horizons: tuple[int, ...] = (1, 4, 16, 96)
     quantile_lr: float = 0.05
+    median_correction: bool = True
+    median_lr: float = 0.005
 
     def __post_init__(self) -> None:
         if self.model not in MODEL_FAMILIES:
@@ -170,8 +177,10 @@ class FeederForecaster:
         h = cfg.horizon
         self.coverages = tuple(sorted({round(cfg.coverage, 6), *BAND_COVERAGES}))
         levels = [lv for c in self.coverages for lv in ((1.0 - c) / 2, (1.0 + c) / 2)]
-        # quantiles[i][j]: level j of the scaled residual of the forecasts issued i + 1 steps ahead
-        self.quantiles = [[OnlineQuantile(lv, lr=cfg.quantile_lr) for lv in levels] for _ in range(h)]
+        # quantiles[i][j]: level j of the scaled residual of the forecasts issued i + 1 steps ahead; the last
+        # one, the median, moves slower (it shifts the point forecast, where its noise would cost accuracy)
+        self.quantiles = [[*(OnlineQuantile(lv, lr=cfg.quantile_lr) for lv in levels),
+                           OnlineQuantile(0.5, lr=cfg.median_lr)] for _ in range(h)]
         self.issued_kw = np.full((h + 1, h), np.nan, dtype=np.float32)  # forecasts by issue interval % (h + 1)
         self.issued_scale = np.ones(h + 1)
         self.issued_at = np.full(h + 1, -1, dtype=np.int64)
@@ -247,16 +256,17 @@ class FeederForecaster:
             base = nd if cfg.model == "naive-day" else nw
             kw = np.where(np.isnan(base), x[:, 4] * scale, base)
         cap = 2.0 * st.peak
-        kw = np.clip(kw, 0.0, cap)
+        raw = np.clip(kw, 0.0, cap)
         pos = t % (cfg.horizon + 1)
-        self.issued_kw[pos] = kw
+        self.issued_kw[pos] = raw
         self.issued_scale[pos] = scale
         self.issued_at[pos] = t
         q = np.array([[est.predict_one({}) for est in row] for row in self.quantiles]) * scale
+        kw = np.clip(raw + q[:, -1], 0.0, cap) if cfg.median_correction and self.model is not None else raw
         bands = {}
         for j, c in enumerate(self.coverages):
-            lo = np.minimum(np.clip(kw + q[:, 2 * j], 0.0, cap), kw)
-            hi = np.maximum(np.clip(kw + q[:, 2 * j + 1], 0.0, cap), kw)
+            lo = np.minimum(np.clip(raw + q[:, 2 * j], 0.0, cap), kw)
+            hi = np.maximum(np.clip(raw + q[:, 2 * j + 1], 0.0, cap), kw)
             bands[c] = (lo, hi)
         lower, upper = bands[round(cfg.coverage, 6)]
         for m in self.monitor:

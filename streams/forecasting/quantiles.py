@@ -59,7 +59,8 @@ class OnlineQuantile(base.Regressor):
         self.n += 1
         if self.n == 1:
             self.mae = abs(y)
-            self.q = abs(y) if self.level >= 0.5 else -abs(y)
+            if self.level != 0.5:  # a tail starts as wide as the first target; the median at 0
+                self.q = abs(y) if self.level > 0.5 else -abs(y)
             return
         self.mae += (abs(y) - self.mae) / min(self.n, self.memory)
         self.q += self.lr * self.mae * (self.level - (1.0 if y <= self.q else 0.0))
