@@ -74,7 +74,7 @@ class ForecasterConfig:
     min_learn_share: float = 0.5
     warmup_intervals: int = 14 * 96
     monitor_horizons: tuple[int, ...] = (1, 4, 16, 96)
-    quantile_lr: float = 0.05
+    quantile_lr: float = 0.02
     median_correction: bool = True
     median_lr: float = 0.005
 

@@ -1,10 +1,10 @@
 """Online quantile of a stream of residuals, as a river regressor (river has no adaptive quantile tracker).
 
-``OnlineQuantile`` follows the pinball-loss gradient (conformal PID-style tracking): after each residual ``y`` the
-estimate moves by ``lr * mae * (level - [y <= q])``, where ``mae`` is a running mean absolute residual, so the
-step follows the scale of the residuals. Over any long stretch the share of residuals at or below ``q`` stays
-within ``O(1 / (lr * n))`` of ``level`` whatever the residuals do, which is what keeps interval coverage near
-nominal when the model or the load drifts.
+``OnlineQuantile`` follows the pinball-loss gradient (conformal PID-style tracking): after each residual ``y``
+the estimate moves by ``max(lr, n ** -0.5) * mae * (level - [y <= q])``, where ``mae`` is a running mean absolute
+residual, so the step follows the scale of the residuals (and is larger over the first ``1 / lr ** 2`` ones).
+Over any long stretch the step-weighted share of residuals at or below ``q`` stays within ``O(1 / (lr * n))`` of
+``level`` whatever the residuals do, which keeps interval coverage near nominal when the model or the load drifts.
 """
 
 from __future__ import annotations
@@ -63,7 +63,8 @@ class OnlineQuantile(base.Regressor):
                 self.q = abs(y) if self.level > 0.5 else -abs(y)
             return
         self.mae += (abs(y) - self.mae) / min(self.n, self.memory)
-        self.q += self.lr * self.mae * (self.level - (1.0 if y <= self.q else 0.0))
+        step = max(self.lr, self.n**-0.5)  # larger steps while few residuals are known: a fast start
+        self.q += step * self.mae * (self.level - (1.0 if y <= self.q else 0.0))
 
     def predict_one(self, x: dict[Any, Any]) -> float:
         """The current quantile estimate (0 before any target)."""
