@@ -180,7 +180,7 @@ class FeederForecaster:
         # quantiles[i][j]: level j of the scaled residual of the forecasts issued i + 1 steps ahead; the last
         # one, the median, moves slower (it shifts the point forecast, where its noise would cost accuracy)
         self.quantiles = [[*(OnlineQuantile(lv, lr=cfg.quantile_lr) for lv in levels),
-                           OnlineQuantile(0.5, lr=cfg.median_lr)] for _ in range(h)]
+                           OnlineQuantile(0.5, lr=cfg.median_lr, fast_start=False)] for _ in range(h)]
         self.issued_kw = np.full((h + 1, h), np.nan, dtype=np.float32)  # forecasts by issue interval % (h + 1)
         self.issued_scale = np.ones(h + 1)
         self.issued_at = np.full(h + 1, -1, dtype=np.int64)

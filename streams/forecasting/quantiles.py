@@ -27,6 +27,8 @@ class OnlineQuantile(base.Regressor):
         Step as a fraction of the running mean absolute target.
     memory : int
         The running mean absolute target averages about this many recent targets.
+    fast_start : bool
+        Step ``max(lr, n ** -0.5)`` instead of ``lr`` (a quick start; off for a slow, smooth estimate).
 
     Examples
     --------
@@ -37,7 +39,7 @@ class OnlineQuantile(base.Regressor):
     9
     """
 
-    def __init__(self, level: float, lr: float = 0.05, memory: int = 200) -> None:
+    def __init__(self, level: float, lr: float = 0.05, memory: int = 200, fast_start: bool = True) -> None:
         if not 0.0 < level < 1.0:
             raise ValueError("level must be in (0, 1)")
         if lr <= 0 or memory < 1:
@@ -45,6 +47,7 @@ class OnlineQuantile(base.Regressor):
         self.level = level
         self.lr = lr
         self.memory = memory
+        self.fast_start = fast_start
         self.q = 0.0
         self.mae = 0.0
         self.n = 0
@@ -63,7 +66,7 @@ class OnlineQuantile(base.Regressor):
                 self.q = abs(y) if self.level > 0.5 else -abs(y)
             return
         self.mae += (abs(y) - self.mae) / min(self.n, self.memory)
-        step = max(self.lr, self.n**-0.5)  # larger steps while few residuals are known: a fast start
+        step = max(self.lr, self.n**-0.5) if self.fast_start else self.lr
         self.q += step * self.mae * (self.level - (1.0 if y <= self.q else 0.0))
 
     def predict_one(self, x: dict[Any, Any]) -> float:
