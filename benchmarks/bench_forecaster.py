@@ -4,7 +4,7 @@ Warms a forecaster on three weeks of a synthetic 15-minute load (or ``--csv`` ``
 ``FeederForecaster.update`` over the next intervals. Prints µs per interval, the implied feeders per core at
 the interval length, and the pickled state size (the checkpoint per feeder).
 
-    python benchmarks/bench_forecaster.py [--model fls] [--intervals 2000] [--csv LOAD.csv]
+    python benchmarks/bench_forecaster.py [--model river-blr] [--intervals 2000] [--csv LOAD.csv]
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import numpy as np
 
 from streams.forecasting.aggregate import ClosedInterval
 from streams.forecasting.csvio import read_load_csv
-from streams.forecasting.forecaster import FeederForecaster, ForecasterConfig
+from streams.forecasting.forecaster import DEFAULT_MODEL, FeederForecaster, ForecasterConfig
 
 Q = 900_000
 T0 = 1_546_300_800_000
@@ -34,7 +34,7 @@ def synthetic(n: int, seed: int = 0) -> np.ndarray:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", default="fls")
+    ap.add_argument("--model", default=DEFAULT_MODEL)
     ap.add_argument("--intervals", type=int, default=2000)
     ap.add_argument("--warmup", type=int, default=21 * 96)
     ap.add_argument("--csv", default=None)

@@ -212,7 +212,7 @@ class Settings(BaseSettings):
 
     # --- Forecasting model (issue 3) -------------------------------------------------------------
     forecast_forgetting: float = 0.999
-    """EVGRID_FORECAST_FORGETTING: forgetting factor per closed interval of the ``fls`` forecast model."""
+    """EVGRID_FORECAST_FORGETTING: weight the past keeps per closed interval in the ``river-blr`` and ``fls`` models."""
     forecast_warmup_days: float = 14.0
     """EVGRID_FORECAST_WARMUP_DAYS: days before a feeder's running forecast accuracy starts counting."""
     forecast_min_learn_share: float = 0.5

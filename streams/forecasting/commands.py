@@ -30,16 +30,26 @@ def parse_duration_ms(text: str) -> int:
     return int(m.group(1)) * _UNITS[m.group(2) or "m"]
 
 
+def history_needed_ms(interval_ms: int, max_horizon: int, warmup_days: float) -> int:
+    """Load history ``forecast-eval`` needs to score every horizon: the warm-up (at least the week the
+    seasonal-naive baseline looks back), then the longest horizon, then one more interval."""
+    return max(int(warmup_days * 86_400_000), 7 * 86_400_000) + (max_horizon + 1) * interval_ms
+
+
 def report_rows(report: EvalReport, default_model: str) -> list[dict[str, Any]]:
-    """One JSON object per (model, horizon): ``model, default, horizon, mae, smape, skill`` (fractions)."""
+    """One JSON object per (model, horizon): ``model, default, horizon, mae, smape, skill`` (fractions), and
+    for the evaluated model ``coverage_80``, ``coverage_95`` (fractions) and ``pinball`` (kW)."""
     rows = []
     for model in (report.model, *[b for b in BASELINES if b != report.model]):
         for h in report.horizons:
             s = report.scores.get((model, h))
             if s is None:
                 continue
-            rows.append({"model": model, "default": model == default_model, "horizon": h, "mae": s.mae,
-                         "smape": s.smape, "skill": s.skill})
+            row: dict[str, Any] = {"model": model, "default": model == default_model, "horizon": h,
+                                   "mae": s.mae, "smape": s.smape, "skill": s.skill}
+            if model == report.model and not math.isnan(s.pinball):
+                row.update(coverage_80=s.coverage_80, coverage_95=s.coverage_95, pinball=s.pinball)
+            rows.append(row)
     return rows
 
 
@@ -49,17 +59,6 @@ def _monthly(report: EvalReport) -> dict[str, dict[str, float]]:
         if model == report.model:
             out.setdefault(month, {})[str(h)] = s.skill
     return out
-
-
-def _enough_data(path: Path, rows: list[Any], warmup_days: float, horizon_ms: int) -> None:
-    """Raise ``BadParameter`` when ``rows`` span no more than the warm-up plus the largest scored horizon."""
-    span_ms = rows[-1].timestamp - rows[0].timestamp if rows else 0
-    need_ms = int(warmup_days * 86_400_000) + horizon_ms
-    if span_ms <= need_ms:
-        raise typer.BadParameter(
-            f"{path}: {span_ms / 86_400_000:.1f} days of data, but scoring starts after the {warmup_days:g}-day "
-            f"warm-up and needs the largest horizon ({horizon_ms / 3_600_000:g} h) after it; give more than "
-            f"{need_ms / 86_400_000:.1f} days or lower --warmup-days", param_hint="'--load'")
 
 
 def forecast_eval(
@@ -96,8 +95,16 @@ def forecast_eval(
             forgetting=base.forgetting, warmup_intervals=int(warmup_days * 86_400_000 // interval_ms),
             monitor_horizons=tuple(steps))
         rows = read_load_csv(load)
-        _enough_data(load, rows, warmup_days, max(steps, default=1) * interval_ms)
         wx = read_weather_csv(weather) if weather is not None else None
+        if not steps:
+            raise ValueError("--horizons names no step")
+        span = rows[-1].timestamp - rows[0].timestamp + interval_ms if rows else 0
+        need = history_needed_ms(interval_ms, max(steps), warmup_days)
+        if span < need:
+            typer.echo(f"error: {load.name} covers {span / 86_400_000:.2f} days of load; scoring horizons up to "
+                       f"{max(steps)} steps after a {warmup_days:g}-day warm-up needs at least "
+                       f"{need / 86_400_000:.2f} days", err=True)
+            raise typer.Exit(2)
         with Console(stderr=True).status(f"running the forecaster over {len(rows):,} load rows of {load.name}"):
             report = evaluate(rows, cfg, tuple(steps), wx, weather_as_forecast=weather_as_forecast,
                               warmup_days=warmup_days)
@@ -108,18 +115,21 @@ def forecast_eval(
                                  f"forecast (one week earlier), so give at least {warmup_days:g} days of warm-up "
                                  "plus a week and a day of data",
                                  param_hint="'--load'")
-    console = Console()
+    console = Console(width=max(Console().width, 120))
     table = Table(title=f"forecast-eval {load.name}: {report.intervals} intervals, "
                         f"{report.us_per_interval:.0f} µs/interval, {report.out_of_range} outside [0, 2×peak]")
-    for col in ("model", "horizon", "MAE kW", "sMAPE %", "skill %", "coverage %", "n"):
+    for col in ("model", "horizon", "MAE kW", "sMAPE %", "skill %", "cov %", "cov80 %", "cov95 %", "pinball kW",
+                "n"):
         table.add_column(col, justify="left" if col == "model" else "right")
     out = report_rows(report, pipeline_model)
     for r in out:
         s = report.scores[(r["model"], r["horizon"])]
         name = r["model"] + (" (default)" if r["default"] else "")
-        cov = "" if math.isnan(s.coverage) else f"{100 * s.coverage:.1f}"
+        cov, c80, c95 = ("" if math.isnan(v) else f"{100 * v:.1f}" for v in (s.coverage, s.coverage_80,
+                                                                                  s.coverage_95))
+        pin = "" if math.isnan(s.pinball) else f"{s.pinball:.3f}"
         table.add_row(name, str(r["horizon"]), f"{r['mae']:.3f}", f"{100 * r['smape']:.2f}",
-                      f"{100 * r['skill']:.1f}", cov, str(s.n))
+                      f"{100 * r['skill']:.1f}", cov, c80, c95, pin, str(s.n))
     console.print(table)
     months = _monthly(report)
     if monthly and months:

@@ -15,7 +15,7 @@ import numpy as np
 from streams.contracts.models import WeatherObservation
 from streams.forecasting.aggregate import IntervalAggregator
 from streams.forecasting.csvio import LoadRow, WeatherRow
-from streams.forecasting.forecaster import FeederForecaster, ForecasterConfig
+from streams.forecasting.forecaster import BAND_COVERAGES, FeederForecaster, ForecasterConfig
 from streams.forecasting.metrics import HorizonScore, Scoreboard
 
 __all__ = ["BASELINES", "EvalReport", "evaluate", "median_step_ms"]
@@ -97,7 +97,8 @@ def evaluate(load: list[LoadRow], config: ForecasterConfig, horizons: tuple[int,
     warmup_ms = int(warmup_days * 86_400_000)
     first = load[0].timestamp
     scores, monthly = Scoreboard(), Scoreboard()
-    pending: dict[int, list[tuple[str, int, float, float, float, float, float]]] = defaultdict(list)
+    Band = tuple[tuple[float, float, float], ...]
+    pending: dict[int, list[tuple[str, int, float, float, float, float, float, Band]]] = defaultdict(list)
     wx = sorted(weather or [], key=lambda w: w.timestamp)
     feed: list[tuple[int, WeatherObservation]] = []
     for w in wx:
@@ -121,11 +122,11 @@ def evaluate(load: list[LoadRow], config: ForecasterConfig, horizons: tuple[int,
                 fc.observe_weather(feed[wi][1])
                 wi += 1
             actual = interval.kw
-            for model, h, pred, nd, nw, lo, hi in pending.pop(interval.start, ()):
+            for model, h, pred, nd, nw, lo, hi, bands in pending.pop(interval.start, ()):
                 if actual is None:
                     continue
-                for board, key in ((scores, (model, h)), (monthly, (model, h, _month(interval.start)))):
-                    board.add(key, actual, pred, nd, nw, lo, hi)
+                scores.add((model, h), actual, pred, nd, nw, lo, hi, bands)
+                monthly.add((model, h, _month(interval.start)), actual, pred, nd, nw, lo, hi)
             t0 = time.perf_counter()
             res = fc.update(interval)
             elapsed += time.perf_counter() - t0
@@ -139,10 +140,11 @@ def evaluate(load: list[LoadRow], config: ForecasterConfig, horizons: tuple[int,
                 i = h - 1
                 nd, nw = float(res.naive_day_kw[i]), float(res.naive_week_kw[i])
                 target = int(starts[i])
+                bands = tuple((c, float(res.bands[c][0][i]), float(res.bands[c][1][i])) for c in BAND_COVERAGES)
                 pending[target].append((name, h, float(res.kw[i]), nd, nw, float(res.lower_kw[i]),
-                                        float(res.upper_kw[i])))
-                pending[target].append(("naive-day", h, nd, nd, nw, math.nan, math.nan))
-                pending[target].append(("naive-week", h, nw, nd, nw, math.nan, math.nan))
+                                        float(res.upper_kw[i]), bands))
+                pending[target].append(("naive-day", h, nd, nd, nw, math.nan, math.nan, ()))
+                pending[target].append(("naive-week", h, nw, nd, nw, math.nan, math.nan, ()))
     return EvalReport(
         model=name, scores=scores.summary(), monthly=monthly.summary(),  # type: ignore[arg-type]
         us_per_interval=elapsed / max(n, 1) * 1e6, intervals=n, out_of_range=out_of_range, horizons=horizons)

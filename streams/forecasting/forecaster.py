@@ -20,10 +20,12 @@ from streams.forecasting.calendar import LocalCalendar
 from streams.forecasting.features import FEATURES, FeatureState
 from streams.forecasting.metrics import HorizonScore, Scoreboard
 from streams.forecasting.models import MODEL_FAMILIES, make_model
+from streams.forecasting.quantiles import OnlineQuantile
 
 __all__ = ["FeederForecaster", "ForecastResult", "ForecasterConfig"]
 
-DEFAULT_MODEL = "fls"
+DEFAULT_MODEL = "river-blr"
+BAND_COVERAGES = (0.8, 0.95)  # prediction intervals issued besides the configured one (``ForecastResult.bands``)
 
 
 @dataclass(frozen=True)
@@ -37,13 +39,13 @@ class ForecasterConfig:
     horizon : int
         Forecast steps (96 = 24 h at 15 minutes).
     model : str
-        Model family: ``fls`` (default, best measured), ``river-linear``, ``naive-day``, ``naive-week``.
+        Model family: ``river-blr`` (default), baselines ``fls``, ``river-linear``, ``naive-day``, ``naive-week``.
     coverage : float
         Nominal coverage of the prediction intervals.
     timezone, holiday_country : str
         Local calendar of the time-of-day, weekday and holiday features.
     forgetting : float
-        Forgetting factor of the ``fls`` model per closed interval.
+        Weight the past keeps per closed interval in the ``river-blr`` and ``fls`` models.
     profile_alpha : float
         EWMA weight of a new value in the weekly and daily profiles.
     min_learn_share : float
@@ -54,6 +56,11 @@ class ForecasterConfig:
         Horizons whose running accuracy ``accuracy()`` reports.
     quantile_lr : float
         Step of the conformal quantile tracking, as a fraction of the running mean absolute residual.
+    median_correction : bool
+        Add the tracked median of each horizon's residual to a learning model's forecast (models fit means; MAE
+        rewards medians, which differ on skewed loads).
+    median_lr : float
+        Step of the median tracking (slower than the interval bounds': it moves the point forecast).
     """
 
     interval_ms: int = 900_000
@@ -67,7 +74,9 @@ class ForecasterConfig:
     min_learn_share: float = 0.5
     warmup_intervals: int = 14 * 96
     monitor_horizons: tuple[int, ...] = (1, 4, 16, 96)
-    quantile_lr: float = 0.05
+    quantile_lr: float = 0.02
+    median_correction: bool = True
+    median_lr: float = 0.005
 
     def __post_init__(self) -> None:
         if self.model not in MODEL_FAMILIES:
@@ -113,6 +122,8 @@ class ForecastResult:
         Share of the feeder's meters that reported in the closed interval.
     kw, lower_kw, upper_kw : ndarray
         Point forecast and prediction interval per step (step i + 1 starts at ``issued_at + i * step_ms``).
+    bands : dict[float, (ndarray, ndarray)]
+        Prediction intervals (lower, upper) per nominal coverage: ``coverage`` and ``BAND_COVERAGES``.
     naive_day_kw, naive_week_kw : ndarray
         Seasonal-naive forecasts (same time yesterday / last week; NaN where unknown).
     """
@@ -127,6 +138,7 @@ class ForecastResult:
     upper_kw: np.ndarray
     naive_day_kw: np.ndarray = field(repr=False)
     naive_week_kw: np.ndarray = field(repr=False)
+    bands: dict[float, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
 
     def starts(self) -> np.ndarray:
         """Start of each step's interval, UTC epoch ms."""
@@ -146,6 +158,10 @@ class ForecastResult:
 class FeederForecaster:
     """Online demand forecaster of one feeder. Picklable; see the module docstring for the order of work.
 
+    State: ``state`` (``FeatureState``: numpy arrays, dicts, floats), ``model`` (the horizon model: river
+    estimators and numpy arrays), ``quantiles`` (``OnlineQuantile`` per horizon and interval bound), the ring
+    of issued forecasts (``issued_kw``, ``issued_scale``, ``issued_at``), ``score`` and counters.
+
     Parameters
     ----------
     config : ForecasterConfig
@@ -159,11 +175,15 @@ class FeederForecaster:
         self.model = make_model(cfg.model, len(FEATURES), cfg.horizon, cfg.forgetting)
         self.model_id = self.model.model_id if self.model is not None else f"seasonal-{cfg.model}"
         h = cfg.horizon
-        tail = (1.0 - cfg.coverage) / 2
-        self._levels = np.array([tail, 1.0 - tail])
-        self.q = np.zeros((h, 2))  # conformal quantiles of the scaled residual, lower / upper
-        self.mae = np.zeros(h)  # running mean absolute scaled residual per horizon
-        self.n_resid = np.zeros(h)
+        self.coverages = tuple(sorted({round(cfg.coverage, 6), *BAND_COVERAGES}))
+        levels = [lv for c in self.coverages for lv in ((1.0 - c) / 2, (1.0 + c) / 2)]
+        # quantiles[i][j]: level j of the scaled residual of the forecasts issued i + 1 steps ahead; the last
+        # one, the median, moves slower (it shifts the point forecast, where its noise would cost accuracy)
+        self.quantiles = [[*(OnlineQuantile(lv, lr=cfg.quantile_lr) for lv in levels),
+                           OnlineQuantile(0.5, lr=cfg.median_lr, fast_start=False)] for _ in range(h)]
+        self.issued_kw = np.full((h + 1, h), np.nan, dtype=np.float32)  # forecasts by issue interval % (h + 1)
+        self.issued_scale = np.ones(h + 1)
+        self.issued_at = np.full(h + 1, -1, dtype=np.int64)
         self.monitor = tuple(m for m in cfg.monitor_horizons if 1 <= m <= h)
         self._issued: dict[int, np.ndarray] = {m: np.full((m, 3), np.nan) for m in self.monitor}
         self._issued_t: dict[int, np.ndarray] = {m: np.full(m, -1, dtype=np.int64) for m in self.monitor}
@@ -188,10 +208,11 @@ class FeederForecaster:
         if kw is not None and st.t is not None:
             self._score(t, kw)
             if interval.share >= cfg.min_learn_share:
+                self._learn_quantiles(t, kw)
                 self._learn(t, kw)
         st.record(t, kw)
         self.closed += 1
-        self.last = self._forecast(interval)
+        self.last = self._forecast(interval, t)
         return self.last
 
     # ---- outputs -------------------------------------------------------------------------------
@@ -205,34 +226,25 @@ class FeederForecaster:
         return self.state.peak
 
     # ---- internals -----------------------------------------------------------------------------
+    def _learn_quantiles(self, t: int, kw: float) -> None:
+        """Each horizon's quantiles learn the scaled residual of the forecast issued for ``t`` that far ahead."""
+        h = self.config.horizon
+        issued = t - np.arange(1, h + 1)
+        pos = issued % (h + 1)
+        pred = self.issued_kw[pos, np.arange(h)]
+        resid = (kw - pred) / self.issued_scale[pos]
+        for i in np.flatnonzero((self.issued_at[pos] == issued) & ~np.isnan(resid)).tolist():
+            r = float(resid[i])
+            for q in self.quantiles[i]:
+                q.learn_one({}, r)
+
     def _learn(self, t: int, kw: float) -> None:
         st = self.state
         x, valid = st.learn_matrix(t)
-        scale = st.scale
-        y = kw / scale
-        pred = self.model.predict(x) if self.model is not None else self._naive_scaled(t)
-        resid = np.where(valid, y - pred, np.nan)
-        ok = valid & ~np.isnan(resid)
-        if ok.any():
-            r = resid[ok]
-            self.n_resid[ok] += 1
-            self.mae[ok] += (np.abs(r) - self.mae[ok]) / np.minimum(self.n_resid[ok], 200.0)
-            step = self.config.quantile_lr * self.mae[ok]
-            q = self.q[ok]
-            first = self.n_resid[ok] == 1
-            q[first] = np.abs(r[first])[:, None] * np.array([-1.0, 1.0])
-            q += step[:, None] * (self._levels[None, :] - (r[:, None] <= q))
-            self.q[ok] = q
         if self.model is not None and valid.any():
-            self.model.learn(x, y, valid, t)
+            self.model.learn(x, kw / st.scale, valid, t)
 
-    def _naive_scaled(self, t: int) -> np.ndarray:
-        st = self.state
-        lag = st.day if self.config.model == "naive-day" else st.week
-        v = st.value(np.array([t - lag]))[0]
-        return np.full(st.horizon, v / st.scale)
-
-    def _forecast(self, interval: ClosedInterval) -> ForecastResult:
+    def _forecast(self, interval: ClosedInterval, t: int) -> ForecastResult:
         st, cfg = self.state, self.config
         targets, x = st.forecast_matrix()
         scale = st.scale
@@ -244,19 +256,26 @@ class FeederForecaster:
             base = nd if cfg.model == "naive-day" else nw
             kw = np.where(np.isnan(base), x[:, 4] * scale, base)
         cap = 2.0 * st.peak
-        kw = np.clip(kw, 0.0, cap)
-        lower = np.clip(kw + self.q[:, 0] * scale, 0.0, cap)
-        upper = np.clip(kw + self.q[:, 1] * scale, 0.0, cap)
-        lower = np.minimum(lower, kw)
-        upper = np.maximum(upper, kw)
-        t = int(targets[0]) - 1
+        raw = np.clip(kw, 0.0, cap)
+        pos = t % (cfg.horizon + 1)
+        self.issued_kw[pos] = raw
+        self.issued_scale[pos] = scale
+        self.issued_at[pos] = t
+        q = np.array([[est.predict_one({}) for est in row] for row in self.quantiles]) * scale
+        kw = np.clip(raw + q[:, -1], 0.0, cap) if cfg.median_correction and self.model is not None else raw
+        bands = {}
+        for j, c in enumerate(self.coverages):
+            lo = np.minimum(np.clip(raw + q[:, 2 * j], 0.0, cap), kw)
+            hi = np.maximum(np.clip(raw + q[:, 2 * j + 1], 0.0, cap), kw)
+            bands[c] = (lo, hi)
+        lower, upper = bands[round(cfg.coverage, 6)]
         for m in self.monitor:
             self._issued[m][t % m] = (kw[m - 1], lower[m - 1], upper[m - 1])
             self._issued_t[m][t % m] = t
         return ForecastResult(
             issued_at=interval.end, step_ms=cfg.interval_ms, model_id=self.model_id, coverage=cfg.coverage,
             reporting_share=interval.share, kw=kw, lower_kw=lower, upper_kw=upper, naive_day_kw=nd,
-            naive_week_kw=nw)
+            naive_week_kw=nw, bands=bands)
 
     def _score(self, t: int, kw: float) -> None:
         if self.closed < self.config.warmup_intervals:

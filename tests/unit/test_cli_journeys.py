@@ -98,7 +98,7 @@ def test_forecast_eval_with_too_little_data(tmp_path: Path) -> None:
     (tmp_path / "week.csv").write_text("timestamp,kw\n" + "\n".join(rows) + "\n")
     proc = run_cli("forecast-eval", "--load", "week.csv", cwd=tmp_path)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert "week.csv" in proc.stderr and "7.0 days" in proc.stderr and "warm-up" in proc.stderr
+    assert "week.csv" in proc.stderr and "7.00 days" in proc.stderr and "warm-up" in proc.stderr
     assert "MAE" not in proc.stdout  # no empty table
 
 

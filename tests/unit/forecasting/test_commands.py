@@ -35,16 +35,31 @@ def test_forecast_eval_json_shape(app: typer.Typer, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "µs/interval" in result.output and "monthly skill" in result.output
     rows = json.loads(out.read_text())
-    assert {tuple(sorted(r)) for r in rows} == {("default", "horizon", "mae", "model", "skill", "smape")}
+    base = ("default", "horizon", "mae", "model", "skill", "smape")
+    bands = ("coverage_80", "coverage_95", "pinball")
+    assert {tuple(sorted(r)) for r in rows if r["model"] == "river-blr"} == {tuple(sorted(base + bands))}
+    assert {tuple(sorted(r)) for r in rows if r["model"] != "river-blr"} == {base}
     assert {(r["model"], r["horizon"]) for r in rows} == {
-        (m, h) for m in ("fls", "naive-day", "naive-week") for h in (1, 4, 16)}
-    assert [r["default"] for r in rows if r["model"] == "fls"] == [True, True, True]
-    assert not any(r["default"] for r in rows if r["model"] != "fls")
+        (m, h) for m in ("river-blr", "naive-day", "naive-week") for h in (1, 4, 16)}
+    assert [r["default"] for r in rows if r["model"] == "river-blr"] == [True, True, True]
+    assert not any(r["default"] for r in rows if r["model"] != "river-blr")
     by = {(r["model"], r["horizon"]): r for r in rows}
     for h in (1, 4, 16):  # skill is relative to the better naive: that one has skill exactly 0
         assert max(by[("naive-day", h)]["skill"], by[("naive-week", h)]["skill"]) == pytest.approx(0.0)
-        assert 0 <= by[("fls", h)]["smape"] <= 2 and by[("fls", h)]["mae"] > 0
-    assert by[("fls", 1)]["skill"] > 0.2
+        mine = by[("river-blr", h)]
+        assert 0 <= mine["smape"] <= 2 and mine["mae"] > 0
+        assert 0 < mine["coverage_80"] < mine["coverage_95"] <= 1 and 0 < mine["pinball"] < mine["mae"]
+    assert by[("river-blr", 1)]["skill"] > 0.2
+
+
+def test_forecast_eval_on_too_little_history_says_what_it_needs(app: typer.Typer, tmp_path: Path) -> None:
+    csv = tmp_path / "load.csv"
+    csv.write_text("timestamp,kw\n" + "".join(f"{T0 + i * Q},{v:.3f}\n" for i, v in enumerate(synthetic_load(9))))
+    result = CliRunner().invoke(app, ["forecast-eval", "--load", str(csv), "--horizons", "1,96"])
+    assert result.exit_code == 2
+    assert "covers 9.00 days of load" in result.output and "needs at least 15.01 days" in result.output
+    ok = CliRunner().invoke(app, ["forecast-eval", "--load", str(csv), "--horizons", "1,4", "--warmup-days", "1"])
+    assert ok.exit_code == 0, ok.output
 
 
 def test_forecast_eval_rejects_bad_input(app: typer.Typer, tmp_path: Path) -> None:

@@ -26,7 +26,11 @@ def test_forecast_shape_and_contract(load_21d: np.ndarray) -> None:
     assert isinstance(record, DemandForecast)
     assert [p.step for p in record.points] == list(range(1, 97))
     assert record.points[0].start == res.issued_at and record.points[1].start == res.issued_at + Q
-    assert record.model_id == "fls-v1" and record.coverage == 0.9
+    assert record.model_id == "river-blr-v1" and record.coverage == 0.9
+    for c in (0.8, 0.9, 0.95):
+        lo, hi = res.bands[c]
+        assert np.all(lo <= res.kw) and np.all(res.kw <= hi)
+    assert np.all(res.bands[0.95][1] >= res.bands[0.8][1]) and np.all(res.bands[0.95][0] <= res.bands[0.8][0])
     # the naive baselines are what they claim to be
     assert res.naive_day_kw[0] == pytest.approx(load_21d[800 - 96])
     assert res.naive_week_kw[5] == pytest.approx(load_21d[805 - 672])
@@ -66,8 +70,10 @@ def test_restart_from_pickle_gives_identical_forecasts(load_21d: np.ndarray) -> 
     for x, y in zip(a, b, strict=True):
         assert np.array_equal(x.kw, y.kw)
         assert np.array_equal(x.lower_kw, y.lower_kw) and np.array_equal(x.upper_kw, y.upper_kw)
+        assert all(np.array_equal(x.bands[c][i], y.bands[c][i]) for c in (0.8, 0.95) for i in (0, 1))
     assert fc.accuracy() == restored.accuracy()
-    assert len(pickle.dumps(fc)) < 100_000
+    # ~35 kB river models, ~40 kB issued-forecast ring (float32), ~45 kB quantile trackers, ~20 kB features
+    assert len(pickle.dumps(fc)) < 200_000
 
 
 def test_missing_intervals_keep_the_clock_but_do_not_learn(load_21d: np.ndarray) -> None:
