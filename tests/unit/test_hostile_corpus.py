@@ -162,6 +162,8 @@ class _Feeder:
             monkeypatch.setattr(module, "solve_lp", counted)
         self.worker = FeederWorker(Settings(interval_minutes=15, grace_seconds=300, align_idle_seconds=0),
                                    clock=lambda: FT0 + 30 * 24 * FHOUR)
+        # every input partition read to its end and quiet: nothing waits for more input, telemetry applies at once
+        self.worker.drained = {(t, 0) for t in (METER_READINGS, CHARGER_TELEMETRY, CHARGER_REGISTRY)}
         self.offset, self.out = 0, []
         self.feed([reg(f"C{i}") for i in range(3)])
 
