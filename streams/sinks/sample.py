@@ -26,6 +26,7 @@ from streams.sinks.metrics import (
     MetricPoint,
     PipelineCounters,
     feeder_point,
+    feeder_state_points,
     fleet_point,
     flexibility_point,
     forecast_points,
@@ -130,6 +131,8 @@ def sample_points(end_ms: int, *, feeders: Sequence[str] = ("feeder-1", "feeder-
             counters.dead_letter("invalid_value", rng.randrange(1, 4))
         if rng.random() < 0.1 or minute == 0:
             counters.dead_letter("undecodable", 1)
+        if minute % 10 == 0:  # a registration conflict now and then (its alert rule's query has data)
+            counters.dead_letter("site_conflict", 1)
         for _ in range(50):
             counters.latency("setpoint", rng.lognormvariate(math.log(120.0), 0.5))
         lag = max(0, lag + rng.randrange(-40, 50))
@@ -137,4 +140,7 @@ def sample_points(end_ms: int, *, feeders: Sequence[str] = ("feeder-1", "feeder-
             counters.lag(TOPICS[0], part, lag // 4 + part)
             counters.lag(TOPICS[1], part, lag // 8)
         out += counters.snapshot(now)
+        out += feeder_state_points(worker, now, {f.encode(): 20_000 + 300 * i + 5 * (minute % 12)
+                                                 for i, f in enumerate(feeders)},
+                                   {f.encode(): minute % 3 for f in feeders}, 0, 0)
     return out

@@ -100,7 +100,8 @@ def test_backtest_sites_hold_their_interconnection_rules(kafka_bootstrap: str, m
     """Issue 14: several exporting chargers behind one meter with a lower site limit, V2H behind a meter, a
     non_parallel site: no site-level breach, V2G used where (and only where) it is allowed."""
     out_json = tmp_path / "r.json"
-    _run([str(REPO_ROOT / "scenarios/day-sites-v2g.yaml"), "--json", str(out_json), "--no-optimum"], monkeypatch,
+    _run([str(REPO_ROOT / "scenarios/day-sites-v2g.yaml"), "--open-loop", "--json", str(out_json), "--no-optimum"],
+         monkeypatch,
          kafka_bootstrap)
     figs = json.loads(out_json.read_text())
     t = figs["total"]
@@ -109,3 +110,33 @@ def test_backtest_sites_hold_their_interconnection_rules(kafka_bootstrap: str, m
     assert t["sites_v2g_kwh"].get("parallel_non_exporting", 0.0) > 0.1
     assert "non_parallel" not in t["sites_v2g_kwh"]
     assert figs["deadletters"]["count"] == 0
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_a_month_through_the_broker_decides_as_in_process(kafka_bootstrap: str, monkeypatch: pytest.MonkeyPatch,
+                                                         tmp_path: Path) -> None:
+    """31 days of a small fleet at a 30-minute step, open loop through the broker and one worker, and through the
+    same worker code in-process: the same setpoints, a checkpoint that stays small."""
+    from tests.fixtures.long_sessions import write_sessions
+
+    sessions = write_sessions(tmp_path / "month.csv", days=31)
+    common = ["--sessions", str(sessions), "--step", "30m", "--import-limit-kw", "20", "--open-loop",
+              "--no-optimum"]
+    broker_json, local_json = tmp_path / "broker.json", tmp_path / "local.json"
+    _run([*common, "--json", str(broker_json), "--setpoints", str(tmp_path / "broker.csv")], monkeypatch,
+         kafka_bootstrap)
+    _run([*common, "--in-process", "--json", str(local_json), "--setpoints", str(tmp_path / "local.csv")],
+         monkeypatch, kafka_bootstrap)
+    broker, local = json.loads(broker_json.read_text()), json.loads(local_json.read_text())
+    assert broker["total"]["peak_kw"] == local["total"]["peak_kw"] < broker["total"]["uncontrolled_peak_kw"]
+    assert broker["total"]["energy_delivered_kwh"] == local["total"]["energy_delivered_kwh"]
+
+    def rows(path: Path) -> set[tuple[str, ...]]:
+        with open(path, newline="") as fh:
+            return {tuple(r[k] for k in ("charger_id", "valid_from", "valid_until", "setpoint_kw", "reason"))
+                    for r in csv.DictReader(fh)}
+
+    got, want = rows(tmp_path / "broker.csv"), rows(tmp_path / "local.csv")
+    assert len(want) > 1000 and len(got ^ want) <= 2, sorted(got ^ want)[:10]  # the end-of-input heartbeat aside
+    assert 0 < broker["run"]["worker"]["state_bytes_max"] < 64_000
