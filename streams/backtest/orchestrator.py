@@ -195,6 +195,7 @@ def run_pipeline(inputs: BacktestInputs, base: Settings | None = None, *, keep_t
                                      timeout_s if timeout_s is not None else 60 + 0.02 * summary.records)
         out.records_replayed = replayed
         _settle(settings, proc, wdir, say, len({r.feeder_id for r in inputs.registrations.values()}))
+        out.worker_stats = _read_stats(wdir, stats_glob) or out.worker_stats  # as the run ends
         out.timings.processing = time.perf_counter() - t0
         t0 = time.perf_counter()
         _stop(proc)
