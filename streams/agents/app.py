@@ -196,10 +196,11 @@ def create_app(settings: Settings | None = None) -> faust.App:
             return (low is not None and m.offset >= low) or waiting(m)
 
         done = acks.checkpointed(time.monotonic(), partitions, hold=hold)
+        await delivered()  # the outputs first: a checkpoint in Kafka whose outputs are not would lose them
         await emit(worker.checkpoint(partitions))  # covers exactly ``done``: nothing was applied in between
         if done:
             await failpoints.reach("delivery")
-        await delivered()  # outputs and checkpoints are in Kafka before their inputs may be committed
+        await delivered()  # then the checkpoint, and only then may the inputs be committed
         app.ack(done)
         if done:
             await failpoints.reach("acked")

@@ -91,7 +91,7 @@ def reference(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) ->
         delete_topics(s)
 
 
-@pytest.mark.parametrize("point", ["emit:4", "delivery:3", "acked:3"])
+@pytest.mark.parametrize("point", ["emit:4", "delivery:1", "acked:1"])  # the first checkpoint may cover it all
 def test_killed_at_a_point_then_restarted_emits_what_an_uninterrupted_run_emits(
         point: str, reference: tuple[list[Any], dict], kafka_bootstrap: str, start_worker: Any,
         tmp_path: Path) -> None:
