@@ -737,7 +737,7 @@ def test_backtest_runs_in_its_sandbox_as_the_backtest_principal(secure_kafka: Se
 
     out = tmp_path / "r.json"
     res = CliRunner().invoke(app, ["backtest", str(REPO_ROOT / "scenarios/day-simulated-feeder.yaml"),
-                                   "--json", str(out)], catch_exceptions=False)
+                                   "--open-loop", "--json", str(out)], catch_exceptions=False)
     assert res.exit_code == 0, res.output
     figs = json.loads(out.read_text())
     prefix = figs["run"]["prefix"]
