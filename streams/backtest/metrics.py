@@ -34,6 +34,7 @@ from streams.dispatch.planner import HOUR_MS, PlanRequest, PlanSession, solve_lp
 from streams.dispatch.safety import charge_limit_kw, discharge_limit_kw
 from streams.dispatch.state import FeederLimits, charger_from_registration
 from streams.replay.importers import AcnSession
+from streams.simulate.twin import command_at
 
 __all__ = [
     "Grid",
@@ -198,20 +199,7 @@ class _Follower:
             if self.best is None or sp.sequence >= self.best.sequence:
                 self.best = sp
             self.i += 1
-        best = self.best
-        if best is None:
-            return self.default
-        sp = best
-        if t < sp.valid_until:
-            return sp.setpoint_kw
-        if sp.schedule and t < sp.valid_from + self.schedule_ms and sp.schedule[0].start <= t:
-            kw = sp.schedule[0].kw
-            for p in sp.schedule:
-                if p.start > t:
-                    break
-                kw = p.kw
-            return kw
-        return sp.fallback_kw
+        return command_at(self.best, t, self.schedule_ms, self.default)
 
 
 def simulate_setpoints(sessions: Sequence[AcnSession], setpoints: Iterable[ChargerSetpoint], grid: Grid, *,
