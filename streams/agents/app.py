@@ -39,7 +39,7 @@ from streams.contracts.topics import (
     topic_name,
 )
 from streams.ingest.validate import RawMessage
-from streams.pipeline.intake import AckSchedule, Intake
+from streams.pipeline.intake import AckSchedule, Intake, QuietPartitions
 from streams.pipeline.worker import Emit, FeederWorker
 from streams.settings import Settings
 
@@ -221,23 +221,15 @@ def create_app(settings: Settings | None = None) -> faust.App:
 
     stats_path = os.path.join(datadir, f"stats-{os.getpid()}.json")
 
-    quiet_since: dict[tuple[str, int], float] = {}
+    quiet = QuietPartitions(settings.align_idle_seconds)  # a stream that stopped, not a producer's pause
 
     @app.timer(1.0)
     async def tick() -> None:
         drained = await app.drained_partitions({meters: METER_READINGS, registry: CHARGER_REGISTRY,
                                                 telemetry: CHARGER_TELEMETRY})
         async with lock:
-            waiting, now = intake.waiting(), time.monotonic()
-            for tp in [tp for tp in quiet_since if tp not in drained]:
-                del quiet_since[tp]
-            for logical, p in drained:
-                if (topic_name(logical, prefix), p) in waiting:
-                    quiet_since.pop((logical, p), None)
-                else:
-                    quiet_since.setdefault((logical, p), now)
-            # read to its end and quiet for align_idle_seconds: the stream has stopped (not a producer's pause)
-            worker.drained = {tp for tp, since in quiet_since.items() if now - since >= settings.align_idle_seconds}
+            waiting = {(names.get(t, t), p) for t, p in intake.waiting()}
+            worker.drained = quiet.update(drained, waiting, time.monotonic())
             await emit(worker.tick(checkpoint=False))
             if due := acks.due(time.monotonic()):
                 await checkpoint(due)

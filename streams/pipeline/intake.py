@@ -19,7 +19,7 @@ from collections import deque
 from collections.abc import Callable, Collection, Hashable, Iterable
 from typing import Generic, Protocol, TypeVar
 
-__all__ = ["AckSchedule", "Intake"]
+__all__ = ["AckSchedule", "Intake", "QuietPartitions"]
 
 
 class _Fetched(Protocol):
@@ -276,3 +276,39 @@ class AckSchedule(Generic[T]):
                     done.append(r)
             self.last[p] = now
         return done
+
+
+class QuietPartitions:
+    """Which partitions have stopped: read to their end, nothing of theirs waiting, for ``quiet_s`` in a row.
+
+    Parameters
+    ----------
+    quiet_s : float
+        Seconds (the caller's monotonic clock) a partition must stay read to its end.
+
+    Examples
+    --------
+    >>> q = QuietPartitions(30.0)
+    >>> q.update({("meters", 0), ("meters", 1)}, waiting={("meters", 1)}, now=100.0)
+    set()
+    >>> q.update({("meters", 0), ("meters", 1)}, waiting=set(), now=130.0)
+    {('meters', 0)}
+    >>> q.update({("meters", 1)}, waiting=set(), now=161.0)  # meters 0 got new records: it starts again
+    {('meters', 1)}
+    """
+
+    def __init__(self, quiet_s: float) -> None:
+        self.quiet_s = quiet_s
+        self._since: dict[tuple[str, int], float] = {}
+
+    def update(self, drained: Collection[tuple[str, int]], waiting: Collection[tuple[str, int]],
+               now: float) -> set[tuple[str, int]]:
+        """``drained``: partitions read to their end now; ``waiting``: those with records not applied yet.
+        Returns the partitions quiet for ``quiet_s``."""
+        since = self._since
+        for tp in [tp for tp in since if tp not in drained or tp in waiting]:
+            del since[tp]
+        for tp in drained:
+            if tp not in waiting:
+                since.setdefault(tp, now)
+        return {tp for tp, t in since.items() if now - t >= self.quiet_s}
