@@ -25,11 +25,11 @@ import uuid
 from pathlib import Path
 
 from streams.agents.app import tune_gc
-from streams.agents.topics import create_topics, delete_topics
 from streams.contracts.codec import default_codec
 from streams.contracts.topics import METER_READINGS
 from streams.ingest.validate import RawMessage
-from streams.kafka_io import make_producer, produce_records
+from streams.kafka.admin import create_topics, delete_topics
+from streams.kafka.clients import make_producer, produce_records
 from streams.pipeline.worker import FeederWorker
 from streams.settings import Settings
 

@@ -45,11 +45,11 @@ from typing import Any
 from bench_scaleout import wait_group
 from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 
-from streams.agents.topics import create_topics, delete_topics
 from streams.contracts.codec import default_codec
 from streams.contracts.models import encode_record
 from streams.contracts.topics import CHARGER_REGISTRY, CHARGER_TELEMETRY, FORECASTS, METER_READINGS, SETPOINTS
-from streams.kafka_io import client_config, make_producer
+from streams.kafka.admin import create_topics, delete_topics
+from streams.kafka.clients import client_config, make_producer
 from streams.settings import Settings
 from streams.simulate import SimConfig, build_fleet
 

@@ -40,11 +40,11 @@ from pathlib import Path
 from typing import Any
 
 from streams import infra
-from streams.agents.topics import create_topics, delete_topics
 from streams.contracts.codec import default_codec
 from streams.contracts.models import ChargerRegistration, ChargerSetpoint, encode_record
 from streams.contracts.topics import CHARGER_REGISTRY, SETPOINTS, topic_name
-from streams.kafka_io import make_producer, produce_records
+from streams.kafka.admin import create_topics, delete_topics
+from streams.kafka.clients import make_producer, produce_records
 from streams.ocpp.registry import hash_password, save_credentials
 from streams.ocpp.simstation import connect_station
 from streams.settings import Settings

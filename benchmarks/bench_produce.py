@@ -24,7 +24,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from streams.contracts.codec import default_codec
 from streams.contracts.models import MeterReading, encode_record
 from streams.contracts.topics import METER_READINGS, TOPICS
-from streams.kafka_io import DeliveryStats, client_config, make_producer, produce_records
+from streams.kafka.clients import DeliveryStats, client_config, make_producer, produce_records
 from streams.settings import Settings
 from streams.simulate import SimConfig, iter_records
 

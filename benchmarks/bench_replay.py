@@ -24,7 +24,7 @@ from pathlib import Path
 
 from confluent_kafka.admin import AdminClient
 
-from streams.kafka_io import client_config
+from streams.kafka.clients import client_config
 from streams.replay.files import iter_history_dicts, write_history
 from streams.replay.importers import import_acn
 from streams.replay.replayer import replay_sources

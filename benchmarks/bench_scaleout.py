@@ -30,8 +30,8 @@ from typing import Any
 
 from confluent_kafka import ConsumerGroupState
 
-from streams.agents.topics import admin_client, create_topics, delete_topics
-from streams.kafka_io import consume_all
+from streams.kafka.admin import admin_client, create_topics, delete_topics
+from streams.kafka.clients import consume_all
 from streams.replay.replayer import replay_records
 from streams.settings import Settings
 from streams.simulate import SimConfig, simulate

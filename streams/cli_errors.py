@@ -81,7 +81,7 @@ def file_error(path: object, exc: BaseException) -> InputError:
 
 def _kafka_failure(exc: BaseException) -> Failure | None:
     try:
-        from confluent_kafka import KafkaException
+        from streams.kafka.clients import KafkaException
     except ImportError:  # pragma: no cover - a dependency
         return None
     if not isinstance(exc, KafkaException):

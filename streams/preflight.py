@@ -22,22 +22,17 @@ _QUIET.propagate = False
 def require_broker(settings: Settings | None = None, timeout: float = 6.0) -> None:
     """Raise :class:`BrokerUnreachable` unless a broker at ``settings.bootstrap_servers`` answers a Metadata
     request (listing at least one broker) within ``timeout`` seconds."""
-    from confluent_kafka import KafkaException
-    from confluent_kafka.admin import AdminClient
-
-    from streams.kafka_io import client_config
+    from streams.kafka.admin import live_brokers
+    from streams.kafka.clients import KafkaException
 
     s = settings or Settings()
-    conf = client_config(s) | {"socket.connection.setup.timeout.ms": int(timeout * 1000),
-                               "reconnect.backoff.max.ms": 1000}
-    admin = AdminClient(conf, logger=_QUIET)
     try:
-        meta = admin.list_topics(timeout=timeout)
+        brokers = live_brokers(s, timeout, logger=_QUIET)
     except KafkaException as exc:
         err: Any = exc.args[0] if exc.args else None
         detail = err.str() if hasattr(err, "str") else str(exc)
         raise BrokerUnreachable(s.bootstrap_servers, detail) from None
-    if not meta.brokers:
+    if not brokers:
         raise BrokerUnreachable(s.bootstrap_servers, "no live broker in the metadata")
 
 

@@ -181,7 +181,7 @@ class Settings(BaseSettings):
     record_commit_seconds: float = 5.0
     """EVGRID_RECORD_COMMIT_SECONDS: ``evgrid record`` commits at least this often while records arrive, s."""
 
-    # --- Simulator and producer (streams/simulate, streams/kafka_io) --------------------------------
+    # --- Simulator and producer (streams/simulate, streams/kafka/clients.py) --------------------------------
     sim_acn_sessions_path: str = ""
     """EVGRID_SIM_ACN_SESSIONS_PATH: ACN-Data sessions CSV the simulator resamples; empty = the bundled copy."""
     sim_latitude: float = 38.7

@@ -5,12 +5,12 @@ and it. Processing is at-least-once with idempotent effects: each feeder's state
 offset it applied per partition (events at or below it are skipped after a restart) and is written to
 a changelog before the input offsets are committed (faust flushes the producer before committing).
 
-Feeder inputs arrive in whole fetched batches (:mod:`streams.agents.batching`) and are applied control
+Feeder inputs arrive in whole fetched batches (:mod:`streams.kafka.faust_internals`) and are applied control
 records first (:class:`~streams.pipeline.intake.Intake`); the agent acknowledges records only once the states
 they changed are checkpointed (each partition's feeders every ``EVGRID_CHECKPOINT_SECONDS``, partitions in
 turn, and all before partitions move), so a commit never covers an input whose effect is not in the changelog.
 Weather is not keyed by feeder: the group's weather agent counts and dead-letters it once per fleet, and every
-worker also reads all of it (:mod:`streams.agents.broadcast`) and applies it to the feeders it holds.
+worker also reads all of it (:mod:`streams.kafka.broadcast`) and applies it to the feeders it holds.
 """
 
 from __future__ import annotations
@@ -20,12 +20,10 @@ import gc
 import os
 import socket
 import time
-from typing import Any, cast
+from typing import Any
 
 import faust
 
-from streams.agents.batching import BatchingApp
-from streams.agents.broadcast import follow_topic, kafka_ssl_context
 from streams.agents.failpoints import Failpoints
 from streams.agents.monitor import attach_monitoring
 from streams.contracts.topics import (
@@ -39,6 +37,9 @@ from streams.contracts.topics import (
     topic_name,
 )
 from streams.ingest.validate import RawMessage
+from streams.kafka.broadcast import follow_topic
+from streams.kafka.config import KafkaConnection
+from streams.kafka.faust_internals import BatchingApp, changelog_sent
 from streams.pipeline.intake import AckSchedule, Intake, QuietPartitions
 from streams.pipeline.worker import Emit, FeederWorker
 from streams.settings import Settings
@@ -48,24 +49,6 @@ __all__ = ["FEEDER_INPUTS", "SLICE_SECONDS", "create_app", "tune_gc"]
 SLICE_SECONDS = 0.1
 """Longest stretch of input applied without yielding: fetches, sends and jumps (a plug-in) are that late at most."""
 FEEDER_INPUTS = (METER_READINGS, CHARGER_TELEMETRY, CHARGER_REGISTRY, GRID_SIGNALS, INCENTIVE_RESPONSES)
-
-
-def broker_credentials(settings: Settings) -> Any:
-    """faust credentials from the security settings (None for PLAINTEXT; protocol names are case-insensitive)."""
-    protocol = settings.security_protocol.upper()
-    if protocol == "PLAINTEXT":
-        return None
-    if protocol not in ("SSL", "SASL_SSL", "SASL_PLAINTEXT"):
-        raise ValueError(f"EVGRID_SECURITY_PROTOCOL={settings.security_protocol!r}: expected PLAINTEXT, SSL, "
-                         "SASL_PLAINTEXT or SASL_SSL")
-    context = kafka_ssl_context(settings) if protocol in ("SSL", "SASL_SSL") else None
-    if protocol.startswith("SASL"):
-        password = settings.sasl_password.get_secret_value() if settings.sasl_password else ""
-        return faust.SASLCredentials(
-            username=settings.sasl_username, password=password, mechanism=settings.sasl_mechanism,
-            ssl_context=context,
-        )
-    return faust.SSLCredentials(context)
 
 
 class GcPauses:
@@ -105,8 +88,7 @@ def create_app(settings: Settings | None = None) -> faust.App:
     os.makedirs(datadir, exist_ok=True)
     app = BatchingApp(
         f"{prefix}{settings.app_id}",
-        broker=[f"kafka://{s.strip()}" for s in settings.bootstrap_servers.split(",")],
-        broker_credentials=broker_credentials(settings),
+        **KafkaConnection.from_settings(settings).faust(),
         store=settings.store,
         datadir=datadir,
         key_serializer="raw",
@@ -151,7 +133,7 @@ def create_app(settings: Settings | None = None) -> faust.App:
         for feeder, partition, blob in out.checkpoints:
             state.data[feeder] = blob
             sent.append(await state.changelog_topic.send(key=feeder, value=blob, partition=partition,
-                                                         callback=cast(Any, state)._on_changelog_sent))
+                                                         callback=changelog_sent(state)))
 
     async def delivered() -> None:
         """Wait until every output and checkpoint sent so far is written by the broker (acks=all); raises if one

@@ -13,7 +13,7 @@ def register(app: typer.Typer) -> None:
     @topics_app.command("create")
     def create() -> None:
         """Create all topics (partitions, cleanup policy, retention from the topic table); idempotent."""
-        from streams.agents.topics import create_topics
+        from streams.kafka.admin import create_topics
         from streams.preflight import require_broker
         from streams.settings import Settings
 

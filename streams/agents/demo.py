@@ -33,8 +33,8 @@ def run_demo(feeders: int, homes: int, chargers: int, hours: float, bad_rate: fl
              console: Console | None = None) -> dict[str, object]:
     """Run the whole pipeline on simulated feeders ending now; return (and print) the summary."""
     from streams import infra
-    from streams.agents.topics import create_topics
-    from streams.kafka_io import consume_all
+    from streams.kafka.admin import create_topics
+    from streams.kafka.clients import consume_all
     from streams.simulate import SimConfig
     from streams.simulate.produce import run_simulation
 

@@ -46,6 +46,7 @@ from streams.contracts.topics import (
     topic_name,
 )
 from streams.ingest.validate import RawMessage, Rejection, Validator
+from streams.kafka.config import KafkaConnection
 from streams.pipeline.worker import FeederWorker
 from streams.settings import Settings
 from streams.sinks.influx import InfluxSink
@@ -227,12 +228,9 @@ def create_monitor_app(settings: Settings | None = None) -> faust.App:
     app_id = f"{prefix}{settings.app_id}-monitor"
     datadir = os.path.abspath(os.path.join(settings.data_dir, app_id))
     os.makedirs(datadir, exist_ok=True)
-    from streams.agents.app import broker_credentials
-
     app = faust.App(
         app_id,
-        broker=[f"kafka://{s.strip()}" for s in settings.bootstrap_servers.split(",")],
-        broker_credentials=broker_credentials(settings),
+        **KafkaConnection.from_settings(settings).faust(),
         datadir=datadir,
         key_serializer="raw",
         value_serializer="raw",

@@ -18,12 +18,9 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
-
-from confluent_kafka import Consumer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
 
 from streams.backtest.inputs import BacktestInputs, merged_records
 from streams.contracts.codec import default_codec
@@ -36,7 +33,8 @@ from streams.contracts.models import (
     decode_record,
 )
 from streams.contracts.topics import CHARGER_REGISTRY, DEADLETTER, FORECASTS, INCENTIVES, SETPOINTS, SETTLEMENTS, TOPICS
-from streams.kafka_io import client_config, consume_all
+from streams.kafka.admin import TopicLayout, delete_topics, ensure_topics
+from streams.kafka.clients import TopicPartition, consume_all, new_consumer
 from streams.replay.replayer import replay_records
 from streams.settings import Settings
 
@@ -100,20 +98,8 @@ def worker_env(inputs: BacktestInputs, base: Settings, prefix: str, data_dir: st
 
 
 def _create_namespace(settings: Settings) -> None:
-    """Every topic of the table under the prefix, retention -1, outputs never compacted."""
-    from streams.agents.topics import create_topics
-
-    admin = AdminClient({**client_config(settings), "log_level": 4})
-    new = []
-    for t in OUTPUT_TOPICS:
-        spec = TOPICS[t]
-        new.append(NewTopic(settings.topic_prefix + t, num_partitions=settings.partitions if spec.feeder_keyed else 1,
-                            replication_factor=settings.replication_factor,
-                            config={"cleanup.policy": "delete", "retention.ms": "-1",
-                                    "max.message.bytes": str(max(settings.max_message_bytes * 2, 1_048_588))}))
-    for fut in admin.create_topics(new, request_timeout=30).values():
-        fut.result()
-    create_topics(settings)
+    """Every topic of the table under the prefix, retention -1 (the settings'), outputs never compacted."""
+    ensure_topics(settings, replace(TopicLayout.from_settings(settings), compaction=False))
 
 
 def _processed(stats: dict[str, Any]) -> int:
@@ -210,8 +196,6 @@ def run_pipeline(inputs: BacktestInputs, base: Settings | None = None, *, keep_t
             _stop(proc)
         if not keep_topics:
             try:
-                from streams.agents.topics import delete_topics
-
                 delete_topics(settings)
             except Exception as exc:  # best effort: never hide the run's own error
                 say(f"could not delete topics {prefix}*: {exc}")
@@ -270,7 +254,7 @@ def _settle(settings: Settings, proc: subprocess.Popen[bytes], wdir: Path, say: 
     The stats count a record when the worker reads it; what it produces for the last batches may still be in
     its producer's buffer, so stopping it at once could lose the tail of the outputs.
     """
-    consumer = Consumer({**client_config(settings), "group.id": f"bt-settle-{uuid.uuid4().hex}"})
+    consumer = new_consumer(settings, {"group.id": f"bt-settle-{uuid.uuid4().hex}"})
     try:
         deadline = time.monotonic() + timeout_s
         last, since = -1, time.monotonic()

@@ -39,8 +39,7 @@ def gateway_cmd(
     max_seconds: Annotated[float | None, typer.Option(help="Stop after this many seconds.")] = None,
 ) -> None:
     """Run the OCPP 2.0.1/2.1 CSMS gateway: setpoints to stations, station events to telemetry."""
-    from confluent_kafka import KafkaException
-
+    from streams.kafka.clients import KafkaException
     from streams.ocpp.gateway import GatewayConfig
     from streams.ocpp.handshake import server_ssl_context
     from streams.ocpp.registry import Directory, load_credentials
@@ -129,12 +128,10 @@ def register_cmd(
                            ] = None,
 ) -> None:
     """Publish a registration per station of FILE (and store the hashes of its passwords)."""
-    from confluent_kafka import KafkaException
-
     from streams.contracts.codec import default_codec
     from streams.contracts.models import encode_record
     from streams.contracts.topics import CHARGER_REGISTRY, topic_name
-    from streams.kafka_io import make_producer, produce_records
+    from streams.kafka.clients import KafkaException, make_producer, produce_records
     from streams.ocpp.registry import CsvError, load_credentials, merge_credentials, read_chargers_csv, save_credentials
 
     s = Settings()

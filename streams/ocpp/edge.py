@@ -20,13 +20,19 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
-
 from streams.contracts.codec import DecodeError, default_codec
 from streams.contracts.models import ChargerRegistration, ChargerSetpoint, ChargerTelemetry, DeadLetter, decode_record
 from streams.contracts.models import encode_record as encode
 from streams.contracts.topics import CHARGER_REGISTRY, CHARGER_TELEMETRY, DEADLETTER, SETPOINTS, topic_name
-from streams.kafka_io import client_config, make_producer
+from streams.kafka.clients import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    TopicPartition,
+    client_config,
+    make_producer,
+)
 from streams.ocpp.gateway import Gateway, ProfileOutcome
 from streams.settings import Settings
 from streams.sinks.influx import InfluxSink

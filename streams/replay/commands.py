@@ -38,8 +38,7 @@ def record_cmd(
     idle_seconds: Annotated[float | None, typer.Option(help="Stop after this long without records.")] = None,
 ) -> None:
     """Capture topics to Avro files in OUT with keys, timestamps, partitions and offsets (resumable)."""
-    from confluent_kafka import KafkaException
-
+    from streams.kafka.clients import KafkaException
     from streams.preflight import require_broker
     from streams.replay.recorder import record_topics
 

@@ -14,10 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
-
+from streams.kafka.clients import KafkaError, KafkaException, TopicPartition, new_consumer
 from streams.replay.files import HistoryRecord
-from streams.replay.kafka import client_config
 from streams.replay.state import RecordingState
 from streams.settings import Settings
 
@@ -62,10 +60,10 @@ def record_topics(topics: Sequence[str], out_dir: str | Path, settings: Settings
     """
     prefix = settings.topic_prefix if prefix is None else prefix
     state = RecordingState(out_dir)
-    conf = {**client_config(settings), "group.id": f"evgrid-record-{uuid.uuid4().hex[:8]}",
-            "enable.auto.commit": False, "enable.auto.offset.store": False, "enable.partition.eof": True,
-            "fetch.max.bytes": 52_428_800, "max.partition.fetch.bytes": 10_485_760}
-    consumer = Consumer(conf)
+    consumer = new_consumer(settings, {
+        "group.id": f"evgrid-record-{uuid.uuid4().hex[:8]}", "enable.auto.commit": False,
+        "enable.auto.offset.store": False, "enable.partition.eof": True, "fetch.max.bytes": 52_428_800,
+        "max.partition.fetch.bytes": 10_485_760})
     summary = RecordSummary()
     try:
         meta = consumer.list_topics(timeout=30)

@@ -12,10 +12,9 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from confluent_kafka import Producer
-
+from streams.kafka.admin import ensure_topics, replay_layout
+from streams.kafka.clients import REPLAY_PRODUCER_TUNING, new_producer
 from streams.replay.files import Source, merge_history
-from streams.replay.kafka import PRODUCER_TUNING, client_config, ensure_replay_topics
 from streams.replay.pacing import EventPacer, ReplaySummary
 from streams.settings import Settings
 
@@ -63,11 +62,11 @@ def replay_records(records: Iterable[dict[str, Any]], settings: Settings, *, pre
         Send each record to its recorded partition (imported records, ``-1``, are key-partitioned).
     create_topics
         Create each topic missing under the prefix when its first record comes (unlimited retention,
-        see :func:`streams.replay.kafka.ensure_replay_topics`).
+        see :func:`streams.kafka.admin.replay_layout`).
     progress
         Called with the number of records queued since the last call (every few thousand records).
     producer_config
-        Extra librdkafka settings over :data:`PRODUCER_TUNING`.
+        Extra librdkafka settings over :data:`~streams.kafka.clients.REPLAY_PRODUCER_TUNING`.
 
     Raises
     ------
@@ -75,11 +74,11 @@ def replay_records(records: Iterable[dict[str, Any]], settings: Settings, *, pre
         If any record could not be delivered (after librdkafka's retries).
     """
     prefix = settings.topic_prefix if prefix is None else prefix
-    conf = {**client_config(settings), **PRODUCER_TUNING, "linger.ms": settings.replay_linger_ms,
+    conf = {**REPLAY_PRODUCER_TUNING, "linger.ms": settings.replay_linger_ms,
             "delivery.report.only.error": True, **(producer_config or {})}
     delivery = _Delivery()
     conf["on_delivery"] = delivery
-    producer = Producer(conf)
+    producer = new_producer(settings, conf)
     produce, poll = producer.produce, producer.poll
     pacer = EventPacer(speed)
     summary = ReplaySummary()
@@ -96,7 +95,7 @@ def replay_records(records: Iterable[dict[str, Any]], settings: Settings, *, pre
         if name is None:
             name = full[topic] = prefix + topic
             if create_topics:
-                ensure_replay_topics(settings, prefix, [topic])
+                ensure_topics(settings, replay_layout(settings, prefix), [topic])
         if speed:
             wait = pacer.delay(ts, time.perf_counter())
             if wait > 0:

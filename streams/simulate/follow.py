@@ -66,7 +66,7 @@ class SetpointListener:
         self._thread.join(30)
 
     def _run(self) -> None:
-        from streams.kafka_io import make_consumer
+        from streams.kafka.clients import make_consumer
 
         codec = default_codec()
         consumer = make_consumer(self.settings, f"sim-follow-{uuid.uuid4().hex[:10]}", enable_auto_commit=False)

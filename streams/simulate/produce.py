@@ -10,12 +10,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from confluent_kafka import KafkaException, Producer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from streams.contracts.topics import CHARGER_REGISTRY, CHARGER_TELEMETRY, METER_READINGS, WEATHER, topic_name
-from streams.kafka_io import DeliveryStats, make_producer, produce_one
+from streams.kafka.clients import DeliveryStats, KafkaException, Producer, make_producer, produce_one
 from streams.settings import Settings
 from streams.simulate.chargers import SetpointFn
 from streams.simulate.config import SimConfig

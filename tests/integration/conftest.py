@@ -114,7 +114,7 @@ def topic_namespace(kafka_bootstrap: str) -> Iterator:  # type: ignore[type-arg]
     """Settings with a unique prefix whose topics are created (retention forever) and deleted afterwards."""
     import uuid
 
-    from streams.agents.topics import create_topics, delete_topics
+    from streams.kafka.admin import create_topics, delete_topics
     from streams.settings import Settings
 
     s = Settings(bootstrap_servers=kafka_bootstrap, topic_prefix=f"it-{uuid.uuid4().hex[:8]}.", topic_retention_ms=-1)

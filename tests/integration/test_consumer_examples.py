@@ -23,7 +23,7 @@ from streams.backtest.inputs import from_flags
 from streams.contracts.codec import default_codec
 from streams.contracts.models import ChargerSetpoint, encode_record
 from streams.contracts.topics import SETPOINTS, topic_name
-from streams.kafka_io import make_producer
+from streams.kafka.clients import make_producer
 from streams.settings import Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(400)]

@@ -8,11 +8,11 @@ import uuid
 
 import pytest
 
-from streams.agents.topics import create_topics, delete_topics
 from streams.contracts.codec import default_codec
 from streams.contracts.models import decode_record
 from streams.contracts.topics import FORECASTS, INCENTIVES, SETPOINTS, WEATHER
-from streams.kafka_io import consume_all
+from streams.kafka.admin import create_topics, delete_topics
+from streams.kafka.clients import consume_all
 from streams.settings import Settings
 from streams.simulate import SimConfig, simulate
 from tests.fixtures.streams import produce_messages

@@ -8,11 +8,11 @@ import uuid
 
 import pytest
 
-from streams.agents.topics import create_topics, delete_topics
 from streams.contracts.codec import default_codec
 from streams.contracts.models import ChargerSetpoint, Flexibility, GridSignal, decode_record, encode_record
 from streams.contracts.topics import FLEXIBILITY, GRID_SIGNALS, SETPOINTS, WEATHER
-from streams.kafka_io import consume_all, make_producer, produce_records
+from streams.kafka.admin import create_topics, delete_topics
+from streams.kafka.clients import consume_all, make_producer, produce_records
 from streams.settings import Settings
 from streams.simulate import SimConfig, simulate
 from tests.fixtures.streams import tail_flush

@@ -9,7 +9,7 @@ import pytest
 from streams.contracts.codec import default_codec
 from streams.contracts.models import ChargerSetpoint, encode_record
 from streams.contracts.topics import SETPOINTS
-from streams.kafka_io import make_producer
+from streams.kafka.clients import make_producer
 from streams.settings import Settings
 from streams.simulate.follow import LatestSetpoints, SetpointListener
 

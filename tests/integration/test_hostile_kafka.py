@@ -11,7 +11,7 @@ import pytest
 from streams.contracts.codec import default_codec
 from streams.contracts.models import decode_record
 from streams.contracts.topics import DEADLETTER
-from streams.kafka_io import consume_all, make_producer
+from streams.kafka.clients import consume_all, make_producer
 from streams.settings import Settings
 from tests.fixtures.hostile import corpus
 

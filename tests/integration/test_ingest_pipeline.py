@@ -22,7 +22,7 @@ from streams.contracts.topics import (
     SETPOINTS,
     WEATHER,
 )
-from streams.kafka_io import DeliveryStats, consume_all, make_producer, produce_records
+from streams.kafka.clients import DeliveryStats, consume_all, make_producer, produce_records
 from streams.settings import Settings
 from streams.simulate import SimConfig, simulate
 from streams.simulate.bad import HEADER_INJECTED
@@ -106,7 +106,7 @@ def _now_floor_ms() -> int:
 
 
 def _namespace(bootstrap: str) -> Settings:
-    from streams.agents.topics import create_topics
+    from streams.kafka.admin import create_topics
 
     s = Settings(bootstrap_servers=bootstrap, topic_prefix=f"crash-{uuid.uuid4().hex[:8]}.", topic_retention_ms=-1)
     create_topics(s)

@@ -17,11 +17,11 @@ from typing import Any
 
 import pytest
 
-from streams.agents.topics import create_topics, delete_topics
 from streams.contracts.codec import default_codec
 from streams.contracts.models import DeadLetter, decode_record
 from streams.contracts.topics import DEADLETTER, FORECASTS, INCENTIVES, SETPOINTS, SETTLEMENTS, WEATHER
-from streams.kafka_io import consume_all
+from streams.kafka.admin import create_topics, delete_topics
+from streams.kafka.clients import consume_all
 from streams.settings import Settings
 from streams.simulate import SimConfig, simulate
 from tests.fixtures.streams import produce_messages, tail_flush

@@ -20,7 +20,7 @@ from streams.cli import app
 from streams.contracts.codec import default_codec
 from streams.contracts.models import ChargerSetpoint, decode_record, encode_record
 from streams.contracts.topics import CHARGER_REGISTRY, CHARGER_TELEMETRY, DEADLETTER, SETPOINTS, topic_name
-from streams.kafka_io import consume_all, make_producer, produce_records
+from streams.kafka.clients import consume_all, make_producer, produce_records
 from streams.ocpp.registry import load_credentials
 from streams.ocpp.simstation import connect_station
 from tests.fixtures.ocpp_pki import make_pki

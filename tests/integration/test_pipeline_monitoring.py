@@ -29,7 +29,7 @@ from test_monitoring import INFLUXD, PrivateInflux, wait_until
 from streams.contracts.codec import default_codec
 from streams.contracts.models import GridSignal, IncentiveEvent, IncentiveResponse, decode_record, encode_record
 from streams.contracts.topics import GRID_SIGNALS, INCENTIVE_RESPONSES, INCENTIVES, METER_READINGS, SETPOINTS
-from streams.kafka_io import consume_all, make_producer, produce_records
+from streams.kafka.clients import consume_all, make_producer, produce_records
 from streams.settings import Settings
 from streams.simulate import SimConfig
 from streams.simulate.produce import run_simulation

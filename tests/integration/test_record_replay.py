@@ -14,7 +14,7 @@ from confluent_kafka.admin import AdminClient
 from typer.testing import CliRunner
 
 from streams.contracts.topics import CHARGER_REGISTRY, CHARGER_TELEMETRY, WEATHER
-from streams.kafka_io import client_config, consume_all
+from streams.kafka.clients import client_config, consume_all
 from streams.replay.files import HistoryRecord, merge_history, write_history
 from streams.replay.importers import acn_records, read_acn_sessions
 from streams.replay.recorder import record_topics

@@ -43,8 +43,6 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from pydantic import SecretStr
 
 from streams import acls, infra
-from streams.agents.app import broker_credentials
-from streams.agents.topics import create_topics
 from streams.contracts.codec import default_codec
 from streams.contracts.models import DeadLetter, decode_record
 from streams.contracts.topics import (
@@ -54,7 +52,9 @@ from streams.contracts.topics import (
     SETPOINTS,
     TOPICS,
 )
-from streams.kafka_io import client_config, consume_all, make_consumer, make_producer, produce_records
+from streams.kafka.admin import create_topics
+from streams.kafka.clients import client_config, consume_all, make_consumer, make_producer, produce_records
+from streams.kafka.config import KafkaConnection
 from streams.settings import Settings
 
 pytestmark = [pytest.mark.integration]
@@ -429,7 +429,7 @@ def test_wrong_password_is_refused(secure_kafka: SecureKafka) -> None:
 
     async def start(settings: Settings) -> None:
         producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, request_timeout_ms=10_000,
-                                    **credentials_to_aiokafka_auth(broker_credentials(settings)))
+                                    **credentials_to_aiokafka_auth(KafkaConnection.from_settings(settings).faust_credentials()))
         try:
             await producer.start()
         finally:
@@ -639,8 +639,9 @@ def test_mtls_client_certificates_and_super_users(secure_kafka: SecureKafka, nam
     from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 
     async def send() -> None:
+        credentials = KafkaConnection.from_settings(good).faust_credentials()
         producer = AIOKafkaProducer(bootstrap_servers=good.bootstrap_servers,
-                                    **credentials_to_aiokafka_auth(broker_credentials(good)))
+                                    **credentials_to_aiokafka_auth(credentials))
         await producer.start()
         try:
             await producer.send_and_wait(ns.prefix + FORECASTS, b"via-aiokafka", key=b"F1")

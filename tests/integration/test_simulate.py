@@ -17,7 +17,7 @@ from streams.cli import app
 from streams.contracts.codec import DecodeError, default_codec
 from streams.contracts.models import decode_record
 from streams.contracts.topics import CHARGER_REGISTRY, CHARGER_TELEMETRY, METER_READINGS, TOPICS, WEATHER
-from streams.kafka_io import client_config, consume_all
+from streams.kafka.clients import client_config, consume_all
 from streams.settings import Settings
 from streams.simulate import DECODE_DETECTABLE, KIND_REASON, SimConfig, simulate
 from streams.simulate.bad import HEADER_INJECTED, HEADER_KIND

@@ -13,7 +13,7 @@ import pytest
 from streams.contracts.codec import default_codec
 from streams.contracts.models import DeadLetter, WeatherObservation, decode_record, encode_record
 from streams.contracts.topics import DEADLETTER, TOPICS, WEATHER
-from streams.kafka_io import consume_all, make_producer
+from streams.kafka.clients import consume_all, make_producer
 from streams.settings import Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]

@@ -12,7 +12,7 @@ from streams.contracts.codec import default_codec
 from streams.contracts.models import DemandForecast, decode_record
 from streams.contracts.topics import FORECASTS, WEATHER
 from streams.ingest.validate import RawMessage
-from streams.kafka_io import consume_all
+from streams.kafka.clients import consume_all
 from streams.pipeline.worker import Emit, FeederWorker
 from streams.settings import Settings
 from streams.simulate import SimConfig, simulate

@@ -9,7 +9,7 @@ import logging
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import pytest
 from pydantic import SecretStr
@@ -63,16 +63,18 @@ def test_settings_repr_str_and_dumps_hide_secrets(secret_env: None) -> None:
 
 
 def test_kafka_clients_receive_the_password_but_faust_credentials_hide_it(secret_env: None) -> None:
-    from streams.agents.app import broker_credentials
-    from streams.kafka_io import client_config
+    from streams.kafka.clients import client_config
+    from streams.kafka.config import KafkaConnection
 
     s = Settings()
     conf = client_config(s)
     assert conf["sasl.password"] == SASL_PASSWORD and conf["sasl.username"] == "evgrid-worker"
     assert conf["security.protocol"] == "SASL_SSL" and conf["sasl.mechanism"] == "SCRAM-SHA-512"
-    creds = broker_credentials(s)
+    creds = KafkaConnection.from_settings(s).faust_credentials()
     assert creds.password == SASL_PASSWORD
     assert SASL_PASSWORD not in repr(creds) and SASL_PASSWORD not in str(creds)
+    connection = KafkaConnection.from_settings(s)
+    assert connection.sasl_password == SASL_PASSWORD and SASL_PASSWORD not in repr(connection)
 
 
 class _Unauthorized(BaseHTTPRequestHandler):
@@ -127,11 +129,14 @@ def test_influx_token_is_sent_but_never_logged(secret_env: None, refusing_influx
 def test_faust_credentials_accept_any_case_of_the_protocol(protocol: str) -> None:
     from faust.types.auth import AuthProtocol
 
-    from streams.agents.app import broker_credentials
+    from streams.kafka.config import KafkaConnection
 
-    creds = broker_credentials(Settings(security_protocol=protocol, sasl_username="u",
-                                        sasl_password=SecretStr(SASL_PASSWORD)))
+    def faust_credentials(settings: Settings) -> Any:
+        return KafkaConnection.from_settings(settings).faust_credentials()
+
+    creds = faust_credentials(Settings(security_protocol=protocol, sasl_username="u",
+                                       sasl_password=SecretStr(SASL_PASSWORD)))
     assert creds.protocol == AuthProtocol.SASL_SSL and creds.ssl_context is not None
-    assert broker_credentials(Settings(security_protocol="plaintext")) is None
+    assert faust_credentials(Settings(security_protocol="plaintext")) is None
     with pytest.raises(ValueError, match="EVGRID_SECURITY_PROTOCOL"):
-        broker_credentials(Settings(security_protocol="TLS"))
+        faust_credentials(Settings(security_protocol="TLS"))

@@ -1,4 +1,9 @@
-"""Whole-batch delivery of chosen topics inside a faust app.
+"""faust's private internals, quarantined: whole-batch delivery of chosen topics inside a faust app.
+
+This is the one module that reaches into faust's (and aiokafka's) private consumer and table internals. Each
+private name it touches is declared in :data:`PRIVATE_METHODS` / :data:`PRIVATE_ATTRIBUTES`;
+``tests/unit/kafka/test_kafka_faust_internals.py`` checks that faust still has them with the same parameters
+and that nothing here touches an undeclared one, so a faust upgrade that renames one fails there, loudly.
 
 faust delivers every record as its own event: per record the fetch loop starts two tasks
 (``wait_first(callback, suspend_flow)``), the conductor takes an async lock, and the stream creates,
@@ -34,7 +39,43 @@ from faust.transport.drivers.aiokafka import Consumer as AIOKafkaConsumer
 from faust.types import TP, ChannelT, Message
 from faust.types.tuples import ConsumerMessage
 
-__all__ = ["FETCH_MAX_WAIT_MS", "BatchConsumer", "BatchingApp", "FetchedBatch"]
+__all__ = [
+    "FETCH_MAX_WAIT_MS",
+    "PRIVATE_ATTRIBUTES",
+    "PRIVATE_METHODS",
+    "BatchConsumer",
+    "BatchingApp",
+    "FetchedBatch",
+    "changelog_sent",
+]
+
+PRIVATE_METHODS: dict[str, dict[str, tuple[str, ...]]] = {
+    "faust.transport.drivers.aiokafka.AIOKafkaConsumerThread": {"_create_worker_consumer": ("self", "transport")},
+    "faust.transport.drivers.aiokafka.Consumer": {
+        "_new_consumer_thread": ("self",),
+        "_wait_next_records": ("self", "timeout"),
+        "_drain_messages": ("self", "fetcher"),
+        "_get_active_partitions": ("self",),
+        "_getmany": ("self", "active_partitions", "timeout"),
+        "_to_message": ("self", "tp", "record"),
+        "_add_gap": ("self", "tp", "offset_from", "offset_to"),
+    },
+    "faust.App": {
+        "_new_consumer": ("self",),
+        "_on_partitions_revoked": ("self", "revoked"),
+        "_on_partitions_assigned": ("self", "assigned", "generation_id"),
+    },
+    "faust.tables.base.Collection": {"_on_changelog_sent": ("self", "fut")},
+}
+"""The private methods of faust this module overrides or calls: ``{class: {method: parameter names}}``."""
+
+PRIVATE_ATTRIBUTES: dict[str, tuple[str, ...]] = {
+    "aiokafka consumer": ("_fetch_max_wait_ms",),
+    "faust consumer": ("_stopped", "_commit_every", "_n_acked", "_read_offset", "_buffered_partitions"),
+    "faust fetcher": ("_stopped",),
+    "channel queue (asyncio.Queue)": ("_queue",),
+}
+"""Private attributes of faust's (and aiokafka's) objects this module reads or sets."""
 
 FETCH_MAX_WAIT_MS = 100
 """How long the broker may hold a fetch request that finds no new records (faust hard-codes 1,500 ms).
@@ -167,6 +208,12 @@ class BatchConsumer(AIOKafkaConsumer):
         if batch and self.app.consumer_generation_id == generation:
             await self.wait_first(cast(Any, self.batch_channel).put(FetchedBatch(generation, batch)),
                                   self.suspend_flow.wait())
+
+
+def changelog_sent(table: Any) -> Callable[[Any], None]:
+    """The callback faust's ``table`` runs when a changelog record it sent is written (for a checkpoint sent by hand
+    to ``table.changelog_topic``)."""
+    return cast(Callable[[Any], None], table._on_changelog_sent)
 
 
 class BatchingApp(faust.App):

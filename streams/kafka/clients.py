@@ -1,8 +1,9 @@
-"""Thin confluent-kafka helpers shared by the simulator, replay, benchmarks and tests.
+"""confluent-kafka clients: the producers and consumers of the simulator, replay, backtest, gateway and tests.
 
-Producers are idempotent (acks=all) with batching and compression from :class:`~streams.settings.Settings`;
-security (SASL_SSL SCRAM, mTLS) comes from the same settings. Keyword overrides are librdkafka
-properties with ``_`` for ``.`` (``linger_ms=5`` → ``linger.ms``).
+Connection and security come from :class:`~streams.kafka.config.KafkaConnection` (built from the settings).
+Producers are idempotent (acks=all) with batching and compression from :class:`~streams.settings.Settings`.
+Keyword overrides are librdkafka properties with ``_`` for ``.`` (``linger_ms=5`` → ``linger.ms``). The
+confluent-kafka names other modules need (errors, ``TopicPartition`` ...) are imported from here.
 """
 
 from __future__ import annotations
@@ -14,20 +15,44 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
+from streams.kafka.config import KafkaConnection
 from streams.settings import Settings
 
 __all__ = [
+    "OFFSET_BEGINNING",
+    "REPLAY_PRODUCER_TUNING",
+    "Consumer",
     "DeliveryStats",
+    "KafkaError",
+    "KafkaException",
     "KafkaRecord",
+    "Message",
+    "Producer",
+    "TopicPartition",
     "client_config",
     "consume_all",
     "make_consumer",
     "make_producer",
+    "new_consumer",
+    "new_producer",
     "produce_one",
     "produce_records",
 ]
+
+REPLAY_PRODUCER_TUNING: dict[str, Any] = {
+    "linger.ms": 25,
+    "batch.size": 1_000_000,
+    "batch.num.messages": 100_000,
+    "compression.type": "lz4",
+    "queue.buffering.max.messages": 1_000_000,
+    "queue.buffering.max.kbytes": 1_048_576,
+    "enable.idempotence": True,  # keeps per-partition order across retries
+    "partitioner": "murmur2_random",  # same key → partition mapping as the Java/aiokafka clients
+    "message.max.bytes": 10_000_000,
+}
+"""Producer settings of record/replay, for throughput (measured in ``benchmarks/bench_replay.py``)."""
 
 KafkaRecord = tuple[bytes | str | None, bytes | None, int | None, Sequence[tuple[str, bytes]] | None]
 """``(key, value, timestamp ms or None, headers or None)``."""
@@ -39,23 +64,17 @@ def _overrides(overrides: dict[str, Any]) -> dict[str, Any]:
 
 def client_config(settings: Settings) -> dict[str, Any]:
     """librdkafka settings common to producers, consumers and admin clients (bootstrap and security)."""
-    conf: dict[str, Any] = {
-        "bootstrap.servers": settings.bootstrap_servers,
-        "security.protocol": settings.security_protocol,
-    }
-    if settings.security_protocol.upper().startswith("SASL"):
-        conf["sasl.mechanism"] = settings.sasl_mechanism
-        if settings.sasl_username is not None:
-            conf["sasl.username"] = settings.sasl_username
-        if settings.sasl_password is not None:
-            conf["sasl.password"] = settings.sasl_password.get_secret_value()
-    if settings.ssl_cafile:
-        conf["ssl.ca.location"] = settings.ssl_cafile
-    if settings.ssl_certfile:
-        conf["ssl.certificate.location"] = settings.ssl_certfile
-    if settings.ssl_keyfile:
-        conf["ssl.key.location"] = settings.ssl_keyfile
-    return conf
+    return KafkaConnection.from_settings(settings).librdkafka()
+
+
+def new_producer(settings: Settings, properties: dict[str, Any]) -> Producer:
+    """A producer with the settings' connection and the librdkafka ``properties`` given (nothing else)."""
+    return Producer(client_config(settings) | properties)
+
+
+def new_consumer(settings: Settings, properties: dict[str, Any]) -> Consumer:
+    """A consumer with the settings' connection and the librdkafka ``properties`` given (``group.id`` ...)."""
+    return Consumer(client_config(settings) | properties)
 
 
 def make_producer(settings: Settings, **overrides: Any) -> Producer:

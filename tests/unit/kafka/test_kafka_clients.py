@@ -1,4 +1,4 @@
-"""streams.kafka_io builds librdkafka configuration from Settings (security included)."""
+"""streams.kafka.clients builds librdkafka configuration from Settings (security included)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 from confluent_kafka import KafkaException
 from pydantic import SecretStr
 
-from streams.kafka_io import DeliveryStats, client_config, make_consumer, make_producer
+from streams.kafka.clients import DeliveryStats, client_config, make_consumer, make_producer
 from streams.settings import Settings
 
 

@@ -10,40 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import ssl
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 
+from streams.kafka.config import KafkaConnection
 from streams.settings import Settings
 
-__all__ = ["follow_topic", "kafka_ssl_context", "security_kwargs"]
+__all__ = ["follow_topic"]
 
 log = logging.getLogger(__name__)
-
-
-def kafka_ssl_context(settings: Settings) -> ssl.SSLContext:
-    """The TLS context for the broker: its CA, and the client certificate for mTLS when configured."""
-    context = ssl.create_default_context(cafile=settings.ssl_cafile)
-    if settings.ssl_certfile:
-        context.load_cert_chain(settings.ssl_certfile, settings.ssl_keyfile)
-    return context
-
-
-def security_kwargs(settings: Settings) -> dict[str, Any]:
-    """aiokafka client arguments for ``EVGRID_SECURITY_PROTOCOL`` and its credentials."""
-    protocol = settings.security_protocol.upper()
-    if protocol == "PLAINTEXT":
-        return {}
-    kwargs: dict[str, Any] = {"security_protocol": protocol}
-    if protocol in ("SSL", "SASL_SSL"):
-        kwargs["ssl_context"] = kafka_ssl_context(settings)
-    if protocol.startswith("SASL"):
-        kwargs["sasl_mechanism"] = settings.sasl_mechanism
-        kwargs["sasl_plain_username"] = settings.sasl_username
-        kwargs["sasl_plain_password"] = settings.sasl_password.get_secret_value() if settings.sasl_password else ""
-    return kwargs
 
 
 async def follow_topic(settings: Settings, topic: str, handle: Callable[[list[ConsumerRecord]], Awaitable[None]],
@@ -55,8 +31,8 @@ async def follow_topic(settings: Settings, topic: str, handle: Callable[[list[Co
     """
     while True:
         consumer = AIOKafkaConsumer(
-            topic, bootstrap_servers=settings.bootstrap_servers, group_id=None, enable_auto_commit=False,
-            auto_offset_reset="earliest", client_id=f"{settings.app_id}-broadcast", **security_kwargs(settings),
+            topic, group_id=None, enable_auto_commit=False, auto_offset_reset="earliest",
+            client_id=f"{settings.app_id}-broadcast", **KafkaConnection.from_settings(settings).aiokafka(),
         )
         try:
             await consumer.start()
