@@ -1,4 +1,4 @@
-"""streams.kafka.clients builds librdkafka configuration from Settings (security included)."""
+"""streams.kafka.clients builds librdkafka clients from Settings (security included)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,15 @@ import pytest
 from confluent_kafka import KafkaException
 from pydantic import SecretStr
 
-from streams.kafka.clients import DeliveryStats, client_config, make_consumer, make_producer
+from streams.kafka.clients import (
+    REPLAY_PRODUCER_TUNING,
+    DeliveryStats,
+    client_config,
+    make_consumer,
+    make_producer,
+    new_consumer,
+    new_producer,
+)
 from streams.settings import Settings
 
 
@@ -44,3 +52,13 @@ def test_delivery_stats_count_outcomes() -> None:
     stats.on_delivery(None, None)  # type: ignore[arg-type]
     stats.on_delivery(Err(), None)  # type: ignore[arg-type]
     assert (stats.delivered, stats.failed, stats.pending, dict(stats.errors)) == (1, 1, 1, {"_MSG_TIMED_OUT": 1})
+
+
+def test_new_clients_take_the_connection_and_exactly_the_properties_given() -> None:
+    s = Settings(bootstrap_servers="127.0.0.1:1")
+    new_producer(s, REPLAY_PRODUCER_TUNING | {"linger.ms": 5})  # librdkafka accepts every tuning property
+    new_consumer(s, {"group.id": "g", "enable.partition.eof": True})
+    with pytest.raises(KafkaException, match=r"no\.such"):
+        new_consumer(s, {"group.id": "g", "no.such": 1})
+    with pytest.raises(KafkaException):  # the connection's own properties are there: a bad protocol is refused
+        new_producer(Settings(bootstrap_servers="127.0.0.1:1", security_protocol="TLS"), {})
