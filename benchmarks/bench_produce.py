@@ -18,13 +18,13 @@ import argparse
 import math
 import time
 import uuid
-
-from confluent_kafka.admin import AdminClient, NewTopic
+from dataclasses import replace
 
 from streams.contracts.codec import default_codec
 from streams.contracts.models import MeterReading, encode_record
-from streams.contracts.topics import METER_READINGS, TOPICS
-from streams.kafka.clients import DeliveryStats, client_config, make_producer, produce_records
+from streams.contracts.topics import METER_READINGS
+from streams.kafka.admin import TopicLayout, delete_topics, ensure_topics
+from streams.kafka.clients import DeliveryStats, make_producer, produce_records
 from streams.settings import Settings
 from streams.simulate import SimConfig, iter_records
 
@@ -64,9 +64,7 @@ def main() -> None:
     settings = Settings(bootstrap_servers=args.bootstrap or base.bootstrap_servers,
                         topic_prefix=f"bench-produce-{uuid.uuid4().hex[:8]}.")
     topic = settings.topic_prefix + METER_READINGS
-    admin = AdminClient(client_config(settings))
-    spec = TOPICS[METER_READINGS]
-    admin.create_topics([NewTopic(topic, args.partitions, 1, config=spec.config())])[topic].result(30)
+    ensure_topics(settings, replace(TopicLayout.from_settings(settings), partitions=args.partitions), [METER_READINGS])
     try:
         records = [(r.feeder_id.encode(), v, r.timestamp, None) for r, v in zip(readings, values, strict=True)]
         producer = make_producer(settings)
@@ -84,7 +82,7 @@ def main() -> None:
         both_s = time.perf_counter() - t0
         print(f"encode + produce:             {stats2.delivered / both_s:>10,.0f} records/s  ({both_s:.2f} s)")
     finally:
-        admin.delete_topics([topic])[topic].result(30)
+        delete_topics(settings)
 
 
 if __name__ == "__main__":
