@@ -148,6 +148,7 @@ class StationConnection:
         if reg is None:
             raise PropertyConstraintViolationError(details={"cause": f"station {self.id} is no longer registered"})
         record = events.telemetry(new, reg, ts_ms)
+        g.event_ms = max(g.event_ms, ts_ms)
         g.states[self.id] = new
         g.stats.telemetry += 1
         g.outputs.telemetry(record)

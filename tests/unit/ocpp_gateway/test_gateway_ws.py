@@ -97,8 +97,7 @@ def test_boot_transaction_profile_revocation_and_reconnection_201(tmp_path: Path
         sched = prof["chargingSchedule"][0]
         assert sched["chargingRateUnit"] == "W"
         assert sched["chargingSchedulePeriod"] == [
-            {"startPeriod": 0, "limit": 0.0, "numberPhases": 3},  # -5 kW clipped at 0 on 2.0.1
-            {"startPeriod": 900, "limit": 2500.0, "numberPhases": 3},
+            {"startPeriod": 0, "limit": 0.0, "numberPhases": 3},  # -5 kW clipped at 0 on 2.0.1, held while valid
             {"startPeriod": 1800, "limit": 1400.0, "numberPhases": 3},  # the fallback after valid_until
         ]
         await _until(lambda: out.outcomes)
