@@ -280,6 +280,9 @@ class Settings(BaseSettings):
     """EVGRID_OCPP_CREDENTIALS: station password hashes (scrypt) written by ``evgrid chargers register``."""
     ocpp_heartbeat_seconds: int = 300
     """EVGRID_OCPP_HEARTBEAT_SECONDS: heartbeat interval given to stations in the BootNotification answer."""
+    ocpp_event_time: bool = False
+    """EVGRID_OCPP_EVENT_TIME: the gateway's clock is the newest station timestamp, not the wall clock. Only for
+    simulated stations (a closed loop in simulated time); real stations need the wall clock."""
 
 
 @lru_cache(maxsize=1)

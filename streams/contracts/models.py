@@ -98,6 +98,8 @@ class ChargerTelemetry(Record):
     energy_delivered_kwh: float | None = None
     reserve_soc_pct: float | None = Field(default=None, ge=0.0, le=100.0)
     grid_state: Literal["grid_connected", "islanded"] = "grid_connected"
+    setpoint_sequence: int | None = None
+    setpoint_answer: Literal["accepted", "rejected", "error", "timeout"] | None = None
 
     @model_validator(mode="after")
     def _power_within_limits(self) -> ChargerTelemetry:

@@ -148,6 +148,7 @@ class StationConnection:
         if reg is None:
             raise PropertyConstraintViolationError(details={"cause": f"station {self.id} is no longer registered"})
         record = events.telemetry(new, reg, ts_ms)
+        g.event_ms = max(g.event_ms, ts_ms)
         g.states[self.id] = new
         g.stats.telemetry += 1
         g.outputs.telemetry(record)
@@ -255,7 +256,23 @@ class StationConnection:
             sequence=sp.sequence if sp else None, setpoint_kw=sp.setpoint_kw if sp else None, clipped=clipped,
             discharge=discharge, version=self.state_version, latency_ms=(time.perf_counter() - t0) * 1000.0,
             at_ms=g.clock_ms()))
+        if sp is not None:
+            self._answer(sp.sequence, status)
         return status
+
+    def _answer(self, sequence: int, status: str) -> None:
+        """The station's answer to setpoint ``sequence`` as telemetry (its current state, the gateway's clock)."""
+        g = self.gateway
+        reg = g.directory.active(self.id)
+        if reg is None:
+            return
+        answer = {"Accepted": "accepted", "Rejected": "rejected", "Timeout": "timeout"}.get(status, "error")
+        try:
+            record = events.telemetry(self.state, reg, g.clock_ms())
+        except ValueError:  # pydantic's ValidationError: the state no longer validates; nothing to report
+            return
+        g.stats.telemetry += 1
+        g.outputs.telemetry(record.model_copy(update={"setpoint_sequence": sequence, "setpoint_answer": answer}))
 
 
 async def _boot(c: StationConnection, p: dict[str, Any]) -> Any:

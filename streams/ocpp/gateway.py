@@ -72,6 +72,8 @@ class GatewayConfig:
     """A station the gateway knows nothing about (after a gateway restart) gets the setpoint of its session
     this long after connecting, unless it booted or reported a transaction meanwhile."""
     name: str = "ocpp-gateway"
+    event_time: bool = False
+    """The clock is the newest station timestamp seen (simulated stations), not the wall clock."""
 
 
 @dataclass
@@ -113,7 +115,11 @@ class Gateway:
         self.directory = directory
         self.outputs = outputs
         self.config = config or GatewayConfig()
-        self.clock_ms = clock_ms or (lambda: int(time.time() * 1000))
+        self.event_ms = 0
+        """The newest station timestamp seen (the clock when ``config.event_time``)."""
+        if clock_ms is None:
+            clock_ms = (lambda: self.event_ms) if self.config.event_time else (lambda: int(time.time() * 1000))
+        self.clock_ms = clock_ms
         self.states: dict[str, StationState] = {}
         self.setpoints: dict[str, ChargerSetpoint | None] = {}
         self.connected: dict[str, StationConnection] = {}

@@ -4,10 +4,11 @@ ClearChargingProfileRequest, built with the ``ocpp`` library's message classes.
 The profile (one per EVSE, id :func:`profile_id`, so each new setpoint replaces the last):
 
 * ``TxProfile``, ``Absolute``, the running ``transactionId``, ``validFrom`` = the setpoint's ``valid_from``;
-* one schedule in W starting at ``valid_from``: the setpoint from 0 s, each later schedule point inside the
-  validity at its offset, and from ``valid_until`` on the setpoint's ``fallback_kw`` (the last period is open
-  ended, so a station that loses the gateway runs on its fallback until a new profile or the end of the
-  transaction); ``numberPhases`` on every period when the station reported it;
+* one schedule in W starting at ``valid_from``: the setpoint from 0 s, and from ``valid_until`` on the
+  setpoint's ``fallback_kw`` (the last period is open ended, so a station that loses the gateway runs on its
+  fallback until a new profile or the end of the transaction); ``numberPhases`` on every period when the
+  station reported it. The setpoint contract holds ``setpoint_kw`` for the whole validity (the value the safety
+  envelope checked); the plan's ``schedule`` points are not sent inside it;
 * 2.1 station with V2X (registered bidirectional, the EV not charge-only): every planned period uses ``operationMode``
   ``CentralSetpoint`` with ``setpoint`` in W (negative = discharge), bounded by ``limit`` (the charger's rating)
   and ``dischargeLimit`` (minus its discharge rating); the fallback period is ``ChargingOnly``;
@@ -79,15 +80,8 @@ def _watts(kw: float) -> float:
 
 
 def _planned(sp: ChargerSetpoint) -> list[tuple[int, float]]:
-    """``(startPeriod s, kW)`` of the setpoint inside its validity, consecutive equal values merged."""
-    out = [(0, sp.setpoint_kw)]
-    for p in sp.schedule:
-        off = (p.start - sp.valid_from) // 1000
-        if off <= 0 or p.start >= sp.valid_until:
-            continue
-        if p.kw != out[-1][1]:
-            out.append((int(off), p.kw))
-    return out
+    """``(startPeriod s, kW)`` inside the validity: the setpoint, held until ``valid_until`` (the contract)."""
+    return [(0, sp.setpoint_kw)]
 
 
 def setpoint_request(sp: ChargerSetpoint, target: StationTarget) -> ProfileCommand:

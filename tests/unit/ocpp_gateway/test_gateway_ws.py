@@ -97,8 +97,7 @@ def test_boot_transaction_profile_revocation_and_reconnection_201(tmp_path: Path
         sched = prof["chargingSchedule"][0]
         assert sched["chargingRateUnit"] == "W"
         assert sched["chargingSchedulePeriod"] == [
-            {"startPeriod": 0, "limit": 0.0, "numberPhases": 3},  # -5 kW clipped at 0 on 2.0.1
-            {"startPeriod": 900, "limit": 2500.0, "numberPhases": 3},
+            {"startPeriod": 0, "limit": 0.0, "numberPhases": 3},  # -5 kW clipped at 0 on 2.0.1, held while valid
             {"startPeriod": 1800, "limit": 1400.0, "numberPhases": 3},  # the fallback after valid_until
         ]
         await _until(lambda: out.outcomes)
@@ -164,6 +163,27 @@ def test_v2x_discharge_the_21_way_and_21_without_v2x_is_clipped(tmp_path: Path) 
             await s1.station.next_received(timeout=0.5)
         await s.close()
         await s1.close()
+
+    run(1, body, tmp_path)
+
+
+def test_the_stations_answer_to_a_setpoint_becomes_telemetry(tmp_path: Path) -> None:
+    async def body(gw: Gateway, out: Outputs, url: str, pki: Any) -> None:
+        s = await connect_station(url, "st-1", "2.0.1", password=PASSWORD)
+        await s.station.transaction("Started", "tx-1", power_w=3000.0, energy_wh=1000.0)
+        s.station.answer = "Rejected"
+        gw.apply_setpoint("st-1", setpoint("st-1", 4.0, seq=7))
+        await s.station.next_received()
+        await _until(lambda: any(t.setpoint_answer for t in out.telemetry_records))
+        s.station.answer = "Accepted"
+        gw.apply_setpoint("st-1", setpoint("st-1", 5.0, seq=8))
+        await s.station.next_received()
+        await _until(lambda: sum(t.setpoint_answer is not None for t in out.telemetry_records) == 2)
+        answers = [(t.setpoint_sequence, t.setpoint_answer, t.power_kw, t.session_id) for t in out.telemetry_records
+                   if t.setpoint_answer is not None]
+        assert answers == [(7, "rejected", 3.0, "tx-1"), (8, "accepted", 3.0, "tx-1")]
+        assert all(t.setpoint_answer is None for t in out.telemetry_records if t.setpoint_sequence is None)
+        await s.close()
 
     run(1, body, tmp_path)
 
