@@ -27,7 +27,7 @@ from streams.cli import app
 from streams.contracts.codec import default_codec
 from streams.contracts.models import ChargerSetpoint, ChargerTelemetry, MeterReading, decode_record, encode_record
 from streams.contracts.topics import METER_READINGS, SETPOINTS, topic_name
-from streams.kafka_io import make_consumer, make_producer, produce_records
+from streams.kafka.clients import make_consumer, make_producer, produce_records
 from streams.ocpp.profiles import StationTarget, setpoint_request
 from streams.ocpp.readback import profile_as_setpoint, profile_payload, station_periods
 from streams.ocpp.simstation import connect_station
