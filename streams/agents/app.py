@@ -25,7 +25,8 @@ from typing import Any, cast
 import faust
 
 from streams.agents.batching import BatchingApp
-from streams.agents.broadcast import follow_topic, kafka_ssl_context
+from streams.agents.broadcast import follow_topic
+from streams.agents.credentials import broker_credentials
 from streams.agents.failpoints import Failpoints
 from streams.agents.monitor import attach_monitoring
 from streams.contracts.topics import (
@@ -48,24 +49,6 @@ __all__ = ["FEEDER_INPUTS", "SLICE_SECONDS", "create_app", "tune_gc"]
 SLICE_SECONDS = 0.1
 """Longest stretch of input applied without yielding: fetches, sends and jumps (a plug-in) are that late at most."""
 FEEDER_INPUTS = (METER_READINGS, CHARGER_TELEMETRY, CHARGER_REGISTRY, GRID_SIGNALS, INCENTIVE_RESPONSES)
-
-
-def broker_credentials(settings: Settings) -> Any:
-    """faust credentials from the security settings (None for PLAINTEXT; protocol names are case-insensitive)."""
-    protocol = settings.security_protocol.upper()
-    if protocol == "PLAINTEXT":
-        return None
-    if protocol not in ("SSL", "SASL_SSL", "SASL_PLAINTEXT"):
-        raise ValueError(f"EVGRID_SECURITY_PROTOCOL={settings.security_protocol!r}: expected PLAINTEXT, SSL, "
-                         "SASL_PLAINTEXT or SASL_SSL")
-    context = kafka_ssl_context(settings) if protocol in ("SSL", "SASL_SSL") else None
-    if protocol.startswith("SASL"):
-        password = settings.sasl_password.get_secret_value() if settings.sasl_password else ""
-        return faust.SASLCredentials(
-            username=settings.sasl_username, password=password, mechanism=settings.sasl_mechanism,
-            ssl_context=context,
-        )
-    return faust.SSLCredentials(context)
 
 
 class GcPauses:

@@ -31,6 +31,7 @@ from typing import Any
 
 import faust
 
+from streams.agents.credentials import broker_credentials
 from streams.contracts.codec import DecodeError, default_codec
 from streams.contracts.topics import (
     CHARGER_TELEMETRY,
@@ -227,8 +228,6 @@ def create_monitor_app(settings: Settings | None = None) -> faust.App:
     app_id = f"{prefix}{settings.app_id}-monitor"
     datadir = os.path.abspath(os.path.join(settings.data_dir, app_id))
     os.makedirs(datadir, exist_ok=True)
-    from streams.agents.app import broker_credentials
-
     app = faust.App(
         app_id,
         broker=[f"kafka://{s.strip()}" for s in settings.bootstrap_servers.split(",")],

@@ -43,7 +43,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from pydantic import SecretStr
 
 from streams import acls, infra
-from streams.agents.app import broker_credentials
+from streams.agents.credentials import broker_credentials
 from streams.agents.topics import create_topics
 from streams.contracts.codec import default_codec
 from streams.contracts.models import DeadLetter, decode_record

@@ -63,7 +63,7 @@ def test_settings_repr_str_and_dumps_hide_secrets(secret_env: None) -> None:
 
 
 def test_kafka_clients_receive_the_password_but_faust_credentials_hide_it(secret_env: None) -> None:
-    from streams.agents.app import broker_credentials
+    from streams.agents.credentials import broker_credentials
     from streams.kafka_io import client_config
 
     s = Settings()
@@ -127,7 +127,7 @@ def test_influx_token_is_sent_but_never_logged(secret_env: None, refusing_influx
 def test_faust_credentials_accept_any_case_of_the_protocol(protocol: str) -> None:
     from faust.types.auth import AuthProtocol
 
-    from streams.agents.app import broker_credentials
+    from streams.agents.credentials import broker_credentials
 
     creds = broker_credentials(Settings(security_protocol=protocol, sasl_username="u",
                                         sasl_password=SecretStr(SASL_PASSWORD)))
