@@ -216,7 +216,7 @@ def test_input_is_acknowledged_only_once_its_checkpoint_is_confirmed() -> None:
     asyncio.run(scenario())
 
 
-def test_a_send_that_fails_acknowledges_nothing_and_stops_the_loop() -> None:
+def test_a_send_that_fails_acknowledges_nothing_and_raises_out_of_the_checkpoint() -> None:
     async def scenario() -> None:
         port, clock = FakePort(confirm=False), Clock()
         loop = make_loop(worker(), port, clock)
