@@ -5,22 +5,23 @@ and it. Processing is at-least-once with idempotent effects: each feeder's state
 offset it applied per partition (events at or below it are skipped after a restart) and is written to
 a changelog before the input offsets are committed (faust flushes the producer before committing).
 
-Feeder inputs arrive in whole fetched batches (:mod:`streams.kafka.faust_internals`) and are applied control
-records first (:class:`~streams.pipeline.intake.Intake`); the agent acknowledges records only once the states
-they changed are checkpointed (each partition's feeders every ``EVGRID_CHECKPOINT_SECONDS``, partitions in
-turn, and all before partitions move), so a commit never covers an input whose effect is not in the changelog.
+Feeder inputs arrive in whole fetched batches (:mod:`streams.kafka.faust_internals`) and are applied by
+:class:`~streams.pipeline.loop.WorkerLoop` (control records first; records acknowledged only once the states they
+changed are checkpointed: each partition's feeders every ``EVGRID_CHECKPOINT_SECONDS``, partitions in turn, and all
+before partitions move), so a commit never covers an input whose effect is not in the changelog. This module only
+wires that loop to faust (:class:`FaustPort`).
 Weather is not keyed by feeder: the group's weather agent counts and dead-letters it once per fleet, and every
 worker also reads all of it (:mod:`streams.kafka.broadcast`) and applies it to the feeders it holds.
 """
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import os
 import socket
 import time
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
+from typing import Any, cast
 
 import faust
 
@@ -39,15 +40,13 @@ from streams.contracts.topics import (
 from streams.ingest.validate import RawMessage
 from streams.kafka.broadcast import follow_topic
 from streams.kafka.config import KafkaConnection
-from streams.kafka.faust_internals import BatchingApp, changelog_sent
-from streams.pipeline.intake import AckSchedule, Intake, QuietPartitions
-from streams.pipeline.worker import Emit, FeederWorker
+from streams.kafka.faust_internals import BatchingApp, FetchedBatch, changelog_sent
+from streams.pipeline.loop import WorkerLoop
+from streams.pipeline.worker import FeederWorker
 from streams.settings import Settings
 
-__all__ = ["FEEDER_INPUTS", "SLICE_SECONDS", "create_app", "tune_gc"]
+__all__ = ["FEEDER_INPUTS", "FaustPort", "create_app", "tune_gc"]
 
-SLICE_SECONDS = 0.1
-"""Longest stretch of input applied without yielding: fetches, sends and jumps (a plug-in) are that late at most."""
 FEEDER_INPUTS = (METER_READINGS, CHARGER_TELEMETRY, CHARGER_REGISTRY, GRID_SIGNALS, INCENTIVE_RESPONSES)
 
 
@@ -78,6 +77,49 @@ def tune_gc(gen0_threshold: int) -> None:
         gc.freeze()
         _, gen1, gen2 = gc.get_threshold()
         gc.set_threshold(gen0_threshold, gen1, gen2)
+
+
+class FaustPort:
+    """The :class:`~streams.pipeline.loop.WorkerPort` of the worker app: batches from the feeders agent's stream,
+    outputs to ``out_topics`` (by logical name), checkpoints to the ``state`` table and its changelog."""
+
+    def __init__(self, app: BatchingApp, out_topics: Mapping[str, Any], state: Any,
+                 drained_topics: Mapping[str, str]) -> None:
+        self.app, self.out_topics, self.state, self.drained_topics = app, out_topics, state, drained_topics
+        self._stream: Any = None
+        self._batches: AsyncIterator[FetchedBatch] | None = None
+
+    def follow(self, stream: Any) -> None:
+        """Read batches from ``stream`` (the feeders agent's)."""
+        self._stream, self._batches = stream, aiter(stream)
+
+    async def next_batch(self) -> FetchedBatch | None:
+        assert self._batches is not None, "follow(stream) first"
+        return await anext(self._batches, None)
+
+    def ready_batch(self) -> FetchedBatch | None:
+        return self.app.ready_batch(self._stream)
+
+    async def usable(self, generation: int) -> bool:
+        return await self.app.usable(generation)
+
+    async def send(self, topic: str, key: bytes, value: bytes) -> Awaitable[Any]:
+        return cast(Awaitable[Any], await self.out_topics[topic].send(key=key, value=value))
+
+    async def checkpoint(self, key: bytes, partition: int, blob: bytes) -> Awaitable[Any]:
+        state = self.state
+        state.data[key] = blob
+        return cast(Awaitable[Any], await state.changelog_topic.send(key=key, value=blob, partition=partition,
+                                                                      callback=changelog_sent(state)))
+
+    def load(self, key: bytes) -> bytes | None:
+        return cast(bytes | None, self.state.data.get(key))
+
+    def acknowledge(self, records: Sequence[Any]) -> None:
+        self.app.ack(records)
+
+    async def drained_partitions(self) -> set[tuple[str, int]]:
+        return await self.app.drained_partitions(self.drained_topics)
 
 
 def create_app(settings: Settings | None = None) -> faust.App:
@@ -114,84 +156,29 @@ def create_app(settings: Settings | None = None) -> faust.App:
     )
     names = {topic_name(t, prefix): t for t in TOPICS}
     worker = FeederWorker(settings, worker_id=f"{socket.gethostname()}:{os.getpid()}")
-    worker.drained = set()  # until the consumer says which partitions are read to their end
     out_topics = {t: app.topic(topic_name(t, prefix), key_type=bytes, value_type=bytes) for t in TOPICS}
     state = app.Table("feeder-state", key_type=bytes, value_type=bytes, partitions=settings.partitions)
     inputs = app.topic(*(topic_name(t, prefix) for t in FEEDER_INPUTS), key_type=bytes, value_type=bytes)
     weather = app.topic(topic_name(WEATHER, prefix), key_type=bytes, value_type=bytes)
-
-    sent: list[Any] = []  # delivery futures of what was produced since the last checkpoint
-    lock = asyncio.Lock()  # a checkpoint never runs while a chunk's outputs are being sent
-
+    drained_topics = {topic_name(t, prefix): t for t in (METER_READINGS, CHARGER_REGISTRY, CHARGER_TELEMETRY)}
+    port = FaustPort(app, out_topics, state, drained_topics)
     failpoints = Failpoints(settings.failpoint, datadir)
-
-    async def emit(out: Emit) -> None:
-        for i, (logical, key, value) in enumerate(out.messages):
-            if i == len(out.messages) // 2 and i:
-                await failpoints.reach("emit")
-            sent.append(await out_topics[logical].send(key=key, value=value))
-        for feeder, partition, blob in out.checkpoints:
-            state.data[feeder] = blob
-            sent.append(await state.changelog_topic.send(key=feeder, value=blob, partition=partition,
-                                                         callback=changelog_sent(state)))
-
-    async def delivered() -> None:
-        """Wait until every output and checkpoint sent so far is written by the broker (acks=all); raises if one
-        cannot be: nothing is then acknowledged, and the worker stops (a restart reads the inputs again)."""
-        pending = sent[:]
-        sent.clear()
-        await asyncio.gather(*pending)
-
-    meters, telemetry = topic_name(METER_READINGS, prefix), topic_name(CHARGER_TELEMETRY, prefix)
-    registry = topic_name(CHARGER_REGISTRY, prefix)
-    intake: Intake[Any] = Intake(  # a plug-in goes ahead of other feeders' work (e.g. all re-planning at a boundary)
-        {meters}, settings.intake_max_meter_records, key=lambda m: m.key,
-        jumps=lambda m: m.topic == telemetry and worker.connection_change(m.key, m.value))
-    batches = app.batch_topic(inputs, bulk_topics={meters}, bulk_wanted=intake.wants_more,
-                              control_wanted=lambda: worker.held_total() < settings.max_held_telemetry)
-    acks: AckSchedule[Any] = AckSchedule(settings.checkpoint_seconds, time.monotonic(), lambda m: m.partition)
+    loop: WorkerLoop[Any] = WorkerLoop(
+        worker, port, names, checkpoint_seconds=settings.checkpoint_seconds,
+        max_meter_records=settings.intake_max_meter_records, max_held_telemetry=settings.max_held_telemetry,
+        quiet_seconds=settings.align_idle_seconds, failpoint=failpoints.reach)
+    batches = app.batch_topic(inputs, bulk_topics={topic_name(METER_READINGS, prefix)},
+                              bulk_wanted=loop.bulk_wanted, control_wanted=loop.control_wanted)
 
     @app.agent(batches, name="feeders")
     async def feeders(stream: Any) -> None:
-        async for batch in stream:
-            intake.add(batch.generation, batch.messages)
-            while intake:
-                while (more := app.ready_batch(stream)) is not None:  # (meters are fetched while intake.wants_more)
-                    intake.add(more.generation, more.messages)  # control records jump the meters waiting
-                if not await app.usable(intake.generation):
-                    intake.clear()  # a rebalance came between: the rest is fetched again
-                    break
-                async with lock:
-                    chunk = intake.take()
-                    out = worker.process([worker.raw(names.get(m.topic, m.topic), m) for m in chunk],
-                                         state.data.get, checkpoint=False, until=time.perf_counter() + SLICE_SECONDS)
-                    intake.put_back(chunk[out.taken:])  # the slice ran out: new arrivals may jump the rest
-                    acks.applied(chunk[:out.taken])
-                    await emit(out)
-
-    async def checkpoint(partitions: list[int] | None = None) -> None:
-        # records that jumped others, and records from the lowest one held for a meter stream on, wait
-        waiting, unapplied = intake.ahead_of_waiting(), worker.unapplied()
-
-        def hold(m: Any) -> bool:
-            low = unapplied.get((names.get(m.topic, m.topic), m.partition))
-            return (low is not None and m.offset >= low) or waiting(m)
-
-        done = acks.checkpointed(time.monotonic(), partitions, hold=hold)
-        await delivered()  # the outputs first: a checkpoint in Kafka whose outputs are not would lose them
-        await emit(worker.checkpoint(partitions))  # covers exactly ``done``: nothing was applied in between
-        if done:
-            await failpoints.reach("delivery")
-        await delivered()  # then the checkpoint, and only then may the inputs be committed
-        app.ack(done)
-        if done:
-            await failpoints.reach("acked")
+        port.follow(stream)
+        await loop.run()
 
     @app.agent(weather, name="weather")
     async def weather_agent(stream: Any) -> None:
         async for events in stream.take_events(500, within=0.5):  # once per fleet: counts and dead letters
-            msgs = [worker.raw(WEATHER, e.message) for e in events]
-            await emit(worker.process_weather(msgs, observe=False))
+            await loop.apply_weather([worker.raw(WEATHER, e.message) for e in events])
 
     async def observe_weather(records: list[Any]) -> None:
         worker.observe_weather(RawMessage(WEATHER, r.partition, r.offset, r.key, r.value, r.timestamp)
@@ -203,27 +190,16 @@ def create_app(settings: Settings | None = None) -> faust.App:
 
     stats_path = os.path.join(datadir, f"stats-{os.getpid()}.json")
 
-    quiet = QuietPartitions(settings.align_idle_seconds)  # a stream that stopped, not a producer's pause
-
     @app.timer(1.0)
     async def tick() -> None:
-        drained = await app.drained_partitions({meters: METER_READINGS, registry: CHARGER_REGISTRY,
-                                                telemetry: CHARGER_TELEMETRY})
-        async with lock:
-            waiting = {(names.get(t, t), p) for t, p in intake.waiting()}
-            worker.drained = quiet.update(drained, waiting, time.monotonic())
-            await emit(worker.tick(checkpoint=False))
-            if due := acks.due(time.monotonic()):
-                await checkpoint(due)
+        await loop.tick()
         worker.write_stats(stats_path, gc_pause_ms_max=[round(x, 1) for x in GC_PAUSES.max_ms])
 
     async def on_revoked(sender: Any, *args: Any, **kwargs: Any) -> None:
-        async with lock:
-            await checkpoint()  # tables are the truth afterwards
-            worker.pause()  # no releases while partitions move
+        await loop.revoked()
 
     async def on_assigned(sender: Any, *args: Any, **kwargs: Any) -> None:
-        worker.resume()
+        loop.assigned()
 
     app.on_partitions_revoked.connect(on_revoked)  # type: ignore[arg-type]
     app.on_partitions_assigned.connect(on_assigned)  # type: ignore[arg-type]
