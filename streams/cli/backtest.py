@@ -52,7 +52,7 @@ def _read_scenario(path: Path) -> Any:
     import yaml
     from pydantic import ValidationError
 
-    from streams.cli_errors import file_error
+    from streams.cli.errors import file_error
     from streams.replay.scenario import load_scenario
 
     try:
@@ -131,7 +131,7 @@ def run_backtest_cli(scenario: Path | None, sessions: Path | None, load: Path | 
     from streams.backtest.inputs import from_flags, from_scenario
     from streams.backtest.orchestrator import run_pipeline
     from streams.backtest.report import compute_report
-    from streams.preflight import quiet_solver_banner, require_broker
+    from streams.cli.preflight import quiet_solver_banner, require_broker
     from streams.settings import Settings
 
     t0 = time.perf_counter()

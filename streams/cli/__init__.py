@@ -46,15 +46,15 @@ config_app = typer.Typer(no_args_is_help=True, help="Show configuration.")
 app.add_typer(config_app, name="config")
 
 COMMAND_MODULES = (
-    "streams.infra_commands",
-    "streams.agents.commands",
-    "streams.simulate.commands",
-    "streams.forecasting.commands",
+    "streams.cli.infra",
+    "streams.cli.agents",
+    "streams.cli.simulate",
+    "streams.cli.forecasting",
     "streams.dispatch.commands",
-    "streams.replay.commands",
-    "streams.sinks.commands",
-    "streams.backtest.commands",
-    "streams.ocpp.commands",
+    "streams.cli.replay",
+    "streams.cli.sinks",
+    "streams.cli.backtest",
+    "streams.cli.ocpp",
 )
 
 
@@ -129,8 +129,8 @@ def _save_traceback(exc: BaseException) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """The ``evgrid`` entry point: run a command; report a failure in one or two lines (see
-    :mod:`streams.cli_errors`) with exit 2 (bad input), 3 (broker unreachable) or 1."""
-    from streams.cli_errors import describe
+    :mod:`streams.cli.errors`) with exit 2 (bad input), 3 (broker unreachable) or 1."""
+    from streams.cli.errors import describe
 
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args or os.environ.get("EVGRID_DEBUG", "") not in ("", "0", "false")
