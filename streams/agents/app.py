@@ -41,7 +41,7 @@ from streams.contracts.topics import (
 from streams.ingest.validate import RawMessage
 from streams.pipeline.intake import AckSchedule, Intake, QuietPartitions
 from streams.pipeline.worker import Emit, FeederWorker
-from streams.settings import Settings
+from streams.settings import Settings, pipeline_config
 
 __all__ = ["FEEDER_INPUTS", "SLICE_SECONDS", "create_app", "tune_gc"]
 
@@ -131,7 +131,7 @@ def create_app(settings: Settings | None = None) -> faust.App:
         producer_max_batch_size=512 * 1024,
     )
     names = {topic_name(t, prefix): t for t in TOPICS}
-    worker = FeederWorker(settings, worker_id=f"{socket.gethostname()}:{os.getpid()}")
+    worker = FeederWorker(pipeline_config(settings), worker_id=f"{socket.gethostname()}:{os.getpid()}")
     worker.drained = set()  # until the consumer says which partitions are read to their end
     out_topics = {t: app.topic(topic_name(t, prefix), key_type=bytes, value_type=bytes) for t in TOPICS}
     state = app.Table("feeder-state", key_type=bytes, value_type=bytes, partitions=settings.partitions)
