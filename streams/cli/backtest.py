@@ -197,14 +197,15 @@ def _closed_loop(inputs: Any, json_out: Path | None, html_out: Path | None, setp
 
 def _finish(rep: Any, setpoints: Any, json_out: Path | None, html_out: Path | None, setpoints_out: Path | None,
             echo: Any, t0: float, t_rep: float) -> dict[str, Any]:
-    from streams.backtest.report import render_html, write_setpoints_csv
+    from streams.backtest.report import write_setpoints_csv
+    from streams.backtest.report_html import render_page
 
     rep.figures["run"]["seconds"]["report"] = round(time.perf_counter() - t_rep, 2)
     rep.figures["run"]["seconds"]["wall"] = round(time.perf_counter() - t0, 2)
     if json_out is not None:
         json_out.write_text(json.dumps(rep.figures, indent=1, default=str))
     if html_out is not None:
-        html_out.write_text(render_html(rep))
+        html_out.write_text(render_page(rep))
     if setpoints_out is not None:
         write_setpoints_csv(setpoints, setpoints_out)
     t = rep.figures["total"]
