@@ -22,9 +22,17 @@ PENDING_CIRCLES = [
 
 def test_import_contracts_are_kept() -> None:
     proc = subprocess.run(
-        [sys.executable, "-c", "import sys; from importlinter.cli import lint_imports; "
-                               "sys.exit(lint_imports(no_cache=True, no_logo=True))"],
-        cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-c",
+            "import sys; from importlinter.cli import lint_imports; "
+            "sys.exit(lint_imports(no_cache=True, no_logo=True))",
+        ],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=300,
         check=False,
     )
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
@@ -35,8 +43,10 @@ def _circles(graph: grimp.ImportGraph) -> list[set[str]]:
     """Strongly connected groups of more than one module (Tarjan), ignoring a package's import of its own
     submodules (``__init__`` re-exports)."""
     modules = sorted(graph.modules)
-    edges = {m: {t for t in graph.find_modules_directly_imported_by(m)
-                 if t in graph.modules and not t.startswith(m + ".")} for m in modules}
+    edges = {
+        m: {t for t in graph.find_modules_directly_imported_by(m) if t in graph.modules and not t.startswith(m + ".")}
+        for m in modules
+    }
     index: dict[str, int] = {}
     low: dict[str, int] = {}
     stack: list[str] = []

@@ -6,12 +6,23 @@ from streams.settings import Settings, dispatch_config, feeder_config, forecaste
 
 
 def test_pipeline_config_carries_the_settings_in_ms() -> None:
-    s = Settings(interval_minutes=5, grace_seconds=120, align_idle_seconds=7, max_plan_lag_seconds=600,
-                 max_message_bytes=2_000_000, max_future_seconds=60, horizon_hours=12)
+    s = Settings(
+        interval_minutes=5,
+        grace_seconds=120,
+        align_idle_seconds=7,
+        max_plan_lag_seconds=600,
+        max_message_bytes=2_000_000,
+        max_future_seconds=60,
+        horizon_hours=12,
+    )
     cfg = pipeline_config(s)
     assert (cfg.max_message_bytes, cfg.max_future_ms) == (2_000_000, 60_000)
     assert (cfg.feeder.step_ms, cfg.feeder.grace_ms, cfg.feeder.align_idle_ms, cfg.feeder.max_plan_lag_ms) == (
-        300_000, 120_000, 7_000, 600_000)
+        300_000,
+        120_000,
+        7_000,
+        600_000,
+    )
     assert cfg.feeder.forecaster.interval_ms == 300_000 and cfg.feeder.forecaster.horizon == 144
     assert cfg.feeder.dispatch.step_ms == 300_000 and cfg.feeder.dispatch.horizon_ms == 12 * 3_600_000
     assert cfg.feeder == feeder_config(s)

@@ -9,8 +9,23 @@ import typer
 
 from streams.cli import app, main
 
-EXPECTED = {"worker", "demo", "topics", "simulate", "forecast-eval", "record", "replay", "import", "dashboards",
-            "monitor", "backtest", "ocpp-gateway", "chargers", "config", "infra"}
+EXPECTED = {
+    "worker",
+    "demo",
+    "topics",
+    "simulate",
+    "forecast-eval",
+    "record",
+    "replay",
+    "import",
+    "dashboards",
+    "monitor",
+    "backtest",
+    "ocpp-gateway",
+    "chargers",
+    "config",
+    "infra",
+}
 
 
 def _paths(cmd: Any, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
