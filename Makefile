@@ -43,8 +43,10 @@ lint: ## ruff + mypy
 	ruff check .
 	mypy
 
-bench: up ## benchmarks (evgrid bench)
-	evgrid bench
+BENCHMARKS ?= bench_planner bench_forecaster bench_statecodec bench_floods
+
+bench: ## in-process benchmarks (no services): print their figures; BENCHMARKS="bench_planner ..." picks some
+	@for b in $(BENCHMARKS); do echo "== benchmarks/$$b.py"; PYTHONPATH=$(CURDIR) $(PYTHON) benchmarks/$$b.py || exit 1; done
 
 CHROMIUM ?= chromium
 CHROMIUM_FLAGS = --headless --no-sandbox --disable-gpu --disable-background-networking --disable-component-update \

@@ -16,7 +16,7 @@ from streams.contracts.topics import CHARGER_REGISTRY, CHARGER_TELEMETRY, GRID_S
 from streams.dispatch import dispatcher, planner
 from streams.ingest.validate import RawMessage
 from streams.pipeline.worker import FeederWorker
-from streams.settings import Settings
+from streams.settings import Settings, pipeline_config
 from tests.fixtures.feeder_records import HOUR, T0, reg, tel
 
 TOPIC = {"ChargerRegistration": CHARGER_REGISTRY, "ChargerTelemetry": CHARGER_TELEMETRY, "GridSignal": GRID_SIGNALS,
@@ -51,7 +51,7 @@ def flood(kind: str, n: int) -> list[Record]:
 def plug_in_plan(kind: str, n: int) -> tuple[float, int]:
     """Seconds and LP solves of the first plan after the flood (a plug-in triggers it)."""
     codec = default_codec()
-    w = FeederWorker(Settings(interval_minutes=15, grace_seconds=300, align_idle_seconds=0),
+    w = FeederWorker(pipeline_config(Settings(interval_minutes=15, grace_seconds=300, align_idle_seconds=0)),
                      clock=lambda: T0 + 30 * 24 * HOUR)
     offset = 0
 

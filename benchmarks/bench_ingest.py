@@ -31,7 +31,7 @@ from streams.ingest.validate import RawMessage
 from streams.kafka.admin import create_topics, delete_topics
 from streams.kafka.clients import make_producer, produce_records
 from streams.pipeline.worker import FeederWorker
-from streams.settings import Settings
+from streams.settings import Settings, pipeline_config
 
 
 def readings(n: int, feeders: int, meters: int, start_ms: int) -> list[tuple[bytes, bytes, int, None]]:
@@ -48,7 +48,7 @@ def readings(n: int, feeders: int, meters: int, start_ms: int) -> list[tuple[byt
 
 
 def pure_rate(records: list[tuple[bytes, bytes, int, None]]) -> float:
-    worker = FeederWorker(Settings())
+    worker = FeederWorker(pipeline_config(Settings()))
     msgs = [RawMessage(METER_READINGS, 0, i, k, v, ts) for i, (k, v, ts, _) in enumerate(records)]
     t0 = time.perf_counter()
     for k in range(0, len(msgs), 2000):

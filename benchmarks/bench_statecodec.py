@@ -20,14 +20,14 @@ from streams.contracts.topics import CHARGER_REGISTRY, CHARGER_TELEMETRY, METER_
 from streams.ingest.validate import RawMessage
 from streams.pipeline import statecodec
 from streams.pipeline.feeder import FeederRuntime
-from streams.settings import Settings
+from streams.settings import Settings, feeder_config
 from tests.fixtures.feeder_records import T0, reg, tel
 from tests.unit.pipeline.test_feeder_runtime import MIN, meter
 
 
 def runtime(chargers: int, days: int, model: str) -> FeederRuntime:
-    rt = FeederRuntime("F1", Settings(interval_minutes=15, grace_seconds=300, align_idle_seconds=30,
-                                      forecast_model=model))
+    rt = FeederRuntime("F1", feeder_config(Settings(interval_minutes=15, grace_seconds=300, align_idle_seconds=30,
+                                      forecast_model=model)))
     ids = [f"C{i}" for i in range(chargers)]
     for cid in ids:
         rt.apply(reg(cid), RawMessage(CHARGER_REGISTRY, 0, 0, b"F1", b"", None))

@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from streams.backtest.commands import run_backtest_cli
+from streams.cli.backtest import run_backtest_cli
 from streams.replay.scenario import REPO_ROOT
 
 SCENARIOS = {"acn": "scenarios/acn-caltech-2019-03.yaml", "week": "scenarios/week-v2g-peak-event.yaml"}

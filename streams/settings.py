@@ -9,12 +9,18 @@ from __future__ import annotations
 
 import os
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["ENV_FILE_VAR", "Settings", "env_file", "get_settings"]
+if TYPE_CHECKING:
+    from streams.dispatch.dispatcher import DispatchConfig
+    from streams.forecasting.forecaster import ForecasterConfig
+    from streams.pipeline.config import FeederConfig, PipelineConfig
+
+__all__ = ["ENV_FILE_VAR", "Settings", "dispatch_config", "env_file", "feeder_config", "forecaster_config",
+           "get_settings", "pipeline_config"]
 
 ENV_FILE_VAR = "EVGRID_ENV_FILE"
 
@@ -289,3 +295,81 @@ class Settings(BaseSettings):
 def get_settings() -> Settings:
     """The process-wide settings, read once from the environment."""
     return Settings()
+
+
+# --- typed config for the core, built here at the edge (the core never imports this module) ----------------
+MIN_MS, HOUR_MS = 60_000, 3_600_000
+
+
+def forecaster_config(s: Settings) -> ForecasterConfig:
+    """The forecaster's config (EVGRID_INTERVAL_MINUTES, EVGRID_HORIZON_HOURS, EVGRID_FORECAST_*, ...)."""
+    from streams.forecasting.forecaster import DEFAULT_MODEL, ForecasterConfig
+
+    interval_ms = s.interval_minutes * MIN_MS
+    return ForecasterConfig(
+        interval_ms=interval_ms,
+        horizon=s.horizon_hours * HOUR_MS // interval_ms,
+        model=DEFAULT_MODEL if s.forecast_model == "default" else s.forecast_model,
+        coverage=float(s.forecast_coverage),
+        timezone=str(s.local_timezone),
+        holiday_country=s.holiday_country or None,
+        forgetting=float(s.forecast_forgetting),
+        min_learn_share=float(s.forecast_min_learn_share),
+        warmup_intervals=int(float(s.forecast_warmup_days) * 86_400_000 // interval_ms),
+    )
+
+
+def dispatch_config(s: Settings) -> DispatchConfig:
+    """The dispatcher's config (EVGRID_DISPATCH_*, EVGRID_SETPOINT_*, the safety and incentive settings)."""
+    from streams.dispatch.dispatcher import DispatchConfig
+    from streams.dispatch.incentives import IncentiveParams
+    from streams.dispatch.planner import PlannerWeights
+    from streams.dispatch.safety import SafetyRules
+
+    step = s.interval_minutes * MIN_MS
+    return DispatchConfig(
+        step_ms=step,
+        horizon_ms=s.horizon_hours * HOUR_MS,
+        fine_ms=int(s.dispatch_fine_horizon_minutes * MIN_MS) if s.dispatch_coarse_step_minutes > 0 else None,
+        coarse_step_ms=int(s.dispatch_coarse_step_minutes * MIN_MS) or None,
+        replan_ms=max(step, int(s.dispatch_replan_minutes * MIN_MS)),
+        solver_time_limit_s=s.solver_time_limit_s,
+        rules=SafetyRules(reserve_soc_pct=s.reserve_soc_pct, stale_seconds=s.stale_telemetry_seconds,
+                          fallback_kw=s.fallback_kw),
+        weights=PlannerWeights(cycling_per_kwh=s.cycling_cost_per_kwh),
+        incentives=IncentiveParams(delay_price_per_kwh=s.incentive_delay_price_per_kwh,
+                                   export_price_per_kwh=s.incentive_export_price_per_kwh,
+                                   currency=s.currency),
+        default_import_limit_kw=s.default_import_limit_kw,
+        default_export_limit_kw=s.default_export_limit_kw,
+        default_price_per_kwh=s.default_price_per_kwh,
+        setpoint_threshold_kw=s.setpoint_change_threshold_kw,
+        setpoint_refresh_ms=int(s.setpoint_refresh_seconds * 1000),
+        setpoint_validity_ms=int(s.setpoint_validity_seconds * 1000),
+        schedule_ms=int(s.setpoint_schedule_hours * HOUR_MS),
+        forecast_arrivals=s.dispatch_forecast_arrivals,
+        timezone=s.local_timezone,
+        site_demand_charge_per_kw=s.dispatch_site_demand_charge_per_kw,
+        site_meter_stale_ms=int(s.dispatch_site_meter_stale_seconds * 1000),
+        battery_round_trip_efficiency=s.dispatch_battery_round_trip_efficiency,
+        battery_min_soc_pct=s.dispatch_battery_min_soc_pct,
+        flexibility_horizon_ms=int(s.dispatch_flexibility_hours * HOUR_MS),
+        track_requests=s.dispatch_track_requests,
+    )
+
+
+def feeder_config(s: Settings) -> FeederConfig:
+    """One feeder runtime's config: interval, grace, alignment, plan lag, forecaster and dispatcher."""
+    from streams.pipeline.config import FeederConfig
+
+    return FeederConfig(step_ms=s.interval_minutes * MIN_MS, grace_ms=s.grace_seconds * 1000,
+                        align_idle_ms=s.align_idle_seconds * 1000, max_plan_lag_ms=s.max_plan_lag_seconds * 1000,
+                        forecaster=forecaster_config(s), dispatch=dispatch_config(s))
+
+
+def pipeline_config(s: Settings) -> PipelineConfig:
+    """A worker's config (:class:`~streams.pipeline.worker.FeederWorker`)."""
+    from streams.pipeline.config import PipelineConfig
+
+    return PipelineConfig(feeder=feeder_config(s), max_message_bytes=s.max_message_bytes,
+                          max_future_ms=s.max_future_seconds * 1000)

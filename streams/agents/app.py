@@ -43,7 +43,7 @@ from streams.kafka.config import KafkaConnection
 from streams.kafka.faust_internals import BatchingApp, FetchedBatch, changelog_sent
 from streams.pipeline.loop import WorkerLoop
 from streams.pipeline.worker import FeederWorker
-from streams.settings import Settings
+from streams.settings import Settings, pipeline_config
 
 __all__ = ["FEEDER_INPUTS", "FaustPort", "create_app", "tune_gc"]
 
@@ -155,7 +155,7 @@ def create_app(settings: Settings | None = None) -> faust.App:
         producer_max_batch_size=512 * 1024,
     )
     names = {topic_name(t, prefix): t for t in TOPICS}
-    worker = FeederWorker(settings, worker_id=f"{socket.gethostname()}:{os.getpid()}")
+    worker = FeederWorker(pipeline_config(settings), worker_id=f"{socket.gethostname()}:{os.getpid()}")
     out_topics = {t: app.topic(topic_name(t, prefix), key_type=bytes, value_type=bytes) for t in TOPICS}
     state = app.Table("feeder-state", key_type=bytes, value_type=bytes, partitions=settings.partitions)
     inputs = app.topic(*(topic_name(t, prefix) for t in FEEDER_INPUTS), key_type=bytes, value_type=bytes)

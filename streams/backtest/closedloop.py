@@ -32,7 +32,7 @@ from streams.contracts.topics import CHARGER_REGISTRY, CHARGER_TELEMETRY, SETPOI
 from streams.ingest.validate import RawMessage
 from streams.pipeline.worker import Emit, FeederWorker
 from streams.replay.importers import AcnSession
-from streams.settings import Settings
+from streams.settings import Settings, pipeline_config
 from streams.simulate.twin import ChargerTwin, SessionResult, TwinConfig, TwinFleet, TwinSession
 
 __all__ = ["ClosedLoopRun", "build_fleet", "run_closed_loop", "run_settings", "twin_config", "twin_result"]
@@ -120,7 +120,7 @@ def run_closed_loop(inputs: BacktestInputs, settings: Settings, config: TwinConf
     cfg = config or twin_config(settings)
     lead = lead_ms if lead_ms is not None else inputs.step_ms + settings.grace_seconds * 1000 \
         + settings.interval_minutes * 60_000
-    worker = FeederWorker(settings, worker_id="closed-loop", clock=lambda: 2**62)
+    worker = FeederWorker(pipeline_config(settings), worker_id="closed-loop", clock=lambda: 2**62)
     codec = default_codec()
     state: dict[bytes, bytes] = {}
     out: dict[str, list[Any]] = {}

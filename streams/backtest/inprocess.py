@@ -18,7 +18,7 @@ from streams.contracts.models import decode_record
 from streams.contracts.topics import TOPICS, WEATHER
 from streams.ingest.validate import RawMessage
 from streams.pipeline.worker import FeederWorker
-from streams.settings import Settings
+from streams.settings import Settings, pipeline_config
 
 __all__ = ["run_in_process"]
 
@@ -36,7 +36,7 @@ def run_in_process(inputs: BacktestInputs, settings: Settings, batch: int = 2_00
     """
     limits = {"default_import_limit_kw": inputs.import_limit_kw, "default_export_limit_kw": inputs.export_limit_kw}
     settings = settings.model_copy(update={k: v for k, v in limits.items() if v is not None})
-    worker = FeederWorker(settings, worker_id="in-process", clock=lambda: 2**62)
+    worker = FeederWorker(pipeline_config(settings), worker_id="in-process", clock=lambda: 2**62)
     codec = default_codec()
     state: dict[bytes, bytes] = {}
     out: dict[str, list[Any]] = {}

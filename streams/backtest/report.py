@@ -33,7 +33,7 @@ from streams.contracts.models import ChargerSetpoint, DeadLetter, DemandForecast
 from streams.dispatch.planner import HOUR_MS
 from streams.settings import Settings
 
-__all__ = ["Report", "compute_report", "iso", "render_html", "write_setpoints_csv"]
+__all__ = ["Report", "compute_report", "iso", "write_setpoints_csv"]
 
 
 def iso(ms: int) -> str:
@@ -190,11 +190,3 @@ def write_setpoints_csv(setpoints: Iterable[ChargerSetpoint], out: str | Path | 
             fh.close()
     return len(rows)
 
-
-# --- HTML ----------------------------------------------------------------------------------------------
-
-def render_html(report: Report) -> str:
-    """A self-contained HTML page people read (see :mod:`streams.backtest.report_html`)."""
-    from streams.backtest.report_html import render_page
-
-    return render_page(report)

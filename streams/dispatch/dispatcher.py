@@ -71,7 +71,6 @@ from streams.dispatch.state import (
     charger_from_registration,
     session_from_telemetry,
 )
-from streams.settings import Settings
 
 __all__ = ["DispatchConfig", "DispatchResult", "FeederDispatcher"]
 
@@ -92,7 +91,7 @@ MIN_MS = 60_000
 
 @dataclass(frozen=True, slots=True)
 class DispatchConfig:
-    """Dispatch parameters (build from :class:`Settings` with :meth:`from_settings`)."""
+    """Dispatch parameters (built from the environment at the edge: ``streams.settings.dispatch_config``)."""
 
     step_ms: int = 15 * MIN_MS
     horizon_ms: int = 24 * HOUR_MS
@@ -126,40 +125,6 @@ class DispatchConfig:
     flexibility_horizon_ms: int = 4 * HOUR_MS
     track_requests: bool = True
     """Solve a counterfactual plan without each feeder-level import-limit request (its baseline)."""
-
-    @classmethod
-    def from_settings(cls, s: Settings) -> DispatchConfig:
-        """Configuration from the process settings."""
-        step = s.interval_minutes * MIN_MS
-        return cls(
-            step_ms=step,
-            horizon_ms=s.horizon_hours * HOUR_MS,
-            fine_ms=int(s.dispatch_fine_horizon_minutes * MIN_MS) if s.dispatch_coarse_step_minutes > 0 else None,
-            coarse_step_ms=int(s.dispatch_coarse_step_minutes * MIN_MS) or None,
-            replan_ms=max(step, int(s.dispatch_replan_minutes * MIN_MS)),
-            solver_time_limit_s=s.solver_time_limit_s,
-            rules=SafetyRules(reserve_soc_pct=s.reserve_soc_pct, stale_seconds=s.stale_telemetry_seconds,
-                              fallback_kw=s.fallback_kw),
-            weights=PlannerWeights(cycling_per_kwh=s.cycling_cost_per_kwh),
-            incentives=IncentiveParams(delay_price_per_kwh=s.incentive_delay_price_per_kwh,
-                                       export_price_per_kwh=s.incentive_export_price_per_kwh,
-                                       currency=s.currency),
-            default_import_limit_kw=s.default_import_limit_kw,
-            default_export_limit_kw=s.default_export_limit_kw,
-            default_price_per_kwh=s.default_price_per_kwh,
-            setpoint_threshold_kw=s.setpoint_change_threshold_kw,
-            setpoint_refresh_ms=int(s.setpoint_refresh_seconds * 1000),
-            setpoint_validity_ms=int(s.setpoint_validity_seconds * 1000),
-            schedule_ms=int(s.setpoint_schedule_hours * HOUR_MS),
-            forecast_arrivals=s.dispatch_forecast_arrivals,
-            timezone=s.local_timezone,
-            site_demand_charge_per_kw=s.dispatch_site_demand_charge_per_kw,
-            site_meter_stale_ms=int(s.dispatch_site_meter_stale_seconds * 1000),
-            battery_round_trip_efficiency=s.dispatch_battery_round_trip_efficiency,
-            battery_min_soc_pct=s.dispatch_battery_min_soc_pct,
-            flexibility_horizon_ms=int(s.dispatch_flexibility_hours * HOUR_MS),
-            track_requests=s.dispatch_track_requests,
-        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,7 +23,7 @@ import math
 import numpy as np
 
 from streams.contracts.models import Flexibility, FlexibilityPoint
-from streams.dispatch.planner import HOUR_MS, Plan, PlanRequest, PlanSession, _overlap_fraction, _window_mask
+from streams.dispatch.plan import HOUR_MS, Plan, PlanRequest, PlanSession, overlap_fraction, window_mask
 
 __all__ = ["FlexProfile", "compute_flexibility", "flexibility_profile"]
 
@@ -43,16 +43,16 @@ def _fin(x: float | None, default: float = 0.0) -> float:
 def _session_flex(s: PlanSession, sched: np.ndarray, edges: np.ndarray, dt: np.ndarray
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(planned avg, up, down, cumulative up energy, cumulative down energy) of one session."""
-    frac = _overlap_fraction(edges, s.arrival_ms, s.departure_ms)
+    frac = overlap_fraction(edges, s.arrival_ms, s.departure_ms)
     p = np.nan_to_num(sched) * frac
     cap_c = max(0.0, _fin(s.max_charge_kw)) * frac
     if s.blocked_windows:
-        cap_c = np.where(_window_mask(edges, s.blocked_windows), 0.0, cap_c)
+        cap_c = np.where(window_mask(edges, s.blocked_windows), 0.0, cap_c)
     soc_known = s.soc_kwh is not None and s.capacity_kwh is not None
     soc0, top, reserve = _fin(s.soc_kwh), _fin(s.capacity_kwh), _fin(s.reserve_kwh)
     cap_d = max(0.0, _fin(s.max_discharge_kw)) * frac if soc_known else np.zeros_like(frac)
     if s.discharge_windows is not None:
-        cap_d = np.where(_window_mask(edges, s.discharge_windows), cap_d, 0.0)
+        cap_d = np.where(window_mask(edges, s.discharge_windows), cap_d, 0.0)
     e_step = p * dt
     b_after = np.cumsum(e_step)  # baseline energy by the end of step k
     b_before = b_after - e_step

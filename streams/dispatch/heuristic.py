@@ -13,7 +13,7 @@ import time
 
 import numpy as np
 
-from streams.dispatch.planner import HOUR_MS, Plan, PlanRequest, _overlap_fraction, _window_mask, plan_id_of
+from streams.dispatch.plan import HOUR_MS, Plan, PlanRequest, overlap_fraction, plan_id_of, window_mask
 
 __all__ = ["plan_llf"]
 
@@ -34,10 +34,10 @@ def plan_llf(req: PlanRequest) -> Plan:
     caps = np.zeros((m, n))
     rem = np.zeros(m)
     for i, s in enumerate(req.sessions):
-        frac = _overlap_fraction(edges, s.arrival_ms, s.departure_ms)
+        frac = overlap_fraction(edges, s.arrival_ms, s.departure_ms)
         caps[i] = _clean(s.max_charge_kw) * frac
         if s.blocked_windows:
-            caps[i][_window_mask(edges, s.blocked_windows)] = 0.0
+            caps[i][window_mask(edges, s.blocked_windows)] = 0.0
         rem[i] = _clean(s.energy_kwh)
     # energy each session can still absorb after step k (suffix sums)
     future = np.cumsum((caps * dt)[:, ::-1], axis=1)[:, ::-1]
@@ -68,7 +68,7 @@ def plan_llf(req: PlanRequest) -> Plan:
     status: dict[str, str] = {}
     shortfall: dict[str, float] = {}
     for i, s in enumerate(req.sessions):
-        frac = _overlap_fraction(edges, s.arrival_ms, s.departure_ms)
+        frac = overlap_fraction(edges, s.arrival_ms, s.departure_ms)
         schedules[s.key] = np.where(frac > 1e-9, alloc[i] / np.where(frac > 1e-9, frac, 1.0), 0.0)
         shortfall[s.key] = float(rem[i]) if rem[i] > 1e-6 else 0.0
         status[s.key] = "infeasible_request" if rem[i] > 1e-3 else "fallback_heuristic"

@@ -23,16 +23,28 @@ window scales its cap.
 
 from __future__ import annotations
 
-import hashlib
 import math
-import struct
 from dataclasses import dataclass, field
 
 import highspy
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = [
+from streams.dispatch.plan import (
+    HOUR_MS,
+    Plan,
+    PlannerWeights,
+    PlanRequest,
+    PlanSession,
+    PlanSite,
+    overlap_fraction,
+    plan_id_of,
+    time_grid,
+    window_mask,
+)
+
+__all__ = [  # the plan's data lives in streams.dispatch.plan; re-exported here for the planner's callers
+    "HOUR_MS",
     "Plan",
     "PlanRequest",
     "PlanSession",
@@ -43,191 +55,6 @@ __all__ = [
     "solve_lp",
     "time_grid",
 ]
-
-HOUR_MS = 3_600_000
-
-
-@dataclass(frozen=True, slots=True)
-class PlanSession:
-    """One vehicle (or a virtual, forecast cohort) as the planner sees it.
-
-    ``energy_kwh`` is the net energy still to deliver by ``departure_ms`` (negative: the car is above its
-target SoC and may give up to that much net, never more); ``max_discharge_kw`` is 0
-    unless the safety rules allow export. ``discharge_windows`` (when not ``None``) restricts discharge to
-    those [start, end) windows; ``blocked_windows`` forbid charging (accepted delay offers). SoC fields
-    (kWh) are needed only when discharging.
-    """
-
-    key: str
-    arrival_ms: int
-    departure_ms: int
-    energy_kwh: float
-    max_charge_kw: float
-    max_discharge_kw: float = 0.0
-    session_id: str | None = None
-    soc_kwh: float | None = None
-    capacity_kwh: float | None = None
-    reserve_kwh: float = 0.0
-    virtual: bool = False
-    discharge_windows: tuple[tuple[int, int], ...] | None = None
-    blocked_windows: tuple[tuple[int, int], ...] = ()
-    site_id: str | None = None
-    storage: bool = False
-    """A stationary battery: no energy request; SoC tracked in [reserve_kwh, capacity_kwh] (both kWh)."""
-    charge_efficiency: float = 1.0
-    discharge_efficiency: float = 1.0
-    final_soc_kwh: float | None = None
-    """Least SoC (kWh) at the end of the session's window (storage); ``None`` = no terminal bound."""
-
-
-@dataclass(frozen=True, slots=True)
-class PlanSite:
-    """A site (home or building) behind one service point: its own load and limits per step of the grid.
-
-    ``base_kw`` is the site's load without its planned assets (kW, forecast); ``import_limit_kw`` and
-    ``export_limit_kw`` (kW, >= 0, ``inf`` = none) bound the site's net import ``base + its sessions``
-    from above and from below (``-export``). ``demand_charge_per_kw`` > 0 adds the site's peak import
-    (never below ``peak_floor_kw``) to the objective at that price.
-    """
-
-    site_id: str
-    base_kw: tuple[float, ...]
-    import_limit_kw: tuple[float, ...]
-    export_limit_kw: tuple[float, ...]
-    demand_charge_per_kw: float = 0.0
-    peak_floor_kw: float = 0.0
-
-
-@dataclass(frozen=True, slots=True)
-class PlannerWeights:
-    """Objective weights (currency units). Peak dominates cost; slack dominates peak."""
-
-    peak_per_kw: float = 100.0
-    shortfall_per_kwh: float = 10_000.0
-    limit_violation_per_kwh: float = 100_000.0
-    cycling_per_kwh: float = 0.05
-    early_per_kwh_hour: float = 1e-4
-    lost_limit_per_kwh: float = 1_000.0
-    """Import-limit violation in a step where the base load alone breaks the limit: below the shortfall weight,
-    so drivers are not starved for a limit that cannot be held anyway (EV load still moves out of such steps)."""
-    actual_peak_per_kw: float = 50.0
-    """Weight of the peak of real (non-virtual) sessions alone, so forecast demand does not pull today's
-    cars above what they need."""
-
-
-@dataclass(frozen=True, slots=True)
-class PlanRequest:
-    """Everything one plan depends on (its hash is the plan id)."""
-
-    feeder_id: str
-    edges_ms: tuple[int, ...]
-    base_kw: tuple[float, ...]
-    import_limit_kw: tuple[float, ...]
-    export_limit_kw: tuple[float, ...]
-    price_per_kwh: tuple[float, ...]
-    sessions: tuple[PlanSession, ...]
-    peak_floor_kw: float = 0.0
-    weights: PlannerWeights = field(default_factory=PlannerWeights)
-    sites: tuple[PlanSite, ...] = ()
-
-    @property
-    def n_steps(self) -> int:
-        return len(self.edges_ms) - 1
-
-
-@dataclass(frozen=True, slots=True)
-class Plan:
-    """A feeder plan: per-key power per step (kW, + charge / − discharge, power while plugged in)."""
-
-    plan_id: str
-    feeder_id: str
-    edges_ms: tuple[int, ...]
-    schedules: dict[str, np.ndarray]
-    status: dict[str, str]
-    shortfall_kwh: dict[str, float]
-    peak_kw: float
-    objective: float
-    solver: str
-    reason: str
-    limit_violation_kwh: float
-    fleet_kw: np.ndarray
-    solve_seconds: float = 0.0
-    site_net_kw: dict[str, np.ndarray] = field(default_factory=dict)
-    """Planned net import per step of each site of the request (its base load + its sessions)."""
-    site_violation_kwh: float = 0.0
-
-    def power_at(self, key: str, t_ms: int) -> float | None:
-        """Planned power of ``key`` at event time ``t_ms``; ``None`` outside the plan."""
-        sched = self.schedules.get(key)
-        if sched is None or t_ms < self.edges_ms[0] or t_ms >= self.edges_ms[-1]:
-            return None
-        k = int(np.searchsorted(np.asarray(self.edges_ms), t_ms, side="right")) - 1
-        return float(sched[k])
-
-
-def time_grid(start_ms: int, step_ms: int, horizon_ms: int, fine_ms: int | None = None,
-              coarse_step_ms: int | None = None) -> np.ndarray:
-    """Step edges from ``start_ms`` over ``horizon_ms``: ``step_ms`` steps for ``fine_ms`` then coarse ones.
-
-    Coarse edges are aligned to multiples of ``coarse_step_ms`` (epoch), so grids of successive plans
-    share edges. Without ``fine_ms``/``coarse_step_ms`` the grid is uniform.
-    """
-    end = start_ms + horizon_ms
-    if fine_ms is None or coarse_step_ms is None or coarse_step_ms <= step_ms or fine_ms >= horizon_ms:
-        n = max(1, math.ceil(horizon_ms / step_ms))
-        return start_ms + step_ms * np.arange(n + 1, dtype=np.int64)
-    fine_end = start_ms + max(step_ms, (fine_ms // step_ms) * step_ms)
-    fine = np.arange(start_ms, fine_end + 1, step_ms, dtype=np.int64)
-    first_coarse = -(-fine_end // coarse_step_ms) * coarse_step_ms
-    # fill the gap to the first aligned coarse edge with fine steps
-    gap = np.arange(fine_end + step_ms, first_coarse + 1, step_ms, dtype=np.int64)
-    gap = gap[gap < first_coarse]
-    coarse = np.arange(first_coarse, end + coarse_step_ms, coarse_step_ms, dtype=np.int64)
-    edges = np.unique(np.concatenate([fine, gap, [first_coarse], coarse]))
-    return edges[edges <= max(end, first_coarse)]
-
-
-def _f(x: float) -> bytes:
-    return struct.pack("<d", round(float(x), 6) if math.isfinite(x) else float(x))
-
-
-def plan_id_of(req: PlanRequest) -> str:
-    """Deterministic id of a request: a short SHA-256 of its canonical content."""
-    h = hashlib.sha256()
-    h.update(req.feeder_id.encode())
-    h.update(np.asarray(req.edges_ms, dtype=np.int64).tobytes())
-    for arr in (req.base_kw, req.import_limit_kw, req.export_limit_kw, req.price_per_kwh):
-        h.update(np.round(np.asarray(arr, dtype=float), 6).tobytes())
-    h.update(_f(req.peak_floor_kw))
-    for s in sorted(req.sessions, key=lambda s: s.key):
-        h.update(repr((s.key, s.session_id, s.arrival_ms, s.departure_ms, s.virtual, s.discharge_windows,
-                       s.blocked_windows)).encode())
-        for x in (s.energy_kwh, s.max_charge_kw, s.max_discharge_kw, s.soc_kwh or -1.0, s.capacity_kwh or -1.0,
-                  s.reserve_kwh):
-            h.update(_f(x))
-        if s.site_id is not None or s.storage:
-            h.update(repr((s.site_id, s.storage, s.charge_efficiency, s.discharge_efficiency,
-                           s.final_soc_kwh)).encode())
-    for site in sorted(req.sites, key=lambda x: x.site_id):
-        h.update(site.site_id.encode())
-        for arr in (site.base_kw, site.import_limit_kw, site.export_limit_kw):
-            h.update(np.round(np.asarray(arr, dtype=float), 6).tobytes())
-        h.update(_f(site.demand_charge_per_kw) + _f(site.peak_floor_kw))
-    return "plan-" + h.hexdigest()[:16]
-
-
-def _overlap_fraction(edges: np.ndarray, a: int, b: int) -> np.ndarray:
-    lo = np.maximum(edges[:-1], a)
-    hi = np.minimum(edges[1:], b)
-    return np.clip((hi - lo) / np.diff(edges), 0.0, 1.0)
-
-
-def _window_mask(edges: np.ndarray, windows: tuple[tuple[int, int], ...]) -> np.ndarray:
-    mask = np.zeros(len(edges) - 1, dtype=bool)
-    for a, b in windows:
-        mask |= (edges[:-1] < b) & (edges[1:] > a)
-    return mask
-
 
 @dataclass
 class _Cols:
@@ -311,7 +138,7 @@ def solve_lp(req: PlanRequest, time_limit_s: float = 2.0) -> Plan | None:
     index: list[tuple[PlanSession, np.ndarray, np.ndarray, np.ndarray | None, np.ndarray, int]] = []
 
     for s in req.sessions:
-        frac = _overlap_fraction(edges, s.arrival_ms, s.departure_ms)
+        frac = overlap_fraction(edges, s.arrival_ms, s.departure_ms)
         steps = np.flatnonzero(frac > 1e-9)
         pmax = max(0.0, float(s.max_charge_kw)) if math.isfinite(s.max_charge_kw) else 0.0
         energy = max(0.0, float(s.energy_kwh)) if math.isfinite(s.energy_kwh) else 0.0
@@ -328,7 +155,7 @@ def solve_lp(req: PlanRequest, time_limit_s: float = 2.0) -> Plan | None:
             continue
         cap = pmax * frac[steps]
         if s.blocked_windows:
-            cap = np.where(_window_mask(edges, s.blocked_windows)[steps], 0.0, cap)
+            cap = np.where(window_mask(edges, s.blocked_windows)[steps], 0.0, cap)
         # real sessions prefer charging early, virtual (forecast) ones late: they yield capacity to real cars
         # and the earlier a real session departs, the stronger its hurry (earliest-deadline-first)
         window_h = max((s.departure_ms - edges[0]) / HOUR_MS, 0.25)
@@ -345,7 +172,7 @@ def solve_lp(req: PlanRequest, time_limit_s: float = 2.0) -> Plan | None:
         if dmax > 0 and soc_ok:
             dcap = dmax * frac[steps]
             if s.discharge_windows is not None:
-                dcap = np.where(_window_mask(edges, s.discharge_windows)[steps], dcap, 0.0)
+                dcap = np.where(window_mask(edges, s.discharge_windows)[steps], dcap, 0.0)
             if dcap.any():
                 d = cols.add(np.zeros(len(steps)), dcap,
                              dt[steps] * (w.cycling_per_kwh - price[steps] - w.early_per_kwh_hour * mid_h[steps]))
@@ -524,7 +351,7 @@ def _site_nets(req: PlanRequest, schedules: dict[str, np.ndarray],
         net = np.nan_to_num(np.asarray(site.base_kw, dtype=float)).copy()
         for s in req.sessions:
             if s.site_id == site.site_id and s.key in schedules:
-                net += schedules[s.key] * _overlap_fraction(edges, s.arrival_ms, s.departure_ms)
+                net += schedules[s.key] * overlap_fraction(edges, s.arrival_ms, s.departure_ms)
         out[site.site_id] = net
         imp = np.asarray(site.import_limit_kw, dtype=float)
         exp = np.asarray(site.export_limit_kw, dtype=float)

@@ -30,7 +30,7 @@ BAND_COVERAGES = (0.8, 0.95)  # prediction intervals issued besides the configur
 
 @dataclass(frozen=True)
 class ForecasterConfig:
-    """Forecaster configuration (see ``streams.settings.Settings`` for the environment variables).
+    """Forecaster configuration (built from the environment at the edge: ``streams.settings.forecaster_config``).
 
     Attributes
     ----------
@@ -85,23 +85,6 @@ class ForecasterConfig:
             raise ValueError("coverage must be in (0, 1)")
         if self.horizon < 1:
             raise ValueError("horizon must be >= 1")
-
-    @classmethod
-    def from_settings(cls, settings: object) -> ForecasterConfig:
-        """Build from ``streams.settings.Settings``."""
-        interval_ms = int(settings.interval_minutes) * 60_000  # type: ignore[attr-defined]
-        model = str(settings.forecast_model)  # type: ignore[attr-defined]
-        return cls(
-            interval_ms=interval_ms,
-            horizon=int(settings.horizon_hours) * 3_600_000 // interval_ms,  # type: ignore[attr-defined]
-            model=DEFAULT_MODEL if model == "default" else model,
-            coverage=float(settings.forecast_coverage),  # type: ignore[attr-defined]
-            timezone=str(settings.local_timezone),  # type: ignore[attr-defined]
-            holiday_country=settings.holiday_country or None,  # type: ignore[attr-defined]
-            forgetting=float(getattr(settings, "forecast_forgetting", 0.999)),
-            min_learn_share=float(getattr(settings, "forecast_min_learn_share", 0.5)),
-            warmup_intervals=int(float(getattr(settings, "forecast_warmup_days", 14)) * 86_400_000 // interval_ms),
-        )
 
 
 @dataclass(frozen=True)

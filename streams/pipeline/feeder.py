@@ -32,14 +32,14 @@ from streams.contracts.topics import (
     SETPOINTS,
     SETTLEMENTS,
 )
-from streams.dispatch.dispatcher import DispatchConfig, FeederDispatcher
+from streams.dispatch.dispatcher import FeederDispatcher
 from streams.dispatch.site_rules import outside_rating, site_conflict
 from streams.dispatch.state import SessionState
 from streams.forecasting.aggregate import IntervalAggregator
-from streams.forecasting.forecaster import FeederForecaster, ForecasterConfig
+from streams.forecasting.forecaster import FeederForecaster
 from streams.ingest.validate import RawMessage, Rejection
 from streams.pipeline import statecodec
-from streams.settings import Settings
+from streams.pipeline.config import FeederConfig
 
 __all__ = ["Drained", "FeederRuntime", "Output", "Reject", "duplicate_charger", "processing_error"]
 
@@ -84,9 +84,9 @@ def duplicate_charger(record: Record, runtimes: Iterable[FeederRuntime]) -> Reje
 class FeederRuntime:
     """State of one feeder. ``apply`` returns outputs: records to produce, or inputs to dead-letter."""
 
-    def __init__(self, feeder_id: str, settings: Settings) -> None:
+    def __init__(self, feeder_id: str, config: FeederConfig) -> None:
         self.feeder_id = feeder_id
-        self.step_ms = settings.interval_minutes * 60_000
+        self.step_ms = config.step_ms
         self.offsets: dict[tuple[str, int], int] = {}
         self.chargers: dict[str, ChargerRegistration] = {}
         self.sites: dict[str, SiteRegistration] = {}
@@ -94,10 +94,10 @@ class FeederRuntime:
         # depends on how far the (rarely written) registry topic happens to have been read.
         self.active: set[str] = set()
         self.interval_ms = self.step_ms
-        self.grace_ms = settings.grace_seconds * 1000
-        self.align_idle_ms = settings.align_idle_seconds * 1000
+        self.grace_ms = config.grace_ms
+        self.align_idle_ms = config.align_idle_ms
         self.meter_wait_ms = 2 * self.step_ms + self.grace_ms
-        self.max_plan_lag_ms = settings.max_plan_lag_seconds * 1000
+        self.max_plan_lag_ms = config.max_plan_lag_ms
         self.meter_clock = 0  # newest meter reading time
         self.tel_clock = 0  # newest telemetry time received (held or not)
         self.plan_clock = 0  # newest released telemetry time: drives planning
@@ -113,13 +113,13 @@ class FeederRuntime:
         # is ``align_idle_seconds`` past it; then it is unknown.
         self.unknown: set[str] = set()
         self.aggregator = IntervalAggregator(self.interval_ms, self.grace_ms)
-        self.forecaster = FeederForecaster(ForecasterConfig.from_settings(settings))
+        self.forecaster = FeederForecaster(config.forecaster)
         # (issued_at, step_ms, kW per step): a plan uses the newest issued interval + grace before it, so every
         # forecast a future plan may pick is kept, however far the meter stream is read ahead.
         self.forecasts: list[tuple[int, int, list[float]]] = []
         self.loads: list[tuple[int, float]] = []  # measured (interval end, kW) not yet given to the dispatcher
         self.site_readings: list[MeterReading] = []  # site meter readings not yet given to the dispatcher
-        self.dispatcher = FeederDispatcher(feeder_id, DispatchConfig.from_settings(settings))
+        self.dispatcher = FeederDispatcher(feeder_id, config.dispatch)
         self.plans = 0
         self.skipped_stale_plans = 0
         self.backup_episodes = 0  # islanded episodes started or ended (see FeederDispatcher.backup_episodes)

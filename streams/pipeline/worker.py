@@ -20,6 +20,7 @@ from streams.contracts.codec import default_codec
 from streams.contracts.models import Record, WeatherObservation, encode_record
 from streams.contracts.topics import DEADLETTER, TOPICS
 from streams.ingest.validate import RawMessage, Rejection, Validator, dead_letter
+from streams.pipeline.config import PipelineConfig
 from streams.pipeline.feeder import (
     Drained,
     FeederRuntime,
@@ -30,7 +31,6 @@ from streams.pipeline.feeder import (
     processing_error,
 )
 from streams.pipeline.statecodec import StateDecodeError, StateEncodeError
-from streams.settings import Settings
 
 __all__ = ["MODEL_KEY", "STATE_KEY", "Emit", "FeederWorker", "processing_error"]
 
@@ -60,13 +60,14 @@ class Emit:
 class FeederWorker:
     """Owns the runtimes of the feeders in the partitions assigned to one worker process."""
 
-    def __init__(self, settings: Settings, worker_id: str = "local", clock: Callable[[], int] | None = None) -> None:
-        self.settings = settings
+    def __init__(self, config: PipelineConfig, worker_id: str = "local",
+                 clock: Callable[[], int] | None = None) -> None:
+        self.config = config
         self.worker_id = worker_id
         self.codec = default_codec()
         self.clock = clock or (lambda: int(time.time() * 1000))
         self.validator = Validator(
-            self.codec, settings.max_message_bytes, settings.max_future_seconds * 1000, self.clock
+            self.codec, config.max_message_bytes, config.max_future_ms, self.clock
         )
         self.runtimes: dict[bytes, FeederRuntime] = {}
         self.partition_of: dict[bytes, int] = {}
@@ -141,7 +142,7 @@ class FeederWorker:
                     self.state_decode_failures += 1
                     log.warning("feeder %r: its checkpoint does not decode, starting it fresh: %s", feeder, exc)
             if rt is None:
-                rt = FeederRuntime(feeder.decode(), self.settings)
+                rt = FeederRuntime(feeder.decode(), self.config.feeder)
             if self._weather_in_order is None:
                 self._weather_in_order = sorted(self.weather.values(), key=lambda o: o.timestamp)
             for obs in self._weather_in_order:
@@ -300,7 +301,7 @@ class FeederWorker:
     def _emit_outputs(self, outputs: list[Output], emit: Emit, source: RawMessage | None = None) -> None:
         """Queue the outputs; a runtime rejection turns an accepted input into a dead letter, and so does an output
         too large to send (``source``: the input that produced them)."""
-        limit = self.settings.max_message_bytes - OUTPUT_OVERHEAD
+        limit = self.config.max_message_bytes - OUTPUT_OVERHEAD
         for out in outputs:
             if isinstance(out, Reject):
                 self.accepted[out.msg.topic] -= 1

@@ -3,7 +3,7 @@
 Every panel queries the measurements of :mod:`streams.sinks.metrics` with raw InfluxQL through the provisioned
 datasource (uid ``evgrid-influxdb``), which InfluxDB 1.8, 2.x (DBRP mapping) and 3.x all serve. A ``$feeder``
 variable (``SHOW TAG VALUES``) selects feeders; the Control room repeats its feeder row per selected feeder.
-``python -m streams.sinks.dashboards`` or ``evgrid dashboards generate`` writes the JSON (and the provisioning
+``python -m streams.sinks.provisioning`` or ``evgrid dashboards generate`` writes the JSON (and the provisioning
 files, see :mod:`streams.sinks.provisioning`).
 """
 
@@ -273,8 +273,3 @@ def iter_targets(board: model.Dashboard) -> Iterator[tuple[str, object]]:
             for t in getattr(p, "targets", None) or []:
                 yield p.title or "", t
 
-
-if __name__ == "__main__":
-    from streams.sinks.provisioning import main
-
-    main()

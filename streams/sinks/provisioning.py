@@ -87,7 +87,7 @@ def generate(out_dir: Path | None = None, **kwargs: str) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m streams.sinks.dashboards [--out DIR] [--influx-url URL] [--dashboards-path PATH]``."""
+    """``python -m streams.sinks.provisioning [--out DIR] [--influx-url URL] [--dashboards-path PATH]``."""
     parser = argparse.ArgumentParser(description="Generate evgrid's Grafana dashboards and provisioning.")
     parser.add_argument("--out", type=Path, default=None, help="output folder (default: the repo's grafana/)")
     parser.add_argument("--influx-url", default=COMPOSE_INFLUX_URL)
@@ -98,3 +98,7 @@ def main(argv: list[str] | None = None) -> None:
     for path in generate(args.out, influx_url=args.influx_url, dashboards_path=args.dashboards_path,
                          database=args.database, runbook_url=args.runbook_url):
         print(path)
+
+
+if __name__ == "__main__":
+    main()

@@ -12,7 +12,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from streams.backtest.commands import register
+from streams.cli.backtest import register
 from streams.replay.scenario import REPO_ROOT
 from streams.simulate.sessions import BUNDLED_ACN
 

@@ -718,7 +718,7 @@ def test_backtest_runs_in_its_sandbox_as_the_backtest_principal(secure_kafka: Se
     import typer
     from typer.testing import CliRunner
 
-    from streams.backtest.commands import register
+    from streams.cli.backtest import register
     from streams.replay.scenario import REPO_ROOT
 
     sk = secure_kafka

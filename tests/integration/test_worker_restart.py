@@ -14,7 +14,7 @@ from streams.contracts.topics import FORECASTS, WEATHER
 from streams.ingest.validate import RawMessage
 from streams.kafka.clients import consume_all
 from streams.pipeline.worker import Emit, FeederWorker
-from streams.settings import Settings
+from streams.settings import Settings, pipeline_config
 from streams.simulate import SimConfig, simulate
 from tests.fixtures.streams import produce_messages
 
@@ -23,7 +23,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(420)]
 
 def _forecasts_offline(msgs, settings: Settings) -> dict[tuple[str, int], DemandForecast]:  # type: ignore[no-untyped-def]
     """The uninterrupted run: the same pure pipeline in one process, in per-key order."""
-    worker = FeederWorker(settings)
+    worker = FeederWorker(pipeline_config(settings))
     emit = Emit()
     for i, m in enumerate(msgs):
         out = worker.process([RawMessage(m.topic, 0, i, m.key, m.value, m.timestamp)], lambda f: None)

@@ -8,13 +8,13 @@ from streams.contracts.models import MeterReading, encode_record
 from streams.contracts.topics import METER_READINGS
 from streams.ingest.validate import RawMessage
 from streams.pipeline.worker import STATE_KEY, FeederWorker
-from streams.settings import Settings
+from streams.settings import Settings, pipeline_config
 from tests.fixtures.feeder_records import HOUR, T0
 
 
 def test_tick_reports_checkpoint_bytes_per_feeder_and_decode_failures() -> None:
     codec = default_codec()
-    w = FeederWorker(Settings(), clock=lambda: T0 + 24 * HOUR)
+    w = FeederWorker(pipeline_config(Settings()), clock=lambda: T0 + 24 * HOUR)
     msgs = [RawMessage(METER_READINGS, 0, i, f.encode(), encode_record(codec, MeterReading(
         meter_id="m", feeder_id=f, timestamp=T0 + i * 900_000, active_power_kw=1.0)), None)
         for i, f in enumerate(["F1", "F2", "F1"])]

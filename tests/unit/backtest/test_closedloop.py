@@ -81,7 +81,7 @@ def test_cli_runs_closed_loop_by_default(sessions_csv: Path, tmp_path: Path) -> 
     import typer
     from typer.testing import CliRunner
 
-    from streams.backtest.commands import register
+    from streams.cli.backtest import register
 
     app = typer.Typer()
     register(app)

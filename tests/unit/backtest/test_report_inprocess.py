@@ -11,7 +11,8 @@ import pytest
 
 from streams.backtest.inprocess import run_in_process
 from streams.backtest.inputs import from_flags, merged_records
-from streams.backtest.report import compute_report, iso, render_html, write_setpoints_csv
+from streams.backtest.report import compute_report, iso, write_setpoints_csv
+from streams.backtest.report_html import render_page as render_html
 from streams.contracts.topics import CHARGER_TELEMETRY, SETPOINTS
 from streams.settings import Settings
 

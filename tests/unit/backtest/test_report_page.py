@@ -17,8 +17,9 @@ import pytest
 
 from streams.backtest.inprocess import run_in_process
 from streams.backtest.inputs import from_flags
-from streams.backtest.report import compute_report, render_html
+from streams.backtest.report import compute_report
 from streams.backtest.report_html import LABELS
+from streams.backtest.report_html import render_page as render_html
 from streams.contracts.topics import SETPOINTS
 from streams.settings import Settings
 

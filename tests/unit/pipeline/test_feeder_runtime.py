@@ -8,7 +8,7 @@ from streams.contracts.topics import CHARGER_REGISTRY, CHARGER_TELEMETRY, FORECA
 from streams.ingest.validate import RawMessage
 from streams.pipeline.feeder import FeederRuntime, Reject
 from streams.pipeline.worker import Emit, FeederWorker
-from streams.settings import Settings
+from streams.settings import Settings, feeder_config, pipeline_config
 from tests.fixtures.feeder_records import T0, reg, tel
 
 MIN = 60_000
@@ -25,7 +25,7 @@ def raw(topic: str, offset: int = 0) -> RawMessage:
 
 
 def test_claim_applies_each_offset_once() -> None:
-    rt = FeederRuntime("F1", SETTINGS)
+    rt = FeederRuntime("F1", feeder_config(SETTINGS))
     assert rt.claim(METER_READINGS, 0, 5)
     assert not rt.claim(METER_READINGS, 0, 5)
     assert not rt.claim(METER_READINGS, 0, 4)
@@ -33,7 +33,7 @@ def test_claim_applies_each_offset_once() -> None:
 
 
 def test_telemetry_waits_for_the_meter_stream_then_runs_in_event_time_order() -> None:
-    rt = FeederRuntime("F1", SETTINGS)
+    rt = FeederRuntime("F1", feeder_config(SETTINGS))
     rt.apply(reg(), raw(CHARGER_REGISTRY))
     rt.apply(meter(T0), raw(METER_READINGS), wall_ms=1)
     # telemetry read ahead of the meters: one hour later
@@ -46,7 +46,7 @@ def test_telemetry_waits_for_the_meter_stream_then_runs_in_event_time_order() ->
 
 
 def test_a_plan_at_a_boundary_does_not_wait_for_the_meter_round_stamped_there() -> None:
-    rt = FeederRuntime("F1", SETTINGS)
+    rt = FeederRuntime("F1", feeder_config(SETTINGS))
     rt.apply(reg(), raw(CHARGER_REGISTRY))
     rt.apply(meter(T0), raw(METER_READINGS), wall_ms=1)  # the round at B0 = T0; none yet at B = T0 + 15 min
     rt.apply(tel(T0 + 15 * MIN + 1_000), raw(CHARGER_TELEMETRY), wall_ms=2)
@@ -67,7 +67,7 @@ def only(*topics: str):  # type: ignore[no-untyped-def]
 
 
 def test_meter_wait_ends_on_event_time_once_the_meter_topic_is_read_to_its_end() -> None:
-    rt = FeederRuntime("F1", SETTINGS)
+    rt = FeederRuntime("F1", feeder_config(SETTINGS))
     rt.apply(reg(), raw(CHARGER_REGISTRY))
     rt.apply(meter(T0), raw(METER_READINGS))
     rt.apply(tel(T0 + 90 * MIN), raw(CHARGER_TELEMETRY, 1), drained=never)
@@ -82,7 +82,7 @@ def test_meter_wait_ends_on_event_time_once_the_meter_topic_is_read_to_its_end()
 
 
 def test_feeder_without_meters_plans_on_telemetry_alone() -> None:
-    rt = FeederRuntime("F1", SETTINGS)
+    rt = FeederRuntime("F1", feeder_config(SETTINGS))
     rt.apply(reg(), raw(CHARGER_REGISTRY))
     out = rt.apply(tel(T0 + 1), raw(CHARGER_TELEMETRY))
     assert rt.held, "a new feeder first waits for its meter stream"
@@ -93,7 +93,7 @@ def test_feeder_without_meters_plans_on_telemetry_alone() -> None:
 
 
 def test_unregistered_charger_blocks_until_the_registry_is_read_then_is_dead_lettered() -> None:
-    rt = FeederRuntime("F1", SETTINGS)
+    rt = FeederRuntime("F1", feeder_config(SETTINGS))
     rt.apply(reg("C1"), raw(CHARGER_REGISTRY))
     meters_read = only(METER_READINGS)
     assert rt.apply(tel(T0, cid="GHOST"), raw(CHARGER_TELEMETRY, 1), drained=meters_read) == []
@@ -109,7 +109,7 @@ def test_unregistered_charger_blocks_until_the_registry_is_read_then_is_dead_let
 
 
 def test_registration_arriving_late_releases_held_telemetry_in_order() -> None:
-    rt = FeederRuntime("F1", SETTINGS)
+    rt = FeederRuntime("F1", feeder_config(SETTINGS))
     rt.apply(tel(T0, cid="C2"), raw(CHARGER_TELEMETRY), drained=never)
     rt.apply(tel(T0 + 60 * MIN, cid="C2"), raw(CHARGER_TELEMETRY, 1), drained=only(METER_READINGS))
     assert rt.held and "C2" not in rt.dispatcher.sessions
@@ -118,7 +118,7 @@ def test_registration_arriving_late_releases_held_telemetry_in_order() -> None:
 
 
 def test_held_telemetry_is_checkpointed_as_offsets_and_applied_again_after_a_restore() -> None:
-    rt = FeederRuntime("F1", SETTINGS)
+    rt = FeederRuntime("F1", feeder_config(SETTINGS))
     rt.apply(reg(), raw(CHARGER_REGISTRY))
     rt.apply(meter(T0), raw(METER_READINGS))
     for i in range(200):  # read far ahead of the meters
@@ -127,7 +127,7 @@ def test_held_telemetry_is_checkpointed_as_offsets_and_applied_again_after_a_res
     assert len(rt.held) == 200
     state, model = rt.dump()
     assert model is not None
-    many = FeederRuntime("F1", SETTINGS)
+    many = FeederRuntime("F1", feeder_config(SETTINGS))
     many.__dict__.update(rt.__dict__)
     many.held = []
     small, _ = many.dump()
@@ -140,7 +140,7 @@ def test_held_telemetry_is_checkpointed_as_offsets_and_applied_again_after_a_res
 
 
 def test_a_record_that_raises_is_dead_lettered_and_the_feeder_goes_on(monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    rt = FeederRuntime("F1", SETTINGS)
+    rt = FeederRuntime("F1", feeder_config(SETTINGS))
     rt.apply(reg(), raw(CHARGER_REGISTRY))
     real = rt.dispatcher.on_telemetry
 
@@ -159,7 +159,7 @@ def test_a_record_that_raises_is_dead_lettered_and_the_feeder_goes_on(monkeypatc
 
 
 def test_grid_signal_applies_at_the_first_plan_after_it_was_issued() -> None:
-    rt = FeederRuntime("F1", SETTINGS)
+    rt = FeederRuntime("F1", feeder_config(SETTINGS))
     rt.apply(reg(), raw(CHARGER_REGISTRY))
     sig = GridSignal(signal_id="g1", feeder_id="F1", issued_at=T0 + 20 * MIN, valid_from=T0 + 20 * MIN,
                      valid_until=T0 + 120 * MIN, import_limit_kw=3.0)
@@ -174,7 +174,7 @@ def test_grid_signal_applies_at_the_first_plan_after_it_was_issued() -> None:
 
 def test_stale_plans_are_skipped_when_catching_up_a_backlog() -> None:
     live = Settings(interval_minutes=15, max_plan_lag_seconds=60)
-    rt = FeederRuntime("F1", live)
+    rt = FeederRuntime("F1", feeder_config(live))
     rt.apply(reg(), raw(CHARGER_REGISTRY))
     wall = T0 + 10 * 60 * MIN  # ten hours after the telemetry's event time
     rt.apply(tel(T0 + 1), raw(CHARGER_TELEMETRY), wall_ms=wall)
@@ -194,7 +194,8 @@ def test_checkpoint_round_trip_gives_identical_future_outputs() -> None:
                                                                            .to_avro()), ts))
     msgs.append(RawMessage(CHARGER_TELEMETRY, 0, 500, b"F1", codec.encode("ChargerTelemetry", tel(T0 + 995 * MIN)
                                                                           .to_avro()), T0))
-    a, b = FeederWorker(SETTINGS, clock=lambda: WALL), FeederWorker(SETTINGS, clock=lambda: WALL)
+    config = pipeline_config(SETTINGS)
+    a, b = FeederWorker(config, clock=lambda: WALL), FeederWorker(config, clock=lambda: WALL)
     first = a.process(msgs[:120], lambda f: None)
     table = {k: v for k, _, v in first.checkpoints}
     b.process([], table.get)
@@ -208,7 +209,7 @@ def test_checkpoint_round_trip_gives_identical_future_outputs() -> None:
 
 def test_worker_tick_force_releases_everything() -> None:
     codec = default_codec()
-    w = FeederWorker(SETTINGS, clock=lambda: WALL)
+    w = FeederWorker(pipeline_config(SETTINGS), clock=lambda: WALL)
     w.process([RawMessage(CHARGER_REGISTRY, 0, 0, b"F1", codec.encode("ChargerRegistration", reg().to_avro()), T0),
                RawMessage(METER_READINGS, 0, 1, b"F1", codec.encode("MeterReading", meter(T0).to_avro()), T0),
                RawMessage(CHARGER_TELEMETRY, 0, 2, b"F1", codec.encode("ChargerTelemetry",
@@ -220,7 +221,7 @@ def test_worker_tick_force_releases_everything() -> None:
 
 
 def test_when_every_input_has_stopped_the_tail_is_applied() -> None:
-    rt = FeederRuntime("F1", SETTINGS)
+    rt = FeederRuntime("F1", feeder_config(SETTINGS))
     rt.apply(reg(), raw(CHARGER_REGISTRY))
     rt.apply(meter(T0), raw(METER_READINGS))
     rt.apply(tel(T0 + 90 * MIN), raw(CHARGER_TELEMETRY, 1))

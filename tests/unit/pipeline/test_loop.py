@@ -27,7 +27,7 @@ from streams.contracts.topics import (
 from streams.ingest.validate import RawMessage
 from streams.pipeline.loop import WorkerLoop
 from streams.pipeline.worker import STATE_KEY, Emit, FeederWorker, StateLoader
-from streams.settings import Settings
+from streams.settings import Settings, pipeline_config
 from tests.fixtures.feeder_records import HOUR, T0, reg, tel
 
 PREFIX = "unit."
@@ -139,7 +139,7 @@ class Clock:
 
 
 def worker() -> FeederWorker:
-    return FeederWorker(SETTINGS, clock=lambda: T0 + 30 * 24 * HOUR)
+    return FeederWorker(pipeline_config(SETTINGS), clock=lambda: T0 + 30 * 24 * HOUR)
 
 
 def make_loop(feeders: Any, port: FakePort, clock: Clock, max_held: int = 20_000,

@@ -18,7 +18,7 @@ from streams.contracts.models import (
 from streams.contracts.topics import CHARGER_REGISTRY, CHARGER_TELEMETRY, DEADLETTER, SETPOINTS, TOPICS
 from streams.ingest.validate import RawMessage, Validator
 from streams.pipeline.worker import FeederWorker
-from streams.settings import Settings
+from streams.settings import Settings, pipeline_config
 from tests.fixtures.feeder_records import HOUR, T0, reg, tel
 
 SETTINGS = Settings(interval_minutes=15, grace_seconds=300, align_idle_seconds=30)
@@ -29,7 +29,7 @@ class Run:
     """A worker fed one message at a time; collects dead letters and setpoints."""
 
     def __init__(self) -> None:
-        self.w = FeederWorker(SETTINGS, clock=lambda: T0 + 30 * 24 * HOUR)
+        self.w = FeederWorker(pipeline_config(SETTINGS), clock=lambda: T0 + 30 * 24 * HOUR)
         self.state: dict[bytes, bytes] = {}
         self.offsets: Counter[str] = Counter()
         self.dead: list[DeadLetter] = []

@@ -25,7 +25,7 @@ from streams.contracts.topics import CHARGER_REGISTRY, CHARGER_TELEMETRY, METER_
 from streams.pipeline import statecodec
 from streams.pipeline.feeder import FeederRuntime, Output
 from streams.pipeline.statecodec import FORMAT_VERSION, MAGIC, StateDecodeError, StateEncodeError, decode, encode
-from streams.settings import Settings
+from streams.settings import Settings, feeder_config
 from tests.fixtures.feeder_records import T0, reg, tel
 from tests.fixtures.state_classes import ALLOWED, Plain, sample
 from tests.unit.pipeline.test_feeder_runtime import MIN, meter, raw
@@ -103,8 +103,8 @@ def test_a_value_it_cannot_hold_fails_at_encode_time_naming_where_it_is() -> Non
 # --- a feeder runtime and its forecaster ------------------------------------------------------------
 def fed_runtime(model: str) -> tuple[FeederRuntime, list[tuple[Any, Any, int]]]:
     """A runtime fed 2 chargers and 2 days of meter readings and telemetry; and the next day's inputs."""
-    rt = FeederRuntime("F1", Settings(interval_minutes=15, grace_seconds=300, align_idle_seconds=30,
-                                      forecast_model=model))
+    rt = FeederRuntime("F1", feeder_config(Settings(interval_minutes=15, grace_seconds=300, align_idle_seconds=30,
+                                      forecast_model=model)))
     inputs: list[tuple[Any, Any, int]] = [(reg("C1"), raw(CHARGER_REGISTRY, 0), 0),
                                           (reg("C2"), raw(CHARGER_REGISTRY, 1), 0)]
     for i in range(1, 2 * 288):

@@ -8,7 +8,7 @@ from streams.contracts.topics import CHARGER_REGISTRY, CHARGER_TELEMETRY, DEADLE
 from streams.ingest.validate import RawMessage
 from streams.pipeline.feeder import FeederRuntime
 from streams.pipeline.worker import MODEL_KEY, STATE_KEY, FeederWorker
-from streams.settings import Settings
+from streams.settings import Settings, pipeline_config
 from tests.fixtures.feeder_records import HOUR, T0, reg, tel
 
 SETTINGS = Settings(interval_minutes=15, grace_seconds=300, align_idle_seconds=30)
@@ -16,7 +16,7 @@ CODEC = default_codec()
 
 
 def worker() -> FeederWorker:
-    return FeederWorker(SETTINGS, clock=lambda: T0 + 30 * 24 * HOUR)
+    return FeederWorker(pipeline_config(SETTINGS), clock=lambda: T0 + 30 * 24 * HOUR)
 
 
 def meter_msg(feeder: str, offset: int, ts: int) -> RawMessage:
@@ -162,7 +162,7 @@ def test_a_dead_letter_always_fits_whatever_the_key() -> None:
 
 def test_an_output_too_large_to_send_dead_letters_its_input_and_nothing_else() -> None:
     small = Settings(interval_minutes=15, grace_seconds=300, align_idle_seconds=30, max_message_bytes=1_500)
-    w = FeederWorker(small, clock=lambda: T0 + 30 * 24 * HOUR)
+    w = FeederWorker(pipeline_config(small), clock=lambda: T0 + 30 * 24 * HOUR)
     msgs = [meter_msg("F1", i, T0 + i * 900_000) for i in range(4)]  # each after the first closes an interval
     emit = w.process(msgs, lambda f: None)
     dls = _decoded_deadletters(emit)

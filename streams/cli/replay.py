@@ -38,8 +38,8 @@ def record_cmd(
     idle_seconds: Annotated[float | None, typer.Option(help="Stop after this long without records.")] = None,
 ) -> None:
     """Capture topics to Avro files in OUT with keys, timestamps, partitions and offsets (resumable)."""
+    from streams.cli.preflight import require_broker
     from streams.kafka.clients import KafkaException
-    from streams.preflight import require_broker
     from streams.replay.recorder import record_topics
 
     require_broker()
@@ -81,7 +81,7 @@ def replay_cmd(
         raise typer.BadParameter("no history files found")
     _check_history_files([p for stream in sources for p in stream])
     settings = Settings()
-    from streams.preflight import require_broker
+    from streams.cli.preflight import require_broker
 
     require_broker(settings)
     with _progress() as bar:
@@ -110,7 +110,7 @@ AVRO_MAGIC = b"Obj\x01"
 
 def _check_history_files(paths: list[Path]) -> None:
     """Raise ``InputError`` naming the first path that is missing or not an Avro history file."""
-    from streams.cli_errors import InputError
+    from streams.cli.errors import InputError
 
     for p in paths:
         if not p.exists():
@@ -126,7 +126,7 @@ import_app = typer.Typer(no_args_is_help=True, help="Import engineers' files int
 
 def _write(records: list[HistoryRecord], out: Path, source: str) -> None:
     if not records:
-        from streams.cli_errors import InputError
+        from streams.cli.errors import InputError
 
         raise InputError(f"{source.rsplit(':', 1)[-1]}: no records in the file (only a header? see "
                          "`evgrid import --help` for the columns); nothing written")

@@ -24,7 +24,7 @@ from streams.contracts.topics import (
 from streams.dispatch import dispatcher, planner
 from streams.ingest.validate import RawMessage
 from streams.pipeline.worker import FeederWorker
-from streams.settings import Settings
+from streams.settings import Settings, pipeline_config
 from tests.fixtures.feeder_records import HOUR as FHOUR
 from tests.fixtures.feeder_records import T0 as FT0
 from tests.fixtures.feeder_records import reg, tel
@@ -34,7 +34,7 @@ WALL = T0 + 40 * 86_400_000
 
 
 def run(cases, clock=lambda: WALL):  # type: ignore[no-untyped-def]
-    worker = FeederWorker(Settings(), clock=clock)
+    worker = FeederWorker(pipeline_config(Settings()), clock=clock)
     msgs = [RawMessage(case.topic, 0, i, case.key, case.value, None) for i, case in enumerate(cases)]
     emit = worker.process([m for m in msgs if m.topic != "evgrid.weather"], lambda f: None)
     emit.messages += worker.process_weather([m for m in msgs if m.topic == "evgrid.weather"]).messages
@@ -65,7 +65,7 @@ def test_a_flood_from_one_key_does_not_starve_others() -> None:
         None) for i in range(20_000)]
     other = RawMessage(METER_READINGS, 1, 0, b"F2", codec.encode("MeterReading", {
         "meter_id": "X", "feeder_id": "F2", "timestamp": T0, "active_power_kw": 2.0}), None)
-    worker = FeederWorker(Settings(), clock=lambda: WALL)
+    worker = FeederWorker(pipeline_config(Settings()), clock=lambda: WALL)
     for k in range(0, len(flood), 2000):
         worker.process(flood[k:k + 2000] + ([other] if k == 10_000 else []), lambda f: None)
     assert worker.accepted[METER_READINGS] == 20_001 and b"F2" in worker.runtimes
@@ -121,7 +121,7 @@ def test_bodies_behind_valid_headers_are_accepted_or_dead_lettered_with_their_re
     outcomes: Counter[str] = Counter()
     for i in range(300):
         value = rng.choice(headers) + _hostile_body(rng, sample[10:])
-        worker = FeederWorker(Settings(), clock=lambda: WALL)
+        worker = FeederWorker(pipeline_config(Settings()), clock=lambda: WALL)
         msg = RawMessage(topic, 0, i, b"F1", value, None)
         emit = worker.process_weather([msg]) if topic == WEATHER else worker.process([msg], lambda f: None)
         letters = [decode_record(codec, v) for t, _, v in emit.messages if t == DEADLETTER]
@@ -160,7 +160,8 @@ class _Feeder:
                 return _real(*a, **k)
 
             monkeypatch.setattr(module, "solve_lp", counted)
-        self.worker = FeederWorker(Settings(interval_minutes=15, grace_seconds=300, align_idle_seconds=0),
+        config = pipeline_config(Settings(interval_minutes=15, grace_seconds=300, align_idle_seconds=0))
+        self.worker = FeederWorker(config,
                                    clock=lambda: FT0 + 30 * 24 * FHOUR)
         # every input partition read to its end and quiet: nothing waits for more input, telemetry applies at once
         self.worker.drained = {(t, 0) for t in (METER_READINGS, CHARGER_TELEMETRY, CHARGER_REGISTRY)}

@@ -1,4 +1,4 @@
-"""What the CLI prints for each kind of failure, and its exit code (streams.cli_errors)."""
+"""What the CLI prints for each kind of failure, and its exit code (streams.cli.errors)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import yaml
 from confluent_kafka import KafkaError, KafkaException
 from pydantic import ValidationError
 
-from streams.cli_errors import BrokerUnreachable, InputError, describe, file_error
+from streams.cli.errors import BrokerUnreachable, InputError, describe, file_error
 from streams.settings import Settings
 
 

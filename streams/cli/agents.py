@@ -13,8 +13,8 @@ def register(app: typer.Typer) -> None:
     @topics_app.command("create")
     def create() -> None:
         """Create all topics (partitions, cleanup policy, retention from the topic table); idempotent."""
+        from streams.cli.preflight import require_broker
         from streams.kafka.admin import create_topics
-        from streams.preflight import require_broker
         from streams.settings import Settings
 
         require_broker()
@@ -26,7 +26,7 @@ def register(app: typer.Typer) -> None:
         """Run one stream-processing worker (faust) until interrupted."""
         from streams.agents.app import create_app, tune_gc
         from streams.agents.runner import run
-        from streams.preflight import quiet_solver_banner, require_broker
+        from streams.cli.preflight import quiet_solver_banner, require_broker
         from streams.settings import Settings
 
         require_broker()

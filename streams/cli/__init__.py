@@ -1,12 +1,11 @@
 """The ``evgrid`` command line.
 
-Each area registers its own commands from a ``commands`` module (``register(app)``), so this file stays
-a table of contents.
+Each command group is one module of this package with a ``register(app)``, so this file stays a table of
+contents. A module that fails to import fails the CLI: nothing here is optional.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import sys
@@ -16,6 +15,15 @@ from typing import Any
 import typer
 from pydantic import ValidationError
 
+from streams.cli import agents as cli_agents
+from streams.cli import backtest as cli_backtest
+from streams.cli import forecasting as cli_forecasting
+from streams.cli import infra as cli_infra
+from streams.cli import ocpp as cli_ocpp
+from streams.cli import replay as cli_replay
+from streams.cli import simulate as cli_simulate
+from streams.cli import sinks as cli_sinks
+from streams.cli.errors import describe
 from streams.settings import Settings
 
 try:  # typer >= 0.25 vendors click
@@ -45,17 +53,7 @@ app = _Cli(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=
 config_app = typer.Typer(no_args_is_help=True, help="Show configuration.")
 app.add_typer(config_app, name="config")
 
-COMMAND_MODULES = (
-    "streams.infra_commands",
-    "streams.agents.commands",
-    "streams.simulate.commands",
-    "streams.forecasting.commands",
-    "streams.dispatch.commands",
-    "streams.replay.commands",
-    "streams.sinks.commands",
-    "streams.backtest.commands",
-    "streams.ocpp.commands",
-)
+COMMAND_MODULES = (cli_infra, cli_agents, cli_simulate, cli_forecasting, cli_replay, cli_sinks, cli_backtest, cli_ocpp)
 
 
 def package_version() -> str:
@@ -100,13 +98,7 @@ def config_show() -> None:
 
 
 for _module in COMMAND_MODULES:
-    try:
-        _mod = importlib.import_module(_module)
-    except ModuleNotFoundError as _exc:  # an area not built yet
-        if _exc.name is None or not _module.startswith(_exc.name):
-            raise
-        continue
-    _mod.register(app)
+    _module.register(app)
 
 
 def _usage_error(exc: ClickException) -> list[str]:
@@ -129,8 +121,7 @@ def _save_traceback(exc: BaseException) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """The ``evgrid`` entry point: run a command; report a failure in one or two lines (see
-    :mod:`streams.cli_errors`) with exit 2 (bad input), 3 (broker unreachable) or 1."""
-    from streams.cli_errors import describe
+    :mod:`streams.cli.errors`) with exit 2 (bad input), 3 (broker unreachable) or 1."""
 
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args or os.environ.get("EVGRID_DEBUG", "") not in ("", "0", "false")

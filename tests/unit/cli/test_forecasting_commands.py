@@ -9,7 +9,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from streams.forecasting.commands import parse_duration_ms, register
+from streams.cli.forecasting import parse_duration_ms, register
 from tests.unit.forecasting.conftest import T0, Q, synthetic_load
 
 

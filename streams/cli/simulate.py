@@ -110,7 +110,7 @@ def register(app: typer.Typer) -> None:
             raise typer.BadParameter(str(exc)) from exc
         console = Console(stderr=True)
         if not dry_run:
-            from streams.preflight import require_broker
+            from streams.cli.preflight import require_broker
 
             require_broker(settings)
         retention_ms = min(TOPICS[t].retention_ms for t in (METER_READINGS, CHARGER_TELEMETRY, WEATHER))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from streams.cli_errors import BrokerUnreachable
+from streams.cli.errors import BrokerUnreachable
 from streams.settings import Settings
 
 __all__ = ["quiet_solver_banner", "require_broker"]

@@ -52,7 +52,7 @@ def _read_scenario(path: Path) -> Any:
     import yaml
     from pydantic import ValidationError
 
-    from streams.cli_errors import file_error
+    from streams.cli.errors import file_error
     from streams.replay.scenario import load_scenario
 
     try:
@@ -131,7 +131,7 @@ def run_backtest_cli(scenario: Path | None, sessions: Path | None, load: Path | 
     from streams.backtest.inputs import from_flags, from_scenario
     from streams.backtest.orchestrator import run_pipeline
     from streams.backtest.report import compute_report
-    from streams.preflight import quiet_solver_banner, require_broker
+    from streams.cli.preflight import quiet_solver_banner, require_broker
     from streams.settings import Settings
 
     t0 = time.perf_counter()
@@ -197,14 +197,15 @@ def _closed_loop(inputs: Any, json_out: Path | None, html_out: Path | None, setp
 
 def _finish(rep: Any, setpoints: Any, json_out: Path | None, html_out: Path | None, setpoints_out: Path | None,
             echo: Any, t0: float, t_rep: float) -> dict[str, Any]:
-    from streams.backtest.report import render_html, write_setpoints_csv
+    from streams.backtest.report import write_setpoints_csv
+    from streams.backtest.report_html import render_page
 
     rep.figures["run"]["seconds"]["report"] = round(time.perf_counter() - t_rep, 2)
     rep.figures["run"]["seconds"]["wall"] = round(time.perf_counter() - t0, 2)
     if json_out is not None:
         json_out.write_text(json.dumps(rep.figures, indent=1, default=str))
     if html_out is not None:
-        html_out.write_text(render_html(rep))
+        html_out.write_text(render_page(rep))
     if setpoints_out is not None:
         write_setpoints_csv(setpoints, setpoints_out)
     t = rep.figures["total"]

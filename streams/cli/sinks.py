@@ -80,7 +80,7 @@ def monitor(loglevel: Annotated[str, typer.Option(help="faust log level")] = "wa
     """Run the monitoring sink (own faust app and consumer group): per-feeder metrics to InfluxDB."""
     from streams.agents.monitor import create_monitor_app
     from streams.agents.runner import run
-    from streams.preflight import require_broker
+    from streams.cli.preflight import require_broker
 
     require_broker()
     run(create_monitor_app(), loglevel)

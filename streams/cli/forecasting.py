@@ -78,10 +78,10 @@ def forecast_eval(
     monthly: Annotated[bool, typer.Option("--monthly/--no-monthly", help="Print skill per month")] = True,
 ) -> None:
     """Run the streaming forecaster over a load CSV: MAE, sMAPE and skill per horizon, µs per interval."""
-    from streams.settings import Settings
+    from streams.settings import Settings, forecaster_config
 
     settings = Settings()
-    base = ForecasterConfig.from_settings(settings)
+    base = forecaster_config(settings)
     pipeline_model = base.model
     interval_ms = parse_duration_ms(interval)
     hours = horizon_hours if horizon_hours is not None else settings.horizon_hours
