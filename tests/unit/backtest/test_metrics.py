@@ -15,11 +15,11 @@ from streams.backtest.metrics import (
     forecast_errors,
     incentive_figures,
     limit_profile,
-    optimal_load,
     settlement_figures,
     simulate_setpoints,
     simulate_uncontrolled,
 )
+from streams.backtest.optimum import optimal_load
 from streams.contracts.models import (
     ChargerRegistration,
     ChargerSetpoint,
