@@ -30,9 +30,9 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from streams.contracts.models import ChargerRegistration, ChargerTelemetry, GridSignal, MeterReading
+from streams.contracts.sessions import AcnSession, read_acn_sessions
 from streams.dispatch.dispatcher import DispatchConfig, FeederDispatcher
 from streams.dispatch.planner import HOUR_MS
-from streams.replay.importers import AcnSession, read_acn_sessions
 
 MIN_MS = 60_000
 TZ = ZoneInfo("America/Los_Angeles")

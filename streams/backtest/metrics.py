@@ -30,10 +30,10 @@ from streams.contracts.models import (
     Settlement,
     SiteRegistration,
 )
+from streams.contracts.sessions import AcnSession
 from streams.dispatch.planner import HOUR_MS
 from streams.dispatch.safety import charge_limit_kw, discharge_limit_kw
 from streams.dispatch.state import FeederLimits, charger_from_registration
-from streams.replay.importers import AcnSession
 from streams.simulate.twin import command_at
 
 __all__ = [

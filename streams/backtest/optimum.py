@@ -18,11 +18,11 @@ import numpy as np
 
 from streams.backtest.metrics import Grid, base_load_kw
 from streams.contracts.models import ChargerRegistration, MeterReading, SiteRegistration
+from streams.contracts.sessions import AcnSession
 from streams.dispatch.planner import PlanRequest, PlanSession, PlanSite, solve_lp
 from streams.dispatch.safety import discharge_limit_kw
 from streams.dispatch.site_rules import site_rules
 from streams.dispatch.state import ChargerInfo, charger_from_registration
-from streams.replay.importers import AcnSession
 
 __all__ = ["optimal_load"]
 

@@ -8,7 +8,7 @@ from functools import lru_cache
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from streams.replay.importers import read_acn_sessions
+from streams.contracts.sessions import read_acn_sessions
 from streams.simulate.config import SimConfig, py_rng
 
 __all__ = ["BUNDLED_ACN", "AcnSessions", "Session", "load_acn_sessions", "plan_sessions"]

@@ -31,7 +31,7 @@ from streams.contracts.models import (
     SchedulePoint,
     Settlement,
 )
-from streams.replay.importers import AcnSession
+from streams.contracts.sessions import AcnSession
 
 MIN = 60_000
 H = 3_600_000
