@@ -13,16 +13,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from streams.contracts.models import (
-    ChargerSetpoint,
-    SchedulePoint,
-)
+from streams.contracts.models import ChargerSetpoint, SchedulePoint
 from streams.dispatch.envelope import Envelope
 from streams.dispatch.planner import HOUR_MS, Plan
-from streams.dispatch.safety import (
-    SafeSetpoint,
-    discharge_limit_kw,
-)
+from streams.dispatch.safety import SafeSetpoint, discharge_limit_kw
 from streams.dispatch.setpoints import build_setpoint, round_kw, schedule_points, should_emit
 from streams.dispatch.site_rules import site_envelope
 from streams.dispatch.site_view import SiteView

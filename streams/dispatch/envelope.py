@@ -9,15 +9,9 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from streams.contracts.models import (
-    ChargerSetpoint,
-)
+from streams.contracts.models import ChargerSetpoint
 from streams.dispatch.incentives import OfferBook
-from streams.dispatch.safety import (
-    SafeSetpoint,
-    capacity_kwh,
-    safe_setpoint,
-)
+from streams.dispatch.safety import SafeSetpoint, capacity_kwh, safe_setpoint
 from streams.dispatch.setpoints import discharged_kwh
 from streams.dispatch.state import ChargerInfo, SessionState
 

@@ -10,8 +10,6 @@ import math
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from streams.contracts.models import (
     ChargerRegistration,
     ChargerSetpoint,
@@ -23,9 +21,8 @@ from streams.contracts.models import (
 from streams.dispatch.arrivals import ArrivalForecaster
 from streams.dispatch.backup import BackupEpisode
 from streams.dispatch.incentives import OfferBook, apply_response
-from streams.dispatch.planner import HOUR_MS
 from streams.dispatch.requests import RequestTracker
-from streams.dispatch.settlement import ExportSettlement, _ExportAcc
+from streams.dispatch.settlement import ExportSettlement
 from streams.dispatch.site_rules import outside_rating
 from streams.dispatch.site_view import SiteView
 from streams.dispatch.state import (
@@ -53,17 +50,13 @@ class DispatchInputs(SiteView, ExportSettlement):
     forecaster: ArrivalForecaster | None
     book: OfferBook
     dirty: bool
-    exports: dict[str, _ExportAcc]
     episodes: list[BackupEpisode]
     episode_updates: list[BackupEpisode]
     trackers: dict[str, RequestTracker]
     registered: dict[str, ChargerInfo]
     sites: dict[str, SiteRegistration]
     sent_log: dict[str, list[ChargerSetpoint]]
-    self_consumed_kwh: dict[str, float]
     n_refused_telemetry: int
-    site_energy: dict[str, list[float]]
-    site_mark: dict[str, tuple[float, ...]]
 
     def on_registration(self, reg: ChargerRegistration) -> None:
         """Add, change or (``active=False``) deactivate a charger."""
@@ -106,24 +99,7 @@ class DispatchInputs(SiteView, ExportSettlement):
             self.sent_log[tel.charger_id] = [sp for sp in log if sp.valid_until > tel.timestamp][-1:]
         assert self.forecaster is not None
         self.forecaster.start(tel.timestamp)
-        if prev is not None and prev.power_kw < 0 and prev.grid_state == "grid_connected" and ch is not None:
-            hours = (tel.timestamp - prev.last_heard_ms) / HOUR_MS
-            kwh = -prev.power_kw * min(hours, 1.0)
-            counters = self.site_energy.setdefault(ch.site_id, [0.0, 0.0, 0.0, 0.0])
-            mark = self.site_mark.get(tel.charger_id, tuple(counters))
-            acc = self.exports.setdefault(tel.charger_id, _ExportAcc(prev.last_heard_ms, site0=mark))
-            if self.chargers[tel.charger_id].interconnection_class != "parallel_exporting":
-                acc.btm_kwh += kwh  # behind the meter: self-consumption, never paid
-                self.self_consumed_kwh[tel.charger_id] = self.self_consumed_kwh.get(tel.charger_id, 0.0) + kwh
-                kwh = 0.0
-            counters[1] += kwh
-            acc.kwh += kwh
-            assert self.limits is not None
-            span = np.array([prev.last_heard_ms, max(tel.timestamp, prev.last_heard_ms + 1)])
-            _, _, price = self.limits.profile(span)
-            acc.value += kwh * float(price[0])
-        if ch is not None and tel.charger_id not in self.exports:  # where a period that starts now starts
-            self.site_mark[tel.charger_id] = tuple(self.site_energy.setdefault(ch.site_id, [0.0, 0.0, 0.0, 0.0]))
+        self._accrue_export(tel, prev, ch)
         if new.connected and new.session_id and new.departure_ms and new.plugged_at_ms == tel.timestamp:
             energy = new.remaining_energy_kwh()
             if energy:

@@ -10,9 +10,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from streams.contracts.models import (
-    IncentiveEvent,
-)
+from streams.contracts.models import IncentiveEvent
 from streams.dispatch.incentives import OfferBook, propose_offers
 from streams.dispatch.planner import Plan, PlanRequest, solve_lp
 from streams.dispatch.state import ChargerInfo, SessionState

@@ -16,12 +16,7 @@ from streams.dispatch.arrivals import ArrivalForecaster
 from streams.dispatch.billing_peak import BillingPeak
 from streams.dispatch.incentives import OfferBook
 from streams.dispatch.planner import PlanRequest, PlanSession, PlanSite, time_grid
-from streams.dispatch.safety import (
-    capacity_kwh,
-    charge_limit_kw,
-    discharge_limit_kw,
-    reserve_pct,
-)
+from streams.dispatch.safety import capacity_kwh, charge_limit_kw, discharge_limit_kw, reserve_pct
 from streams.dispatch.sites import SiteState
 from streams.dispatch.state import ChargerInfo, FeederLimits, SessionState
 

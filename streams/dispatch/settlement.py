@@ -9,12 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from streams.contracts.models import (
-    Settlement,
-)
+import numpy as np
+
+from streams.contracts.models import ChargerTelemetry, Settlement
 from streams.dispatch.incentives import OfferBook, settle_export
 from streams.dispatch.planner import HOUR_MS
-from streams.dispatch.state import ChargerInfo
+from streams.dispatch.state import ChargerInfo, FeederLimits, SessionState
 
 if TYPE_CHECKING:
     from streams.dispatch.dispatcher import DispatchConfig
@@ -45,6 +45,9 @@ class ExportSettlement:
     pending_settlements: list[Settlement]
     site_energy: dict[str, list[float]]
     site_command: dict[str, tuple[int, float]]
+    site_mark: dict[str, tuple[float, ...]]
+    self_consumed_kwh: dict[str, float]
+    limits: FeederLimits | None
 
     def _settle(self, cid: str, now_ms: int) -> None:
         """Pay export at the point of interconnection only: the charger's discharge times its site's share
@@ -70,3 +73,25 @@ class ExportSettlement:
             feeder_id=self.feeder_id, charger_id=cid, customer_id=ch.customer_id, period_start=acc.start_ms,
             period_end=now_ms, exported_kwh=exported, price_per_kwh=price, offer=offer if exported > 0 else None,
             currency=self.config.incentives.currency, export_basis=basis, self_consumed_kwh=acc.btm_kwh))
+
+    def _accrue_export(self, tel: ChargerTelemetry, prev: SessionState | None, ch: ChargerInfo | None) -> None:
+        """Accrue the discharge reported since ``prev`` (held until ``tel``) to the charger's settlement period:
+        paid export at an exporting site, self-consumption behind the meter of any other."""
+        if prev is not None and prev.power_kw < 0 and prev.grid_state == "grid_connected" and ch is not None:
+            hours = (tel.timestamp - prev.last_heard_ms) / HOUR_MS
+            kwh = -prev.power_kw * min(hours, 1.0)
+            counters = self.site_energy.setdefault(ch.site_id, [0.0, 0.0, 0.0, 0.0])
+            mark = self.site_mark.get(tel.charger_id, tuple(counters))
+            acc = self.exports.setdefault(tel.charger_id, _ExportAcc(prev.last_heard_ms, site0=mark))
+            if self.chargers[tel.charger_id].interconnection_class != "parallel_exporting":
+                acc.btm_kwh += kwh  # behind the meter: self-consumption, never paid
+                self.self_consumed_kwh[tel.charger_id] = self.self_consumed_kwh.get(tel.charger_id, 0.0) + kwh
+                kwh = 0.0
+            counters[1] += kwh
+            acc.kwh += kwh
+            assert self.limits is not None
+            span = np.array([prev.last_heard_ms, max(tel.timestamp, prev.last_heard_ms + 1)])
+            _, _, price = self.limits.profile(span)
+            acc.value += kwh * float(price[0])
+        if ch is not None and tel.charger_id not in self.exports:  # where a period that starts now starts
+            self.site_mark[tel.charger_id] = tuple(self.site_energy.setdefault(ch.site_id, [0.0, 0.0, 0.0, 0.0]))

@@ -9,10 +9,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from streams.contracts.models import (
-    MeterReading,
-    SiteRegistration,
-)
+from streams.contracts.models import MeterReading, SiteRegistration
 from streams.dispatch.billing_peak import BillingPeak
 from streams.dispatch.planner import HOUR_MS
 from streams.dispatch.site_rules import SiteRules, site_rules
