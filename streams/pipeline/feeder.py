@@ -152,6 +152,8 @@ class FeederRuntime:
         rt = cls.__new__(cls)
         rt.__dict__.update(fields)
         rt.__dict__.setdefault("sites", {})  # a checkpoint from before sites (issue 14)
+        log = rt.__dict__.pop("power_log", {})  # a checkpoint from before dead reckoning moved into dispatch
+        rt.dispatcher.__dict__.setdefault("power_log", log)
         rt.forecaster = forecaster
         return rt
 
