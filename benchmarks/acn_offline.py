@@ -1,21 +1,20 @@
-"""ACN month (Caltech, March 2019) as one feeder: online dispatch vs uncontrolled and perfect foresight.
+"""ACN month (Caltech, March 2019) as one feeder through the one backtest engine (``evgrid backtest``, closed
+loop in-process: charger twins answer the worker's setpoints), against uncontrolled and perfect foresight.
 
-Usage: python benchmarks/acn_offline.py [--sessions CSV] [--step-min 5] [--no-forecast] [--uniform]
+The same run as ``evgrid backtest --sessions CSV --step 5m`` with the options below as ``--set`` overrides.
+Usage: python benchmarks/acn_offline.py [--sessions CSV] [--step-min 5] [--no-forecast] [--uniform] [--replan-min 15]
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
+import time
+from typing import Any
 
-from streams.dispatch.backtest_core import (
-    deliverable_kwh,
-    load_sessions_csv,
-    perfect_foresight_peak,
-    run_backtest,
-    uncontrolled_peak,
-)
-from streams.dispatch.dispatcher import DispatchConfig
+from streams.backtest.closedloop import run_closed_loop, run_settings
+from streams.backtest.inputs import from_flags
+from streams.backtest.report import compute_report
+from streams.contracts.topics import SETPOINTS
 
 MIN_MS = 60_000
 
@@ -29,27 +28,24 @@ def main() -> None:
     ap.add_argument("--uniform", action="store_true", help="uniform 24 h grid (no coarse tail)")
     ap.add_argument("--replan-min", type=int, default=15)
     args = ap.parse_args()
-    sessions = load_sessions_csv(args.sessions)
-    step = args.step_min * MIN_MS
-    cfg = DispatchConfig(step_ms=step, replan_ms=args.replan_min * MIN_MS, timezone=args.timezone,
-                         forecast_arrivals=not args.no_forecast,
-                         )
+    settings: dict[str, Any] = {"local_timezone": args.timezone, "dispatch_forecast_arrivals": not args.no_forecast,
+                                "dispatch_replan_minutes": args.replan_min}
     if args.uniform:
-        cfg = dataclasses.replace(cfg, fine_ms=None, coarse_step_ms=None)
-    unc, unc_e = uncontrolled_peak(sessions, step)
-    opt, opt_e = perfect_foresight_peak(sessions, step)
-    res = run_backtest(sessions, step, cfg)
-    req = res.energy_requested_kwh
-    able = deliverable_kwh(sessions)
-    print(f"sessions: {len(sessions)}  step: {args.step_min} min  forecast arrivals: {not args.no_forecast}")
-    print(f"uncontrolled peak:        {unc:7.2f} kW  (delivered {100 * unc_e / req:.3f} % of requested)")
-    print(f"perfect-foresight peak:   {opt:7.2f} kW  (delivered {100 * opt_e / req:.3f} % of requested)")
-    print(f"evgrid online peak:       {res.peak_kw:7.2f} kW  (from applied setpoints)")
-    print(f"energy requested {req:.1f} kWh, physically deliverable {able:.1f} kWh ({100 * able / req:.3f} %)")
-    print(f"energy delivered {res.energy_delivered_kwh:.1f} kWh = {res.energy_delivered_pct:.3f} % of requested, "
-          f"{100 * res.energy_delivered_kwh / able:.3f} % of deliverable")
-    print(f"plans: {res.n_plans} ({res.n_fallbacks} heuristic fallbacks), setpoints emitted: {res.n_setpoints}, "
-          f"planning {res.plan_seconds:.1f} s, wall {res.wall_seconds:.1f} s")
+        settings["dispatch_coarse_step_minutes"] = 0
+    inputs = from_flags(args.sessions, step_ms=args.step_min * MIN_MS, settings=settings)
+    t0 = time.perf_counter()
+    run = run_closed_loop(inputs, run_settings(inputs))
+    wall = time.perf_counter() - t0
+    rep = compute_report(inputs, setpoints=run.outputs.get(SETPOINTS, []), settings=run_settings(inputs), twins=run)
+    t = rep.figures["total"]
+    print(f"sessions: {len(inputs.sessions)}  step: {args.step_min} min  forecast arrivals: {not args.no_forecast}")
+    print(f"uncontrolled peak:        {t['uncontrolled_peak_kw']:7.2f} kW")
+    print(f"perfect-foresight peak:   {t['optimal_peak_kw']:7.2f} kW")
+    print(f"evgrid closed-loop peak:  {t['peak_kw']:7.2f} kW")
+    print(f"energy delivered {t['energy_delivered_kwh']:.1f} kWh = {t['energy_delivered_pct']:.3f} % of requested, "
+          f"{t['energy_delivered_pct_of_deliverable']:.3f} % of deliverable ({t['sessions_short']} sessions short)")
+    print(f"setpoints: {rep.figures['setpoints']['count']}, safety violations {t['safety_violations']}, "
+          f"pipeline wall {wall:.1f} s")
 
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ def main() -> None:
         "inputs": {"simulator": {"feeders": 1, "homes": args.homes, "chargers": args.chargers,
                                  "bidirectional_share": 0.4, "seed": 11}},
     })
-    from streams.replay.timeparse import parse_timestamp_ms
+    from streams.contracts.timeparse import parse_timestamp_ms
 
     start = parse_timestamp_ms(args.start)
     sc = sc.model_copy(update={"start": start, "end": start + int(args.days * 86_400_000)})

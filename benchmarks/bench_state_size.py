@@ -21,8 +21,8 @@ from typing import Any
 
 from streams.backtest.inprocess import run_in_process
 from streams.backtest.inputs import from_flags
+from streams.contracts.timeparse import parse_duration_ms
 from streams.pipeline.worker import FeederWorker
-from streams.replay.timeparse import parse_duration_ms
 from streams.settings import Settings
 
 ACN = Path(__file__).resolve().parents[2] / "shared" / "data" / "acn" / "caltech_2019-03_sessions.csv"

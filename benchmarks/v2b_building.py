@@ -30,7 +30,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from streams.contracts.models import ChargerRegistration, ChargerTelemetry, GridSignal, MeterReading
-from streams.dispatch.backtest_core import SimSession, load_sessions_csv
+from streams.contracts.sessions import AcnSession, read_acn_sessions
 from streams.dispatch.dispatcher import DispatchConfig, FeederDispatcher
 from streams.dispatch.planner import HOUR_MS
 
@@ -59,13 +59,13 @@ def residential_kw(t_ms: int) -> float:
 
 @dataclasses.dataclass
 class Car:
-    s: SimSession
+    s: AcnSession
     soc: float  # %
     target: float  # % the request fills to
     got: float = 0.0
 
 
-def simulate(sessions: list[SimSession], t0: int, t1: int, step: int, mode: str, v2b_share: float,
+def simulate(sessions: list[AcnSession], t0: int, t1: int, step: int, mode: str, v2b_share: float,
              demand_charge: float, request: GridSignal | None = None, seed: int = 7) -> dict:
     """Event-ordered simulation of the building; ``mode`` is uncontrolled, smart or v2b (both with the
     demand charge)."""
@@ -74,7 +74,7 @@ def simulate(sessions: list[SimSession], t0: int, t1: int, step: int, mode: str,
                          site_demand_charge_per_kw=demand_charge,
                          default_export_limit_kw=0.0)
     d = FeederDispatcher("f-bld", cfg)
-    stations = sorted({s.charger_id for s in sessions})
+    stations = sorted({s.station_id for s in sessions})
     bidir = set(stations[: round(v2b_share * len(stations))]) if mode == "v2b" else set()
     for cid in stations:
         b = cid in bidir
@@ -90,7 +90,7 @@ def simulate(sessions: list[SimSession], t0: int, t1: int, step: int, mode: str,
         t = t0 + k * step
         d.on_site_meter(MeterReading(meter_id="m-bld", feeder_id="f-bld", site_id=SITE, timestamp=t + step,
                                      active_power_kw=building_kw(t, warm)))
-    pending = sorted((s for s in sessions if t0 <= s.arrival_ms < t1), key=lambda s: (s.arrival_ms, s.session_id))
+    pending = sorted((s for s in sessions if t0 <= s.arrival < t1), key=lambda s: (s.arrival, s.session_id))
     nxt = 0
     cars: dict[str, Car] = {}
     latest: dict[str, float] = {}
@@ -105,28 +105,29 @@ def simulate(sessions: list[SimSession], t0: int, t1: int, step: int, mode: str,
     for k in range(n):
         now = t0 + k * step
         for cid, car in list(cars.items()):
-            if car.s.departure_ms <= now:
+            if car.s.estimated_departure <= now:
                 delivered += car.got
                 del cars[cid]
                 d.on_telemetry(ChargerTelemetry(charger_id=cid, feeder_id="f-bld", timestamp=now, connected=False,
                                                 power_kw=0.0, max_charge_kw=7.0))
-        while nxt < len(pending) and pending[nxt].arrival_ms <= now:
+        while nxt < len(pending) and pending[nxt].arrival <= now:
             s = pending[nxt]
             nxt += 1
-            if s.departure_ms <= now or s.charger_id in cars:
+            if s.estimated_departure <= now or s.station_id in cars:
                 continue
-            requested += s.energy_kwh
-            soc0 = max(10.0, 90.0 - s.energy_kwh / CAP * 100.0)
-            cars[s.charger_id] = Car(s, soc0, min(100.0, soc0 + s.energy_kwh / CAP * 100.0))
+            requested += s.requested_energy_kwh
+            soc0 = max(10.0, 90.0 - s.requested_energy_kwh / CAP * 100.0)
+            cars[s.station_id] = Car(s, soc0, min(100.0, soc0 + s.requested_energy_kwh / CAP * 100.0))
         for cid, car in sorted(cars.items()):
             b = cid in bidir
             d.on_telemetry(ChargerTelemetry(
                 charger_id=cid, feeder_id="f-bld", timestamp=now, connected=True, session_id=car.s.session_id,
                 power_kw=latest.get(cid, 0.0), max_charge_kw=7.0,
-                max_discharge_kw=7.0 if b else 0.0, departure_time=car.s.departure_ms,
+                max_discharge_kw=7.0 if b else 0.0, departure_time=car.s.estimated_departure,
                 soc_pct=min(100.0, max(0.0, car.soc)), battery_capacity_kwh=CAP,
                 target_soc_pct=car.target if b else None,
-                requested_energy_kwh=None if b else car.s.energy_kwh, energy_delivered_kwh=None if b else car.got))
+                requested_energy_kwh=None if b else car.s.requested_energy_kwh,
+                energy_delivered_kwh=None if b else car.got))
         if k > 0:  # the meter of the last interval, after the telemetry of the power it carried
             d.on_site_meter(MeterReading(meter_id="m-bld", feeder_id="f-bld", site_id=SITE, timestamp=now,
                                          active_power_kw=float(site[k - 1])))
@@ -134,7 +135,7 @@ def simulate(sessions: list[SimSession], t0: int, t1: int, step: int, mode: str,
         total = 0.0
         if mode == "uncontrolled":
             for car in cars.values():
-                kw = max(0.0, min(7.0, car.s.max_kw, (car.s.energy_kwh - car.got) / dth))
+                kw = max(0.0, min(7.0, car.s.max_power_kw, (car.s.requested_energy_kwh - car.got) / dth))
                 car.got += kw * dth
                 car.soc += kw * dth / CAP * 100
                 total += kw
@@ -148,8 +149,8 @@ def simulate(sessions: list[SimSession], t0: int, t1: int, step: int, mode: str,
                 kw = latest.get(cid, 0.0)
                 if kw >= 0:
                     room = (100.0 - car.soc) / 100 * CAP / dth
-                    need = (car.s.energy_kwh - car.got) / dth if cid not in bidir else room
-                    kw = min(kw, car.s.max_kw, need, room)
+                    need = (car.s.requested_energy_kwh - car.got) / dth if cid not in bidir else room
+                    kw = min(kw, car.s.max_power_kw, need, room)
                 else:
                     kw = max(kw, -(car.soc - 10.0) / 100 * CAP / dth)
                 latest[cid] = kw
@@ -172,11 +173,11 @@ def main() -> None:
     ap.add_argument("--request-cut", type=float, default=40.0, help="kW below the no-request feeder peak")
     args = ap.parse_args()
     step = 15 * MIN_MS
-    sessions = load_sessions_csv(args.sessions)
+    sessions = read_acn_sessions(args.sessions)
     t0 = dt.datetime(2019, 3, 1, tzinfo=TZ)
     start = int(t0.timestamp() * 1000)
     end = start + args.days * 24 * HOUR_MS
-    print(f"sessions: {sum(start <= s.arrival_ms < end for s in sessions)}  days: {args.days}  step: 15 min  "
+    print(f"sessions: {sum(start <= s.arrival < end for s in sessions)}  days: {args.days}  step: 15 min  "
           f"V2B share: {args.v2b_share:.0%}  demand charge: {args.demand_charge}/kW")
     runs = {}
     for mode in ("uncontrolled", "smart", "v2b"):

@@ -33,7 +33,7 @@ def sessions() -> None:
         w.writeheader()
         long_stays = 0
         for i, r in enumerate(week):
-            from streams.replay.timeparse import parse_timestamp_ms as ts
+            from streams.contracts.timeparse import parse_timestamp_ms as ts
 
             stay_h = (ts(r["departure_utc"]) - ts(r["arrival_utc"])) / 3_600_000
             v2g = stay_h >= 6 and long_stays % 2 == 0
@@ -68,8 +68,8 @@ def load() -> None:
 def weather() -> None:
     import pvlib
 
+    from streams.contracts.timeparse import iso_utc, parse_timestamp_ms
     from streams.replay.importers import read_tmy3
-    from streams.replay.timeparse import iso_utc, parse_timestamp_ms
 
     tmy = Path(pvlib.__file__).parent / "data" / "703165TY.csv"
     lo, hi = parse_timestamp_ms(START), parse_timestamp_ms(END)

@@ -28,10 +28,10 @@ from streams.contracts.models import (
     decode_record,
     encode_record,
 )
+from streams.contracts.sessions import AcnSession
 from streams.contracts.topics import CHARGER_REGISTRY, CHARGER_TELEMETRY, SETPOINTS, TOPICS, WEATHER
 from streams.ingest.validate import RawMessage
 from streams.pipeline.worker import Emit, FeederWorker
-from streams.replay.importers import AcnSession
 from streams.settings import Settings, pipeline_config
 from streams.simulate.twin import ChargerTwin, SessionResult, TwinConfig, TwinFleet, TwinSession
 

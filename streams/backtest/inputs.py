@@ -24,14 +24,13 @@ from streams.contracts.models import (
     SiteRegistration,
     decode_record,
 )
+from streams.contracts.sessions import AcnSession, read_acn_sessions
 from streams.contracts.topics import CHARGER_REGISTRY
 from streams.replay.files import HistoryRecord
 from streams.replay.importers import (
-    AcnSession,
     acn_records,
     grid_signal_records,
     import_weather,
-    read_acn_sessions,
     read_meter_readings,
     to_history,
 )

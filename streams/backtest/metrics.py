@@ -30,10 +30,10 @@ from streams.contracts.models import (
     Settlement,
     SiteRegistration,
 )
-from streams.dispatch.planner import HOUR_MS, PlanRequest, PlanSession, solve_lp
+from streams.contracts.sessions import AcnSession
+from streams.dispatch.planner import HOUR_MS
 from streams.dispatch.safety import charge_limit_kw, discharge_limit_kw
 from streams.dispatch.state import FeederLimits, charger_from_registration
-from streams.replay.importers import AcnSession
 from streams.simulate.twin import command_at
 
 __all__ = [
@@ -48,7 +48,6 @@ __all__ = [
     "forecast_errors",
     "incentive_figures",
     "limit_profile",
-    "optimal_load",
     "settlement_figures",
     "simulate_setpoints",
     "simulate_uncontrolled",
@@ -293,47 +292,6 @@ def limit_profile(grid: Grid, import_limit_kw: float | None, export_limit_kw: fl
 
 
 # --- references ------------------------------------------------------------------------------------------
-
-def optimal_load(sessions: Sequence[AcnSession], grid: Grid, base_kw: np.ndarray | None = None, *,
-                 registrations: Mapping[str, ChargerRegistration] | None = None, reserve_soc_pct: float = 30.0,
-                 export_limit_kw: np.ndarray | None = None, time_limit_s: float = 600.0) -> tuple[np.ndarray, float]:
-    """Perfect foresight: one LP over the whole period (the dispatch planner's LP) minimising the peak net import.
-
-    Every session is known in advance. Bidirectional sessions whose charger may export (registration) and
-    whose SoC and capacity are known may discharge down to the reserve. Returns (EV load kW per step,
-    energy delivered kWh); raises ``RuntimeError`` if HiGHS fails.
-    """
-    regs = registrations or {}
-    base = np.zeros(grid.n) if base_kw is None else np.asarray(base_kw, dtype=float)
-    ps = []
-    for s in sessions:
-        reg = regs.get(s.station_id)
-        dis = 0.0
-        soc = cap = None
-        reserve = 0.0
-        if (s.bidirectional and reg is not None and reg.v2g_enrolled and s.capacity_kwh
-                and s.initial_soc_pct is not None):
-            dis = discharge_limit_kw(charger_from_registration(reg), None)
-            cap = s.capacity_kwh
-            soc = s.initial_soc_pct / 100.0 * cap
-            reserve = reserve_soc_pct / 100.0 * cap
-        ps.append(PlanSession(key=s.session_id, arrival_ms=s.arrival, departure_ms=s.departure,
-                              energy_kwh=s.requested_energy_kwh, max_charge_kw=s.max_power_kw,
-                              max_discharge_kw=dis if soc is not None else 0.0, soc_kwh=soc, capacity_kwh=cap,
-                              reserve_kwh=reserve))
-    n = grid.n
-    exp = tuple(export_limit_kw.tolist()) if export_limit_kw is not None else (math.inf,) * n
-    req = PlanRequest("optimum", tuple(int(e) for e in grid.edges), tuple(base.tolist()), (math.inf,) * n, exp,
-                      (0.0,) * n, tuple(ps))
-    plan = solve_lp(req, time_limit_s)
-    if plan is None:
-        raise RuntimeError("perfect-foresight LP failed")
-    load = np.zeros(n)
-    for sched in plan.schedules.values():
-        load += np.asarray(sched, dtype=float)
-    delivered = float(sum(s.requested_energy_kwh for s in sessions) - sum(plan.shortfall_kwh.values()))
-    return load, delivered
-
 
 # --- safety audit ----------------------------------------------------------------------------------------
 

@@ -24,11 +24,11 @@ from streams.backtest.metrics import (
     forecast_errors,
     incentive_figures,
     limit_profile,
-    optimal_load,
     settlement_figures,
     simulate_setpoints,
     simulate_uncontrolled,
 )
+from streams.backtest.optimum import optimal_load
 from streams.contracts.models import ChargerSetpoint, DeadLetter, DemandForecast, IncentiveEvent, Settlement
 from streams.dispatch.planner import HOUR_MS
 from streams.settings import Settings
@@ -119,7 +119,8 @@ def compute_report(inputs: BacktestInputs, *, setpoints: Sequence[ChargerSetpoin
         if optimum and sess:
             opt_ev, opt_del = optimal_load(sess, grid, base, registrations=regs_by_feeder[f],
                                            reserve_soc_pct=s.reserve_soc_pct,
-                                           export_limit_kw=np.where(np.isfinite(exp), exp, 1e6))
+                                           export_limit_kw=np.where(np.isfinite(exp), exp, 1e6), sites=inputs.sites,
+                                           site_readings=[r for r in inputs.readings if r.site_id is not None])
         else:
             opt_ev, opt_del = zero.copy(), math.nan
         opt_delivered_total += 0.0 if math.isnan(opt_del) else opt_del

@@ -35,7 +35,7 @@ def _parse_sets(items: list[str]) -> dict[str, Any]:
 
 
 def _parse_step(text: str) -> int:
-    from streams.replay.timeparse import parse_duration_ms
+    from streams.contracts.timeparse import parse_duration_ms
 
     try:
         ms = parse_duration_ms(text)

@@ -10,9 +10,9 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from streams.contracts.timeparse import iso_utc, parse_duration_ms
 from streams.contracts.topics import CHARGER_REGISTRY, CHARGER_TELEMETRY, GRID_SIGNALS, METER_READINGS, WEATHER
 from streams.replay.files import HistoryRecord, write_history
-from streams.replay.timeparse import iso_utc, parse_duration_ms
 from streams.settings import Settings
 
 __all__ = ["INPUT_TOPICS", "register"]

@@ -34,7 +34,6 @@ from streams.contracts.topics import (
 )
 from streams.dispatch.dispatcher import FeederDispatcher
 from streams.dispatch.site_rules import outside_rating, site_conflict
-from streams.dispatch.state import SessionState
 from streams.forecasting.aggregate import IntervalAggregator
 from streams.forecasting.forecaster import FeederForecaster
 from streams.ingest.validate import RawMessage, Rejection
@@ -123,7 +122,6 @@ class FeederRuntime:
         self.plans = 0
         self.skipped_stale_plans = 0
         self.backup_episodes = 0  # islanded episodes started or ended (see FeederDispatcher.backup_episodes)
-        self.power_log: dict[str, list[tuple[int, float]]] = {}  # setpoints sent since the charger's last report
 
     # --- checkpoints: the forecaster (~50 KB) is saved only when it learned something ------------------
     def dump(self) -> tuple[bytes, bytes | None]:
@@ -154,6 +152,8 @@ class FeederRuntime:
         rt = cls.__new__(cls)
         rt.__dict__.update(fields)
         rt.__dict__.setdefault("sites", {})  # a checkpoint from before sites (issue 14)
+        log = rt.__dict__.pop("power_log", {})  # a checkpoint from before dead reckoning moved into dispatch
+        rt.dispatcher.__dict__.setdefault("power_log", log)
         rt.forecaster = forecaster
         return rt
 
@@ -233,7 +233,6 @@ class FeederRuntime:
     def _revoke(self, now_ms: int, out: list[Output]) -> None:
         for sp in self.dispatcher.revocations(now_ms):
             out.append((SETPOINTS, sp.charger_id.encode(), sp))
-            self.power_log.setdefault(sp.charger_id, []).append((sp.valid_from, sp.setpoint_kw))
 
     def observe_weather(self, obs: WeatherObservation) -> None:
         self.forecaster.observe_weather(obs)
@@ -320,36 +319,9 @@ class FeederRuntime:
             out.append((FORECASTS, self.feeder_id.encode(), forecast.to_contract(self.feeder_id)))
 
     def _telemetry(self, telemetry: ChargerTelemetry, wall_ms: int, out: list[Output]) -> None:
-        before = self.dispatcher.sessions.get(telemetry.charger_id)
-        was_connected = before is not None and before.connected
-        self.dispatcher.on_telemetry(self._with_energy(telemetry, before))
-        if telemetry.connected != was_connected:
+        if self.dispatcher.on_reported_telemetry(telemetry):
             self._plan(telemetry.timestamp, wall_ms, out)  # plug-in or plug-out: re-plan now
         self._revoke(telemetry.timestamp, out)  # islanded: revoke at once
-
-    def _with_energy(self, tel: ChargerTelemetry, before: SessionState | None) -> ChargerTelemetry:
-        """Telemetry with ``energy_delivered_kwh`` estimated from the setpoints sent, when the charger omits it.
-
-        Many chargers (and replays of session logs) report no session energy; planning as if nothing had been
-        delivered would re-plan the full request every step. Dead reckoning: the setpoints in force since the
-        last report, integrated over time, capped by the request.
-        """
-        log = self.power_log.pop(tel.charger_id, [])
-        if tel.energy_delivered_kwh is not None or not tel.connected:
-            return tel
-        if before is None or not before.connected or before.session_id != tel.session_id:
-            return tel  # a new session: nothing delivered yet
-        energy = before.energy_delivered_kwh or 0.0
-        for i, (start, kw) in enumerate(log):
-            end = log[i + 1][0] if i + 1 < len(log) else tel.timestamp
-            lo, hi = max(start, before.last_heard_ms), min(end, tel.timestamp)
-            if hi > lo:
-                energy += kw * (hi - lo) / 3_600_000
-        if log:
-            self.power_log[tel.charger_id] = [(tel.timestamp, log[-1][1])]
-        if tel.requested_energy_kwh is not None:
-            energy = min(energy, tel.requested_energy_kwh)
-        return tel.model_copy(update={"energy_delivered_kwh": energy})  # net: V2G discharge is given back
 
     # --- dispatch ---------------------------------------------------------------------------------
     def _plan(self, now_ms: int, wall_ms: int, out: list[Output]) -> None:
@@ -386,7 +358,6 @@ class FeederRuntime:
         self.plans += result.replanned
         for sp in result.setpoints:
             out.append((SETPOINTS, sp.charger_id.encode(), sp))
-            self.power_log.setdefault(sp.charger_id, []).append((sp.valid_from, sp.setpoint_kw))
         for offer in result.incentives:
             out.append((INCENTIVES, offer.customer_id.encode(), offer))
         for st in result.settlements:

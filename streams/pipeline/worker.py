@@ -203,7 +203,7 @@ class FeederWorker:
         except Exception:  # bad input: dead-lettered in its turn
             return False
         rt = self.runtimes.get(key or b"")
-        state = rt.dispatcher.sessions.get(rec["charger_id"]) if rt is not None else None
+        state = rt.dispatcher.session(rec["charger_id"]) if rt is not None else None
         connected = bool(rec.get("connected"))
         if state is None:
             return connected

@@ -27,29 +27,32 @@ order is: registrations, grid signals, weather, meter readings, plug-outs, plug-
 from __future__ import annotations
 
 import csv
-import math
 import numbers
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from streams.contracts.codec import AvroCodec, default_codec
 from streams.contracts.models import (
-    MIN_TS,
     ChargerRegistration,
     ChargerTelemetry,
     GridSignal,
     MeterReading,
     Record,
-    SiteRegistration,
     WeatherObservation,
     encode_record,
 )
+from streams.contracts.sessions import (
+    AcnSession,
+    csv_rows,
+    opt_float,
+    read_acn_sessions,
+    site_registrations,
+)
+from streams.contracts.timeparse import parse_timestamp_ms
 from streams.contracts.topics import TOPICS
 from streams.replay.files import HistoryRecord
-from streams.replay.timeparse import parse_timestamp_ms
 
 __all__ = [
     "AcnSession",
@@ -59,7 +62,6 @@ __all__ = [
     "import_acn",
     "import_meters",
     "import_weather",
-    "read_acn_sessions",
     "read_meter_readings",
     "read_tmy3",
     "read_weather_csv",
@@ -103,33 +105,6 @@ def to_history(records: Iterable[Record], codec: AvroCodec | None = None, sort: 
 
 # --- CSV helpers ---------------------------------------------------------------------------------------
 
-def _rows(path: str | Path) -> Iterator[tuple[int, dict[str, str]]]:
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        rows = csv.DictReader(f)
-        if rows.fieldnames is None:
-            raise ValueError(f"{path}: empty file")
-        for i, row in enumerate(rows, start=2):
-            yield i, {k.strip(): (v or "").strip() for k, v in row.items() if k is not None}
-
-
-def _opt_float(v: Any) -> float | None:
-    if v is None or (isinstance(v, str) and v == ""):
-        return None
-    f = float(v)
-    return None if math.isnan(f) else f
-
-
-def _opt_bool(v: str | None) -> bool | None:
-    if v is None or v == "":
-        return None
-    low = v.lower()
-    if low in ("1", "true", "yes", "y", "t"):
-        return True
-    if low in ("0", "false", "no", "n", "f"):
-        return False
-    raise ValueError(f"not a boolean: {v!r}")
-
-
 def _ts(v: Any) -> int:
     if isinstance(v, numbers.Integral):
         return int(v)
@@ -137,98 +112,6 @@ def _ts(v: Any) -> int:
 
 
 # --- ACN sessions ----------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class AcnSession:
-    """One EV session of an ACN-Data-style CSV (times UTC epoch ms)."""
-
-    session_id: str
-    station_id: str
-    arrival: int
-    departure: int
-    estimated_departure: int
-    requested_energy_kwh: float
-    max_power_kw: float
-    feeder_id: str | None = None
-    bidirectional: bool = False
-    interconnection_class: str | None = None
-    export_limit_kw: float | None = None
-    initial_soc_pct: float | None = None
-    capacity_kwh: float | None = None
-    site_id: str | None = None
-    site_export_limit_kw: float | None = None
-    """Approved net export limit of the site at its point of interconnection, kW."""
-    site_import_limit_kw: float | None = None
-
-
-ACN_REQUIRED = ("session_id", "station_id", "arrival_utc", "departure_utc", "requested_energy_kwh",
-                "max_power_kw")
-
-
-def read_acn_sessions(path: str | Path) -> list[AcnSession]:
-    """Parse an ACN-Data-style sessions CSV; raises ``ValueError`` naming the line of a bad row."""
-    out: list[AcnSession] = []
-    for line, row in _rows(path):
-        missing = [c for c in ACN_REQUIRED if c not in row]
-        if missing:
-            raise ValueError(f"{path}: missing columns {missing}")
-        try:
-            arrival = parse_timestamp_ms(row["arrival_utc"])
-            departure = parse_timestamp_ms(row["departure_utc"])
-            est = row.get("estimated_departure_utc") or ""
-            s = AcnSession(
-                session_id=row["session_id"], station_id=row["station_id"], arrival=arrival,
-                departure=departure, estimated_departure=parse_timestamp_ms(est) if est else departure,
-                requested_energy_kwh=float(row["requested_energy_kwh"]), max_power_kw=float(row["max_power_kw"]),
-                feeder_id=row.get("feeder_id") or None, bidirectional=bool(_opt_bool(row.get("bidirectional"))),
-                interconnection_class=row.get("interconnection_class") or None,
-                export_limit_kw=_opt_float(row.get("export_limit_kw")),
-                initial_soc_pct=_opt_float(row.get("initial_soc_pct")),
-                capacity_kwh=_opt_float(row.get("capacity_kwh")),
-                site_id=row.get("site_id") or None,
-                site_export_limit_kw=_opt_float(row.get("site_export_limit_kw")),
-                site_import_limit_kw=_opt_float(row.get("site_import_limit_kw")),
-            )
-        except ValueError as exc:
-            raise ValueError(f"{path}:{line}: {exc}") from exc
-        if s.departure <= s.arrival:
-            raise ValueError(f"{path}:{line}: departure_utc is not after arrival_utc")
-        if s.requested_energy_kwh < 0 or s.max_power_kw <= 0:
-            raise ValueError(f"{path}:{line}: requested_energy_kwh must be >= 0 and max_power_kw > 0")
-        out.append(s)
-    site_registrations(out, 0)  # rows of one site must agree on its class: raises ValueError
-    return out
-
-
-def site_registrations(sessions: Sequence[AcnSession], registered_at: int,
-                       feeder_id: str = "feeder-1") -> list[SiteRegistration]:
-    """One SiteRegistration per ``site_id`` given (sorted): its class (rows must agree), its approved export
-    limit (the smallest ``site_export_limit_kw`` given, default 0) and import limit (smallest given)."""
-    by_site: dict[str, list[AcnSession]] = {}
-    for s in sessions:
-        if s.site_id:
-            by_site.setdefault(s.site_id, []).append(s)
-    out = []
-    for site, rows in sorted(by_site.items()):
-        classes = {_class_of(r) for r in rows}
-        if len(classes) > 1:
-            raise ValueError(f"site {site}: its rows disagree on the interconnection class: {sorted(classes)}")
-        feeders = {r.feeder_id or feeder_id for r in rows}
-        if len(feeders) > 1:
-            raise ValueError(f"site {site} appears on several feeders: {sorted(feeders)}")
-        exports = [r.site_export_limit_kw for r in rows if r.site_export_limit_kw is not None]
-        imports = [r.site_import_limit_kw for r in rows if r.site_import_limit_kw is not None]
-        cls = classes.pop()
-        out.append(SiteRegistration(
-            site_id=site, feeder_id=feeders.pop(), interconnection_class=cls,  # type: ignore[arg-type]
-            export_limit_kw=min(exports, default=0.0) if cls == "parallel_exporting" else 0.0,
-            import_limit_kw=min(imports) if imports else None, registered_at=max(registered_at, MIN_TS)))
-    return out
-
-
-def _class_of(s: AcnSession) -> str:
-    return s.interconnection_class or ("parallel_exporting" if s.bidirectional else "non_parallel")
-
 
 def acn_registrations(sessions: Sequence[AcnSession], registered_at: int, feeder_id: str = "feeder-1",
                       site_id: str | None = None) -> list[ChargerRegistration]:
@@ -360,7 +243,7 @@ def _table(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
         for i, rec in enumerate(frame.to_dict("records"), start=1):
             yield i, {str(k): v for k, v in rec.items()}
     else:
-        yield from _rows(path)
+        yield from csv_rows(path)
 
 
 def _pick(row: Mapping[str, Any], *names: str) -> Any:
@@ -386,8 +269,8 @@ def read_meter_readings(path: str | Path, feeder_id: str = "feeder-1") -> list[M
             out.append(MeterReading(
                 meter_id=str(_pick(row, "meter_id") or f"{feeder}-head"), feeder_id=feeder,
                 timestamp=_ts(row["timestamp"]), active_power_kw=float(kw),
-                reactive_power_kvar=_opt_float(_pick(row, "kvar", "reactive_power_kvar")),
-                voltage_v=_opt_float(_pick(row, "voltage_v")), quality=_pick(row, "quality") or "good",
+                reactive_power_kvar=opt_float(_pick(row, "kvar", "reactive_power_kvar")),
+                voltage_v=opt_float(_pick(row, "voltage_v")), quality=_pick(row, "quality") or "good",
                 site_id=_pick(row, "site_id"),
             ))
         except ValueError as exc:
@@ -409,7 +292,7 @@ def read_weather_csv(path: str | Path, station_id: str = "weather-1") -> list[We
     Aliases: ``air_temperature_c``, ``wind_speed_ms``.
     """
     out = []
-    for line, row in _rows(path):
+    for line, row in csv_rows(path):
         try:
             temp = _pick(row, "temperature_c", "air_temperature_c")
             ghi = _pick(row, "ghi_wm2")
@@ -418,8 +301,8 @@ def read_weather_csv(path: str | Path, station_id: str = "weather-1") -> list[We
             out.append(WeatherObservation(
                 station_id=row.get("station_id") or station_id, timestamp=_ts(row["timestamp"]),
                 air_temperature_c=float(temp), ghi_wm2=float(ghi),
-                wind_speed_ms=_opt_float(_pick(row, "wind_ms", "wind_speed_ms")),
-                cloud_cover_pct=_opt_float(_pick(row, "cloud_cover_pct")),
+                wind_speed_ms=opt_float(_pick(row, "wind_ms", "wind_speed_ms")),
+                cloud_cover_pct=opt_float(_pick(row, "cloud_cover_pct")),
             ))
         except ValueError as exc:
             raise ValueError(f"{path}:{line}: {exc}") from exc
@@ -460,8 +343,8 @@ def read_tmy3(path: str | Path, year: int, station_id: str | None = None) -> lis
                 local = datetime(year, month, day, tzinfo=UTC) + timedelta(hours=hh, minutes=mm)
             except ValueError:  # Feb 29 onto a non-leap year
                 continue
-            wind = _opt_float(row[i_wind])
-            cld = _opt_float(row[i_cld]) if i_cld is not None else None
+            wind = opt_float(row[i_wind])
+            cld = opt_float(row[i_cld]) if i_cld is not None else None
             out.append(WeatherObservation(
                 station_id=sid, timestamp=parse_timestamp_ms(local - offset),
                 air_temperature_c=float(row[i_temp]), ghi_wm2=max(0.0, float(row[i_ghi])),

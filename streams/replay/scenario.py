@@ -22,9 +22,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from streams.contracts.codec import AvroCodec
 from streams.contracts.models import GridSignal
+from streams.contracts.timeparse import parse_duration_ms, parse_timestamp_ms
 from streams.replay.files import HistoryRecord
 from streams.replay.importers import grid_signal_records, import_acn, import_meters, import_weather
-from streams.replay.timeparse import parse_duration_ms, parse_timestamp_ms
 
 __all__ = [
     "REPO_ROOT",

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from streams.contracts.sessions import read_acn_sessions
 from streams.simulate.config import SimConfig, py_rng
 
 __all__ = ["BUNDLED_ACN", "AcnSessions", "Session", "load_acn_sessions", "plan_sessions"]
@@ -33,17 +33,14 @@ class AcnSessions:
 
 @lru_cache(maxsize=4)
 def load_acn_sessions(path: str = "") -> AcnSessions:
-    """Read an ACN sessions CSV (``arrival_utc``, ``departure_utc``, ``requested_energy_kwh`` columns)."""
+    """The arrival/dwell/energy distribution of an ACN-Data-style sessions CSV (read by ``read_acn_sessions``)."""
     tz = ZoneInfo(ACN_TIMEZONE)
     tods, dwells, energies = [], [], []
-    with open(path or BUNDLED_ACN, newline="") as fh:
-        for row in csv.DictReader(fh):
-            arrival = datetime.fromisoformat(row["arrival_utc"].replace("Z", "+00:00"))
-            departure = datetime.fromisoformat(row["departure_utc"].replace("Z", "+00:00"))
-            local = arrival.astimezone(tz)
-            tods.append(local.hour * 3600 + local.minute * 60 + local.second)
-            dwells.append(int((departure - arrival).total_seconds()))
-            energies.append(float(row["requested_energy_kwh"]))
+    for s in read_acn_sessions(path or BUNDLED_ACN):  # the one sessions reader (and session type)
+        local = datetime.fromtimestamp(s.arrival / 1000, UTC).astimezone(tz)
+        tods.append(local.hour * 3600 + local.minute * 60 + local.second)
+        dwells.append((s.departure - s.arrival) // 1000)
+        energies.append(s.requested_energy_kwh)
     if not energies:
         raise ValueError(f"no sessions in {path or BUNDLED_ACN}")
     return AcnSessions(tuple(tods), tuple(dwells), tuple(energies))

@@ -13,10 +13,11 @@ import pytest
 from confluent_kafka.admin import AdminClient
 from typer.testing import CliRunner
 
+from streams.contracts.sessions import read_acn_sessions
 from streams.contracts.topics import CHARGER_REGISTRY, CHARGER_TELEMETRY, WEATHER
 from streams.kafka.clients import client_config, consume_all
 from streams.replay.files import HistoryRecord, merge_history, write_history
-from streams.replay.importers import acn_records, read_acn_sessions
+from streams.replay.importers import acn_records
 from streams.replay.recorder import record_topics
 from streams.replay.replayer import replay_sources
 from streams.replay.state import RecordingState, chunk_streams

@@ -6,6 +6,7 @@ import inspect
 import re
 from pathlib import Path
 
+from streams.contracts import sessions
 from streams.replay import importers
 
 DOC = (Path(__file__).resolve().parents[3] / "docs" / "backtest.md").read_text(encoding="utf-8")
@@ -27,7 +28,7 @@ def _columns(func: object) -> set[str]:
 
 
 def test_sessions_columns_are_documented() -> None:
-    used = _columns(importers.read_acn_sessions) | set(importers.ACN_REQUIRED)
+    used = _columns(sessions.read_acn_sessions) | set(sessions.ACN_REQUIRED)
     assert used <= _section("### `--sessions`"), used - _section("### `--sessions`")
     assert {"arrival_utc", "bidirectional", "capacity_kwh"} <= used
 

@@ -15,11 +15,11 @@ from streams.backtest.metrics import (
     forecast_errors,
     incentive_figures,
     limit_profile,
-    optimal_load,
     settlement_figures,
     simulate_setpoints,
     simulate_uncontrolled,
 )
+from streams.backtest.optimum import optimal_load
 from streams.contracts.models import (
     ChargerRegistration,
     ChargerSetpoint,
@@ -31,7 +31,7 @@ from streams.contracts.models import (
     SchedulePoint,
     Settlement,
 )
-from streams.replay.importers import AcnSession
+from streams.contracts.sessions import AcnSession
 
 MIN = 60_000
 H = 3_600_000

@@ -6,7 +6,7 @@ import pytest
 
 from streams.backtest.metrics import audit_sites
 from streams.contracts.models import MeterReading, SiteRegistration
-from streams.replay.importers import read_acn_sessions, site_registrations
+from streams.contracts.sessions import read_acn_sessions, site_registrations
 from tests.unit.backtest.test_metrics import T0, H, reg, sess, sp
 
 

@@ -1,16 +1,20 @@
-"""OCPP ChargingProfile shape, the arrivals forecaster and the backtest core on tiny inputs."""
+"""OCPP ChargingProfile shape, the arrivals forecaster and the backtest engine on tiny inputs."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import pickle
+from pathlib import Path
 
 import pytest
 
+from streams.backtest.closedloop import run_closed_loop, run_settings
+from streams.backtest.inputs import from_flags
+from streams.backtest.report import compute_report
 from streams.contracts.models import ChargerSetpoint, SchedulePoint
+from streams.contracts.topics import SETPOINTS
 from streams.dispatch.arrivals import ArrivalForecaster
-from streams.dispatch.backtest_core import SimSession, perfect_foresight_peak, run_backtest, uncontrolled_peak
-from streams.dispatch.dispatcher import DispatchConfig
 from streams.dispatch.ocpp import to_charging_profile
 from streams.dispatch.planner import HOUR_MS
 
@@ -59,23 +63,28 @@ def test_arrivals_forecast_learns_only_from_the_past_per_day_type():
     assert pickle.loads(pickle.dumps(fc)).expected_sessions(now, now + 12 * HOUR_MS) == ex
 
 
-def sessions():
+def sessions_csv(tmp: Path) -> Path:
     five = 300_000
-    return [SimSession("a", "c1", T0, T0 + 4 * HOUR_MS, 6.6, 6.6),
-            SimSession("b", "c2", T0, T0 + 2 * HOUR_MS, 6.6, 6.6),
-            SimSession("c", "c3", T0 + 12 * five, T0 + 4 * HOUR_MS, 6.6, 6.6)]
+
+    def iso(ms: int) -> str:
+        return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    rows = [("a", "c1", T0, T0 + 4 * HOUR_MS), ("b", "c2", T0, T0 + 2 * HOUR_MS),
+            ("c", "c3", T0 + 12 * five, T0 + 4 * HOUR_MS)]
+    path = tmp / "s.csv"
+    path.write_text("session_id,station_id,arrival_utc,departure_utc,requested_energy_kwh,max_power_kw\n"
+                    + "".join(f"{s},{c},{iso(a)},{iso(d)},6.6,6.6\n" for s, c, a, d in rows))
+    return path
 
 
-def test_references_on_a_hand_checked_case():
-    unc, unc_e = uncontrolled_peak(sessions(), 300_000)
-    assert unc == pytest.approx(13.2) and unc_e == pytest.approx(19.8)
-    opt, opt_e = perfect_foresight_peak(sessions(), 300_000)
-    assert opt == pytest.approx(19.8 / 4, abs=1e-6) and opt_e == pytest.approx(19.8)
-
-
-def test_backtest_serves_everyone_below_the_uncontrolled_peak():
-    cfg = DispatchConfig(step_ms=300_000, forecast_arrivals=True, timezone="UTC")
-    res = run_backtest(sessions(), 300_000, cfg, keep_setpoints=True)
-    assert res.energy_delivered_pct == pytest.approx(100.0, abs=1e-6)
-    assert res.peak_kw < 13.2 - 1e-6
-    assert all(s.setpoint_kw >= 0 for s in res.setpoints) and res.n_fallbacks == 0
+def test_backtest_serves_everyone_below_the_uncontrolled_peak(tmp_path: Path) -> None:
+    inputs = from_flags(sessions_csv(tmp_path), step_ms=300_000, settings={"dispatch_forecast_arrivals": True})
+    settings = run_settings(inputs)
+    run = run_closed_loop(inputs, settings)
+    sps = run.outputs.get(SETPOINTS, [])
+    t = compute_report(inputs, setpoints=sps, settings=settings, twins=run).figures["total"]
+    assert t["uncontrolled_peak_kw"] == pytest.approx(13.2, abs=1e-3)
+    assert t["optimal_peak_kw"] == pytest.approx(19.8 / 4, abs=1e-2)  # 19.8 kWh over the four hours
+    assert t["energy_delivered_pct_of_deliverable"] == pytest.approx(100.0, abs=1e-3)
+    assert t["peak_kw"] < 13.2 - 1e-6
+    assert sps and all(s.setpoint_kw >= 0 for s in sps)

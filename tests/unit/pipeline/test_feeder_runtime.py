@@ -6,6 +6,7 @@ from streams.contracts.codec import default_codec
 from streams.contracts.models import GridSignal, MeterReading
 from streams.contracts.topics import CHARGER_REGISTRY, CHARGER_TELEMETRY, FORECASTS, METER_READINGS, SETPOINTS
 from streams.ingest.validate import RawMessage
+from streams.pipeline import statecodec
 from streams.pipeline.feeder import FeederRuntime, Reject
 from streams.pipeline.worker import Emit, FeederWorker
 from streams.settings import Settings, feeder_config, pipeline_config
@@ -232,3 +233,18 @@ def test_when_every_input_has_stopped_the_tail_is_applied() -> None:
     rt.release(out, drained=only(METER_READINGS, CHARGER_TELEMETRY))
     assert not rt.held and [(o.msg.offset, o.rejection.code) for o in out if isinstance(o, Reject)] == [
         (2, "unknown_charger")]
+
+
+def test_a_checkpoint_from_before_dead_reckoning_moved_into_dispatch_restores_its_power_log() -> None:
+    rt = FeederRuntime("F1", SETTINGS)
+    rt.apply(reg(), raw(CHARGER_REGISTRY))
+    rt.apply(meter(T0), raw(METER_READINGS))
+    rt.apply(tel(T0 + MIN), raw(CHARGER_TELEMETRY, 1), drained=only(METER_READINGS))
+    log = {"C1": [(T0, 7.0)]}
+    state, model = rt.dump()
+    assert model is not None
+    old = statecodec.decode(state)  # the old layout: the log on the runtime, none in the dispatcher
+    old["power_log"] = log
+    del old["dispatcher"].__dict__["power_log"]
+    back = FeederRuntime.load(statecodec.encode(old), model)
+    assert back.dispatcher.power_log == log and "power_log" not in back.__dict__

@@ -21,7 +21,7 @@ from streams.contracts.topics import (
     METER_READINGS,
     WEATHER,
 )
-from streams.dispatch import dispatcher, planner
+from streams.dispatch import offering, planner
 from streams.ingest.validate import RawMessage
 from streams.pipeline.worker import FeederWorker
 from streams.settings import Settings, pipeline_config
@@ -152,7 +152,7 @@ class _Feeder:
 
     def __init__(self, monkeypatch) -> None:  # type: ignore[no-untyped-def]
         self.lps = 0
-        for module in (planner, dispatcher):
+        for module in (planner, offering):  # offering: the probe plan of incentive offers
             real = module.solve_lp
 
             def counted(*a, _real=real, **k):  # type: ignore[no-untyped-def]

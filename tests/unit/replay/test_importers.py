@@ -12,6 +12,7 @@ import pytest
 
 from streams.contracts.codec import default_codec
 from streams.contracts.models import MODELS, ChargerRegistration, ChargerTelemetry
+from streams.contracts.sessions import read_acn_sessions
 from streams.contracts.topics import CHARGER_REGISTRY, CHARGER_TELEMETRY, METER_READINGS, WEATHER
 from streams.replay.files import HistoryRecord
 from streams.replay.importers import (
@@ -19,7 +20,6 @@ from streams.replay.importers import (
     import_acn,
     import_meters,
     import_weather,
-    read_acn_sessions,
     read_tmy3,
 )
 

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from streams.replay.timeparse import iso_utc, parse_duration_ms, parse_timestamp_ms
+from streams.contracts.timeparse import iso_utc, parse_duration_ms, parse_timestamp_ms
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,158 @@
+"""The planner's request from the dispatcher's state: the flexible sessions, their energy and power bounds
+(cars and stationary batteries), the sites with something to say, and the base load on the planning grid.
+
+A part of :class:`~streams.dispatch.dispatcher.FeederDispatcher` (a mixin over its state).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from streams.dispatch.arrivals import ArrivalForecaster
+from streams.dispatch.billing_peak import BillingPeak
+from streams.dispatch.incentives import OfferBook
+from streams.dispatch.planner import PlanRequest, PlanSession, PlanSite, time_grid
+from streams.dispatch.safety import capacity_kwh, charge_limit_kw, discharge_limit_kw, reserve_pct
+from streams.dispatch.sites import SiteState
+from streams.dispatch.state import ChargerInfo, FeederLimits, SessionState
+
+if TYPE_CHECKING:
+    from streams.dispatch.dispatcher import DispatchConfig
+
+__all__ = ["PlanBuilding"]
+
+
+class PlanBuilding(BillingPeak):
+    """The planner's request built from the dispatcher's state."""
+
+    config: DispatchConfig
+    chargers: dict[str, ChargerInfo]
+    sessions: dict[str, SessionState]
+    limits: FeederLimits | None
+    book: OfferBook
+    site_states: dict[str, SiteState]
+    feeder_id: str
+    forecaster: ArrivalForecaster | None
+
+    def flexible_sessions(self, now_ms: int) -> dict[str, SessionState]:
+        """Plugged-in, grid-connected, fresh sessions of known active chargers."""
+        rules = self.config.rules
+        return {cid: s for cid, s in sorted(self.sessions.items())
+                if s.connected and s.grid_state == "grid_connected" and not s.is_stale(now_ms, rules.stale_seconds)
+                and cid in self.chargers and self.chargers[cid].active}
+
+    def _plan_sites(self, edges: np.ndarray, now_ms: int, flex: dict[str, SessionState]) -> list[PlanSite]:
+        """Sites of plugged-in assets that have something to say: a limit, a known load, a demand charge or
+        behind-the-meter discharge."""
+        assert self.limits is not None
+        c = self.config
+        n = len(edges) - 1
+        by_site: dict[str, list[ChargerInfo]] = {}
+        for cid in flex:
+            by_site.setdefault(self.chargers[cid].site_id, []).append(self.chargers[cid])
+        out = []
+        for sid, chs in sorted(by_site.items()):
+            st = self.site_states.get(sid)
+            regs = [ch.site_import_limit_kw for ch in chs if ch.site_import_limit_kw is not None]
+            sig_imp, sig_exp = self.limits.site_profile(sid, edges)
+            charge = self.limits.demand_charge(sid, now_ms)
+            charge = c.site_demand_charge_per_kw if charge is None else charge
+            known = st is not None and st.last_own_kw is not None
+            if not (regs or np.isfinite(sig_imp).any() or np.isfinite(sig_exp).any() or charge > 0 or known
+                    or any(ch.behind_the_meter for ch in chs)):
+                continue
+            imp = np.minimum(sig_imp, min(regs)) if regs else sig_imp
+            exporting = all(ch.may_export for ch in chs)
+            exp = np.minimum(sig_exp, min(ch.export_limit_kw for ch in chs) if exporting else 0.0)
+            base = st.forecast.forecast(edges) if st is not None else np.zeros(n)
+            floor = st.peak_kw if st is not None and st.peak_month == self._month(now_ms) else 0.0
+            out.append(PlanSite(sid, tuple(base.tolist()), tuple(imp.tolist()), tuple(exp.tolist()),
+                                float(charge), float(floor)))
+        return out
+
+    def _plan_session(self, cid: str, s: SessionState, now_ms: int, site_known: bool = False) -> PlanSession:
+        c = self.config
+        ch = self.chargers[cid]
+        if ch.is_battery:
+            return self._plan_battery(cid, ch, s, now_ms, site_known)
+        dep = s.departure_ms or (s.plugged_at_ms or now_ms) + c.default_dwell_ms
+        dep = max(dep, now_ms + c.step_ms)
+        remaining = s.remaining_energy_kwh()
+        energy = remaining if remaining is not None else c.default_request_kwh
+        export_windows = self.book.windows(cid, "export")
+        # behind the meter the LP's site constraint bounds discharge by the site's own load
+        dmax = discharge_limit_kw(ch, s, export_allowed=bool(export_windows),
+                                  site_headroom_kw=ch.max_discharge_kw if site_known else None)
+        soc_kwh = cap = None
+        reserve = 0.0
+        if s.soc_pct is not None and s.capacity_kwh:
+            cap = s.capacity_kwh
+            soc_kwh = s.soc_pct / 100.0 * cap
+            reserve = reserve_pct(s, c.rules) / 100.0 * cap
+            if dmax > 0 and s.requested_energy_kwh is None and s.target_soc_pct is not None:
+                # above its target SoC a car may give the surplus (never below target or reserve)
+                energy = (max(s.target_soc_pct, reserve_pct(s, c.rules)) - s.soc_pct) / 100.0 * cap
+        return PlanSession(
+            key=cid, session_id=s.session_id, arrival_ms=now_ms, departure_ms=dep, energy_kwh=energy,
+            max_charge_kw=charge_limit_kw(ch, s), max_discharge_kw=dmax, soc_kwh=soc_kwh, capacity_kwh=cap,
+            reserve_kwh=reserve, discharge_windows=None if ch.v2g_enrolled else export_windows,
+            blocked_windows=self.book.windows(cid, "delay_charging"), site_id=ch.site_id,
+        )
+
+    def _plan_battery(self, cid: str, ch: ChargerInfo, s: SessionState, now_ms: int, site_known: bool) -> PlanSession:
+        """A stationary battery: present over the whole horizon, no energy request, ends no lower than it starts."""
+        c = self.config
+        cap = capacity_kwh(ch, s)
+        soc_kwh = top = None
+        reserve = 0.0
+        if cap is not None and s.soc_pct is not None:
+            soc_kwh = s.soc_pct / 100.0 * cap
+            top = (ch.max_soc_pct if ch.max_soc_pct is not None else 100.0) / 100.0 * cap
+            reserve = reserve_pct(s, c.rules, ch) / 100.0 * cap
+        eta = math.sqrt(min(max(ch.round_trip_efficiency or c.battery_round_trip_efficiency, 0.01), 1.0))
+        dmax = discharge_limit_kw(ch, s, site_headroom_kw=ch.max_discharge_kw if site_known else None)
+        final = None if soc_kwh is None or top is None else min(max(soc_kwh, reserve), top)
+        return PlanSession(
+            key=cid, session_id=s.session_id, arrival_ms=now_ms, departure_ms=now_ms + c.horizon_ms + c.step_ms,
+            energy_kwh=0.0, max_charge_kw=charge_limit_kw(ch, s), max_discharge_kw=dmax, soc_kwh=soc_kwh,
+            capacity_kwh=top, reserve_kwh=reserve, site_id=ch.site_id, storage=True, charge_efficiency=eta,
+            discharge_efficiency=eta, final_soc_kwh=final,
+        )
+
+    def _base(self, edges: np.ndarray, base: Sequence[float] | None, start: int, step: int) -> np.ndarray:
+        n = len(edges) - 1
+        if base is None or len(base) == 0:
+            return np.zeros(n)
+        vals = np.nan_to_num(np.asarray(base, dtype=float))
+        mid = (edges[:-1] + edges[1:]) // 2
+        idx = np.clip((mid - start) // step, 0, len(vals) - 1)
+        return vals[idx]
+
+    def plan_request_at(self, now_ms: int, flex: dict[str, SessionState], base_load_kw: Sequence[float] | None,
+                        base_start_ms: int | None, base_step_ms: int | None
+                        ) -> tuple[PlanRequest, np.ndarray, np.ndarray]:
+        """The planner's request at ``now_ms`` for the ``flex`` sessions (and, if configured, the arrivals
+        forecast), with its time grid and base load per step."""
+        c = self.config
+        assert self.limits is not None and self.forecaster is not None
+        edges = time_grid(now_ms, c.step_ms, c.horizon_ms, c.fine_ms, c.coarse_step_ms)
+        imp, exp, price = self.limits.profile(edges)
+        base = self._base(edges, base_load_kw, base_start_ms if base_start_ms is not None else now_ms,
+                          base_step_ms or c.step_ms)
+        sites = self._plan_sites(edges, now_ms, flex)
+        known = {p.site_id for p in sites if (st := self.site_states.get(p.site_id)) is not None
+                 and st.last_own_kw is not None}
+        sessions = [self._plan_session(cid, s, now_ms, self.chargers[cid].site_id in known)
+                    for cid, s in flex.items()]
+        if c.forecast_arrivals:
+            sessions += self.forecaster.expected_sessions(now_ms, int(edges[-1]))
+        req = PlanRequest(
+            feeder_id=self.feeder_id, edges_ms=tuple(int(e) for e in edges), base_kw=tuple(base.tolist()),
+            import_limit_kw=tuple(imp.tolist()), export_limit_kw=tuple(exp.tolist()),
+            price_per_kwh=tuple(price.tolist()), sessions=tuple(sessions), peak_floor_kw=self.peak_kw,
+            weights=c.weights, sites=tuple(sites))
+        return req, edges, base
