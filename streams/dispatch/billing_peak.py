@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 if TYPE_CHECKING:
-    from streams.dispatch.dispatcher import DispatchConfig
+    from streams.dispatch.config import DispatchConfig
 
 __all__ = ["BillingPeak"]
 

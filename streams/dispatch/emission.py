@@ -23,7 +23,7 @@ from streams.dispatch.site_view import SiteView
 from streams.dispatch.state import ChargerInfo, FeederLimits, SessionState
 
 if TYPE_CHECKING:
-    from streams.dispatch.dispatcher import DispatchConfig
+    from streams.dispatch.config import DispatchConfig
 
 __all__ = ["SetpointEmission"]
 

@@ -16,7 +16,7 @@ from streams.dispatch.setpoints import discharged_kwh
 from streams.dispatch.state import ChargerInfo, SessionState
 
 if TYPE_CHECKING:
-    from streams.dispatch.dispatcher import DispatchConfig
+    from streams.dispatch.config import DispatchConfig
 
 __all__ = ["Envelope"]
 

@@ -34,7 +34,7 @@ from streams.dispatch.state import (
 )
 
 if TYPE_CHECKING:
-    from streams.dispatch.dispatcher import DispatchConfig
+    from streams.dispatch.config import DispatchConfig
 
 __all__ = ["DispatchInputs"]
 

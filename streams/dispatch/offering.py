@@ -16,7 +16,7 @@ from streams.dispatch.planner import Plan, PlanRequest, solve_lp
 from streams.dispatch.state import ChargerInfo, SessionState
 
 if TYPE_CHECKING:
-    from streams.dispatch.dispatcher import DispatchConfig
+    from streams.dispatch.config import DispatchConfig
 
 __all__ = ["Offering"]
 

@@ -21,7 +21,7 @@ from streams.dispatch.sites import SiteState
 from streams.dispatch.state import ChargerInfo, FeederLimits, SessionState
 
 if TYPE_CHECKING:
-    from streams.dispatch.dispatcher import DispatchConfig
+    from streams.dispatch.config import DispatchConfig
 
 __all__ = ["PlanBuilding"]
 

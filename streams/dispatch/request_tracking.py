@@ -15,7 +15,7 @@ from streams.dispatch.requests import RequestInterval, RequestTracker
 from streams.dispatch.state import FeederLimits
 
 if TYPE_CHECKING:
-    from streams.dispatch.dispatcher import DispatchConfig
+    from streams.dispatch.config import DispatchConfig
 
 __all__ = ["RequestTracking"]
 

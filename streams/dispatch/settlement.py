@@ -17,7 +17,7 @@ from streams.dispatch.planner import HOUR_MS
 from streams.dispatch.state import ChargerInfo, FeederLimits, SessionState
 
 if TYPE_CHECKING:
-    from streams.dispatch.dispatcher import DispatchConfig
+    from streams.dispatch.config import DispatchConfig
 
 __all__ = ["ExportSettlement"]
 

@@ -17,7 +17,7 @@ from streams.dispatch.sites import SiteLoadForecast, SiteState
 from streams.dispatch.state import ChargerInfo, SessionState
 
 if TYPE_CHECKING:
-    from streams.dispatch.dispatcher import DispatchConfig
+    from streams.dispatch.config import DispatchConfig
 
 __all__ = ["SiteView"]
 

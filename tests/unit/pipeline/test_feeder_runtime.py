@@ -236,7 +236,7 @@ def test_when_every_input_has_stopped_the_tail_is_applied() -> None:
 
 
 def test_a_checkpoint_from_before_dead_reckoning_moved_into_dispatch_restores_its_power_log() -> None:
-    rt = FeederRuntime("F1", SETTINGS)
+    rt = FeederRuntime("F1", feeder_config(SETTINGS))
     rt.apply(reg(), raw(CHARGER_REGISTRY))
     rt.apply(meter(T0), raw(METER_READINGS))
     rt.apply(tel(T0 + MIN), raw(CHARGER_TELEMETRY, 1), drained=only(METER_READINGS))

@@ -1,0 +1,51 @@
+"""The dispatcher's parameters (:class:`DispatchConfig`), built from the environment at the edge."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from streams.dispatch.incentives import IncentiveParams
+from streams.dispatch.planner import HOUR_MS, PlannerWeights
+from streams.dispatch.safety import SafetyRules
+
+__all__ = ["MIN_MS", "DispatchConfig"]
+
+MIN_MS = 60_000
+
+
+@dataclass(frozen=True, slots=True)
+class DispatchConfig:
+    """Dispatch parameters (built from the environment at the edge: ``streams.settings.dispatch_config``)."""
+
+    step_ms: int = 15 * MIN_MS
+    horizon_ms: int = 24 * HOUR_MS
+    fine_ms: int | None = 2 * HOUR_MS
+    coarse_step_ms: int | None = 30 * MIN_MS
+    replan_ms: int = 15 * MIN_MS
+    solver_time_limit_s: float = 2.0
+    rules: SafetyRules = field(default_factory=SafetyRules)
+    weights: PlannerWeights = field(default_factory=PlannerWeights)
+    incentives: IncentiveParams = field(default_factory=IncentiveParams)
+    default_import_limit_kw: float = 1_000_000.0
+    default_export_limit_kw: float = 0.0
+    default_price_per_kwh: float = 0.20
+    setpoint_threshold_kw: float = 0.1
+    setpoint_refresh_ms: int = 15 * MIN_MS
+    setpoint_validity_ms: int = 30 * MIN_MS
+    schedule_ms: int = 4 * HOUR_MS
+    forecast_arrivals: bool = True
+    timezone: str = "UTC"
+    arrival_bin_minutes: int = 60
+    default_dwell_ms: int = 8 * HOUR_MS
+    default_request_kwh: float = 20.0
+    settle_period_ms: int = 24 * HOUR_MS
+    site_demand_charge_per_kw: float = 0.0
+    """Default demand charge of every site per kW of its monthly peak import (a site signal overrides it)."""
+    site_meter_stale_ms: int = 30 * MIN_MS
+    """No behind-the-meter discharge at a site whose meter has not reported for this long."""
+    site_forecast_alpha: float = 0.3
+    battery_round_trip_efficiency: float = 0.9
+    battery_min_soc_pct: float = 10.0
+    flexibility_horizon_ms: int = 4 * HOUR_MS
+    track_requests: bool = True
+    """Solve a counterfactual plan without each feeder-level import-limit request (its baseline)."""
