@@ -803,10 +803,15 @@ class FeederDispatcher:
     def _feeder_cap(self, now_ms: int, base: float, cands: dict[str, tuple[SafeSetpoint, str | None, float | None]],
                     live: set[str]) -> None:
         """Limits first: charging cut (in proportion) so that base load + fleet stays within the feeder's import
-        limit now; the setpoint's message says a driver's energy was cut for it."""
+        limit now; the setpoint's message says a driver's energy was cut for it. A limit the plan found lost
+        (the base load alone breaks it) is held at the plan's peak instead: cutting to it would starve drivers
+        for nothing."""
         assert self.limits is not None
         imp, _, _ = self.limits.profile(np.array([now_ms, now_ms + self.config.step_ms]))
-        over = base + sum(cands[cid][0].kw for cid in live) - float(imp[0])
+        cap = float(imp[0])
+        if self.plan is not None and self.plan.lost_at(now_ms):
+            cap = max(cap, self.plan.peak_kw)
+        over = base + sum(cands[cid][0].kw for cid in live) - cap
         charging = {cid: cands[cid][0].kw for cid in live if cands[cid][0].kw > 0}
         total = sum(charging.values())
         if over <= 1e-9 or total <= 0:
@@ -815,7 +820,7 @@ class FeederDispatcher:
         for cid, kw in charging.items():
             safe, message, hr = cands[cid]
             cands[cid] = (replace(safe, kw=kw * keep, reason="clipped_by_safety"),
-                          _note(message, f"charging cut for the feeder import limit {float(imp[0]):.1f} kW"), hr)
+                          _note(message, f"charging cut for the feeder import limit {cap:.1f} kW"), hr)
 
     def _schedules(self, now_ms: int, cands: dict[str, tuple[SafeSetpoint, str | None, float | None]],
                    by_site: dict[str, list[str]]) -> dict[str, list[SchedulePoint]]:
