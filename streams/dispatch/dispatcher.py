@@ -708,6 +708,8 @@ class FeederDispatcher:
                 short = plan.shortfall_kwh.get(cid, 0.0)
                 if short > 0:
                     message = f"expected shortfall {short:.2f} kWh"
+                if plan.lost_at(now_ms):
+                    message = _note(message, "feeder import limit lost: the base load alone breaks it")
                 if planned is None:
                     planned = 0.0
             safe = self._safe(cid, planned, now_ms, reason, hr)
