@@ -88,6 +88,8 @@ def _at(points: list[tuple[int, float]], t: int) -> float:
     return kw
 
 MIN_MS = 60_000
+LOAD_HOLD_MS = 30 * 60_000
+"""How long the last measured feeder load bounds the planned base load from below (and the feeder cap's)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,6 +237,9 @@ class FeederDispatcher:
     """Per charger: its site's counters at its last report (the start of a settlement period beginning then)."""
     site_command: dict[str, tuple[int, float]] = field(default_factory=dict)
     """Per site: the net power commanded at the last interval (time, kW; − = export)."""
+    last_load: tuple[int, float] | None = None
+    """The last measured feeder load (end of its interval, kW): a plan does not count on the load falling
+    below it in the next ``LOAD_HOLD_MS`` (a forecast that dips under it would be filled with EV load)."""
 
     def __setstate__(self, state: dict) -> None:
         """Unpickle a dispatcher saved by an older version: fields it lacks take their defaults."""
@@ -414,6 +419,7 @@ class FeederDispatcher:
         billing-month running peak includes it and requests record what was delivered."""
         self._bump_peak(now_ms, kw)
         if math.isfinite(kw):
+            self.last_load = (now_ms, float(kw))
             for tr in self.trackers.values():
                 tr.on_measured(now_ms - self.config.step_ms, kw)
 
@@ -438,6 +444,12 @@ class FeederDispatcher:
     # --- helpers --------------------------------------------------------------------------------
     def _month(self, t_ms: int) -> str:
         return dt.datetime.fromtimestamp(t_ms / 1000, ZoneInfo(self.config.timezone)).strftime("%Y-%m")
+
+    def _measured_load(self, now_ms: int) -> float | None:
+        """The last measured feeder load if it is recent (within ``LOAD_HOLD_MS``), else ``None``."""
+        if self.last_load is None or now_ms - self.last_load[0] > LOAD_HOLD_MS:
+            return None
+        return self.last_load[1]
 
     def _bump_peak(self, now_ms: int, kw: float) -> None:
         m = self._month(now_ms)
@@ -615,6 +627,10 @@ class FeederDispatcher:
             imp, exp, price = self.limits.profile(edges)
             base = self._base(edges, base_load_kw, base_start_ms if base_start_ms is not None else now_ms,
                               base_step_ms or c.step_ms)
+            held = self._measured_load(now_ms)
+            if held is not None:
+                near = edges[:-1] < now_ms + LOAD_HOLD_MS
+                base = np.where(near, np.maximum(base, held), base)
             sites = self._plan_sites(edges, now_ms, flex)
             known = {p.site_id for p in sites if (st := self.site_states.get(p.site_id)) is not None
                      and st.last_own_kw is not None}
@@ -691,6 +707,8 @@ class FeederDispatcher:
         c = self.config
         plan = self.plan
         base = float(base_load_kw[0]) if base_load_kw is not None and len(base_load_kw) else 0.0
+        held = self._measured_load(now_ms)
+        base = max(base, held) if held is not None else base
         headroom: dict[str, float | None] = {}  # own load of a site not yet covered by discharge, kW
         cands: dict[str, tuple[SafeSetpoint, str | None, float | None]] = {}
         for cid in sorted(set(self.chargers) | set(self.sessions)):
