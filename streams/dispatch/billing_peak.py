@@ -14,7 +14,17 @@ import numpy as np
 if TYPE_CHECKING:
     from streams.dispatch.config import DispatchConfig
 
-__all__ = ["BillingPeak"]
+__all__ = ["LOAD_HOLD_MS", "BillingPeak", "held_load"]
+
+LOAD_HOLD_MS = 30 * 60_000
+"""How long the last measured feeder load bounds the planned base load from below (and the feeder cap's)."""
+
+
+def held_load(last_load: tuple[int, float] | None, now_ms: int) -> float | None:
+    """The last measured feeder load ``(end of its interval, kW)`` if it is recent (within ``LOAD_HOLD_MS``)."""
+    if last_load is None or now_ms - last_load[0] > LOAD_HOLD_MS:
+        return None
+    return last_load[1]
 
 
 class BillingPeak:

@@ -79,6 +79,9 @@ class FeederDispatcher(DeadReckoning, PlanBuilding, Offering, RequestTracking, S
     dirty: bool = True
     peak_month: str = ""
     peak_kw: float = 0.0
+    last_load: tuple[int, float] | None = None
+    """The last measured feeder load (end of its interval, kW): a plan does not count on the load falling
+    below it in the next ``LOAD_HOLD_MS`` (a forecast that dips under it would be filled with EV load)."""
     last_sent: dict[str, ChargerSetpoint] = field(default_factory=dict)
     sequence: dict[str, int] = field(default_factory=dict)
     exports: dict[str, _SettlementExportAcc] = field(default_factory=dict)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from streams.contracts.models import ChargerSetpoint, SchedulePoint
+from streams.dispatch.billing_peak import held_load
 from streams.dispatch.envelope import Envelope
 from streams.dispatch.planner import HOUR_MS, Plan
 from streams.dispatch.safety import SafeSetpoint, discharge_limit_kw
@@ -55,6 +56,7 @@ class SetpointEmission(Envelope, SiteView):
     site_energy: dict[str, list[float]]
     site_command: dict[str, tuple[int, float]]
     power_log: dict[str, list[tuple[int, float]]]
+    last_load: tuple[int, float] | None
 
     def _setpoints(self, now_ms: int, flex: dict[str, SessionState],
                    base_load_kw: Sequence[float] | None) -> list[ChargerSetpoint]:
@@ -63,6 +65,8 @@ class SetpointEmission(Envelope, SiteView):
         c = self.config
         plan = self.plan
         base = float(base_load_kw[0]) if base_load_kw is not None and len(base_load_kw) else 0.0
+        held = held_load(self.last_load, now_ms)
+        base = max(base, held) if held is not None else base
         headroom: dict[str, float | None] = {}  # own load of a site not yet covered by discharge, kW
         cands: dict[str, tuple[SafeSetpoint, str | None, float | None]] = {}
         for cid in sorted(set(self.chargers) | set(self.sessions)):
@@ -80,6 +84,8 @@ class SetpointEmission(Envelope, SiteView):
                 short = plan.shortfall_kwh.get(cid, 0.0)
                 if short > 0:
                     message = f"expected shortfall {short:.2f} kWh"
+                if plan.lost_at(now_ms):
+                    message = _note(message, "feeder import limit lost: the base load alone breaks it")
                 if planned is None:
                     planned = 0.0
             safe = self._safe(cid, planned, now_ms, reason, hr)
@@ -155,10 +161,15 @@ class SetpointEmission(Envelope, SiteView):
     def _feeder_cap(self, now_ms: int, base: float, cands: dict[str, tuple[SafeSetpoint, str | None, float | None]],
                     live: set[str]) -> None:
         """Limits first: charging cut (in proportion) so that base load + fleet stays within the feeder's import
-        limit now; the setpoint's message says a driver's energy was cut for it."""
+        limit now; the setpoint's message says a driver's energy was cut for it. A limit the plan found lost
+        (the base load alone breaks it) is held at the plan's peak instead: cutting to it would starve drivers
+        for nothing."""
         assert self.limits is not None
         imp, _, _ = self.limits.profile(np.array([now_ms, now_ms + self.config.step_ms]))
-        over = base + sum(cands[cid][0].kw for cid in live) - float(imp[0])
+        cap = float(imp[0])
+        if self.plan is not None and self.plan.lost_at(now_ms):
+            cap = max(cap, self.plan.peak_kw)
+        over = base + sum(cands[cid][0].kw for cid in live) - cap
         charging = {cid: cands[cid][0].kw for cid in live if cands[cid][0].kw > 0}
         total = sum(charging.values())
         if over <= 1e-9 or total <= 0:
@@ -167,7 +178,7 @@ class SetpointEmission(Envelope, SiteView):
         for cid, kw in charging.items():
             safe, message, hr = cands[cid]
             cands[cid] = (replace(safe, kw=kw * keep, reason="clipped_by_safety"),
-                          _note(message, f"charging cut for the feeder import limit {float(imp[0]):.1f} kW"), hr)
+                          _note(message, f"charging cut for the feeder import limit {cap:.1f} kW"), hr)
 
     def _schedules(self, now_ms: int, cands: dict[str, tuple[SafeSetpoint, str | None, float | None]],
                    by_site: dict[str, list[str]]) -> dict[str, list[SchedulePoint]]:

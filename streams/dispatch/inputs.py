@@ -57,6 +57,7 @@ class DispatchInputs(SiteView, ExportSettlement):
     sites: dict[str, SiteRegistration]
     sent_log: dict[str, list[ChargerSetpoint]]
     n_refused_telemetry: int
+    last_load: tuple[int, float] | None
 
     def on_registration(self, reg: ChargerRegistration) -> None:
         """Add, change or (``active=False``) deactivate a charger."""
@@ -162,6 +163,7 @@ class DispatchInputs(SiteView, ExportSettlement):
         billing-month running peak includes it and requests record what was delivered."""
         self._bump_peak(now_ms, kw)
         if math.isfinite(kw):
+            self.last_load = (now_ms, float(kw))
             for tr in self.trackers.values():
                 tr.on_measured(now_ms - self.config.step_ms, kw)
 

@@ -90,8 +90,8 @@ class PlannerWeights:
     cycling_per_kwh: float = 0.05
     early_per_kwh_hour: float = 1e-4
     lost_limit_per_kwh: float = 1_000.0
-    """Import-limit violation in a step where the base load alone breaks the limit: below the shortfall weight,
-    so drivers are not starved for a limit that cannot be held anyway (EV load still moves out of such steps)."""
+    """Import-limit violation at a limit the base load alone breaks somewhere in the horizon (a lost limit): below
+    the shortfall weight, so drivers are not starved for a limit that cannot be held anyway."""
     actual_peak_per_kw: float = 50.0
     """Weight of the peak of real (non-virtual) sessions alone, so forecast demand does not pull today's
     cars above what they need."""
@@ -137,6 +137,15 @@ class Plan:
     site_net_kw: dict[str, np.ndarray] = field(default_factory=dict)
     """Planned net import per step of each site of the request (its base load + its sessions)."""
     site_violation_kwh: float = 0.0
+    limit_lost: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    """Per step: the import limit is lost (the base load alone breaks it somewhere in the horizon); empty = none."""
+
+    def lost_at(self, t_ms: int) -> bool:
+        """Whether the import limit at event time ``t_ms`` is lost in this plan."""
+        if not len(self.limit_lost) or t_ms < self.edges_ms[0] or t_ms >= self.edges_ms[-1]:
+            return False
+        k = int(np.searchsorted(np.asarray(self.edges_ms), t_ms, side="right")) - 1
+        return bool(self.limit_lost[k])
 
     def power_at(self, key: str, t_ms: int) -> float | None:
         """Planned power of ``key`` at event time ``t_ms``; ``None`` outside the plan."""

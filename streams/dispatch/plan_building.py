@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from streams.dispatch.arrivals import ArrivalForecaster
-from streams.dispatch.billing_peak import BillingPeak
+from streams.dispatch.billing_peak import LOAD_HOLD_MS, BillingPeak, held_load
 from streams.dispatch.incentives import OfferBook
 from streams.dispatch.planner import PlanRequest, PlanSession, PlanSite, time_grid
 from streams.dispatch.safety import capacity_kwh, charge_limit_kw, discharge_limit_kw, reserve_pct
@@ -37,6 +37,7 @@ class PlanBuilding(BillingPeak):
     site_states: dict[str, SiteState]
     feeder_id: str
     forecaster: ArrivalForecaster | None
+    last_load: tuple[int, float] | None
 
     def flexible_sessions(self, now_ms: int) -> dict[str, SessionState]:
         """Plugged-in, grid-connected, fresh sessions of known active chargers."""
@@ -143,6 +144,10 @@ class PlanBuilding(BillingPeak):
         imp, exp, price = self.limits.profile(edges)
         base = self._base(edges, base_load_kw, base_start_ms if base_start_ms is not None else now_ms,
                           base_step_ms or c.step_ms)
+        held = held_load(self.last_load, now_ms)
+        if held is not None:
+            near = edges[:-1] < now_ms + LOAD_HOLD_MS
+            base = np.where(near, np.maximum(base, held), base)
         sites = self._plan_sites(edges, now_ms, flex)
         known = {p.site_id for p in sites if (st := self.site_states.get(p.site_id)) is not None
                  and st.last_own_kw is not None}

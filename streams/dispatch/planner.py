@@ -5,9 +5,11 @@ never counted below ``peak_floor_kw``), then energy cost at the signalled prices
 discharged energy, and a tiny preference for charging early. Constraints: each session's requested
 energy by departure (soft, heavily penalised slack → ``infeasible_request``), per-charger power limits,
 discharge only where the request allows it, SoC within [reserve, capacity] for discharging sessions,
-and the feeder's import/export limits (soft with a penalty; violations are reported). Where the base load alone
-is above the import limit the penalty is below the shortfall's: a limit that cannot be held does not starve
-drivers.
+and the feeder's import/export limits (soft with a penalty; violations are reported). An import limit that the
+base load alone breaks somewhere in the horizon is *lost*: at every step with that limit its penalty is below the
+shortfall's, the same in every step, so drivers are not starved for a limit that cannot be held and EV load is not
+piled onto the steps where it is broken anyway (the peak term places it; V2G still lowers the energy above it).
+``Plan.limit_lost`` marks those steps.
 
 Sites (:class:`PlanSite`, issue 8): each site's own load plus its sessions stays under the site's import
 limit and above minus its export limit (0 for a non-exporting site: behind-the-meter discharge covers at most
@@ -243,7 +245,9 @@ def solve_lp(req: PlanRequest, time_limit_s: float = 2.0) -> Plan | None:
         n_ub += n
     # import limit (soft): base + net - v <= limit
     lim_steps = np.flatnonzero(np.isfinite(imp_lim))
-    lost = base[lim_steps] > imp_lim[lim_steps]
+    lost = _lost_limits(base[lim_steps], imp_lim[lim_steps])
+    limit_lost = np.zeros(n, dtype=bool)
+    limit_lost[lim_steps] = lost
     v_cost = np.where(lost, w.lost_limit_per_kwh, w.limit_violation_per_kwh) * dt[lim_steps]
     v = cols.add(np.zeros(len(lim_steps)), np.full(len(lim_steps), np.inf), v_cost)
     pos = np.full(n, -1)
@@ -338,7 +342,23 @@ def solve_lp(req: PlanRequest, time_limit_s: float = 2.0) -> Plan | None:
         schedules=schedules, status=status, shortfall_kwh=shortfall, peak_kw=float(np.max(net)) if n else 0.0,
         objective=float(c @ sol), solver="highs", reason="optimal", limit_violation_kwh=viol, fleet_kw=fleet,
         solve_seconds=time.perf_counter() - t0, site_net_kw=site_net, site_violation_kwh=site_viol,
+        limit_lost=limit_lost,
     )
+
+
+def _lost_limits(base: np.ndarray, limit: np.ndarray) -> np.ndarray:
+    """Per step: its import limit is one the base load alone breaks at some step of the horizon.
+
+    A limit level is judged as a whole (a demand-response event's lower limit apart from the everyday one):
+    penalising only the steps where base load breaks it would make those steps the cheapest place for EV load.
+
+    >>> _lost_limits(np.array([150.0, 190.0, 100.0, 80.0]), np.array([160.0, 160.0, 90.0, 90.0])).tolist()
+    [True, True, True, True]
+    >>> _lost_limits(np.array([150.0, 150.0, 80.0]), np.array([160.0, 160.0, 90.0])).tolist()
+    [False, False, False]
+    """
+    level = np.round(limit, 6)
+    return np.isin(level, level[base > limit + 1e-9])
 
 
 def _site_nets(req: PlanRequest, schedules: dict[str, np.ndarray],

@@ -95,12 +95,28 @@ def test_import_limit_is_soft_and_reported():
     tight = solve_lp(request([car], base=np.full(16, 5.0), imp=4.0))
     assert tight is not None and energy(tight, "c1") == pytest.approx(6.0, abs=1e-6)
     assert tight.limit_violation_kwh == pytest.approx(4 * 1.0 + 6.0, abs=1e-3) and tight.status["c1"] == "optimal"
-    # lost for the first half hour only: the car fills the held half hour up to the limit (2 kWh), charges at
-    # full power where the limit is lost anyway (3.5 kWh) and is cut by the rest rather than break a held limit
+    # broken by the base load for the first half hour only: the limit is lost for the whole horizon, so the car
+    # is served (6 kWh) at the lowest peak, 10 kW: full power where the base load is 0, 5 kW on top of 5 kW
     split = solve_lp(request([car], base=np.where(np.arange(16) < 2, 5.0, 0.0), imp=4.0))
-    assert split is not None and energy(split, "c1") == pytest.approx(5.5, abs=1e-6)
-    assert split.schedules["c1"][:4].tolist() == pytest.approx([7.0, 7.0, 4.0, 4.0], abs=1e-6)
-    assert split.limit_violation_kwh == pytest.approx(0.5 + 3.5, abs=1e-3)
+    assert split is not None and energy(split, "c1") == pytest.approx(6.0, abs=1e-6)
+    assert split.schedules["c1"][:4].tolist() == pytest.approx([5.0, 5.0, 7.0, 7.0], abs=1e-6)
+    assert split.peak_kw == pytest.approx(10.0, abs=1e-6) and split.status["c1"] == "optimal"
+    assert split.limit_lost.all() and split.limit_violation_kwh == pytest.approx(3.0 + 1.5, abs=1e-3)
+
+
+def test_a_lost_limit_does_not_pull_ev_load_onto_the_steps_where_it_is_broken():
+    # 3 h of base 3.5 kW under a 4 kW limit, then an hour of 5 kW that breaks it: a penalty only in the held
+    # steps would push what does not fit under the limit (4.5 of 6 kWh) into the last hour (peak 9.5 kW);
+    # the limit is lost, so the car is spread to the flattest peak: 3 (P - 3.5) + (P - 5) = 6 -> P = 5.375
+    car = PlanSession("c1", T0, T0 + 4 * HOUR_MS, energy_kwh=6.0, max_charge_kw=7.0)
+    base = np.where(np.arange(16) < 12, 3.5, 5.0)
+    plan = solve_lp(request([car], base=base, imp=4.0))
+    assert plan is not None and energy(plan, "c1") == pytest.approx(6.0, abs=1e-6)
+    assert plan.peak_kw == pytest.approx(5.375, abs=1e-6)
+    # where the base load never breaks the limit, the limit still wins over the request
+    held = solve_lp(request([car], base=np.full(16, 3.5), imp=4.0))
+    assert held is not None and energy(held, "c1") == pytest.approx(2.0, abs=1e-6)
+    assert not held.limit_lost.any() and held.peak_kw == pytest.approx(4.0, abs=1e-6)
 
 
 def test_fallback_heuristic_when_the_solver_has_no_time():
