@@ -55,6 +55,7 @@ COMMAND_MODULES = (
     "streams.sinks.commands",
     "streams.backtest.commands",
     "streams.ocpp.commands",
+    "streams.cli_sites",
 )
 
 

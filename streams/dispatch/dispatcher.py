@@ -40,6 +40,7 @@ from streams.dispatch.arrivals import ArrivalForecaster
 from streams.dispatch.backup import BackupEpisode
 from streams.dispatch.flexibility import compute_flexibility
 from streams.dispatch.incentives import IncentiveParams, OfferBook, apply_response, propose_offers, settle_export
+from streams.dispatch.interconnection import charger_class, restriction
 from streams.dispatch.planner import (
     HOUR_MS,
     Plan,
@@ -286,9 +287,10 @@ class FeederDispatcher:
         for cid, info in self.registered.items():
             if info.site_id != site_id:
                 continue
-            self.chargers[cid] = replace(
-                info, interconnection_class=rules.interconnection_class, export_limit_kw=rules.export_limit_kw,
-                site_import_limit_kw=rules.import_limit_kw)
+            cls = charger_class(rules.interconnection_class, self.sites.get(site_id), info.inverter_location)
+            export = rules.export_limit_kw if cls == rules.interconnection_class else 0.0
+            self.chargers[cid] = replace(info, interconnection_class=cls, export_limit_kw=export,
+                                         site_import_limit_kw=rules.import_limit_kw)
 
     def on_telemetry(self, tel: ChargerTelemetry) -> None:
         """Update a charger's session; learns arrivals and accumulates V2G export for settlement."""
@@ -885,8 +887,10 @@ class FeederDispatcher:
             elif discharging and discharge_limit_kw(ch, s, True, ch.max_discharge_kw) <= 0.0:
                 keep = max(0.0, last.setpoint_kw)
                 sched = [SchedulePoint(start=p.start, kw=max(0.0, p.kw)) for p in last.schedule]
+                why = restriction(self.sites.get(ch.site_id), ch.inverter_location)
                 out.append(self._send(cid, now_ms, keep, "clipped_by_safety", sched,
-                                      f"revoked: no discharge as {ch.interconnection_class}", last.plan_id))
+                                      f"revoked: no discharge as {ch.interconnection_class}"
+                                      + (f" ({why})" if why else ""), last.plan_id))
                 continue
             else:
                 continue
