@@ -56,6 +56,7 @@ COMMAND_MODULES = (
     "streams.backtest.commands",
     "streams.ocpp.commands",
     "streams.cli_sites",
+    "streams.cli_report",
 )
 
 
