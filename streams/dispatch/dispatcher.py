@@ -712,6 +712,9 @@ class FeederDispatcher:
                     message = f"expected shortfall {short:.2f} kWh"
                 if planned is None:
                     planned = 0.0
+            if ch is not None and ch.bidirectional and (why := restriction(self.sites.get(ch.site_id),
+                                                                           ch.inverter_location)):
+                message = _note(message, f"no discharge: {why}")  # status or inverter pathway (issue 21)
             safe = self._safe(cid, planned, now_ms, reason, hr)
             if not safe.send:
                 continue

@@ -141,6 +141,7 @@ def test_backup_only_keeps_charging_and_refuses_discharge() -> None:
     d.on_telemetry(tel("c", T0, soc=20.0, cap=60.0, bidir=True, energy=20.0, dep_h=4.0))
     (sp,) = d.on_interval(T0).setpoints
     assert sp.setpoint_kw > 0.0  # energized for backup: it still charges
+    assert sp.message is not None and sp.message.endswith("no discharge: site s is backup_only")
 
 
 @pytest.mark.xfail(strict=True, reason="issue 14 gap found here: a revocation takes behind-the-meter discharge as "

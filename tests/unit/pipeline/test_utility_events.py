@@ -80,6 +80,9 @@ def test_a_refused_pathway_is_told_once() -> None:
     assert "approved for an offboard inverter" in refused[0].message
     r.send(tel(T0 + 60_000))  # in the plan from its first telemetry: under the site's rules, no discharge
     assert r.w.runtimes[b"F1"].dispatcher.chargers["C1"].interconnection_class == "non_parallel"
+    assert r.setpoints and all(sp.setpoint_kw >= 0 for sp in r.setpoints)
+    assert r.setpoints[-1].message == ("no discharge: site S1 is approved for an offboard inverter, the charger "
+                                       "uses an onboard one")
     r.send(v2g().model_copy(update={"inverter_location": "onboard", "registered_at": T0 + 2}))
     assert len([e for e in r.events if e.kind == "pathway_refused"]) == 1  # still refused: told once
     r.send(v2g().model_copy(update={"inverter_location": "offboard", "registered_at": T0 + 3}))
