@@ -43,6 +43,7 @@ from streams.contracts.topics import (
     METER_READINGS,
     SETPOINTS,
     SETTLEMENTS,
+    UTILITY_EVENTS,
     topic_name,
 )
 from streams.ingest.validate import RawMessage, Rejection, Validator
@@ -58,7 +59,7 @@ __all__ = ["MONITOR_TOPICS", "PipelineMetrics", "attach_monitoring", "create_mon
 log = logging.getLogger(__name__)
 
 MONITOR_TOPICS = (FORECASTS, SETPOINTS, INCENTIVES, INCENTIVE_RESPONSES, SETTLEMENTS, DEADLETTER, FLEXIBILITY,
-                  METER_READINGS, CHARGER_TELEMETRY, GRID_SIGNALS)
+                  METER_READINGS, CHARGER_TELEMETRY, GRID_SIGNALS, UTILITY_EVENTS)
 """Logical topics the monitor app consumes."""
 
 

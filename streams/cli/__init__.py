@@ -21,8 +21,10 @@ from streams.cli import forecasting as cli_forecasting
 from streams.cli import infra as cli_infra
 from streams.cli import ocpp as cli_ocpp
 from streams.cli import replay as cli_replay
+from streams.cli import report as cli_report
 from streams.cli import simulate as cli_simulate
 from streams.cli import sinks as cli_sinks
+from streams.cli import sites as cli_sites
 from streams.cli.errors import describe
 from streams.settings import Settings
 
@@ -53,7 +55,8 @@ app = _Cli(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=
 config_app = typer.Typer(no_args_is_help=True, help="Show configuration.")
 app.add_typer(config_app, name="config")
 
-COMMAND_MODULES = (cli_infra, cli_agents, cli_simulate, cli_forecasting, cli_replay, cli_sinks, cli_backtest, cli_ocpp)
+COMMAND_MODULES = (cli_infra, cli_agents, cli_simulate, cli_forecasting, cli_replay, cli_sinks, cli_backtest, cli_ocpp,
+                   cli_sites, cli_report)
 
 
 def package_version() -> str:

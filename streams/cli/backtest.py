@@ -120,7 +120,8 @@ def run_backtest_cli(scenario: Path | None, sessions: Path | None, load: Path | 
                      weather_year: int | None, step: str | None, import_limit_kw: float | None,
                      export_limit_kw: float | None, json_out: Path | None, html_out: Path | None,
                      setpoints_out: Path | None, keep_topics: bool, sets: list[str], optimum: bool,
-                     echo: Any = typer.echo, in_process: bool = False, open_loop: bool = False) -> dict[str, Any]:
+                     echo: Any = typer.echo, in_process: bool = False, open_loop: bool = False,
+                     curves_out: Path | None = None) -> dict[str, Any]:
     """The command's body (also used by tests and benchmarks); returns the report figures.
 
     Closed loop (default): charger twins answer the setpoints of the worker's code run in-process
@@ -154,7 +155,7 @@ def run_backtest_cli(scenario: Path | None, sessions: Path | None, load: Path | 
          f"{inputs.n_records} records, step {inputs.step_ms // 60_000} min")
     quiet_solver_banner()
     if not open_loop:
-        return _closed_loop(inputs, json_out, html_out, setpoints_out, optimum, echo, t0)
+        return _closed_loop(inputs, json_out, html_out, setpoints_out, optimum, echo, t0, curves_out)
     base = Settings()
     if in_process:
         out = run_in_process_cli(inputs, base, echo=echo)
@@ -172,11 +173,11 @@ def run_backtest_cli(scenario: Path | None, sessions: Path | None, load: Path | 
     rep = compute_report(inputs, setpoints=out.setpoints, forecasts=out.forecasts, incentives=out.incentives,
                          settlements=out.settlements, deadletters=out.deadletters, settings=run_settings,
                          run=run, optimum=optimum)
-    return _finish(rep, out.setpoints, json_out, html_out, setpoints_out, echo, t0, t_rep)
+    return _finish(rep, out.setpoints, json_out, html_out, setpoints_out, echo, t0, t_rep, curves_out)
 
 
 def _closed_loop(inputs: Any, json_out: Path | None, html_out: Path | None, setpoints_out: Path | None,
-                 optimum: bool, echo: Any, t0: float) -> dict[str, Any]:
+                 optimum: bool, echo: Any, t0: float, curves_out: Path | None = None) -> dict[str, Any]:
     from streams.backtest.closedloop import run_closed_loop, run_settings
     from streams.backtest.report import compute_report
     from streams.contracts.topics import DEADLETTER, FORECASTS, INCENTIVES, SETPOINTS, SETTLEMENTS
@@ -192,11 +193,12 @@ def _closed_loop(inputs: Any, json_out: Path | None, html_out: Path | None, setp
     rep = compute_report(inputs, setpoints=o.get(SETPOINTS, []), forecasts=o.get(FORECASTS, []),
                          incentives=o.get(INCENTIVES, []), settlements=o.get(SETTLEMENTS, []),
                          deadletters=o.get(DEADLETTER, []), settings=settings, run=run, optimum=optimum, twins=cl)
-    return _finish(rep, o.get(SETPOINTS, []), json_out, html_out, setpoints_out, echo, t0, t_rep)
+    return _finish(rep, o.get(SETPOINTS, []), json_out, html_out, setpoints_out, echo, t0, t_rep, curves_out)
 
 
 def _finish(rep: Any, setpoints: Any, json_out: Path | None, html_out: Path | None, setpoints_out: Path | None,
-            echo: Any, t0: float, t_rep: float) -> dict[str, Any]:
+            echo: Any, t0: float, t_rep: float, curves_out: Path | None = None) -> dict[str, Any]:
+    from streams.backtest.curves import write_curves_csv
     from streams.backtest.report import write_setpoints_csv
     from streams.backtest.report_html import render_page
 
@@ -208,6 +210,8 @@ def _finish(rep: Any, setpoints: Any, json_out: Path | None, html_out: Path | No
         html_out.write_text(render_page(rep))
     if setpoints_out is not None:
         write_setpoints_csv(setpoints, setpoints_out)
+    if curves_out is not None:
+        write_curves_csv(rep, curves_out)
     t = rep.figures["total"]
     echo(f"peak {t['peak_kw']} kW (uncontrolled {t['uncontrolled_peak_kw']}, optimum {t['optimal_peak_kw']}); "
          f"delivered {t['energy_delivered_pct']} % of requested ({t['energy_delivered_pct_of_deliverable']} % of "
@@ -234,6 +238,8 @@ def register(app: typer.Typer) -> None:
         html_out: Annotated[Path | None, typer.Option("--html", help="Write the HTML report here.")] = None,
         setpoints_out: Annotated[Path | None, typer.Option("--setpoints", help="Write every setpoint (CSV).")
                                  ] = None,
+        curves_out: Annotated[Path | None, typer.Option("--curves", help="Write the load curves per feeder and "
+                                                        "step (CSV; read by `evgrid report nwa`).")] = None,
         keep_topics: Annotated[bool, typer.Option(help="Keep the run's topic namespace.")] = False,
         sets: Annotated[list[str] | None, typer.Option("--set", help="Setting override NAME=VALUE (repeatable).")
                         ] = None,
@@ -253,7 +259,7 @@ def register(app: typer.Typer) -> None:
         """
         run_backtest_cli(scenario, sessions, load, weather, weather_year, step, import_limit_kw, export_limit_kw,
                          json_out, html_out, setpoints_out, keep_topics, sets or [], optimum, in_process=in_process,
-                         open_loop=open_loop)
+                         open_loop=open_loop, curves_out=curves_out)
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ __all__ = [
     "SchedulePoint",
     "Settlement",
     "SiteRegistration",
+    "UtilityEvent",
     "WeatherObservation",
     "decode_record",
     "describe_validation_error",
@@ -152,6 +153,9 @@ class SiteRegistration(Record):
     site_meter_id: str | None = None
     registered_at: int = EpochMs
     active: bool = True
+    interconnection_status: Literal["approved", "applied", "backup_only", "suspended", "withdrawn"] = "approved"
+    status_since: int | None = Field(default=None, ge=MIN_TS, lt=MAX_TS)
+    inverter_location: Literal["onboard", "offboard"] | None = None
 
 
 class WeatherObservation(Record):
@@ -300,12 +304,26 @@ class Flexibility(Record):
     points: list[FlexibilityPoint]
 
 
+class UtilityEvent(Record):
+    event_id: str = Field(min_length=1)
+    kind: Literal["status_change", "pathway_refused", "backup_started", "backup_ended"]
+    feeder_id: str = Field(min_length=1)
+    site_id: str | None = None
+    charger_id: str | None = None
+    at: int = EpochMs
+    status: str | None = None
+    previous_status: str | None = None
+    effective_class: str | None = None
+    duration_s: float | None = Field(default=None, ge=0.0)
+    message: str
+
+
 MODELS: dict[str, type[Record]] = {
     cls.__name__: cls
     for cls in (
         MeterReading, ChargerTelemetry, ChargerRegistration, SiteRegistration, WeatherObservation, GridSignal,
         DemandForecast,
-        ChargerSetpoint, IncentiveEvent, IncentiveResponse, Settlement, DeadLetter, Flexibility,
+        ChargerSetpoint, IncentiveEvent, IncentiveResponse, Settlement, DeadLetter, Flexibility, UtilityEvent,
     )
 }
 

@@ -52,6 +52,7 @@ TOPICS: dict[str, TopicSpec] = {
         TopicSpec("evgrid.incentive-responses", "IncentiveResponse", "feeder_id", "delete", 90 * DAY_MS),
         TopicSpec("evgrid.settlements", "Settlement", "customer_id", "delete", 400 * DAY_MS),
         TopicSpec("evgrid.flexibility", "Flexibility", "feeder_id", "delete", 7 * DAY_MS),
+        TopicSpec("evgrid.utility.events", "UtilityEvent", "feeder_id", "delete", 400 * DAY_MS),
         TopicSpec("evgrid.deadletter", "DeadLetter", "source topic", "delete", 30 * DAY_MS, False),
     )
 }
@@ -68,6 +69,7 @@ INCENTIVE_RESPONSES = "evgrid.incentive-responses"
 SETTLEMENTS = "evgrid.settlements"
 FLEXIBILITY = "evgrid.flexibility"
 DEADLETTER = "evgrid.deadletter"
+UTILITY_EVENTS = "evgrid.utility.events"
 
 
 def topic_name(name: str, prefix: str = "") -> str:

@@ -13,9 +13,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from streams.contracts.models import ChargerSetpoint, SchedulePoint
+from streams.contracts.models import ChargerSetpoint, SchedulePoint, SiteRegistration
 from streams.dispatch.billing_peak import held_load
 from streams.dispatch.envelope import Envelope
+from streams.dispatch.interconnection import restriction
 from streams.dispatch.planner import HOUR_MS, Plan
 from streams.dispatch.safety import SafeSetpoint, discharge_limit_kw
 from streams.dispatch.setpoints import build_setpoint, round_kw, schedule_points, should_emit
@@ -55,6 +56,7 @@ class SetpointEmission(Envelope, SiteView):
     sent_log: dict[str, list[ChargerSetpoint]]
     site_energy: dict[str, list[float]]
     site_command: dict[str, tuple[int, float]]
+    sites: dict[str, SiteRegistration]
     power_log: dict[str, list[tuple[int, float]]]
     last_load: tuple[int, float] | None
 
@@ -88,6 +90,9 @@ class SetpointEmission(Envelope, SiteView):
                     message = _note(message, "feeder import limit lost: the base load alone breaks it")
                 if planned is None:
                     planned = 0.0
+            if ch is not None and ch.bidirectional and (why := restriction(self.sites.get(ch.site_id),
+                                                                           ch.inverter_location)):
+                message = _note(message, f"no discharge: {why}")  # status or inverter pathway (issue 21)
             safe = self._safe(cid, planned, now_ms, reason, hr)
             if not safe.send:
                 continue
@@ -248,8 +253,10 @@ class SetpointEmission(Envelope, SiteView):
             elif discharging and discharge_limit_kw(ch, s, True, ch.max_discharge_kw) <= 0.0:
                 keep = max(0.0, last.setpoint_kw)
                 sched = [SchedulePoint(start=p.start, kw=max(0.0, p.kw)) for p in last.schedule]
+                why = restriction(self.sites.get(ch.site_id), ch.inverter_location)
                 out.append(self._send(cid, now_ms, keep, "clipped_by_safety", sched,
-                                      f"revoked: no discharge as {ch.interconnection_class}", last.plan_id))
+                                      f"revoked: no discharge as {ch.interconnection_class}"
+                                      + (f" ({why})" if why else ""), last.plan_id))
                 continue
             else:
                 continue

@@ -1,6 +1,7 @@
 """Interconnection rules at a site's point of interconnection (pure).
 
-A site's rules come from its ``SiteRegistration`` and from every active registration naming the site;
+A site's rules come from its ``SiteRegistration`` (its class as its interconnection status lets it apply, see
+:mod:`.interconnection`) and from every active registration naming the site;
 where they disagree the strictest applies (least permissive class, lowest limits). :func:`site_envelope`
 is the last step of the safety envelope: it cuts a site's discharge until its net export is within its
 limit (the approved limit for ``parallel_exporting``, 0 otherwise) and its charging until its net import
@@ -14,6 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from streams.contracts.models import ChargerRegistration, ChargerTelemetry, SiteRegistration
+from streams.dispatch.interconnection import status_class
 from streams.dispatch.state import ChargerInfo
 
 __all__ = ["CLASS_RANK", "RATING_TOLERANCE", "SiteRules", "outside_rating", "site_conflict", "site_envelope",
@@ -51,7 +53,7 @@ def site_rules(site_id: str, site: SiteRegistration | None, chargers: Iterable[C
     exports = [c.export_limit_kw for c in chs if c.interconnection_class == "parallel_exporting"]
     imports = [c.site_import_limit_kw for c in chs if c.site_import_limit_kw is not None]
     if site is not None and site.active:
-        classes.append(site.interconnection_class)
+        classes.append(status_class(site.interconnection_class, site.interconnection_status))
         exports.append(site.export_limit_kw)
         if site.import_limit_kw is not None:
             imports.append(site.import_limit_kw)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from streams.contracts.models import MeterReading, SiteRegistration
 from streams.dispatch.billing_peak import BillingPeak
+from streams.dispatch.interconnection import charger_class
 from streams.dispatch.planner import HOUR_MS
 from streams.dispatch.site_rules import SiteRules, site_rules
 from streams.dispatch.sites import SiteLoadForecast, SiteState
@@ -43,9 +44,10 @@ class SiteView(BillingPeak):
         for cid, info in self.registered.items():
             if info.site_id != site_id:
                 continue
-            self.chargers[cid] = replace(
-                info, interconnection_class=rules.interconnection_class, export_limit_kw=rules.export_limit_kw,
-                site_import_limit_kw=rules.import_limit_kw)
+            cls = charger_class(rules.interconnection_class, self.sites.get(site_id), info.inverter_location)
+            export = rules.export_limit_kw if cls == rules.interconnection_class else 0.0
+            self.chargers[cid] = replace(info, interconnection_class=cls, export_limit_kw=export,
+                                         site_import_limit_kw=rules.import_limit_kw)
 
     def on_site_meter(self, reading: MeterReading) -> None:
         """A site's own meter (``reading.site_id`` set): learns the site's own load (metered import minus its

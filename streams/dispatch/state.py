@@ -44,6 +44,8 @@ class ChargerInfo:
     min_soc_pct: float | None = None
     max_soc_pct: float | None = None
     round_trip_efficiency: float | None = None
+    inverter_location: str = "offboard"
+    """Inverter pathway: ``offboard`` (the DC charger's inverter) or ``onboard`` (the car's, behind an AC charger)."""
 
     @property
     def is_battery(self) -> bool:
@@ -94,6 +96,7 @@ def charger_from_registration(reg: ChargerRegistration) -> ChargerInfo:
         min_soc_pct=reg.min_soc_pct,
         max_soc_pct=reg.max_soc_pct,
         round_trip_efficiency=reg.round_trip_efficiency,
+        inverter_location=reg.inverter_location,
     )
 
 

@@ -31,6 +31,7 @@ from streams.contracts.topics import (
     METER_READINGS,
     SETPOINTS,
     SETTLEMENTS,
+    UTILITY_EVENTS,
 )
 from streams.dispatch.dispatcher import FeederDispatcher
 from streams.dispatch.site_rules import outside_rating, site_conflict
@@ -39,6 +40,7 @@ from streams.forecasting.forecaster import FeederForecaster
 from streams.ingest.validate import RawMessage, Rejection
 from streams.pipeline import statecodec
 from streams.pipeline.config import FeederConfig
+from streams.pipeline.utility_events import backup_event, pathway_events, refused_pathways, status_event
 
 __all__ = ["Drained", "FeederRuntime", "Output", "Reject", "duplicate_charger", "processing_error"]
 
@@ -122,6 +124,7 @@ class FeederRuntime:
         self.plans = 0
         self.skipped_stale_plans = 0
         self.backup_episodes = 0  # islanded episodes started or ended (see FeederDispatcher.backup_episodes)
+        self.refused: dict[str, str] = {}  # chargers whose inverter pathway their site does not approve (issue 21)
 
     # --- checkpoints: the forecaster (~50 KB) is saved only when it learned something ------------------
     def dump(self) -> tuple[bytes, bytes | None]:
@@ -154,6 +157,12 @@ class FeederRuntime:
         rt.__dict__.setdefault("sites", {})  # a checkpoint from before sites (issue 14)
         log = rt.__dict__.pop("power_log", {})  # a checkpoint from before dead reckoning moved into dispatch
         rt.dispatcher.__dict__.setdefault("power_log", log)
+        rt.__dict__.setdefault("refused", {})  # ... and before inverter pathways (issue 21)
+        for infos in (rt.dispatcher.registered, rt.dispatcher.chargers):
+            for cid, info in infos.items():
+                if not hasattr(info, "inverter_location"):
+                    reg = rt.chargers.get(cid)
+                    object.__setattr__(info, "inverter_location", reg.inverter_location if reg else "offboard")
         rt.forecaster = forecaster
         return rt
 
@@ -220,6 +229,11 @@ class FeederRuntime:
             sites[record.site_id] = record
             self.dispatcher.on_site_registration(record)
             conflicts = [site_conflict(record, r) for r in self.chargers.values()]
+            if record.feeder_id == self.feeder_id:
+                cls = self.dispatcher.site_rules(record.site_id).interconnection_class
+                event = status_event(self.feeder_id, old if isinstance(old, SiteRegistration) else None, record, cls)
+                if event is not None:
+                    out.append((UTILITY_EVENTS, self.feeder_id.encode(), event))
         else:
             self.chargers[record.charger_id] = record
             self.unknown.discard(record.charger_id)
@@ -228,7 +242,21 @@ class FeederRuntime:
             conflicts = [site_conflict(sites.get(record.site_id), record)]
         for why in filter(None, conflicts):
             out.append(Reject(msg, Rejection("site_conflict", why)))
+        self._pathways(record, out)
         self._revoke(max(self.plan_clock, record.registered_at), out)
+
+    def _pathways(self, record: ChargerRegistration | SiteRegistration, out: list[Output]) -> None:
+        """A ``pathway_refused`` event for each charger the registration leaves with an unapproved pathway."""
+        if isinstance(record, ChargerRegistration):
+            touched = [record] if record.feeder_id == self.feeder_id else []
+        else:
+            touched = [r for r in self.chargers.values()
+                       if r.site_id == record.site_id and r.feeder_id == self.feeder_id]
+        now = refused_pathways(touched, self.sites)
+        before = {r.charger_id: self.refused.pop(r.charger_id) for r in touched if r.charger_id in self.refused}
+        for event in pathway_events(self.feeder_id, before, now, self.chargers, record.registered_at):
+            out.append((UTILITY_EVENTS, self.feeder_id.encode(), event))
+        self.refused.update(now)
 
     def _revoke(self, now_ms: int, out: list[Output]) -> None:
         for sp in self.dispatcher.revocations(now_ms):
@@ -365,3 +393,5 @@ class FeederRuntime:
         for flex in result.flexibility:
             out.append((FLEXIBILITY, self.feeder_id.encode(), flex))
         self.backup_episodes += len(result.backup_episodes)
+        for ep in result.backup_episodes:
+            out.append((UTILITY_EVENTS, self.feeder_id.encode(), backup_event(self.feeder_id, ep)))

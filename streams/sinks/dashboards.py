@@ -108,7 +108,8 @@ def _base(uid: str, title: str, description: str, tags: list[str]) -> dash.Dashb
 
 
 def control_room() -> model.Dashboard:
-    """Per-feeder load vs forecast vs limit, EV charging and V2G, connected cars, flexibility, incentives."""
+    """Per-feeder load vs forecast vs limit, EV charging and V2G, connected cars, flexibility, incentives, and the
+    notices sent to the utility."""
     alerts = (dash.Panel().type("alertlist").title("Firing and pending alerts").span(12).height(8)
               .options({"alertInstanceLabelFilter": "", "alertName": "", "dashboardAlerts": False,
                         "groupBy": [], "groupMode": "default", "maxItems": 20, "sortOrder": 1,
@@ -164,6 +165,12 @@ def control_room() -> model.Dashboard:
         _stat("Active incentives", "none", InfluxQL(
             f'SELECT last("active") FROM "incentives" WHERE {FEEDER} AND $timeFilter'), w=4, h=8,
             description="Accepted offers whose window is running now."),
+        _series("Utility notices: status changes, refused pathways, backup episodes", "none",
+            InfluxQL(f'SELECT sum("count") FROM "utility_events" WHERE {FEEDER} AND $timeFilter {BY_TIME}, "kind" '
+                     'fill(0)').alias("$tag_kind"), bars=True, stack=True,
+            description="UtilityEvent records sent to the utility on evgrid.utility.events (a count per "
+                        "interval, by kind): interconnection status changes, chargers refused for their inverter "
+                        "pathway, islanded (backup power) episodes started and ended."),
     ]
     board = (_base("evgrid-control-room", "evgrid — Control room",
                    "Per-feeder load against forecast and limits, EV charging and V2G, flexibility and incentives.",

@@ -25,6 +25,7 @@ from streams.contracts.models import (
     Flexibility,
     IncentiveEvent,
     IncentiveResponse,
+    UtilityEvent,
 )
 
 __all__ = [
@@ -45,6 +46,7 @@ __all__ = [
     "make_point",
     "setpoint_points",
     "sink_point",
+    "utility_event_point",
 ]
 
 FieldValue = float | int | str
@@ -72,6 +74,7 @@ MEASUREMENTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "sink": (("worker",), ("dropped_points", "buffered_points", "written_points", "rejected_points",
                            "write_errors")),
     "feeder_state": (("worker", "feeder"), ("checkpoint_bytes", "held_telemetry")),
+    "utility_events": (("feeder", "kind", "site"), ("count", "duration_s")),
     "worker_state": (("worker",), ("state_decode_failures", "state_encode_failures", "held_telemetry")),
 }
 """Every measurement with its tag keys and field keys: the contract the dashboards are written against."""
@@ -320,6 +323,14 @@ def flexibility_point(flex: Flexibility) -> MetricPoint | None:
         "baseline_kw": float(p.baseline_kw), "up_kw": float(p.up_kw), "down_kw": float(p.down_kw),
         "energy_up_kwh": float(p.energy_up_kwh), "energy_down_kwh": float(p.energy_down_kwh),
     })
+
+
+def utility_event_point(event: UtilityEvent) -> MetricPoint | None:
+    """One notice to the utility at its event time (measurement ``utility_events``): ``count`` 1, and the
+    length of a backup episode (s) when it ends."""
+    return make_point("utility_events", event.at, {"feeder": event.feeder_id, "kind": event.kind,
+                                                   "site": event.site_id},
+                      {"count": 1, "duration_s": event.duration_s})
 
 
 def setpoint_points(feeder_id: str, time_ms: int, setpoints: Iterable[ChargerSetpoint]) -> list[MetricPoint]:

@@ -36,6 +36,7 @@ from streams.contracts.models import (
     IncentiveResponse,
     MeterReading,
     Record,
+    UtilityEvent,
 )
 from streams.forecasting.aggregate import IntervalAggregator
 from streams.settings import Settings
@@ -49,6 +50,7 @@ from streams.sinks.metrics import (
     forecast_points,
     incentive_point,
     setpoint_points,
+    utility_event_point,
 )
 
 __all__ = ["MonitorConfig", "MonitorState", "fleet_flexibility"]
@@ -196,6 +198,9 @@ class MonitorState:
             b.responses.append(record)
             b.incentives = True
             return []
+        if isinstance(record, UtilityEvent):
+            p = utility_event_point(record)
+            return [p] if p is not None else []
         if isinstance(record, Flexibility):
             self._feeder(record.feeder_id).own_flexibility = True
             p = flexibility_point(record)

@@ -19,6 +19,7 @@ from streams.contracts.models import (
     ForecastPoint,
     IncentiveEvent,
     IncentiveResponse,
+    UtilityEvent,
 )
 from streams.sinks.metrics import (
     DEFAULT_HORIZONS_MIN,
@@ -32,6 +33,7 @@ from streams.sinks.metrics import (
     forecast_points,
     incentive_point,
     setpoint_points,
+    utility_event_point,
 )
 
 __all__ = ["sample_points"]
@@ -45,6 +47,27 @@ def _load(feeder_idx: int, t: int) -> float:
     """Base load with a daily shape, kW."""
     phase = 2 * math.pi * ((t % DAY_MS) / DAY_MS)
     return 250.0 + 60.0 * feeder_idx + 120.0 * math.sin(phase - 1.2) + 40.0 * math.sin(2 * phase)
+
+
+def _utility_events(feeder: str, t: int) -> list[MetricPoint]:
+    """Now and then a backup episode (started, ended 20 min later), every 6 h a site's status change."""
+    k = t // STEP_MS
+    events = []
+    if k % 8 == 0:
+        events.append(UtilityEvent(event_id=f"{feeder}:b:{t}", kind="backup_started", feeder_id=feeder, site_id="s1",
+                                   charger_id=f"{feeder}-c1", at=t, message="islanded"))
+        events.append(UtilityEvent(event_id=f"{feeder}:e:{t}", kind="backup_ended", feeder_id=feeder, site_id="s1",
+                                   charger_id=f"{feeder}-c1", at=t + 1_200_000, duration_s=1_200.0,
+                                   message="grid-connected again"))
+    if k % 24 == 5:
+        events.append(UtilityEvent(event_id=f"{feeder}:s:{t}", kind="status_change", feeder_id=feeder, site_id="s2",
+                                   at=t, status="suspended" if k % 48 == 5 else "approved",
+                                   effective_class="non_parallel", message="status change"))
+    if k % 24 == 9:
+        events.append(UtilityEvent(event_id=f"{feeder}:p:{t}", kind="pathway_refused", feeder_id=feeder,
+                                   site_id="s3", charger_id=f"{feeder}-c3", at=t, effective_class="non_parallel",
+                                   message="pathway refused"))
+    return [p for e in events if (p := utility_event_point(e)) is not None]
 
 
 def sample_points(end_ms: int, *, feeders: Sequence[str] = ("feeder-1", "feeder-2"), hours: int = 30,
@@ -120,6 +143,7 @@ def sample_points(end_ms: int, *, feeders: Sequence[str] = ("feeder-1", "feeder-
             active = sum(1 for o in accepted[feeder] if o.window_start <= t < o.window_end)
             out += [p] if (p := incentive_point(feeder, t, offered=offers, responses=responses,
                                                 active=active)) else []
+            out += _utility_events(feeder, t)
     counters = PipelineCounters(worker)
     start = end_ms - pipeline_hours * 3_600_000
     counters.start(start)

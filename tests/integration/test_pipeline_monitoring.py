@@ -27,8 +27,22 @@ from test_dashboards import _panels, _relative, _variable_values, influxql, non_
 from test_monitoring import INFLUXD, PrivateInflux, wait_until
 
 from streams.contracts.codec import default_codec
-from streams.contracts.models import GridSignal, IncentiveEvent, IncentiveResponse, decode_record, encode_record
-from streams.contracts.topics import GRID_SIGNALS, INCENTIVE_RESPONSES, INCENTIVES, METER_READINGS, SETPOINTS
+from streams.contracts.models import (
+    GridSignal,
+    IncentiveEvent,
+    IncentiveResponse,
+    SiteRegistration,
+    decode_record,
+    encode_record,
+)
+from streams.contracts.topics import (
+    CHARGER_REGISTRY,
+    GRID_SIGNALS,
+    INCENTIVE_RESPONSES,
+    INCENTIVES,
+    METER_READINGS,
+    SETPOINTS,
+)
 from streams.kafka.clients import consume_all, make_producer, produce_records
 from streams.settings import Settings
 from streams.simulate import SimConfig
@@ -112,6 +126,17 @@ def _tight_limits(s: Settings, start_ms: int, end_ms: int) -> int:
     return len(msgs)
 
 
+def _site_statuses(s: Settings, at_ms: int) -> int:
+    """A suspended site per feeder: the worker tells the utility (the control room's notices panel)."""
+    codec = default_codec()
+    sites = [SiteRegistration(site_id=f"it-site-{f}", feeder_id=f, interconnection_class="parallel_exporting",
+                              export_limit_kw=5.0, registered_at=at_ms, interconnection_status="suspended",
+                              status_since=at_ms) for f in FEEDERS]
+    msgs = [(x.feeder_id.encode(), encode_record(codec, x), at_ms, None) for x in sites]
+    assert produce_records(make_producer(s), s.topic_prefix + CHARGER_REGISTRY, msgs).failed == 0
+    return len(msgs)
+
+
 def _processed(st: dict[str, Any]) -> int:
     return sum(st["accepted"].values()) + sum(st["rejected"].values()) + st.get("skipped_replayed", 0)
 
@@ -145,6 +170,7 @@ def test_pipeline_fills_every_dashboard_panel(topic_namespace: Settings, start_w
     cfg = SimConfig(feeders=len(FEEDERS), homes=8, chargers=6, hours=24, seed=11, bad_rate=0.05,
                     start_ms=end_ms - 24 * HOUR_MS)
     produced = _tight_limits(s, cfg.start_ms - HOUR_MS, end_ms + 6 * HOUR_MS)
+    produced += _site_statuses(s, cfg.start_ms + 12 * HOUR_MS)
     sim = run_simulation(s, cfg, progress=False)
     assert sim.delivery.failed == 0
     produced += sum(sim.summary.per_topic.values())

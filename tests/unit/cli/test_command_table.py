@@ -25,6 +25,8 @@ EXPECTED = {
     "chargers",
     "config",
     "infra",
+    "sites",
+    "report",
 }
 
 

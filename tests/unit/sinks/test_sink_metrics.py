@@ -16,6 +16,7 @@ from streams.contracts.models import (
     ForecastPoint,
     IncentiveEvent,
     IncentiveResponse,
+    UtilityEvent,
 )
 from streams.sinks.metrics import (
     MEASUREMENTS,
@@ -34,6 +35,7 @@ from streams.sinks.metrics import (
     make_point,
     setpoint_points,
     sink_point,
+    utility_event_point,
 )
 
 T0 = 1_700_000_100_000 - 1_700_000_100_000 % 900_000  # an interval boundary
@@ -275,6 +277,8 @@ def test_every_point_uses_the_documented_schema() -> None:
         *feeder_state_points("w", T0, {b"f1": 9_000}, {b"f1": 2}, 0, 0),
         sink_point("w", T0, dropped=1, buffered=2, written=3, rejected=4, write_errors=5),
         *c.snapshot(T0 + 1000),
+        utility_event_point(UtilityEvent(event_id="e", kind="backup_ended", feeder_id="f1", site_id="s", at=T0,
+                                         duration_s=1.0, message="m")),
     ]
     seen = set()
     for p in pts:
