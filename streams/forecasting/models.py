@@ -6,7 +6,9 @@ forecasts all of them, so a 96-step forecast is one matrix product. Families:
 ``river-blr``
     ``river.linear_model.BayesianLinearRegression`` with ``smoothing`` (an exact recursive update with
     forgetting) per group, learning a few valid rows of its group per interval; it learns the departure of
-    the target from the daily profile, so before learning it forecasts the profile. The default.
+    the target from the daily profile, so before learning it forecasts the profile, in log space. The default.
+``river-blr-raw``
+    The same on the linear target (the former default).
 ``fls``
     Baseline: hand-written forgetting least squares (exponentially weighted ridge regression, solved exactly each
     step), ``forgetting`` 0.999 = a ~2-week memory at 15 minutes.
