@@ -19,8 +19,10 @@ __all__ = ["FEATURES", "N_ISSUE", "FeatureState"]
 
 FEATURES = (
     "intercept", "lag_day", "lag_week", "profile_week", "profile_day", "dev_last", "dev_hour", "dev_day",
-    "last", "last_vs_day", "last_vs_week", "holiday", "temp", "heating", "ghi",
+    "last", "last_vs_day", "last_vs_week", "holiday", "temp", "heating", "ghi", "smooth_day", "smooth_week",
 )
+SMOOTH_SLOTS = 2  # smooth_day / smooth_week: mean load over +-2 slots around the target's time of day
+SMOOTH_DAYS, SMOOTH_WEEKS = 7, 3  # ... on each of the last 7 days / the same weekday of the last 3 weeks
 N_ISSUE = 6  # issue-time features: dev_last, dev_hour, dev_day, last, last_vs_day, last_vs_week
 _ISSUE_COL = 5  # first issue-time column in FEATURES
 
@@ -44,7 +46,7 @@ class FeatureState:
         self.week = 7 * self.day
         self.horizon = horizon
         self.alpha = profile_alpha
-        self.ring = max(self.week, horizon) + 1
+        self.ring = max((SMOOTH_WEEKS + 1) * self.week, horizon) + 1
         self.hist = np.full(self.ring, np.nan)  # load kW by t % ring
         self.prof_week = np.full(self.week, np.nan)
         self.prof_day = np.full((3, self.day), np.nan)
@@ -89,8 +91,24 @@ class FeatureState:
         return pw, pd, hol
 
     # ---- feature matrices ----------------------------------------------------------------------
-    def matrix(self, targets: np.ndarray, issue: np.ndarray, lag_day: np.ndarray | None = None) -> np.ndarray:
-        """Feature matrix (len(targets) x len(FEATURES)) for ``targets`` with issue-time rows ``issue``."""
+    def _smooth(self, targets: np.ndarray, known: np.ndarray, period: int, count: int) -> np.ndarray:
+        """Mean load over +-``SMOOTH_SLOTS`` around each target's slot, ``count`` periods back, known by ``known``."""
+        first = (targets - known + period - 1 + SMOOTH_SLOTS) // period  # first period whose window is all known
+        first = np.maximum(first, 1)
+        offsets = np.arange(-SMOOTH_SLOTS, SMOOTH_SLOTS + 1)
+        k = first[:, None] + np.arange(count)[None, :]
+        at = targets[:, None, None] - (k * period)[:, :, None] + offsets[None, None, :]
+        vals = self.value(at.reshape(len(targets), -1))
+        ok = ~np.isnan(vals)
+        n = ok.sum(axis=1)
+        return np.where(n > 0, np.where(ok, vals, 0.0).sum(axis=1) / np.maximum(n, 1), np.nan)
+
+    def matrix(self, targets: np.ndarray, issue: np.ndarray, lag_day: np.ndarray | None = None,
+               known: np.ndarray | None = None) -> np.ndarray:
+        """Feature matrix (len(targets) x len(FEATURES)) for ``targets`` with issue-time rows ``issue``.
+
+        ``known``: per row, the last interval known at issue time (default: the last closed one).
+        """
         pw, pd, hol = self._profiles(targets)
         ld = self.value(targets - self.day) if lag_day is None else lag_day
         lw = self.value(targets - self.week)
@@ -106,6 +124,12 @@ class FeatureState:
         x[:, _ISSUE_COL:_ISSUE_COL + N_ISSUE] = issue * inv
         x[:, 11] = hol
         x[:, 12:15] = self._weather(targets)
+        assert self.t is not None
+        kn = np.full(len(targets), self.t, dtype=np.int64) if known is None else known
+        sd = self._smooth(targets, kn, self.day, SMOOTH_DAYS)
+        sw = self._smooth(targets, kn, self.week, SMOOTH_WEEKS)
+        x[:, 15] = np.where(np.isnan(sd), pd, sd) * inv
+        x[:, 16] = np.where(np.isnan(sw), pw, sw) * inv
         return x
 
     def forecast_matrix(self) -> tuple[np.ndarray, np.ndarray]:
@@ -122,7 +146,7 @@ class FeatureState:
         pos = issued % (self.horizon + 1)
         valid = self.issue_t[pos] == issued
         targets = np.full(self.horizon, t, dtype=np.int64)
-        return self.matrix(targets, self.issue[pos]), valid
+        return self.matrix(targets, self.issue[pos], known=issued), valid
 
     # ---- state updates -------------------------------------------------------------------------
     def advance_to(self, t: int) -> None:

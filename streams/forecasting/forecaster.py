@@ -39,7 +39,8 @@ class ForecasterConfig:
     horizon : int
         Forecast steps (96 = 24 h at 15 minutes).
     model : str
-        Model family: ``river-blr`` (default), baselines ``fls``, ``river-linear``, ``naive-day``, ``naive-week``.
+        Model family: ``river-blr`` (default), baselines ``river-blr-raw``, ``fls``, ``river-linear``,
+        ``naive-day``, ``naive-week``.
     coverage : float
         Nominal coverage of the prediction intervals.
     timezone, holiday_country : str

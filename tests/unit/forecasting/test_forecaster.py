@@ -26,7 +26,7 @@ def test_forecast_shape_and_contract(load_21d: np.ndarray) -> None:
     assert isinstance(record, DemandForecast)
     assert [p.step for p in record.points] == list(range(1, 97))
     assert record.points[0].start == res.issued_at and record.points[1].start == res.issued_at + Q
-    assert record.model_id == "river-blr-v1" and record.coverage == 0.9
+    assert record.model_id == "river-blr-v2" and record.coverage == 0.9
     for c in (0.8, 0.9, 0.95):
         lo, hi = res.bands[c]
         assert np.all(lo <= res.kw) and np.all(res.kw <= hi)
