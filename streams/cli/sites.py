@@ -85,9 +85,9 @@ def set_status_cmd(
     """Publish SITE's registration with interconnection STATUS on the registry topic."""
     from streams.contracts.codec import default_codec
     from streams.contracts.models import encode_record
+    from streams.contracts.timeparse import parse_timestamp_ms
     from streams.contracts.topics import CHARGER_REGISTRY, topic_name
     from streams.kafka.clients import make_producer, produce_records
-    from streams.contracts.timeparse import parse_timestamp_ms
 
     if status not in STATUSES:
         raise InputError(f"status {status!r} is not one of {', '.join(STATUSES)}")

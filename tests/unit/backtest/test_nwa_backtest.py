@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from streams.contracts.timeparse import parse_timestamp_ms
 
 from streams.cli import main
+from streams.contracts.timeparse import parse_timestamp_ms
 from streams.replay.scenario import REPO_ROOT
 
 pytestmark = pytest.mark.slow
