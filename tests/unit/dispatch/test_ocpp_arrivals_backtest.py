@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import pickle
 from pathlib import Path
 
@@ -12,10 +11,9 @@ import pytest
 from streams.backtest.closedloop import run_closed_loop, run_settings
 from streams.backtest.inputs import from_flags
 from streams.backtest.report import compute_report
-from streams.contracts.models import ChargerSetpoint, SchedulePoint
+from streams.contracts.models import ChargerSetpoint
 from streams.contracts.topics import SETPOINTS
 from streams.dispatch.arrivals import ArrivalForecaster
-from streams.dispatch.ocpp import to_charging_profile
 from streams.dispatch.planner import HOUR_MS
 
 T0 = 1_700_000_000_000 // (24 * HOUR_MS) * (24 * HOUR_MS)  # a UTC midnight (Tuesday 2023-11-14)
@@ -25,23 +23,6 @@ def sp(kw, schedule):
     return ChargerSetpoint(charger_id="c1", feeder_id="f1", sequence=3, setpoint_kw=kw, valid_from=T0,
                            valid_until=T0 + HOUR_MS, fallback_kw=0.0, schedule=schedule, plan_id="p", issued_at=T0,
                            reason="optimal")
-
-
-def test_ocpp_profile_shape_and_discharge_limits():
-    sched = [SchedulePoint(start=T0, kw=-3.5), SchedulePoint(start=T0 + 900_000, kw=7.2),
-             SchedulePoint(start=T0 + 2 * HOUR_MS, kw=1.0)]
-    prof = to_charging_profile(sp(-3.5, sched), profile_id=42, transaction_id="tx-1")
-    json.dumps(prof)
-    assert prof["chargingProfilePurpose"] == "TxProfile" and prof["chargingProfileKind"] == "Absolute"
-    assert prof["stackLevel"] == 1 and prof["id"] == 42 and prof["transactionId"] == "tx-1"
-    assert prof["validFrom"] == "2023-11-14T00:00:00Z" and prof["validTo"] == "2023-11-14T01:00:00Z"
-    (cs,) = prof["chargingSchedule"]
-    assert cs["chargingRateUnit"] == "W" and cs["duration"] == 3600 and cs["startSchedule"] == prof["validFrom"]
-    assert cs["chargingSchedulePeriod"] == [{"startPeriod": 0, "limit": -3500.0}, {"startPeriod": 900, "limit": 7200.0}]
-    longer = to_charging_profile(sp(-3.5, sched), 1, until_ms=T0 + 3 * HOUR_MS, allow_discharge=False)
-    periods = longer["chargingSchedule"][0]["chargingSchedulePeriod"]
-    assert periods[0]["limit"] == 0.0 and periods[-1] == {"startPeriod": 7200, "limit": 1000.0}
-    assert "transactionId" not in longer
 
 
 def test_arrivals_forecast_learns_only_from_the_past_per_day_type():
