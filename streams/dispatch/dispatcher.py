@@ -374,8 +374,7 @@ class FeederDispatcher:
             energy[0] += max(0.0, -reading.active_power_kw) * held
         energy[3] += 1
         st.forecast.observe(reading.timestamp, own)
-        if reading.timestamp >= st.last_meter_ms:
-            st.last_meter_ms, st.last_own_kw = reading.timestamp, own
+        st.observe_own(reading.timestamp, own)
         m = self._month(reading.timestamp)
         if m != st.peak_month:
             st.peak_month, st.peak_kw = m, 0.0
@@ -718,6 +717,7 @@ class FeederDispatcher:
             cands[cid] = (safe, message, hr)
         live = {cid for cid in cands if (s := self.sessions.get(cid)) is not None and s.connected}
         by_site: dict[str, list[str]] = {}
+        held: set[str] = set()  # chargers of a site held to its import limit: a lower value is sent at once
         for cid in sorted(live):
             by_site.setdefault(self.chargers[cid].site_id, []).append(cid)
         for sid, cids in by_site.items():
@@ -725,6 +725,8 @@ class FeederDispatcher:
                                      self._own_load(sid, now_ms), own_import_kw=self._own_load_high(sid, now_ms))
             if why is None:
                 continue
+            if why == "site_import_limit":
+                held.update(cids)
             for cid in cids:
                 safe, message, hr = cands[cid]
                 if abs(new[cid] - safe.kw) > 1e-9:
@@ -742,7 +744,8 @@ class FeederDispatcher:
             if cid not in live:
                 if last is None or last.reason != safe.reason or last.setpoint_kw != safe.kw:
                     emit.add(cid)  # idle charger: emit on change only
-            elif should_emit(last, safe.kw, safe.reason, now_ms, c.setpoint_threshold_kw, c.setpoint_refresh_ms):
+            elif should_emit(last, safe.kw, safe.reason, now_ms, c.setpoint_threshold_kw, c.setpoint_refresh_ms) \
+                    or (cid in held and last is not None and safe.kw < last.setpoint_kw - 1e-6):
                 emit.add(cid)
         for cids in by_site.values():  # a site's setpoints go together, so their sum (and schedules) hold
             if len(cids) > 1 and emit.intersection(cids):
@@ -786,13 +789,10 @@ class FeederDispatcher:
         return st.last_meter_ms + self.config.site_meter_stale_ms if own is not None and st is not None else None
 
     def _own_load_high(self, site_id: str, now_ms: int) -> float | None:
-        """The higher of the site's last measured own load and its forecast (the import limit holds against it);
+        """The own load the site's import limit holds against until the next step (:meth:`SiteState.own_load_high`);
         ``None`` when the meter is not fresh."""
         st = self.site_states.get(site_id)
-        if st is None or st.last_own_kw is None or now_ms - st.last_meter_ms > self.config.site_meter_stale_ms:
-            return None
-        fc = st.forecast.at(now_ms)
-        return max(st.last_own_kw, fc) if fc is not None else st.last_own_kw
+        return st.own_load_high(now_ms, self.config.site_meter_stale_ms, self.config.step_ms) if st else None
 
     def _own_load(self, site_id: str, now_ms: int) -> float | None:
         st = self.site_states.get(site_id)
