@@ -233,6 +233,9 @@ class FeederDispatcher:
     """Discharge since the SoC report, by (charger, time, log state): a cache of :meth:`_projected`."""
     site_mark: dict[str, tuple[float, ...]] = field(default_factory=dict)
     """Per charger: its site's counters at its last report (the start of a settlement period beginning then)."""
+    power_log: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
+    """Per charger at a site with a meter: (time, reported power) at each change, for the site meter's stale
+    window, so that a site reading is net of its assets at the reading's time, not at the plan's."""
     site_command: dict[str, tuple[int, float]] = field(default_factory=dict)
     """Per site: the net power commanded at the last interval (time, kW; − = export)."""
 
@@ -302,6 +305,9 @@ class FeederDispatcher:
         new = session_from_telemetry(prev, tel)
         if new is prev:
             return
+        if ch is not None and ch.site_id in self.site_states:
+            self._log_power(tel.charger_id, tel.timestamp, new.power_kw if new.connected
+                            and new.grid_state == "grid_connected" else 0.0)
         if tel.soc_pct is not None or not new.connected or new.session_id != (prev.session_id if prev else None):
             log = self.sent_log.get(tel.charger_id, [])
             self.sent_log[tel.charger_id] = [sp for sp in log if sp.valid_until > tel.timestamp][-1:]
@@ -364,9 +370,8 @@ class FeederDispatcher:
         if st is None:
             c = self.config
             st = self.site_states[sid] = SiteState(sid, SiteLoadForecast(c.step_ms, c.site_forecast_alpha, c.timezone))
-        assets = sum(s.power_kw for cid, s in self.sessions.items()
-                     if s.connected and s.grid_state == "grid_connected" and cid in self.chargers
-                     and self.chargers[cid].site_id == sid)
+        assets = sum(self._power_then(cid, s, reading.timestamp) for cid, s in self.sessions.items()
+                     if cid in self.chargers and self.chargers[cid].site_id == sid)
         own = reading.active_power_kw - assets
         energy = self.site_energy.setdefault(sid, [0.0, 0.0, 0.0, 0.0])
         if 0 <= st.last_meter_ms < reading.timestamp:  # export at the point of interconnection, held until now
@@ -379,6 +384,24 @@ class FeederDispatcher:
         if m != st.peak_month:
             st.peak_month, st.peak_kw = m, 0.0
         st.peak_kw = max(st.peak_kw, reading.active_power_kw)
+
+    def _log_power(self, cid: str, t_ms: int, kw: float) -> None:
+        log = self.power_log.setdefault(cid, [])
+        if log and log[-1][0] > t_ms:
+            return  # out of order: the log keeps the newest
+        if not log or log[-1][1] != kw:
+            log.append((t_ms, kw))
+        keep = t_ms - self.config.site_meter_stale_ms - self.config.step_ms
+        while len(log) > 1 and log[1][0] <= keep:
+            del log[0]
+
+    def _power_then(self, cid: str, s: SessionState, t_ms: int) -> float:
+        """A charger's reported power (grid-connected and plugged in, else 0) at ``t_ms``, from its power log
+        where it reaches back that far, else now."""
+        then = [kw for t, kw in self.power_log.get(cid, []) if t <= t_ms]
+        if then:
+            return then[-1]
+        return s.power_kw if s.connected and s.grid_state == "grid_connected" else 0.0
 
     def on_signal(self, sig: GridSignal) -> None:
         """Add or replace a grid signal (limits, prices)."""
@@ -902,5 +925,6 @@ class FeederDispatcher:
                        registered=dict(self.registered), sites=dict(self.sites),
                        sent_log={k: list(v) for k, v in self.sent_log.items()},
                        site_energy=copy.deepcopy(self.site_energy), site_mark=dict(self.site_mark),
+                       power_log={k: list(v) for k, v in self.power_log.items()},
                        site_command=dict(self.site_command), self_consumed_kwh=dict(self.self_consumed_kwh),
                        exports=copy.deepcopy(self.exports), projection_memo={})

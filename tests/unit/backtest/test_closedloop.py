@@ -142,9 +142,11 @@ def test_acn_two_days_closed_loop(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_a_site_meter_reads_the_sites_own_load_plus_its_twins(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_sites_closed_loop_hold_their_rules_and_a_site_meter_reads_own_load_plus_twins(
+        monkeypatch: pytest.MonkeyPatch) -> None:
     """Issue 14: a load file's ``site_id`` rows are the site's own load; the closed loop gives the worker what the
-    site meter measures at the point of interconnection (own load + the site's charger then), never late."""
+    site meter measures at the point of interconnection (own load + the site's charger then), never late. The
+    bundled sites day closed loop: no site-level breach, V2G where (and only where) it is allowed."""
     import streams.backtest.closedloop as cl
     from streams.backtest.inputs import from_scenario
     from streams.contracts.codec import default_codec
@@ -182,5 +184,12 @@ def test_a_site_meter_reads_the_sites_own_load_plus_its_twins(monkeypatch: pytes
     assert len(given) == len(own) == 288
     for m in given:
         if m.timestamp < max(own):  # the last one is read after every twin stopped
-            assert m.active_power_kw == pytest.approx(own[m.timestamp] + twin_b1[m.timestamp], abs=1e-3)
+            assert m.active_power_kw == pytest.approx(own[m.timestamp] + twin_b1[m.timestamp], abs=0.01)
     assert sum(1 for m in given if abs(m.active_power_kw - own[m.timestamp]) > 0.5) > 10  # the car is counted
+    rep = compute_report(ins, setpoints=run.outputs[SETPOINTS], settings=run_settings(ins), twins=run,
+                         optimum=False).figures
+    t = rep["total"]
+    assert t["sites"] == 4 and t["site_breaches"] == 0 and t["safety_violations"] == 0, rep["safety_violation_details"]
+    assert t["sites_v2g_kwh"].get("parallel_exporting", 0.0) > 1.0
+    assert t["sites_v2g_kwh"].get("parallel_non_exporting", 0.0) > 1.0
+    assert "non_parallel" not in t["sites_v2g_kwh"]
