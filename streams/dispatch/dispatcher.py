@@ -780,7 +780,7 @@ class FeederDispatcher:
             valid = c.setpoint_validity_ms
             until = self._credit_until(self.chargers[cid].site_id, now_ms) if cid in self.chargers else None
             if safe.kw < 0 and until is not None:  # discharge that counts on the site meter: not beyond its freshness
-                valid = max(1, min(valid, until - now_ms))
+                valid = max(1, min(valid, until - now_ms, c.step_ms))  # nor beyond the next reading's decision
             out.append(self._send(cid, now_ms, safe.kw, safe.reason, scheds.get(cid, []), message,
                                   plan.plan_id if plan is not None else "none", valid_ms=valid))
         self._bump_peak(now_ms, base + sum(cands[cid][0].kw for cid in live))
