@@ -126,3 +126,33 @@ def test_a_dead_letters_key_and_reason_are_bounded_exactly() -> None:
     assert cut.key == b"k" * 1_024 and cut.reason == "why (key of 1025 bytes, first 1024 kept)"
     long = dead_letter(msg, Rejection("corrupt", "r" * 2_001), "w", T0)
     assert long.reason == "r" * 1_999 + "…" and len(long.reason) == 2_000
+
+
+def test_each_refusal_says_why_in_words() -> None:
+    """Every refusal has its code and a reason a person can act on (docs/contracts.md, dead letters)."""
+    assert check(b"") == Rejection("truncated", "empty message value (0 bytes)")
+    assert check(None) == Rejection("truncated", "empty message value (0 bytes)")
+    one = check(b"\xc3")  # one byte is not empty: the codec says it is shorter than the header
+    assert isinstance(one, Rejection) and one.code == "truncated" and one.reason != "empty message value (0 bytes)"
+    big = reading()
+    assert check(big, max_message_bytes=len(big) - 1) == Rejection(
+        "oversized", f"{len(big)} bytes is above the {len(big) - 1}-byte limit")
+    registry = next(t for t, spec in TOPICS.items() if len(spec.records) > 1)  # the registry: two record types
+    assert check(reading(), topic=registry) == Rejection(
+        "wrong_record_type", f"got a MeterReading, this topic carries {' or '.join(TOPICS[registry].records)}")
+
+
+def test_the_default_clock_is_the_wall_clock_in_milliseconds() -> None:
+    """``max_future_ms`` is counted from now (epoch milliseconds) when no clock is given."""
+    import time
+
+    now = int(time.time() * 1000)
+    v = Validator(CODEC)
+    assert type(v.check(RawMessage(METER_READINGS, 0, 1, b"F1", reading(now), now))).__name__ == "MeterReading"
+    ahead = v.check(RawMessage(METER_READINGS, 0, 1, b"F1", reading(now + 7_200_000), now))
+    assert isinstance(ahead, Rejection) and ahead.code == "out_of_window"
+
+
+def test_a_message_without_a_broker_timestamp_is_dead_lettered_without_one() -> None:
+    msg = RawMessage(METER_READINGS, 0, 1, b"F1", b"x")
+    assert dead_letter(msg, Rejection("corrupt", "why"), "w", T0).record_timestamp is None
