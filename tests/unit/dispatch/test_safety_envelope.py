@@ -142,3 +142,19 @@ def test_the_capacity_is_the_reported_one_else_the_registered_one_and_never_zero
     assert capacity_kwh(plain, session(0.5)) == 0.5  # a small battery is still one
     assert capacity_kwh(plain, session(0.0)) is None
     assert capacity_kwh(plain, session(None)) is None
+
+
+def test_an_unplugged_car_gets_nothing_even_when_its_telemetry_is_stale() -> None:
+    """Stale telemetry → the safe fallback, except that a car known to be unplugged gets 0 kW."""
+    stale = session_from_telemetry(None, car().model_copy(update={"connected": False, "session_id": None}))
+    rules = SafetyRules(fallback_kw=3.0)
+    out = safe_setpoint(5.0, charger_from_registration(v2g()), stale, T0 + 10 * 3_600_000, 900.0, rules)
+    assert out.send and out.kw == 0.0 and out.reason == "stale_telemetry"
+
+
+def test_a_full_battery_never_charges_whatever_its_rating() -> None:
+    """A stationary battery never charges above its max SoC (default 100 %), however small its charger."""
+    for kw, max_soc, soc in ((0.5, 90.0, 90.0), (7.0, None, 100.0)):
+        battery = reg("b", "H", bidir=True, asset="stationary_battery", battery_capacity_kwh=10.0, kw=kw,
+                      max_soc_pct=max_soc)
+        assert envelope(kw, battery, tel("b", T0, soc=soc, cap=10.0, bidir=True, kw=kw, battery=True)) == 0.0
