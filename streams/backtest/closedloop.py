@@ -5,7 +5,10 @@ telemetry comes from the twins instead of the sessions file. Event time advances
 records stamped up to ``t`` go to the worker's own code (:class:`~streams.pipeline.worker.FeederWorker`), the
 setpoints it emits in answer reach the twins at ``t``, and only then does time move on. Meter readings are
 given a little ahead of the telemetry (a plan only uses what closed before it, so this changes nothing but lets
-telemetry through at once). Scores come from what the twins did.
+telemetry through at once), except a site's own meter: a load file's ``site_id`` rows are the site's own load
+(behind the meter, without its chargers), and the site meter measures the point of interconnection, so each
+reading is given when the twins reach its time, as that own load plus the power of the site's twins then.
+Scores come from what the twins did.
 """
 
 from __future__ import annotations
@@ -25,17 +28,18 @@ from streams.contracts.models import (
     ChargerRegistration,
     ChargerSetpoint,
     ChargerTelemetry,
+    MeterReading,
     decode_record,
     encode_record,
 )
 from streams.contracts.sessions import AcnSession
-from streams.contracts.topics import CHARGER_REGISTRY, CHARGER_TELEMETRY, SETPOINTS, TOPICS, WEATHER
+from streams.contracts.topics import CHARGER_REGISTRY, CHARGER_TELEMETRY, METER_READINGS, SETPOINTS, TOPICS, WEATHER
 from streams.ingest.validate import RawMessage
 from streams.pipeline.worker import Emit, FeederWorker
 from streams.settings import Settings, pipeline_config
 from streams.simulate.twin import ChargerTwin, SessionResult, TwinConfig, TwinFleet, TwinSession
 
-__all__ = ["ClosedLoopRun", "build_fleet", "run_closed_loop", "run_settings", "twin_config", "twin_result"]
+__all__ = ["ClosedLoopRun", "build_fleet", "power_at", "run_closed_loop", "run_settings", "twin_config", "twin_result"]
 
 HOUR_MS = 3_600_000
 
@@ -102,6 +106,26 @@ def build_fleet(inputs: BacktestInputs, config: TwinConfig) -> TwinFleet:
     return TwinFleet(twins)
 
 
+def power_at(twin: ChargerTwin, t: int) -> float:
+    """The twin's power at ``t`` (kW, + import), for ``t`` up to the time the twin has reached and beyond it."""
+    if t >= twin.t:
+        return twin.power
+    for a, b, kw in reversed(twin.segments):
+        if a <= t < b:
+            return kw
+        if b <= t:
+            break
+    return 0.0
+
+
+def _site_meter(d: dict[str, Any], codec: Any) -> MeterReading | None:
+    """The site meter reading of a raw history dict (``None``: another record)."""
+    if d["topic"] != METER_READINGS or d["value"] is None:
+        return None
+    rec = decode_record(codec, d["value"], TOPICS[METER_READINGS].record)
+    return rec if isinstance(rec, MeterReading) and rec.site_id is not None else None
+
+
 def _segments(fleet: TwinFleet) -> dict[str, list[tuple[int, int, float]]]:
     out: dict[str, list[tuple[int, int, float]]] = defaultdict(list)
     for tw in fleet.twins.values():
@@ -115,7 +139,8 @@ def run_closed_loop(inputs: BacktestInputs, settings: Settings, config: TwinConf
 
     ``settings`` are the worker's (see :func:`run_settings`); ``config`` the twins' (default
     :func:`twin_config`); ``lead_ms`` how far exogenous records go ahead of the twins (default one planning
-    step plus the grace period and one interval).
+    step plus the grace period and one interval; with site meters at most the grace period, so that a site
+    reading given when the twins reach it is not late).
     """
     cfg = config or twin_config(settings)
     lead = lead_ms if lead_ms is not None else inputs.step_ms + settings.grace_seconds * 1000 \
@@ -151,7 +176,19 @@ def run_closed_loop(inputs: BacktestInputs, settings: Settings, config: TwinConf
 
     flushed = inputs.with_flush()
     flush_tel = [r for r in flushed.streams[-1] if r.topic == CHARGER_TELEMETRY] if flushed is not inputs else []
-    exo: Iterator[dict[str, Any]] = (d for d in merged_records(inputs) if d["topic"] != CHARGER_TELEMETRY)
+    site_meters: list[MeterReading] = []  # held back from the replay, given with the twins' power
+
+    def exogenous() -> Iterator[dict[str, Any]]:
+        for d in merged_records(inputs):
+            if d["topic"] == CHARGER_TELEMETRY:
+                continue
+            m = _site_meter(d, codec)
+            if m is None:
+                yield d
+            else:
+                site_meters.append(m)
+
+    exo = exogenous()
     regs = [d for d in merged_records(inputs) if d["topic"] == CHARGER_REGISTRY]
     feed([raw(d["topic"], d["key"], d["value"], d["timestamp"]) for d in regs], force=False)
     pending = next(exo, None)
@@ -176,7 +213,25 @@ def run_closed_loop(inputs: BacktestInputs, settings: Settings, config: TwinConf
     def tel_msgs(records: Iterable[ChargerTelemetry]) -> list[RawMessage]:
         return [raw(CHARGER_TELEMETRY, r.feeder_id.encode(), encode_record(codec, r), r.timestamp) for r in records]
 
+    if site_meters or any(m.site_id is not None for m in inputs.readings):
+        lead = min(lead, settings.grace_seconds * 1000)  # the meter round stays within its grace of the twins
     fleet = build_fleet(inputs, cfg)
+    site_of = {cid: reg.site_id for cid, reg in inputs.registrations.items() if reg.active}
+    meter_at = 0
+
+    def feed_site_meters(until: int) -> None:
+        nonlocal meter_at
+        site_meters.sort(key=lambda m: m.timestamp)
+        msgs = []
+        while meter_at < len(site_meters) and site_meters[meter_at].timestamp <= until:
+            m = site_meters[meter_at]
+            meter_at += 1
+            ev = sum(power_at(tw, m.timestamp) for cid, tw in sorted(fleet.twins.items())
+                     if site_of.get(cid) == m.site_id)
+            m = m.model_copy(update={"active_power_kw": round(m.active_power_kw + ev, 6)})
+            msgs.append(raw(METER_READINGS, m.feeder_id.encode(), encode_record(codec, m), m.timestamp))
+        feed(msgs, force=False)
+
     run = ClosedLoopRun(out, [], [])
     t = fleet.next_time()
     while t is not None:
@@ -187,10 +242,12 @@ def run_closed_loop(inputs: BacktestInputs, settings: Settings, config: TwinConf
             run.rounds += 1
             sps = feed(tel_msgs(reports))
             reports = fleet.deliver(sps, t)
+        feed_site_meters(t)  # what the twins draw at t, once they have acted at t
         t = fleet.next_time()
     run.controlled = fleet.finish()
     run.segments = _segments(fleet)
     feed_exo(2**62)
+    feed_site_meters(2**62)
     flush = [raw(r.topic, r.key, r.value, r.timestamp) for r in flush_tel]
     feed(flush)
     collect(worker.checkpoint())

@@ -32,8 +32,7 @@ from streams.contracts.models import (
 )
 from streams.contracts.sessions import AcnSession
 from streams.dispatch.planner import HOUR_MS
-from streams.dispatch.safety import charge_limit_kw, discharge_limit_kw
-from streams.dispatch.state import FeederLimits, charger_from_registration
+from streams.dispatch.state import FeederLimits
 from streams.simulate.twin import command_at
 
 __all__ = [
@@ -313,11 +312,24 @@ def _plugged(sessions: Sequence[AcnSession], t: int) -> AcnSession | None:
     return None
 
 
+def _export_rating_kw(reg: ChargerRegistration, consent: bool) -> float:
+    """The rule as written (docs/dispatch.md), not the envelope's code: a charger may discharge into the grid only
+    if it is bidirectional on a ``parallel_exporting`` site with a positive approved export limit and its driver
+    consented (V2G enrolment or ``consent``: an accepted export offer; a stationary battery always), and then
+    no more than the smaller of its discharge rating and that limit, kW."""
+    if not (reg.bidirectional and reg.interconnection_class == "parallel_exporting"):
+        return 0.0
+    if not (consent or reg.v2g_enrolled or reg.asset_type == "stationary_battery"):
+        return 0.0
+    return max(0.0, min(reg.max_discharge_kw, reg.export_limit_kw))
+
+
 def audit_setpoints(setpoints: Iterable[ChargerSetpoint], registrations: Mapping[str, ChargerRegistration],
                     sessions: Sequence[AcnSession], *, min_soc_pct: Mapping[str, float] | None = None,
                     reserve_soc_pct: float = 30.0, export_offers: Iterable[IncentiveEvent] = (),
                     accepted_offer_ids: Iterable[str] = (), tol_kw: float = 1e-3) -> list[SafetyViolation]:
-    """Check every setpoint and schedule point against the dispatch rules (:mod:`streams.dispatch.safety`).
+    """Check every setpoint and schedule point against the dispatch rules as written (docs/dispatch.md), sharing
+    no code with the envelope (:mod:`streams.dispatch.safety`, :mod:`streams.dispatch.site_rules`).
 
     Rules: the charger is registered; ``valid_until > valid_from``; ``0 <= fallback_kw <=`` charge limit;
     power ``<=`` the charge limit (registration, and the plugged-in car's rating); discharge only where the
@@ -343,10 +355,9 @@ def audit_setpoints(setpoints: Iterable[ChargerSetpoint], registrations: Mapping
         if reg is None:
             bad("unknown_charger", "setpoint for a charger that is not registered", sp.valid_from)
             continue
-        info = charger_from_registration(reg)
         if sp.valid_until <= sp.valid_from:
             bad("validity", f"valid_until {sp.valid_until} <= valid_from {sp.valid_from}", sp.valid_from)
-        hi_reg = charge_limit_kw(info, None)
+        hi_reg = max(0.0, reg.max_charge_kw)
         if not 0.0 <= sp.fallback_kw <= hi_reg + tol_kw:
             bad("fallback", f"fallback {sp.fallback_kw} kW outside [0, {hi_reg}]", sp.valid_from)
         points = [(sp.valid_from, sp.setpoint_kw)] + [(max(p.start, sp.valid_from), p.kw) for p in sp.schedule]
@@ -360,14 +371,16 @@ def audit_setpoints(setpoints: Iterable[ChargerSetpoint], registrations: Mapping
                 bad("above_charge_limit", f"{kw} kW > {hi} kW", t)
             if kw < -tol_kw:
                 offer_ok = any(a <= t < b for a, b in windows.get(sp.charger_id, []))
-                lo = discharge_limit_kw(info, None, export_allowed=offer_ok)
-                behind = info.bidirectional and info.interconnection_class == "parallel_non_exporting"
+                lo = _export_rating_kw(reg, consent=offer_ok)
+                behind = reg.bidirectional and reg.interconnection_class == "parallel_non_exporting"
+                exporting = reg.bidirectional and reg.interconnection_class == "parallel_exporting" \
+                    and reg.export_limit_kw > 0 and reg.max_discharge_kw > 0
                 if behind:
                     pass  # V2H / V2B: the site-level audit (audit_sites) checks the site never exports
-                elif not info.may_export:
-                    bad("export_not_allowed", f"{kw} kW on a {info.interconnection_class} site "
-                        f"(bidirectional={info.bidirectional})", t)
-                elif not (info.v2g_enrolled or offer_ok):
+                elif not exporting:
+                    bad("export_not_allowed", f"{kw} kW on a {reg.interconnection_class} site "
+                        f"(bidirectional={reg.bidirectional})", t)
+                elif not (reg.v2g_enrolled or reg.asset_type == "stationary_battery" or offer_ok):
                     bad("not_enrolled", f"{kw} kW without V2G enrolment or an accepted export offer", t)
                 elif -kw > lo + tol_kw:
                     bad("above_export_limit", f"{-kw} kW > approved {lo} kW", t)

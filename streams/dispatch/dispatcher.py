@@ -111,6 +111,9 @@ class FeederDispatcher(DeadReckoning, PlanBuilding, Offering, RequestTracking, S
     site_command: dict[str, tuple[int, float]] = field(default_factory=dict)
     """Per site: the net power commanded at the last interval (time, kW; − = export)."""
     power_log: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
+    reported_power: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
+    """Per charger at a site with a meter: (time, reported power) at each change, for the site meter's stale
+    window, so that a site reading is net of its assets at the reading's time, not at the plan's."""
     """Per charger: (start, kW) of the setpoints sent since its last report (dead reckoning)."""
 
     def __setstate__(self, state: dict) -> None:
@@ -178,4 +181,5 @@ class FeederDispatcher(DeadReckoning, PlanBuilding, Offering, RequestTracking, S
                        site_energy=copy.deepcopy(self.site_energy), site_mark=dict(self.site_mark),
                        site_command=dict(self.site_command), self_consumed_kwh=dict(self.self_consumed_kwh),
                        exports=copy.deepcopy(self.exports), projection_memo={},
-                       power_log={k: list(v) for k, v in self.power_log.items()})
+                       power_log={k: list(v) for k, v in self.power_log.items()},
+                       reported_power={k: list(v) for k, v in self.reported_power.items()})

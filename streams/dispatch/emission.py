@@ -101,6 +101,7 @@ class SetpointEmission(Envelope, SiteView):
             cands[cid] = (safe, message, hr)
         live = {cid for cid in cands if (s := self.sessions.get(cid)) is not None and s.connected}
         by_site: dict[str, list[str]] = {}
+        held_site: set[str] = set()  # chargers of a site held to its import limit: a lower value is sent at once
         for cid in sorted(live):
             by_site.setdefault(self.chargers[cid].site_id, []).append(cid)
         for sid, cids in by_site.items():
@@ -108,6 +109,8 @@ class SetpointEmission(Envelope, SiteView):
                                      self._own_load(sid, now_ms), own_import_kw=self._own_load_high(sid, now_ms))
             if why is None:
                 continue
+            if why == "site_import_limit":
+                held_site.update(cids)
             for cid in cids:
                 safe, message, hr = cands[cid]
                 if abs(new[cid] - safe.kw) > 1e-9:
@@ -125,7 +128,8 @@ class SetpointEmission(Envelope, SiteView):
             if cid not in live:
                 if last is None or last.reason != safe.reason or last.setpoint_kw != safe.kw:
                     emit.add(cid)  # idle charger: emit on change only
-            elif should_emit(last, safe.kw, safe.reason, now_ms, c.setpoint_threshold_kw, c.setpoint_refresh_ms):
+            elif should_emit(last, safe.kw, safe.reason, now_ms, c.setpoint_threshold_kw, c.setpoint_refresh_ms) \
+                    or (cid in held_site and last is not None and safe.kw < last.setpoint_kw - 1e-6):
                 emit.add(cid)
         for cids in by_site.values():  # a site's setpoints go together, so their sum (and schedules) hold
             if len(cids) > 1 and emit.intersection(cids):
@@ -137,7 +141,7 @@ class SetpointEmission(Envelope, SiteView):
             valid = c.setpoint_validity_ms
             until = self._credit_until(self.chargers[cid].site_id, now_ms) if cid in self.chargers else None
             if safe.kw < 0 and until is not None:  # discharge that counts on the site meter: not beyond its freshness
-                valid = max(1, min(valid, until - now_ms))
+                valid = max(1, min(valid, until - now_ms, c.step_ms))  # nor beyond the next reading's decision
             out.append(self._send(cid, now_ms, safe.kw, safe.reason, scheds.get(cid, []), message,
                                   plan.plan_id if plan is not None else "none", valid_ms=valid))
         self._bump_peak(now_ms, base + sum(cands[cid][0].kw for cid in live))
@@ -250,7 +254,9 @@ class SetpointEmission(Envelope, SiteView):
                 reason, message = "backup_mode", "revoked: islanded"
             elif s is not None and not s.connected:
                 reason, message = "unplugged", "revoked: unplugged"
-            elif discharging and discharge_limit_kw(ch, s, True, ch.max_discharge_kw) <= 0.0:
+            elif discharging and discharge_limit_kw(
+                    ch, s, True, self._own_load(ch.site_id, now_ms) if ch.behind_the_meter else ch.max_discharge_kw
+            ) <= 0.0:  # behind the meter: only against a fresh reading of the site's own load
                 keep = max(0.0, last.setpoint_kw)
                 sched = [SchedulePoint(start=p.start, kw=max(0.0, p.kw)) for p in last.schedule]
                 why = restriction(self.sites.get(ch.site_id), ch.inverter_location)

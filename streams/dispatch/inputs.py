@@ -95,6 +95,9 @@ class DispatchInputs(SiteView, ExportSettlement):
         new = session_from_telemetry(prev, tel)
         if new is prev:
             return
+        if ch is not None and ch.site_id in self.site_states:
+            self._log_power(tel.charger_id, tel.timestamp, new.power_kw if new.connected
+                            and new.grid_state == "grid_connected" else 0.0)
         if tel.soc_pct is not None or not new.connected or new.session_id != (prev.session_id if prev else None):
             log = self.sent_log.get(tel.charger_id, [])
             self.sent_log[tel.charger_id] = [sp for sp in log if sp.valid_until > tel.timestamp][-1:]

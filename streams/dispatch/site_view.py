@@ -31,6 +31,7 @@ class SiteView(BillingPeak):
     chargers: dict[str, ChargerInfo]
     sessions: dict[str, SessionState]
     site_states: dict[str, SiteState]
+    reported_power: dict[str, list[tuple[int, float]]]
     registered: dict[str, ChargerInfo]
     sites: dict[str, SiteRegistration]
     site_energy: dict[str, list[float]]
@@ -59,9 +60,8 @@ class SiteView(BillingPeak):
         if st is None:
             c = self.config
             st = self.site_states[sid] = SiteState(sid, SiteLoadForecast(c.step_ms, c.site_forecast_alpha, c.timezone))
-        assets = sum(s.power_kw for cid, s in self.sessions.items()
-                     if s.connected and s.grid_state == "grid_connected" and cid in self.chargers
-                     and self.chargers[cid].site_id == sid)
+        assets = sum(self._power_then(cid, s, reading.timestamp) for cid, s in self.sessions.items()
+                     if cid in self.chargers and self.chargers[cid].site_id == sid)
         own = reading.active_power_kw - assets
         energy = self.site_energy.setdefault(sid, [0.0, 0.0, 0.0, 0.0])
         if 0 <= st.last_meter_ms < reading.timestamp:  # export at the point of interconnection, held until now
@@ -69,12 +69,29 @@ class SiteView(BillingPeak):
             energy[0] += max(0.0, -reading.active_power_kw) * held
         energy[3] += 1
         st.forecast.observe(reading.timestamp, own)
-        if reading.timestamp >= st.last_meter_ms:
-            st.last_meter_ms, st.last_own_kw = reading.timestamp, own
+        st.observe_own(reading.timestamp, own)
         m = self._month(reading.timestamp)
         if m != st.peak_month:
             st.peak_month, st.peak_kw = m, 0.0
         st.peak_kw = max(st.peak_kw, reading.active_power_kw)
+
+    def _log_power(self, cid: str, t_ms: int, kw: float) -> None:
+        log = self.reported_power.setdefault(cid, [])
+        if log and log[-1][0] > t_ms:
+            return  # out of order: the log keeps the newest
+        if not log or log[-1][1] != kw:
+            log.append((t_ms, kw))
+        keep = t_ms - self.config.site_meter_stale_ms - self.config.step_ms
+        while len(log) > 1 and log[1][0] <= keep:
+            del log[0]
+
+    def _power_then(self, cid: str, s: SessionState, t_ms: int) -> float:
+        """A charger's reported power (grid-connected and plugged in, else 0) at ``t_ms``, from its power log
+        where it reaches back that far, else now."""
+        then = [kw for t, kw in self.reported_power.get(cid, []) if t <= t_ms]
+        if then:
+            return then[-1]
+        return s.power_kw if s.connected and s.grid_state == "grid_connected" else 0.0
 
     def site_own_load_kw(self, site_id: str, t_ms: int) -> float | None:
         """Forecast own load of a site at ``t_ms`` (``None`` if its meter never reported)."""
@@ -88,13 +105,10 @@ class SiteView(BillingPeak):
         return st.last_meter_ms + self.config.site_meter_stale_ms if own is not None and st is not None else None
 
     def _own_load_high(self, site_id: str, now_ms: int) -> float | None:
-        """The higher of the site's last measured own load and its forecast (the import limit holds against it);
+        """The own load the site's import limit holds against until the next step (:meth:`SiteState.own_load_high`);
         ``None`` when the meter is not fresh."""
         st = self.site_states.get(site_id)
-        if st is None or st.last_own_kw is None or now_ms - st.last_meter_ms > self.config.site_meter_stale_ms:
-            return None
-        fc = st.forecast.at(now_ms)
-        return max(st.last_own_kw, fc) if fc is not None else st.last_own_kw
+        return st.own_load_high(now_ms, self.config.site_meter_stale_ms, self.config.step_ms) if st else None
 
     def _own_load(self, site_id: str, now_ms: int) -> float | None:
         st = self.site_states.get(site_id)

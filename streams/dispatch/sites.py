@@ -74,8 +74,34 @@ class SiteState:
     forecast: SiteLoadForecast
     last_meter_ms: int = -1
     last_own_kw: float | None = None
+    rise_kw_per_ms: float = 0.0
+    """How fast the own load rose between its last two readings (0 when it fell), kW per ms."""
     peak_month: str = ""
     peak_kw: float = 0.0
+
+    def observe_own(self, t_ms: int, own_kw: float) -> None:
+        """The own load ``own_kw`` read at ``t_ms``: the latest reading and its rise since the one before."""
+        if t_ms < self.last_meter_ms:
+            return
+        if self.last_own_kw is not None and t_ms > self.last_meter_ms:
+            self.rise_kw_per_ms = max(0.0, (own_kw - self.last_own_kw) / (t_ms - self.last_meter_ms))
+        self.last_meter_ms, self.last_own_kw = t_ms, own_kw
+
+    def own_load_high(self, now_ms: int, stale_ms: int, ahead_ms: int) -> float | None:
+        """The own load an import limit must hold against until ``now_ms + ahead_ms``: the higher of the last
+        reading and the forecast, plus the last rise carried on from the reading to then (a rising load is
+        read late); ``None`` when the meter has not reported within ``stale_ms``.
+
+        >>> st = SiteState("s", SiteLoadForecast())
+        >>> st.observe_own(0, 3.0); st.observe_own(300_000, 3.1)
+        >>> round(st.own_load_high(300_000, 1_800_000, 300_000), 3)
+        3.2
+        """
+        if self.last_own_kw is None or now_ms - self.last_meter_ms > stale_ms:
+            return None
+        fc = self.forecast.at(now_ms)
+        high = max(self.last_own_kw, fc) if fc is not None else self.last_own_kw
+        return high + self.rise_kw_per_ms * max(0, now_ms + ahead_ms - self.last_meter_ms)
 
     def own_load_now(self, now_ms: int, stale_ms: int) -> float | None:
         """Conservative own load now: the smaller of the last measurement and the forecast; ``None`` when

@@ -95,9 +95,6 @@ def test_backtest_acn_two_days(kafka_bootstrap: str, monkeypatch: pytest.MonkeyP
 
 @pytest.mark.slow
 @pytest.mark.timeout(600)
-@pytest.mark.xfail(strict=True, reason="after the merge with the closed-loop planner change (a limit the base load "
-                   "alone breaks costs less than a driver's shortfall), site-B breaks its import limit once; open "
-                   "for issue 14")
 def test_backtest_sites_hold_their_interconnection_rules(kafka_bootstrap: str, monkeypatch: pytest.MonkeyPatch,
                                                         tmp_path: Path) -> None:
     """Issue 14: several exporting chargers behind one meter with a lower site limit, V2H behind a meter, a

@@ -138,3 +138,58 @@ def test_acn_two_days_closed_loop(tmp_path: Path) -> None:
     assert t["sessions"] == len(rows) and t["safety_violations"] == 0 and t["limit_violation_kwh"] == 0.0
     assert t["energy_delivered_pct_of_deliverable"] >= 99.5, rep.figures["short_sessions"]
     assert t["optimal_peak_kw"] <= t["peak_kw"] < 0.5 * t["uncontrolled_peak_kw"]
+
+
+
+@pytest.mark.slow
+def test_sites_closed_loop_hold_their_rules_and_a_site_meter_reads_own_load_plus_twins(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 14: a load file's ``site_id`` rows are the site's own load; the closed loop gives the worker what the
+    site meter measures at the point of interconnection (own load + the site's charger then), never late. The
+    bundled sites day closed loop: no site-level breach, V2G where (and only where) it is allowed."""
+    import streams.backtest.closedloop as cl
+    from streams.backtest.inputs import from_scenario
+    from streams.contracts.codec import default_codec
+    from streams.contracts.models import MeterReading, decode_record
+    from streams.contracts.topics import METER_READINGS
+    from streams.replay.scenario import load_scenario
+
+    given: list[MeterReading] = []
+
+    class Spy(cl.FeederWorker):
+        def process(self, msgs, *args, **kwargs):  # type: ignore[no-untyped-def]
+            for m in msgs:
+                if m.topic == METER_READINGS:
+                    rec = decode_record(default_codec(), m.value, "MeterReading")
+                    if rec.site_id is not None:
+                        given.append(rec)
+            return super().process(msgs, *args, **kwargs)
+
+    fleets: list = []
+    build = cl.build_fleet
+
+    def spy_fleet(*args, **kwargs):  # type: ignore[no-untyped-def]
+        fleets.append(build(*args, **kwargs))
+        return fleets[-1]
+
+    monkeypatch.setattr(cl, "FeederWorker", Spy)
+    monkeypatch.setattr(cl, "build_fleet", spy_fleet)
+    root = Path(__file__).resolve().parents[3]
+    ins = from_scenario(load_scenario(root / "scenarios/day-sites-v2g.yaml"))
+    own = {m.timestamp: m.active_power_kw for m in ins.readings if m.site_id == "site-B"}
+    run = run_closed_loop(ins, run_settings(ins))
+    assert run.rejected == {}
+    b1 = fleets[0].twins["B1"].segments  # the controlled fleet
+    twin_b1 = {ts: next((kw for a, b, kw in b1 if a <= ts < b), 0.0) for ts in own}
+    assert len(given) == len(own) == 288
+    for m in given:
+        if m.timestamp < max(own):  # the last one is read after every twin stopped
+            assert m.active_power_kw == pytest.approx(own[m.timestamp] + twin_b1[m.timestamp], abs=0.01)
+    assert sum(1 for m in given if abs(m.active_power_kw - own[m.timestamp]) > 0.5) > 10  # the car is counted
+    rep = compute_report(ins, setpoints=run.outputs[SETPOINTS], settings=run_settings(ins), twins=run,
+                         optimum=False).figures
+    t = rep["total"]
+    assert t["sites"] == 4 and t["site_breaches"] == 0 and t["safety_violations"] == 0, rep["safety_violation_details"]
+    assert t["sites_v2g_kwh"].get("parallel_exporting", 0.0) > 1.0
+    assert t["sites_v2g_kwh"].get("parallel_non_exporting", 0.0) > 1.0
+    assert "non_parallel" not in t["sites_v2g_kwh"]

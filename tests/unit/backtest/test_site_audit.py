@@ -64,3 +64,15 @@ def test_sessions_csv_site_columns(tmp_path) -> None:
     p.write_text(head + rows[0] + "\n" + rows[1].replace("parallel_exporting", "non_parallel") + "\n")
     with pytest.raises(ValueError, match="site H: its rows disagree on the interconnection class"):
         read_acn_sessions(p)
+
+
+def test_the_audit_shares_no_code_with_the_envelope() -> None:
+    """Safety is checked by a checker that shares no code with the envelope: importing the backtest audit loads
+    neither streams.dispatch.safety nor streams.dispatch.site_rules (nor anything that imports them)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, streams.backtest.metrics; "
+            "print(sorted(m for m in sys.modules if m in ('streams.dispatch.safety', 'streams.dispatch.site_rules')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout

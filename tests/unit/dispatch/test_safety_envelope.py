@@ -3,6 +3,8 @@ them are clipped. Each case was a mutant of streams/dispatch/safety.py that surv
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from streams.dispatch.safety import SafeSetpoint, SafetyRules, safe_setpoint
@@ -95,3 +97,64 @@ def test_no_plan_or_a_non_finite_plan_is_zero(planned: float | None, kw: float, 
     out = safe_setpoint(planned, charger_from_registration(v2g()), session_from_telemetry(None, car()), T0, 3600.0,
                         RULES)
     assert (out.kw, out.reason) == (kw, reason)
+
+
+def test_without_an_accepted_offer_an_unenrolled_driver_never_discharges() -> None:
+    """Consent is V2G enrolment or an accepted export offer; a caller that says nothing about offers has none."""
+    from streams.dispatch.safety import discharge_limit_kw
+
+    info = charger_from_registration(v2g(enrolled=False))
+    session = session_from_telemetry(None, car())
+    assert discharge_limit_kw(info, session) == 0.0
+    out = safe_setpoint(-5.0, info, session, T0, 3600.0, RULES)
+    assert out.send and out.kw == 0.0 and out.reason == "clipped_by_safety"
+
+
+def test_behind_the_meter_discharge_only_on_a_non_exporting_site_and_only_up_to_its_own_load() -> None:
+    """``parallel_non_exporting`` (V2H / V2B): discharge up to the site's uncovered own load (unknown: none);
+    ``non_parallel``: no discharge whatever the load."""
+    session = session_from_telemetry(None, car(soc=80.0))
+
+    def out(cls: str, headroom: float | None) -> float:
+        info = charger_from_registration(reg("c", "H", cls=cls, enrolled=True, bidir=True))
+        return safe_setpoint(-7.0, info, session, T0, 900.0, RULES, site_headroom_kw=headroom).kw
+
+    assert out("parallel_non_exporting", 3.0) == pytest.approx(-3.0)
+    assert out("parallel_non_exporting", None) == 0.0
+    assert out("non_parallel", 3.0) == 0.0
+
+
+def test_the_capacity_is_the_reported_one_else_the_registered_one_and_never_zero() -> None:
+    """Battery capacity: what telemetry reports (even a small one), else what the registration says; a capacity
+    of 0 or not a number is unknown."""
+    from streams.dispatch.safety import capacity_kwh
+
+    battery = charger_from_registration(reg("b", "H", bidir=True, asset="stationary_battery",
+                                            battery_capacity_kwh=10.0))
+    plain = charger_from_registration(reg("c", "H", bidir=True))
+
+    def session(cap: float | None):  # type: ignore[no-untyped-def]
+        return replace(session_from_telemetry(None, car()), capacity_kwh=cap)
+
+    assert capacity_kwh(battery, session(60.0)) == 60.0  # reported wins
+    assert capacity_kwh(battery, session(float("nan"))) == 10.0
+    assert capacity_kwh(battery, session(None)) == 10.0
+    assert capacity_kwh(plain, session(0.5)) == 0.5  # a small battery is still one
+    assert capacity_kwh(plain, session(0.0)) is None
+    assert capacity_kwh(plain, session(None)) is None
+
+
+def test_an_unplugged_car_gets_nothing_even_when_its_telemetry_is_stale() -> None:
+    """Stale telemetry → the safe fallback, except that a car known to be unplugged gets 0 kW."""
+    stale = session_from_telemetry(None, car().model_copy(update={"connected": False, "session_id": None}))
+    rules = SafetyRules(fallback_kw=3.0)
+    out = safe_setpoint(5.0, charger_from_registration(v2g()), stale, T0 + 10 * 3_600_000, 900.0, rules)
+    assert out.send and out.kw == 0.0 and out.reason == "stale_telemetry"
+
+
+def test_a_full_battery_never_charges_whatever_its_rating() -> None:
+    """A stationary battery never charges above its max SoC (default 100 %), however small its charger."""
+    for kw, max_soc, soc in ((0.5, 90.0, 90.0), (7.0, None, 100.0)):
+        battery = reg("b", "H", bidir=True, asset="stationary_battery", battery_capacity_kwh=10.0, kw=kw,
+                      max_soc_pct=max_soc)
+        assert envelope(kw, battery, tel("b", T0, soc=soc, cap=10.0, bidir=True, kw=kw, battery=True)) == 0.0

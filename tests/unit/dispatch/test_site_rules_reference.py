@@ -190,3 +190,23 @@ def test_the_reserve_holds_across_setpoints_still_in_force() -> None:
         kwh += max(0.0, -sp.setpoint_kw) * max(0, stop - sp.valid_from) / 3.6e6
     assert any(sp.setpoint_kw < 0 for sp in sent)  # it did discharge
     assert 34.0 - 100.0 * kwh / 60.0 >= RESERVE - 1e-3
+
+
+def test_behind_the_meter_discharge_ends_when_the_next_reading_may_show_less_load() -> None:
+    """Found by the reference suite: a V2H site's own load read 6 kW, then 3 kW a step later; discharge sized on
+    6 kW and still in force would export 2.4 kW. Discharge that counts on the site meter holds one step only."""
+    site = SiteRegistration(site_id="s0", feeder_id="f1", interconnection_class="parallel_non_exporting",
+                            export_limit_kw=3.0, import_limit_kw=8.0, registered_at=T0)
+    regs = [ChargerRegistration(charger_id=f"c0{j}", feeder_id="f1", site_id="s0", customer_id=f"u0{j}",
+                                bidirectional=True, inverter_location="offboard",
+                                interconnection_class="parallel_exporting", export_limit_kw=7.0, v2g_enrolled=True,
+                                max_charge_kw=7.0, max_discharge_kw=7.0, registered_at=T0) for j in range(3)]
+    planned = {"c00": 0.0, "c01": -7.0, "c02": -7.0}
+    real = dispatcher_module.plan_feeder
+
+    def hostile(req, limit):
+        plan = real(req, limit)
+        return replace(plan, schedules={k: np.full(len(plan.edges_ms) - 1, planned[k]) for k in plan.schedules})
+
+    with mock.patch.object(dispatcher_module, "plan_feeder", hostile):
+        _run([site], regs, [("none", 0), ("meter", 2), ("none", 2)], [45.0] * 3, [6.0])

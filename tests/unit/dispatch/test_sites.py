@@ -146,3 +146,34 @@ def test_property_non_exporting_site_never_exports(load, socs, price, feeder_bas
     res = d.on_interval(T0, base_load_kw=[feeder_base])
     assert load + sum(sp.setpoint_kw for sp in res.setpoints) >= -1e-6  # the site's net import now
     assert res.plan.site_net_kw["H"].min() >= -1e-6
+
+
+def test_the_import_limit_holds_against_a_rising_own_load_read_late() -> None:
+    """Limits first (issue 14 item 7): a site's own load read 15 minutes ago and rising 0.1 kW per 5 minutes is
+    higher by the time the next step ends; the load the import limit is held against covers it."""
+    from streams.dispatch.sites import SiteState
+
+    five = 5 * 60_000
+    site = SiteState("s", SiteLoadForecast(bin_ms=five))
+    for k in range(4):
+        site.observe_own(k * five, 3.0 + 0.1 * k)  # 3.0, 3.1, 3.2, 3.3 kW
+    now = 3 * five + 3 * five  # the last reading is three steps old
+    actual_by_next_step = 3.3 + 0.1 * 4
+    high = site.own_load_high(now, 30 * 60_000, five)
+    assert high is not None and high >= actual_by_next_step - 1e-9
+    assert site.own_load_high(now, 10 * 60_000, five) is None  # a stale meter credits nothing
+    site.observe_own(4 * five, 3.0)  # falling: no rise carried on
+    assert site.own_load_high(4 * five, 30 * 60_000, five) == pytest.approx(max(3.0, site.forecast.at(4 * five) or 0))
+
+
+def test_a_site_reading_is_net_of_its_chargers_at_the_readings_time_not_at_the_plans() -> None:
+    """The site meter measures the point of interconnection at its timestamp; a plan later takes it in (meter data
+    closes an interval or more late). The car discharged 3 kW when the meter read 0 kW and charges 7 kW since:
+    the home's own load is 3 kW (not 0 − 7 = −7 kW, which would leave 7 kW more import headroom than there is)."""
+    d = FeederDispatcher("f1", cfg())
+    d.on_registration(reg("v1", "H", bidir=True, enrolled=True))
+    d.on_site_meter(meter("H", T0 - Q, 3.0))  # the site has a meter
+    d.on_telemetry(tel("v1", T0, soc=60.0, cap=60.0, bidir=True, power=-3.0))
+    d.on_telemetry(tel("v1", T0 + 10 * 60_000, soc=59.0, cap=60.0, bidir=True, power=7.0))
+    d.on_site_meter(meter("H", T0 + 5 * 60_000, 0.0))  # read while the car gave 3 kW: own load 3 kW
+    assert d.site_own_load_kw("H", T0 + 5 * 60_000) == pytest.approx(3.0)
