@@ -111,12 +111,15 @@ def test_register_csv_then_gateway_carries_setpoints_and_telemetry(topic_namespa
     finally:
         proc.terminate()
         proc.wait(30)
-    tel = [m for m in consume_all(s, [topic_name(CHARGER_TELEMETRY, s.topic_prefix)], expected=2, timeout=20)]
+    # boot, the transaction's start, and the station's answer to the setpoint (the clear answers no setpoint)
+    tel = [m for m in consume_all(s, [topic_name(CHARGER_TELEMETRY, s.topic_prefix)], expected=3, timeout=20)]
     records = [decode_record(codec, m.value()) for m in tel]
-    assert [m.key() for m in tel] == [b"feeder-b", b"feeder-b"]
-    started = records[-1]
+    assert [m.key() for m in tel] == [b"feeder-b"] * 3
+    started, answer = records[1], records[2]
     assert started.session_id == "tx-7" and started.soc_pct == 61 and started.max_discharge_kw == 10.0  # type: ignore[attr-defined]
-    assert tel[-1].timestamp()[1] == started.timestamp  # type: ignore[attr-defined]
+    assert tel[1].timestamp()[1] == started.timestamp  # type: ignore[attr-defined]
+    assert (answer.setpoint_sequence, answer.setpoint_answer, answer.session_id) == (4, "accepted", "tx-7")  # type: ignore[attr-defined]
+    assert all(r.setpoint_answer is None for r in records[:2])  # type: ignore[attr-defined]
     dead = [decode_record(codec, m.value()) for m in consume_all(s, [topic_name(DEADLETTER, s.topic_prefix)],
                                                                  expected=1, timeout=20)]
     assert [(d.source_topic, d.reason_code) for d in dead] == [("ocpp:cs-2", "ocpp_RpcFrameworkError")]  # type: ignore[attr-defined]
