@@ -19,10 +19,12 @@ from collections import deque
 from collections.abc import Callable, Collection, Hashable, Iterable
 from typing import Generic, Protocol, TypeVar
 
-__all__ = ["AckSchedule", "Intake", "QuietPartitions"]
+__all__ = ["AckSchedule", "Intake", "Position", "QuietPartitions"]
 
 
-class _Fetched(Protocol):
+class Position(Protocol):
+    """Where a fetched record sits: its topic, partition and offset."""
+
     @property
     def topic(self) -> str: ...
     @property
@@ -31,7 +33,7 @@ class _Fetched(Protocol):
     def offset(self) -> int: ...
 
 
-M = TypeVar("M", bound=_Fetched)
+M = TypeVar("M", bound=Position)
 T = TypeVar("T")
 
 

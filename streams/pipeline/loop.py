@@ -24,7 +24,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from streams.contracts.topics import CHARGER_TELEMETRY, METER_READINGS
 from streams.ingest.validate import RawMessage
-from streams.pipeline.intake import AckSchedule, Intake, QuietPartitions
+from streams.pipeline.intake import AckSchedule, Intake, Position, QuietPartitions
 from streams.pipeline.worker import Emit, FeederWorker, StateLoader
 
 __all__ = ["SLICE_SECONDS", "Batch", "Feeders", "Fetched", "WorkerLoop", "WorkerPort"]
@@ -33,15 +33,9 @@ SLICE_SECONDS = 0.1
 """Longest stretch of input applied without yielding: fetches, sends and jumps (a plug-in) are that late at most."""
 
 
-class Fetched(Protocol):
+class Fetched(Position, Protocol):
     """An input record as fetched (``timestamp`` in seconds, as faust gives it)."""
 
-    @property
-    def topic(self) -> str: ...
-    @property
-    def partition(self) -> int: ...
-    @property
-    def offset(self) -> int: ...
     @property
     def key(self) -> bytes | None: ...
     @property
