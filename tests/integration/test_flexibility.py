@@ -62,16 +62,22 @@ def test_flexibility_published_and_request_honoured(kafka_bootstrap: str, start_
         assert worst_up <= limit + 0.01, f"flexibility offers {worst_up:.2f} kW inside a {limit} kW request window"
         setpoints = sorted((r for r in out if isinstance(r, ChargerSetpoint)), key=lambda r: (r.valid_from, r.sequence))
         assert setpoints
-        # the fleet power commanded at every instant in the window stays within the request (the home adds to it)
-        latest: dict[str, ChargerSetpoint] = {}
+        # the fleet power commanded at every instant in the window stays within the request (the home adds to it).
+        # At an instant every charger runs its newest setpoint that has begun; the per-charger sequences say nothing
+        # across chargers, so all setpoints that begin at an instant are applied before the sum is taken.
+        instants = sorted({sp.valid_from for sp in setpoints if window[0] <= sp.valid_from < window[1]})
+        assert instants
         worst, detail = 0.0, []
-        for sp in setpoints:
-            latest[sp.charger_id] = sp
-            if window[0] <= sp.valid_from < window[1]:
-                live = [x for x in latest.values() if x.valid_from <= sp.valid_from < x.valid_until]
-                total = sum(x.setpoint_kw for x in live)
-                if total > worst:
-                    worst, detail = total, [(x.charger_id, x.setpoint_kw, x.reason, x.valid_from) for x in live]
+        for t in instants:
+            latest: dict[str, ChargerSetpoint] = {}
+            for sp in setpoints:
+                if sp.valid_from > t:
+                    break
+                latest[sp.charger_id] = sp
+            live = [x for x in latest.values() if x.valid_from <= t < x.valid_until]
+            total = sum(x.setpoint_kw for x in live)
+            if total > worst:
+                worst, detail = total, [(x.charger_id, x.setpoint_kw, x.reason, x.valid_from) for x in live]
         assert worst <= limit + 0.01, f"fleet commanded {worst:.2f} kW inside a {limit} kW request window: {detail}"
     finally:
         delete_topics(s)
