@@ -11,7 +11,8 @@ changed are checkpointed: each partition's feeders every ``EVGRID_CHECKPOINT_SEC
 before partitions move), so a commit never covers an input whose effect is not in the changelog. This module only
 wires that loop to faust (:class:`FaustPort`).
 Weather is not keyed by feeder: the group's weather agent counts and dead-letters it once per fleet, and every
-worker also reads all of it (:mod:`streams.kafka.broadcast`) and applies it to the feeders it holds.
+worker also reads all of it (:mod:`streams.kafka.broadcast`) and applies it to the feeders it holds. Every worker
+reads the whole registry topic the same way, for the charger ownership rule (:mod:`streams.pipeline.ownership`).
 """
 
 from __future__ import annotations
@@ -187,6 +188,14 @@ def create_app(settings: Settings | None = None) -> faust.App:
     @app.task
     async def weather_everywhere() -> None:  # every worker applies all weather to the feeders it holds
         await follow_topic(settings, topic_name(WEATHER, prefix), observe_weather)
+
+    async def observe_registry(records: list[Any]) -> None:
+        worker.observe_registry(RawMessage(CHARGER_REGISTRY, r.partition, r.offset, r.key, r.value, r.timestamp)
+                                for r in records)
+
+    @app.task
+    async def registry_everywhere() -> None:  # one charger, one controller: every worker sees every registration
+        await follow_topic(settings, topic_name(CHARGER_REGISTRY, prefix), observe_registry)
 
     stats_path = os.path.join(datadir, f"stats-{os.getpid()}.json")
 

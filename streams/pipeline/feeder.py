@@ -9,7 +9,7 @@ dispatcher re-plans and returns setpoints, incentive offers and settlements.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import NamedTuple
 
 from streams.contracts.models import (
@@ -42,7 +42,7 @@ from streams.pipeline import statecodec
 from streams.pipeline.config import FeederConfig
 from streams.pipeline.utility_events import backup_event, pathway_events, refused_pathways, status_event
 
-__all__ = ["Drained", "FeederRuntime", "Output", "Reject", "duplicate_charger", "processing_error"]
+__all__ = ["Drained", "FeederRuntime", "Output", "Reject", "processing_error"]
 
 Drained = Callable[[str], bool]
 """Whether every record of a (logical) input topic available for a feeder's partition has been read."""
@@ -66,20 +66,6 @@ class Reject(NamedTuple):
 
 
 Output = Reject | tuple[str, bytes, Record]
-
-
-def duplicate_charger(record: Record, runtimes: Iterable[FeederRuntime]) -> Rejection | None:
-    """One charger, one controller: an active registration of a charger still active on another feeder is
-    refused until that one is retired (``active=False``). Sees the feeders this worker holds."""
-    if not isinstance(record, ChargerRegistration) or not record.active:
-        return None
-    for rt in runtimes:
-        other = rt.chargers.get(record.charger_id)
-        if rt.feeder_id != record.feeder_id and other is not None and other.active:
-            return Rejection("duplicate_charger", f"charger {record.charger_id} is registered on feeder "
-                                                  f"{rt.feeder_id}; retire it there before registering it on "
-                                                  f"{record.feeder_id}")
-    return None
 
 
 class FeederRuntime:
@@ -244,6 +230,18 @@ class FeederRuntime:
             out.append(Reject(msg, Rejection("site_conflict", why)))
         self._pathways(record, out)
         self._revoke(max(self.plan_clock, record.registered_at), out)
+
+    def retire(self, charger_id: str) -> list[Output]:
+        """Deactivate a charger this feeder may no longer command (another feeder holds it), revoking at once."""
+        reg = self.chargers.get(charger_id)
+        out: list[Output] = []
+        if reg is None or not reg.active:
+            return out
+        self.chargers[charger_id] = reg = reg.model_copy(update={"active": False})
+        if charger_id in self.active:
+            self.dispatcher.on_registration(reg)
+        self._revoke(max(self.plan_clock, reg.registered_at), out)
+        return out
 
     def _pathways(self, record: ChargerRegistration | SiteRegistration, out: list[Output]) -> None:
         """A ``pathway_refused`` event for each charger the registration leaves with an unapproved pathway."""

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from streams.contracts.codec import default_codec
-from streams.contracts.models import Record, WeatherObservation, encode_record
-from streams.contracts.topics import DEADLETTER, TOPICS
+from streams.contracts.models import ChargerRegistration, Record, WeatherObservation, encode_record
+from streams.contracts.topics import CHARGER_REGISTRY, DEADLETTER, TOPICS
 from streams.ingest.validate import RawMessage, Rejection, Validator, dead_letter
 from streams.pipeline.config import PipelineConfig
 from streams.pipeline.feeder import (
@@ -27,9 +27,9 @@ from streams.pipeline.feeder import (
     Output,
     Reject,
     _all_read,
-    duplicate_charger,
     processing_error,
 )
+from streams.pipeline.ownership import ChargerOwnership
 from streams.pipeline.statecodec import StateDecodeError, StateEncodeError
 
 __all__ = ["MODEL_KEY", "STATE_KEY", "Emit", "FeederWorker", "processing_error"]
@@ -87,6 +87,9 @@ class FeederWorker:
         self.state_bytes: dict[bytes, int] = {}  # feeder -> size of its last checkpoint (state + model), bytes
         self.model_bytes: dict[bytes, int] = {}  # feeder -> size of its last forecaster checkpoint, bytes
         self.oversized_outputs = 0
+        self.ownership = ChargerOwnership()  # every registration this worker has seen, its own feeders' or not
+        self._ownership_changed = False
+        self.duplicates_retired = 0  # registrations applied, then retired: an earlier holder was read later
 
     def _drained_for(self, partition: int) -> Drained:
         drained = self.drained
@@ -177,20 +180,64 @@ class FeederWorker:
                 continue
             accepted[msg.topic] += 1
             dirty[feeder] = self.partition_of[feeder] = msg.partition
-            clash = duplicate_charger(result, self.runtimes.values())
-            if clash is not None:  # another feeder of this worker already commands that charger
-                accepted[msg.topic] -= 1
-                self._reject(msg, clash, emit)
-                continue
+            if isinstance(result, ChargerRegistration):
+                clash = self._duplicate(result)
+                if clash is not None:  # another feeder commands that charger
+                    accepted[msg.topic] -= 1
+                    self._reject(msg, clash, emit)
+                    continue
             try:
                 outputs = rt.apply(result, msg, now, self._drained_for(msg.partition))
             except Exception as exc:  # a bug or an input nobody foresaw: dead-lettered, the feeder goes on
                 outputs = [Reject(msg, processing_error(exc))]
             if outputs:
                 self._emit_outputs(outputs, emit, msg)
+        self._retire_duplicates(emit)
         if checkpoint:
             self._checkpoint(emit)
         return emit
+
+    def _duplicate(self, reg: ChargerRegistration) -> Rejection | None:
+        """One charger, one controller (:mod:`streams.pipeline.ownership`): refuse a registration made while
+        another feeder held the charger."""
+        own = self.ownership
+        own.observe(reg)
+        self._ownership_changed = True
+        if not own.refused(reg.charger_id, reg.feeder_id, reg.registered_at):
+            return None
+        held = own.holder(reg.charger_id) or "another feeder"
+        return Rejection("duplicate_charger", f"charger {reg.charger_id} is registered on feeder {held}; retire it "
+                                              f"there before registering it on {reg.feeder_id}")
+
+    def observe_registry(self, msgs: Iterable[RawMessage]) -> int:
+        """Take every valid charger registration of the whole registry topic into :attr:`ownership` (a reader of
+        every partition calls this; the consumer group's :meth:`process` applies and dead-letters). Feeders of this
+        worker holding a charger registered earlier elsewhere retire it at their next :meth:`process`."""
+        seen = 0
+        for msg in msgs:
+            result = self.validator.check(msg)
+            if isinstance(result, ChargerRegistration):
+                self.ownership.observe(result)
+                self._ownership_changed = True
+                seen += 1
+        return seen
+
+    def _retire_duplicates(self, emit: Emit) -> None:
+        """Retire, with an immediate revocation, each charger a feeder here commands under a registration that
+        the ownership rule refuses (an earlier holder on another feeder was read after it was applied)."""
+        if not self._ownership_changed:
+            return
+        self._ownership_changed = False
+        own = self.ownership
+        for feeder, rt in self.runtimes.items():
+            for cid, reg in list(rt.chargers.items()):
+                if reg.active and own.refused(cid, reg.feeder_id, reg.registered_at):
+                    log.warning("feeder %s: charger %s is held by feeder %s, registered earlier: retired here",
+                                rt.feeder_id, cid, own.holder(cid))
+                    self.duplicates_retired += 1
+                    self.rejected[(CHARGER_REGISTRY, "duplicate_charger")] += 1
+                    self._emit_outputs(rt.retire(cid), emit)
+                    self.dirty[feeder] = self.partition_of.get(feeder, 0)
 
     def connection_change(self, key: bytes | None, value: bytes | None) -> bool:
         """Whether a charger-telemetry message plugs a car in or out, as far as this worker knows (a hint for
@@ -226,6 +273,7 @@ class FeederWorker:
                 rt.release(outputs, force=force, wall_ms=now, drained=self._drained_for(partition))
                 self._emit_outputs(outputs, emit)
                 dirty[feeder] = partition
+        self._retire_duplicates(emit)
         if checkpoint:
             self._checkpoint(emit)
         return emit
@@ -342,7 +390,8 @@ class FeederWorker:
                 "state_bytes_max": max(self.state_bytes.values(), default=0),
                 "oversized_outputs": self.oversized_outputs,
                 "skipped_stale_plans": sum(rt.skipped_stale_plans for rt in self.runtimes.values()),
-                "checkpoint_ms_max": round(self.checkpoint_ms_max, 1)}
+                "checkpoint_ms_max": round(self.checkpoint_ms_max, 1),
+                "feeders": sorted(f.decode() for f in self.runtimes), "duplicates_retired": self.duplicates_retired}
 
 
 assert DEADLETTER in TOPICS

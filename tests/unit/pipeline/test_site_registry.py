@@ -114,6 +114,41 @@ def test_one_charger_one_controller() -> None:
     assert r.w.runtimes[b"F2"].chargers["C1"].active
 
 
+def test_an_earlier_registration_read_later_takes_the_charger_and_the_other_feeder_revokes_at_once() -> None:
+    r = Run()
+    r.send(v2g(feeder="F2", at=T0 + 1))
+    r.send(tel(T0 + 60_000).model_copy(update={"feeder_id": "F2"}))
+    assert r.setpoints and r.setpoints[-1].feeder_id == "F2" and r.setpoints[-1].setpoint_kw != 0.0
+    r.send(v2g(feeder="F1", at=T0))  # made before F2's, read after it: F1 holds the charger
+    assert r.codes() == []
+    assert r.w.runtimes[b"F1"].chargers["C1"].active and not r.w.runtimes[b"F2"].chargers["C1"].active
+    last = r.setpoints[-1]
+    assert (last.feeder_id, last.setpoint_kw, last.message) == ("F2", 0.0, "revoked: charger deactivated")
+    assert r.w.counters()["duplicates_retired"] == 1
+    assert r.w.rejected[(CHARGER_REGISTRY, "duplicate_charger")] == 1
+
+
+def test_one_charger_one_controller_across_workers() -> None:
+    """Two workers, one feeder each: each sees the other's registrations through the registry reader only."""
+    first, second = Run(), Run()
+    second.send(v2g(feeder="F2", at=T0 + 1))
+    second.send(tel(T0 + 60_000).model_copy(update={"feeder_id": "F2"}))
+    first.send(v2g(feeder="F1", at=T0))
+    f1_reg = RawMessage(CHARGER_REGISTRY, 0, 0, b"F1", encode_record(CODEC, v2g(feeder="F1", at=T0)))
+    f2_reg = RawMessage(CHARGER_REGISTRY, 1, 0, b"F2", encode_record(CODEC, v2g(feeder="F2", at=T0 + 1)))
+    assert first.w.observe_registry([f1_reg, f2_reg]) == 2 and second.w.observe_registry([f2_reg, f1_reg]) == 2
+    for run in (first, second):
+        for topic, _, value in run.w.tick().messages:
+            if topic == SETPOINTS:
+                run.setpoints.append(decode_record(CODEC, value, TOPICS[topic].record))  # type: ignore[arg-type]
+    assert first.w.runtimes[b"F1"].chargers["C1"].active, "the earlier registration keeps the charger"
+    assert not second.w.runtimes[b"F2"].chargers["C1"].active
+    assert second.setpoints[-1].message == "revoked: charger deactivated"
+    assert (first.w.duplicates_retired, second.w.duplicates_retired) == (0, 1)
+    second.send(v2g(feeder="F2", at=T0 + 2))  # F2 tries again while F1 holds it: refused
+    assert second.codes() == ["duplicate_charger"]
+
+
 def test_telemetry_beyond_the_registered_rating_is_invalid_and_ignored() -> None:
     r = Run()
     r.send(reg())  # unidirectional 7 kW
