@@ -74,6 +74,10 @@ class GatewayConfig:
     name: str = "ocpp-gateway"
     event_time: bool = False
     """The clock is the newest station timestamp seen (simulated stations), not the wall clock."""
+    default_profile_kw: float | None = None
+    """The fallback installed as each station's TxDefaultProfile at boot / connection (capped at its rating), kW;
+    a setpoint asking for just that (a revocation) is sent as ClearChargingProfile. ``None``: no default
+    profile (revocations go as SetChargingProfile)."""
 
 
 @dataclass
@@ -126,6 +130,11 @@ class Gateway:
         self.stats = GatewayStats()
         self._server: Server | None = None
         self._tasks: set[asyncio.Future[Any]] = set()
+
+    def default_kw(self, reg: ChargerRegistration) -> float | None:
+        """The limit of the TxDefaultProfile installed on ``reg``'s station (``None``: none installed)."""
+        kw = self.config.default_profile_kw
+        return None if kw is None else max(0.0, min(kw, reg.max_charge_kw))
 
     # --- from the Kafka edge (on the event loop) ------------------------------------------------------
 
