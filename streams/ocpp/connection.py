@@ -10,8 +10,7 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from ocpp.exceptions import FormatViolationError, OCPPError, PropertyConstraintViolationError
 from ocpp.exceptions import NotImplementedError as OcppNotImplemented
@@ -25,34 +24,13 @@ from streams.contracts.models import ChargerRegistration, ChargerSetpoint
 from streams.contracts.models import describe_validation_error as describe
 from streams.ocpp import events
 from streams.ocpp.events import StationState
+from streams.ocpp.host import Host, ProfileOutcome
 from streams.ocpp.profiles import StationTarget, clear_request, clears, default_request, iso_utc, setpoint_request
 from streams.ocpp.schemas import to_payload, validate
-
-if TYPE_CHECKING:
-    from streams.ocpp.gateway import Gateway
 
 __all__ = ["HANDLERS", "ProfileOutcome", "Station21", "Station201", "StationConnection"]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class ProfileOutcome:
-    """What became of one setpoint (or revocation) sent to a station."""
-
-    station_id: str
-    feeder_id: str
-    action: Literal["SetChargingProfile", "ClearChargingProfile"]
-    status: str
-    """The station's answer (``Accepted``, ``Rejected``, ``Unknown``), ``CallError:<code>`` or ``Timeout``."""
-    sequence: int | None
-    setpoint_kw: float | None
-    clipped: bool
-    """The setpoint asked for discharge and the station may not discharge: sent clipped at 0 W."""
-    discharge: bool
-    version: str
-    latency_ms: float
-    at_ms: int
 
 
 class RpcFrameworkError(OCPPError):
@@ -66,7 +44,7 @@ Handler = Callable[["StationConnection", dict[str, Any]], Awaitable[Any]]
 class StationConnection:
     """One connected station: routes its calls, sends it profiles. Mixed into the library's ChargePoint."""
 
-    gateway: Gateway
+    gateway: Host
     state_version: Literal["2.0.1", "2.1"]
     _call_result: Any
     _ocpp_version: str
@@ -78,7 +56,7 @@ class StationConnection:
     _get_specific_response: Callable[[str, float], Awaitable[Any]]
     _send: Callable[[str], Awaitable[None]]
 
-    def setup(self, gateway: Gateway) -> None:
+    def setup(self, gateway: Host) -> None:
         self.gateway = gateway
         self.wake = asyncio.Event()
         self.sent: object = None
