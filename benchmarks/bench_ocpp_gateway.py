@@ -87,6 +87,8 @@ async def run_slice(args: argparse.Namespace, ids: list[int], port: int, ca: str
             sess = await connect_station(url, f"bs-{i}", "2.1" if i % 2 else "2.0.1", password=PASSWORD,
                                          ssl_context=ctx)
             await sess.station.boot()
+            default = await sess.station.next_received(timeout=60)  # the fallback, installed at boot
+            assert default.payload["chargingProfile"]["chargingProfilePurpose"] == "TxDefaultProfile", default
             return sess
 
     sessions = dict(zip(ids, await asyncio.gather(*(open_one(i) for i in ids)), strict=True))

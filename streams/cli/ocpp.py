@@ -64,7 +64,8 @@ def gateway_cmd(
         raise _fail(f"cannot read credentials: {exc}") from exc
     cfg = GatewayConfig(host=host or s.ocpp_host, port=s.ocpp_port if port is None else port,
                         security_profile=profile, ssl_context=ctx, heartbeat_seconds=s.ocpp_heartbeat_seconds,
-                        name=name or f"ocpp-{socket.gethostname()}", event_time=s.ocpp_event_time)
+                        name=name or f"ocpp-{socket.gethostname()}", event_time=s.ocpp_event_time,
+                        default_profile_kw=s.fallback_kw)
     try:
         asyncio.run(_serve(s, cfg, Directory(credentials=creds), metrics, max_seconds))
     except KafkaException as exc:

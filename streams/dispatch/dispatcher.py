@@ -101,6 +101,10 @@ class FeederDispatcher(DeadReckoning, PlanBuilding, Offering, RequestTracking, S
     self_consumed_kwh: dict[str, float] = field(default_factory=dict)
     """Behind-the-meter discharge (V2H / V2B) per charger, kWh: self-consumption, never paid as export."""
     n_refused_telemetry: int = 0
+    setpoint_answers: dict[str, tuple[int, str]] = field(default_factory=dict)
+    """Per charger: the newest (sequence, answer) its station gave to a setpoint (telemetry v3)."""
+    n_refused_setpoints: int = 0
+    """Answers rejected / error / timeout taken in (each charger planned as uncontrolled load until it accepts)."""
     site_energy: dict[str, list[float]] = field(default_factory=dict)
     """Per site: metered export at its meter, its chargers' reported discharge, its commanded net export (kWh),
     and the number of site meter readings."""
@@ -146,13 +150,20 @@ class FeederDispatcher(DeadReckoning, PlanBuilding, Offering, RequestTracking, S
         self.limits = self.limits.pruned(now_ms)
         self.book = self.book.pruned(now_ms)
         flex = self.flexible_sessions(now_ms)
+        held = self.uncontrolled(flex)  # stations that refused their setpoint: load the others absorb
+        flex = {cid: s for cid, s in flex.items() if cid not in held}
         signature = tuple((cid, s.session_id) for cid, s in flex.items())
         need = (self.plan is None or self.dirty or signature != self.plan_signature
                 or now_ms - self.plan_made_ms >= c.replan_ms or now_ms >= self.plan.edges_ms[-1] - c.step_ms)
         new_offers: list[IncentiveEvent] = []
         if need:
             self._bump_peak(now_ms, 0.0)
-            req, edges, base = self.plan_request_at(now_ms, flex, base_load_kw, base_start_ms, base_step_ms)
+            plan_base = base_load_kw
+            if held:
+                extra = sum(kw for kw, _ in held.values())
+                plan_base = [v + extra for v in base_load_kw] if base_load_kw is not None and len(base_load_kw) \
+                    else [extra]
+            req, edges, base = self.plan_request_at(now_ms, flex, plan_base, base_start_ms, base_step_ms)
             self.plan = plan_feeder(req, c.solver_time_limit_s)
             self.plan_request = req
             self.plan_made_ms, self.plan_signature, self.dirty = now_ms, signature, False
@@ -162,7 +173,7 @@ class FeederDispatcher(DeadReckoning, PlanBuilding, Offering, RequestTracking, S
             new_offers = self._offers(req, evs, now_ms)
             self.flexibility = compute_flexibility(self.plan, req, now_ms, c.step_ms, c.flexibility_horizon_ms)
             self._track_requests(now_ms, req, edges, base)
-        out = self._setpoints(now_ms, flex, base_load_kw)
+        out = self._setpoints(now_ms, flex, base_load_kw, held)
         for cid in [k for k, a in self.exports.items() if now_ms - a.start_ms >= c.settle_period_ms]:
             self._settle(cid, now_ms)
         settlements, self.pending_settlements = self.pending_settlements, []
@@ -179,7 +190,8 @@ class FeederDispatcher(DeadReckoning, PlanBuilding, Offering, RequestTracking, S
                        registered=dict(self.registered), sites=dict(self.sites),
                        sent_log={k: list(v) for k, v in self.sent_log.items()},
                        site_energy=copy.deepcopy(self.site_energy), site_mark=dict(self.site_mark),
-                       site_command=dict(self.site_command), self_consumed_kwh=dict(self.self_consumed_kwh),
+                       site_command=dict(self.site_command), setpoint_answers=dict(self.setpoint_answers),
+                       self_consumed_kwh=dict(self.self_consumed_kwh),
                        exports=copy.deepcopy(self.exports), projection_memo={},
                        power_log={k: list(v) for k, v in self.power_log.items()},
                        reported_power={k: list(v) for k, v in self.reported_power.items()})

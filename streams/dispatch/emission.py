@@ -7,7 +7,7 @@ A part of :class:`~streams.dispatch.dispatcher.FeederDispatcher` (a mixin over i
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -60,10 +60,12 @@ class SetpointEmission(Envelope, SiteView):
     power_log: dict[str, list[tuple[int, float]]]
     last_load: tuple[int, float] | None
 
-    def _setpoints(self, now_ms: int, flex: dict[str, SessionState],
-                   base_load_kw: Sequence[float] | None) -> list[ChargerSetpoint]:
+    def _setpoints(self, now_ms: int, flex: dict[str, SessionState], base_load_kw: Sequence[float] | None,
+                   uncontrolled: dict[str, tuple[float, str]] | None = None) -> list[ChargerSetpoint]:
         """Every charger's setpoint through the envelope: per charger, then per site (net export and import at
-        the point of interconnection), then the feeder import limit; emitted on change, a site's together."""
+        the point of interconnection), then the feeder import limit; emitted on change, a site's together.
+        ``uncontrolled``: chargers whose station refused its setpoint, sent their worst-case draw, never cut."""
+        fixed = uncontrolled or {}
         c = self.config
         plan = self.plan
         base = float(base_load_kw[0]) if base_load_kw is not None and len(base_load_kw) else 0.0
@@ -90,6 +92,9 @@ class SetpointEmission(Envelope, SiteView):
                     message = _note(message, "feeder import limit lost: the base load alone breaks it")
                 if planned is None:
                     planned = 0.0
+            if cid in fixed:  # the station does not follow setpoints: sent what it is planned to draw
+                planned, message = fixed[cid]
+                reason = "clipped_by_safety"
             if ch is not None and ch.bidirectional and (why := restriction(self.sites.get(ch.site_id),
                                                                            ch.inverter_location)):
                 message = _note(message, f"no discharge: {why}")  # status or inverter pathway (issue 21)
@@ -105,18 +110,19 @@ class SetpointEmission(Envelope, SiteView):
         for cid in sorted(live):
             by_site.setdefault(self.chargers[cid].site_id, []).append(cid)
         for sid, cids in by_site.items():
-            new, why = site_envelope({cid: cands[cid][0].kw for cid in cids}, self.site_rules(sid),
-                                     self._own_load(sid, now_ms), own_import_kw=self._own_load_high(sid, now_ms))
+            new, why = site_envelope({cid: cands[cid][0].kw for cid in cids if cid not in fixed}, self.site_rules(sid),
+                                     self._own_load(sid, now_ms), sum(cands[cid][0].kw for cid in cids if cid in fixed),
+                                     own_import_kw=self._own_load_high(sid, now_ms))
             if why is None:
                 continue
             if why == "site_import_limit":
                 held_site.update(cids)
-            for cid in cids:
+            for cid in new:
                 safe, message, hr = cands[cid]
                 if abs(new[cid] - safe.kw) > 1e-9:
                     cands[cid] = (replace(safe, kw=new[cid], reason="clipped_by_safety"),
                                   _note(message, f"held to the {why.replace('_', ' ')} of site {sid}"), hr)
-        self._feeder_cap(now_ms, base, cands, live)
+        self._feeder_cap(now_ms, base, cands, live, set(fixed))
         for sid, (t, net) in self.site_command.items():  # the site's commanded net export since the last interval
             energy = self.site_energy.setdefault(sid, [0.0, 0.0, 0.0, 0.0])
             energy[2] += max(0.0, -net) * min(max(0, now_ms - t), HOUR_MS) / HOUR_MS
@@ -168,7 +174,7 @@ class SetpointEmission(Envelope, SiteView):
         return sp
 
     def _feeder_cap(self, now_ms: int, base: float, cands: dict[str, tuple[SafeSetpoint, str | None, float | None]],
-                    live: set[str]) -> None:
+                    live: set[str], fixed: Collection[str] = ()) -> None:
         """Limits first: charging cut (in proportion) so that base load + fleet stays within the feeder's import
         limit now; the setpoint's message says a driver's energy was cut for it. A limit the plan found lost
         (the base load alone breaks it) is held at the plan's peak instead: cutting to it would starve drivers
@@ -179,7 +185,7 @@ class SetpointEmission(Envelope, SiteView):
         if self.plan is not None and self.plan.lost_at(now_ms):
             cap = max(cap, self.plan.peak_kw)
         over = base + sum(cands[cid][0].kw for cid in live) - cap
-        charging = {cid: cands[cid][0].kw for cid in live if cands[cid][0].kw > 0}
+        charging = {cid: cands[cid][0].kw for cid in live if cands[cid][0].kw > 0 and cid not in fixed}
         total = sum(charging.values())
         if over <= 1e-9 or total <= 0:
             return

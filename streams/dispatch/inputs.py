@@ -22,6 +22,7 @@ from streams.dispatch.arrivals import ArrivalForecaster
 from streams.dispatch.backup import BackupEpisode
 from streams.dispatch.incentives import OfferBook, apply_response
 from streams.dispatch.requests import RequestTracker
+from streams.dispatch.safety import charge_limit_kw
 from streams.dispatch.settlement import ExportSettlement
 from streams.dispatch.site_rules import outside_rating
 from streams.dispatch.site_view import SiteView
@@ -58,6 +59,8 @@ class DispatchInputs(SiteView, ExportSettlement):
     sent_log: dict[str, list[ChargerSetpoint]]
     n_refused_telemetry: int
     last_load: tuple[int, float] | None
+    setpoint_answers: dict[str, tuple[int, str]]
+    n_refused_setpoints: int
 
     def on_registration(self, reg: ChargerRegistration) -> None:
         """Add, change or (``active=False``) deactivate a charger."""
@@ -91,6 +94,8 @@ class DispatchInputs(SiteView, ExportSettlement):
         if ch is not None and outside_rating(tel, ch) is not None:
             self.n_refused_telemetry += 1  # impossible power: never settled, never used for headroom
             return
+        if tel.setpoint_sequence is not None and tel.setpoint_answer is not None:
+            self._on_answer(tel.charger_id, tel.setpoint_sequence, tel.setpoint_answer)
         prev = self.sessions.get(tel.charger_id)
         new = session_from_telemetry(prev, tel)
         if new is prev:
@@ -112,6 +117,31 @@ class DispatchInputs(SiteView, ExportSettlement):
             self._settle(tel.charger_id, tel.timestamp)
         self._backup_transition(prev, new)
         self.sessions[tel.charger_id] = new
+
+    def _on_answer(self, cid: str, sequence: int, answer: str) -> None:
+        """A station's answer to setpoint ``sequence``: the newest answer says whether it follows setpoints."""
+        old = self.setpoint_answers.get(cid)
+        if old is not None and (sequence < old[0] or old == (sequence, answer)):
+            return  # an older answer, or the same one again
+        self.setpoint_answers[cid] = (sequence, answer)
+        if answer != "accepted":
+            self.n_refused_setpoints += 1
+        if (old is not None and old[1] != "accepted") != (answer != "accepted"):
+            self.dirty = True
+
+    def uncontrolled(self, flex: dict[str, SessionState]) -> dict[str, tuple[float, str]]:
+        """The sessions of ``flex`` whose station's newest answer to a setpoint was rejected / error / timeout:
+        their worst-case draw (the larger of the reported power and the charge rating, kW) and why. They are
+        planned as load, not controlled, until the station accepts a later setpoint."""
+        out: dict[str, tuple[float, str]] = {}
+        for cid, s in flex.items():
+            ans = self.setpoint_answers.get(cid)
+            if ans is None or ans[1] == "accepted":
+                continue
+            kw = max(s.power_kw, charge_limit_kw(self.chargers[cid], s))
+            out[cid] = (kw, f"uncontrolled: the station answered {ans[1]} to setpoint {ans[0]}; "
+                            f"planned as {kw:g} kW of load until it accepts one")
+        return out
 
     def _backup_transition(self, prev: SessionState | None, new: SessionState) -> None:
         was = prev is not None and prev.grid_state != "grid_connected"

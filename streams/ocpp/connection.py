@@ -10,8 +10,7 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from ocpp.exceptions import FormatViolationError, OCPPError, PropertyConstraintViolationError
 from ocpp.exceptions import NotImplementedError as OcppNotImplemented
@@ -25,34 +24,13 @@ from streams.contracts.models import ChargerRegistration, ChargerSetpoint
 from streams.contracts.models import describe_validation_error as describe
 from streams.ocpp import events
 from streams.ocpp.events import StationState
-from streams.ocpp.profiles import StationTarget, clear_request, iso_utc, setpoint_request
+from streams.ocpp.host import Host, ProfileOutcome
+from streams.ocpp.profiles import StationTarget, clear_request, clears, default_request, iso_utc, setpoint_request
 from streams.ocpp.schemas import to_payload, validate
-
-if TYPE_CHECKING:
-    from streams.ocpp.gateway import Gateway
 
 __all__ = ["HANDLERS", "ProfileOutcome", "Station21", "Station201", "StationConnection"]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class ProfileOutcome:
-    """What became of one setpoint (or revocation) sent to a station."""
-
-    station_id: str
-    feeder_id: str
-    action: Literal["SetChargingProfile", "ClearChargingProfile"]
-    status: str
-    """The station's answer (``Accepted``, ``Rejected``, ``Unknown``), ``CallError:<code>`` or ``Timeout``."""
-    sequence: int | None
-    setpoint_kw: float | None
-    clipped: bool
-    """The setpoint asked for discharge and the station may not discharge: sent clipped at 0 W."""
-    discharge: bool
-    version: str
-    latency_ms: float
-    at_ms: int
 
 
 class RpcFrameworkError(OCPPError):
@@ -66,7 +44,7 @@ Handler = Callable[["StationConnection", dict[str, Any]], Awaitable[Any]]
 class StationConnection:
     """One connected station: routes its calls, sends it profiles. Mixed into the library's ChargePoint."""
 
-    gateway: Gateway
+    gateway: Host
     state_version: Literal["2.0.1", "2.1"]
     _call_result: Any
     _ocpp_version: str
@@ -78,10 +56,12 @@ class StationConnection:
     _get_specific_response: Callable[[str, float], Awaitable[Any]]
     _send: Callable[[str], Awaitable[None]]
 
-    def setup(self, gateway: Gateway) -> None:
+    def setup(self, gateway: Host) -> None:
         self.gateway = gateway
         self.wake = asyncio.Event()
         self.sent: object = None
+        self.default_sent = False
+        """The TxDefaultProfile (the fallback) is installed on this connection."""
         self.trigger: tuple[str, float] | None = None
 
     # --- station -> gateway ---------------------------------------------------------------------------
@@ -180,14 +160,27 @@ class StationConnection:
 
     async def _deliver(self) -> None:
         g = self.gateway
-        if self.id not in g.setpoints:
-            return
-        sp = g.setpoints[self.id]
         reg = g.directory.active(self.id)
         if reg is None:
             return
+        default_kw = g.default_kw(reg)
+        if default_kw is not None and not self.default_sent:  # first: never a cleared station on its own default
+            status = await self._send_request("SetChargingProfile", default_request(self.state_version, default_kw),
+                                              None, reg, clipped=False, discharge=False)
+            self.default_sent = status != "Timeout"
+        if self.id not in g.setpoints:
+            return
+        sp = g.setpoints[self.id]
         known = g.states.get(self.id)  # None: nothing heard from the station since the gateway started
         evse_id = known.evse_id if known is not None else 1
+        if sp is not None and default_kw is not None and clears(sp, default_kw):
+            done = ("cleared", sp.plan_id, sp.sequence, evse_id)  # a revocation: back to the installed default
+            if self.sent != done:
+                status = await self._send_request("ClearChargingProfile", clear_request(self.state_version, evse_id),
+                                                  sp, reg, clipped=False, discharge=False)
+                if status != "Timeout":
+                    self.sent = done
+            return
         if sp is None:
             if self.sent != "cleared":
                 status = await self._send_request("ClearChargingProfile", clear_request(self.state_version, evse_id),
@@ -256,8 +249,9 @@ class StationConnection:
             sequence=sp.sequence if sp else None, setpoint_kw=sp.setpoint_kw if sp else None, clipped=clipped,
             discharge=discharge, version=self.state_version, latency_ms=(time.perf_counter() - t0) * 1000.0,
             at_ms=g.clock_ms()))
-        if sp is not None:
-            self._answer(sp.sequence, status)
+        if sp is not None:  # a clear of no profile (Unknown) leaves the station on its default, as asked
+            self._answer(sp.sequence, "Accepted" if action == "ClearChargingProfile" and status == "Unknown"
+                         else status)
         return status
 
     def _answer(self, sequence: int, status: str) -> None:
@@ -282,6 +276,7 @@ async def _boot(c: StationConnection, p: dict[str, Any]) -> Any:
         return c._call_result.BootNotification(current_time=iso_utc(now), interval=c.gateway.config.heartbeat_seconds,
                                                status="Rejected")
     c.sent = None  # a rebooted station lost its profiles
+    c.default_sent = False
     c._update(c.state, now)
     c.wake.set()
     return c._call_result.BootNotification(current_time=iso_utc(now), interval=c.gateway.config.heartbeat_seconds,

@@ -24,20 +24,20 @@ import asyncio
 import logging
 import ssl
 import time
-from collections import Counter, deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from http import HTTPStatus
-from typing import Any, Protocol
+from typing import Any
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from streams.contracts.models import ChargerRegistration, ChargerSetpoint, ChargerTelemetry, DeadLetter
-from streams.ocpp.connection import ProfileOutcome, Station21, Station201, StationConnection
+from streams.contracts.models import ChargerRegistration, ChargerSetpoint, DeadLetter
+from streams.ocpp.connection import Station21, Station201, StationConnection
 from streams.ocpp.events import StationState
 from streams.ocpp.handshake import basic_auth, peer_cn, station_id_of
+from streams.ocpp.host import GatewayStats, Outputs, ProfileOutcome
 from streams.ocpp.registry import Directory
 
 __all__ = ["SUBPROTOCOLS", "Gateway", "GatewayConfig", "Outputs", "ProfileOutcome"]
@@ -47,16 +47,6 @@ log = logging.getLogger(__name__)
 SUBPROTOCOLS = ("ocpp2.1", "ocpp2.0.1")
 MAX_FRAME_BYTES = 256 * 1024
 MAX_DEADLETTER_VALUE = 64 * 1024
-
-
-class Outputs(Protocol):
-    """Where the gateway's results go (Kafka and InfluxDB in production, a list in unit tests)."""
-
-    def telemetry(self, record: ChargerTelemetry) -> None: ...
-
-    def dead_letter(self, record: DeadLetter) -> None: ...
-
-    def outcome(self, outcome: ProfileOutcome) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -74,37 +64,10 @@ class GatewayConfig:
     name: str = "ocpp-gateway"
     event_time: bool = False
     """The clock is the newest station timestamp seen (simulated stations), not the wall clock."""
-
-
-@dataclass
-class GatewayStats:
-    connections: int = 0
-    refused: Counter[str] = field(default_factory=Counter)
-    messages: Counter[str] = field(default_factory=Counter)
-    call_errors: Counter[str] = field(default_factory=Counter)
-    telemetry: int = 0
-    dead_letters: int = 0
-    answers: Counter[str] = field(default_factory=Counter)
-    clipped: int = 0
-    reaction_ms: dict[str, deque[float]] = field(default_factory=lambda: {
-        "started": deque(maxlen=100_000), "setpoint": deque(maxlen=100_000)})
-    """TransactionEvent Started handled, or a new setpoint taken from Kafka → the SetChargingProfile it caused
-    written to the socket (gateway clock, ms)."""
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"connections": self.connections, "refused": dict(self.refused), "messages": dict(self.messages),
-                "call_errors": dict(self.call_errors), "telemetry": self.telemetry,
-                "dead_letters": self.dead_letters, "answers": dict(self.answers), "clipped": self.clipped,
-                "started_to_profile_sent_ms": _percentiles(self.reaction_ms["started"]),
-                "setpoint_to_profile_sent_ms": _percentiles(self.reaction_ms["setpoint"])}
-
-
-def _percentiles(xs: deque[float]) -> dict[str, float] | None:
-    if not xs:
-        return None
-    s = sorted(xs)
-    return {"n": len(s), "p50": round(s[len(s) // 2], 2), "p99": round(s[min(len(s) - 1, int(0.99 * len(s)))], 2),
-            "max": round(s[-1], 2)}
+    default_profile_kw: float | None = None
+    """The fallback installed as each station's TxDefaultProfile at boot / connection (capped at its rating), kW;
+    a setpoint asking for just that (a revocation) is sent as ClearChargingProfile. ``None``: no default
+    profile (revocations go as SetChargingProfile)."""
 
 
 class Gateway:
@@ -126,6 +89,11 @@ class Gateway:
         self.stats = GatewayStats()
         self._server: Server | None = None
         self._tasks: set[asyncio.Future[Any]] = set()
+
+    def default_kw(self, reg: ChargerRegistration) -> float | None:
+        """The limit of the TxDefaultProfile installed on ``reg``'s station (``None``: none installed)."""
+        kw = self.config.default_profile_kw
+        return None if kw is None else max(0.0, min(kw, reg.max_charge_kw))
 
     # --- from the Kafka edge (on the event loop) ------------------------------------------------------
 

@@ -29,12 +29,14 @@ from ocpp.v201 import datatypes as dt201
 
 from streams.contracts.models import ChargerSetpoint
 
-__all__ = ["PROFILE_STACK_LEVEL", "ProfileCommand", "StationTarget", "clear_request", "iso_utc", "profile_id",
-           "setpoint_request"]
+__all__ = ["DEFAULT_PROFILE_ID", "PROFILE_STACK_LEVEL", "ProfileCommand", "StationTarget", "clear_request",
+           "clears", "default_request", "iso_utc", "profile_id", "setpoint_request"]
 
 OcppVersion = Literal["2.0.1", "2.1"]
 PROFILE_STACK_LEVEL = 1
 _PROFILE_ID_BASE = 8_000
+DEFAULT_PROFILE_ID = 7_000
+"""The gateway's TxDefaultProfile (EVSE 0: every EVSE), installed at boot with the charger's fallback limit."""
 
 
 def iso_utc(t_ms: int) -> str:
@@ -133,3 +135,26 @@ def clear_request(version: OcppVersion, evse_id: int) -> Any:
     if version == "2.1":
         return call21.ClearChargingProfile(charging_profile_id=profile_id(evse_id))
     return call201.ClearChargingProfile(charging_profile_id=profile_id(evse_id))
+
+
+def default_request(version: OcppVersion, kw: float) -> Any:
+    """SetChargingProfile of the station's TxDefaultProfile: ``kw`` (W on the wire), open ended, ``Relative`` (from
+    the start of each transaction), on EVSE 0 (every EVSE). A station without a TxProfile runs on it, never on its
+    own (unlimited) default."""
+    if version == "2.1":
+        return call21.SetChargingProfile(evse_id=0, charging_profile=dt21.ChargingProfileType(
+            id=DEFAULT_PROFILE_ID, stack_level=0, charging_profile_purpose="TxDefaultProfile",
+            charging_profile_kind="Relative", charging_schedule=[dt21.ChargingScheduleType(
+                id=DEFAULT_PROFILE_ID, charging_rate_unit="W",
+                charging_schedule_period=[dt21.ChargingSchedulePeriodType(start_period=0, limit=_watts(kw))])]))
+    return call201.SetChargingProfile(evse_id=0, charging_profile=dt201.ChargingProfileType(
+        id=DEFAULT_PROFILE_ID, stack_level=0, charging_profile_purpose="TxDefaultProfile",
+        charging_profile_kind="Relative", charging_schedule=[dt201.ChargingScheduleType(
+            id=DEFAULT_PROFILE_ID, charging_rate_unit="W",
+            charging_schedule_period=[dt201.ChargingSchedulePeriodType(start_period=0, limit=_watts(kw))])]))
+
+
+def clears(sp: ChargerSetpoint, default_kw: float) -> bool:
+    """``sp`` asks for nothing but the installed default (a revocation: 0 kW and a 0 kW fallback under a 0 kW
+    default): it is sent as ClearChargingProfile of the TxProfile, and the station falls back to the default."""
+    return _watts(sp.setpoint_kw) == _watts(default_kw) and _watts(sp.fallback_kw) == _watts(default_kw)

@@ -20,7 +20,7 @@ reaches the last period), so the charger twin can follow what a station received
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from ocpp.charge_point import camel_to_snake_case, remove_nones, snake_to_camel_case
@@ -28,7 +28,7 @@ from ocpp.charge_point import camel_to_snake_case, remove_nones, snake_to_camel_
 from streams.contracts.models import ChargerSetpoint, SchedulePoint
 from streams.ocpp.events import parse_time
 
-__all__ = ["profile_as_setpoint", "profile_payload", "station_command_kw", "station_periods"]
+__all__ = ["StationProfiles", "profile_as_setpoint", "profile_payload", "station_command_kw", "station_periods"]
 
 
 def profile_payload(request: Any) -> dict[str, Any]:
@@ -39,7 +39,7 @@ def profile_payload(request: Any) -> dict[str, Any]:
 def station_periods(payload: dict[str, Any]) -> tuple[int, list[tuple[int, float]]]:
     """``(start ms, [(period start ms, kW)])`` of the first schedule of a SetChargingProfile payload."""
     sched = payload["chargingProfile"]["chargingSchedule"][0]
-    start = parse_time(sched["startSchedule"])
+    start = parse_time(sched["startSchedule"]) if "startSchedule" in sched else 0  # Relative: from any start
     scale = 1e-3 if sched["chargingRateUnit"] == "W" else None
     if scale is None:
         raise ValueError(f"charging rate unit {sched['chargingRateUnit']!r} is not W")
@@ -59,6 +59,37 @@ def station_command_kw(payload: dict[str, Any], t: int) -> float | None:
             break
         kw = value
     return kw
+
+
+@dataclass
+class StationProfiles:
+    """The profiles a station holds from the gateway: a TxProfile (the setpoint) overrides the TxDefaultProfile
+    (the fallback installed at boot) while it is installed; ClearChargingProfile removes the profile of its id."""
+
+    default: dict[str, Any] | None = None
+    tx: dict[str, Any] | None = None
+
+    def apply(self, action: str, payload: dict[str, Any]) -> None:
+        if action == "SetChargingProfile":
+            purpose = payload["chargingProfile"]["chargingProfilePurpose"]
+            if purpose == "TxDefaultProfile":
+                self.default = payload
+            elif purpose == "TxProfile":
+                self.tx = payload
+        elif action == "ClearChargingProfile":
+            pid = payload.get("chargingProfileId")
+            if self.tx is not None and pid in (None, self.tx["chargingProfile"]["id"]):
+                self.tx = None
+            if self.default is not None and pid in (None, self.default["chargingProfile"]["id"]):
+                self.default = None
+
+    def effective(self) -> dict[str, Any] | None:
+        """The profile the station runs on (``None``: none, the station's own default, unlimited)."""
+        return self.tx if self.tx is not None else self.default
+
+    def command_kw(self, t: int) -> float | None:
+        p = self.effective()
+        return None if p is None else station_command_kw(p, t)
 
 
 def profile_as_setpoint(payload: dict[str, Any], charger_id: str, feeder_id: str, sequence: int) -> ChargerSetpoint:

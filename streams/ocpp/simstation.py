@@ -25,6 +25,8 @@ from ocpp.v201 import call as call201
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from streams.ocpp.readback import StationProfiles
+
 __all__ = ["Received", "SimStation", "connect_station"]
 
 
@@ -53,6 +55,8 @@ class _Mixin:
         ocpp.messages.ASYNC_VALIDATION = False
         self.received: asyncio.Queue[Received] = asyncio.Queue()
         self.answer = "Accepted"
+        self.profiles = StationProfiles()
+        """What the station holds and runs on (profiles it accepted, clears applied)."""
         self.seq = 0
         self.errors: list[list[Any]] = []
         self.answers: list[list[Any]] = []
@@ -66,6 +70,8 @@ class _Mixin:
             self.errors.append(msg)
         await super().route_message(raw_msg)  # type: ignore[misc]
         if msg[0] == 2 and msg[2] in ("SetChargingProfile", "ClearChargingProfile"):
+            if msg[2] == "ClearChargingProfile" or self.answer == "Accepted":
+                self.profiles.apply(msg[2], msg[3])
             self.received.put_nowait(Received(msg[2], msg[3], time.perf_counter()))
 
     @on("SetChargingProfile")

@@ -144,6 +144,7 @@ class FeederRuntime:
         log = rt.__dict__.pop("power_log", {})  # a checkpoint from before dead reckoning moved into dispatch
         rt.dispatcher.__dict__.setdefault("power_log", log)
         rt.__dict__.setdefault("refused", {})  # ... and before inverter pathways (issue 21)
+        rt.dispatcher.__dict__.setdefault("setpoint_answers", {})  # ... and before stations' answers (issue 16)
         for infos in (rt.dispatcher.registered, rt.dispatcher.chargers):
             for cid, info in infos.items():
                 if not hasattr(info, "inverter_location"):

@@ -28,8 +28,8 @@ from streams.contracts.codec import default_codec
 from streams.contracts.models import ChargerSetpoint, ChargerTelemetry, MeterReading, decode_record, encode_record
 from streams.contracts.topics import METER_READINGS, SETPOINTS, topic_name
 from streams.kafka.clients import make_consumer, make_producer, produce_records
-from streams.ocpp.profiles import StationTarget, setpoint_request
-from streams.ocpp.readback import profile_as_setpoint, profile_payload, station_periods
+from streams.ocpp.profiles import StationTarget, clears, setpoint_request
+from streams.ocpp.readback import StationProfiles, profile_as_setpoint, profile_payload, station_periods
 from streams.ocpp.simstation import connect_station
 from streams.simulate.twin import ChargerTwin, TwinConfig, TwinSession
 from tests.integration.test_ocpp_gateway import _wait_listening
@@ -153,6 +153,7 @@ def test_twins_follow_the_worker_through_the_gateway(topic_namespace, start_work
                               cfg, start_ms=T0, end_ms=END, rating_kw=11.0) for cid in STATIONS}
     load: dict[int, float] = {}
     profiles: dict[str, list[dict[str, Any]]] = {cid: [] for cid in STATIONS}
+    holds = {cid: StationProfiles() for cid in STATIONS}  # what each station holds: default, TxProfile
 
     async def loop() -> None:
         conns = {cid: await connect_station(f"ws://127.0.0.1:{port}", cid, v, password=PASSWORD)
@@ -177,15 +178,20 @@ def test_twins_follow_the_worker_through_the_gateway(topic_namespace, start_work
                 for cid, sp in tail.latest.items():
                     if twins[cid].car is None or sp.session_id != f"tx-{cid}" or sp.valid_until <= t:
                         continue
-                    want = station_periods(profile_payload(setpoint_request(
+                    cleared = clears(sp, 0.0)  # a revocation to the installed default (EVGRID_FALLBACK_KW = 0)
+                    want = None if cleared else station_periods(profile_payload(setpoint_request(
                         sp, StationTarget(STATIONS[cid], 1, f"tx-{cid}")).request))  # type: ignore[arg-type]
-                    while not profiles[cid] or station_periods(profiles[cid][-1]) != want:
+                    held = holds[cid]
+                    while held.default is None or (held.tx is not None if cleared
+                                                   else held.tx is None or station_periods(held.tx) != want):
                         got = await conns[cid].station.next_received(timeout=60)
-                        if got.action != "SetChargingProfile":
-                            continue
-                        profiles[cid].append(got.payload)
+                        held.apply(got.action, got.payload)
+                        if held.tx is not None and held.tx is got.payload:
+                            profiles[cid].append(got.payload)
+                        effective = held.effective()
+                        assert effective is not None  # the default is installed first: never unlimited
                         seq += 1
-                        for tel in twins[cid].receive(profile_as_setpoint(got.payload, cid, "fz", seq), t):
+                        for tel in twins[cid].receive(profile_as_setpoint(effective, cid, "fz", seq), t):
                             await _report(conns[cid].station, tel, f"tx-{cid}", open_tx, sent)
             load[t] = BASE_KW + sum(tw.power for tw in twins.values())
             t += STEP

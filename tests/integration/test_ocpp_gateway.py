@@ -11,6 +11,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -95,6 +96,10 @@ def test_register_csv_then_gateway_carries_setpoints_and_telemetry(topic_namespa
                                          ssl_context=pki.client_context())
             st = sess.station
             assert (await st.boot()).status == "Accepted"
+            default = await st.next_received(timeout=20)  # the fallback (EVGRID_FALLBACK_KW = 0) installed at boot
+            assert default.payload["chargingProfile"]["chargingProfilePurpose"] == "TxDefaultProfile"
+            assert default.payload["chargingProfile"]["chargingSchedule"][0]["chargingSchedulePeriod"] == [
+                {"startPeriod": 0, "limit": 0.0}]
             await st.transaction("Started", "tx-7", power_w=0.0, energy_wh=500.0, soc=61)
             got = await st.next_received(timeout=20)
             period = got.payload["chargingProfile"]["chargingSchedule"][0]["chargingSchedulePeriod"][0]
@@ -105,6 +110,7 @@ def test_register_csv_then_gateway_carries_setpoints_and_telemetry(topic_namespa
             produce_records(producer, topic_name(SETPOINTS, s.topic_prefix), [(b"cs-2", None, None, None)])
             cleared = await st.next_received(timeout=20)
             assert cleared.action == "ClearChargingProfile"
+            assert st.profiles.tx is None and st.profiles.command_kw(now) == 0.0  # on the default, not unlimited
             await sess.close()
 
         asyncio.run(station())
@@ -126,9 +132,10 @@ def test_register_csv_then_gateway_carries_setpoints_and_telemetry(topic_namespa
     assert proc.returncode == 0, log.read_text()[-2000:]
     answers = rows(query(influx_url, f"SELECT * FROM ocpp_profile WHERE gateway = '{name}'", "evgrid"))
     assert sorted((a["action"], a["status"], a["discharge"], a["station"]) for a in answers) == [
-        ("ClearChargingProfile", "Accepted", 0, "cs-2"), ("SetChargingProfile", "Accepted", 1, "cs-2")]
+        ("ClearChargingProfile", "Accepted", 0, "cs-2"), ("SetChargingProfile", "Accepted", 0, "cs-2"),
+        ("SetChargingProfile", "Accepted", 1, "cs-2")]
     counters = rows(query(influx_url, f"SELECT last(*) FROM ocpp_gateway WHERE gateway = '{name}'", "evgrid"))
-    assert counters and counters[0]["last_dead_letters"] == 1 and counters[0]["last_accepted"] == 2
+    assert counters and counters[0]["last_dead_letters"] == 1 and counters[0]["last_accepted"] == 3
 
 
 def _gateway(env: dict[str, str], port: int, log: Path, name: str) -> subprocess.Popen[bytes]:
@@ -137,6 +144,14 @@ def _gateway(env: dict[str, str], port: int, log: Path, name: str) -> subprocess
             [sys.executable, "-c", "from streams.cli import app; app()", "ocpp-gateway", "--port", str(port),
              "--host", "127.0.0.1", "--security-profile", "1", "--no-metrics", "--name", name],
             env={**os.environ, **env}, stdout=fh, stderr=subprocess.STDOUT)
+
+
+async def _tx_profile(station: Any) -> Any:
+    """The next TxProfile the station receives (the TxDefaultProfile each connection installs is skipped)."""
+    while True:
+        got = await station.next_received(timeout=20)
+        if got.payload.get("chargingProfile", {}).get("chargingProfilePurpose") == "TxProfile":
+            return got
 
 
 def test_a_station_may_move_to_another_gateway(topic_namespace, tmp_path: Path) -> None:
@@ -180,7 +195,7 @@ def test_a_station_may_move_to_another_gateway(topic_namespace, tmp_path: Path) 
                 a = await connect_station(f"ws://127.0.0.1:{ports[0]}", st, password="password-0123456789")
                 await a.station.boot()
                 await a.station.transaction("Started", f"tx-{st}", power_w=0.0)
-                first = await a.station.next_received(timeout=20)
+                first = await _tx_profile(a.station)
                 assert first.payload["chargingProfile"]["chargingSchedule"][0]["chargingSchedulePeriod"][0][
                     "limit"] == 5000.0
                 await a.close()
@@ -191,7 +206,7 @@ def test_a_station_may_move_to_another_gateway(topic_namespace, tmp_path: Path) 
             for st in stations:
                 b = await connect_station(f"ws://127.0.0.1:{ports[1]}", st, password="password-0123456789")
                 await b.station.transaction("Updated", f"tx-{st}", power_w=5000.0)
-                moved = await b.station.next_received(timeout=20)
+                moved = await _tx_profile(b.station)
                 prof = moved.payload["chargingProfile"]
                 assert prof["transactionId"] == f"tx-{st}"
                 assert prof["chargingSchedule"][0]["chargingSchedulePeriod"][0]["limit"] == 2500.0

@@ -248,3 +248,18 @@ def test_a_checkpoint_from_before_dead_reckoning_moved_into_dispatch_restores_it
     del old["dispatcher"].__dict__["power_log"]
     back = FeederRuntime.load(statecodec.encode(old), model)
     assert back.dispatcher.power_log == log and "power_log" not in back.__dict__
+
+
+def test_a_checkpoint_from_before_stations_answers_restores_with_none() -> None:
+    rt = FeederRuntime("F1", feeder_config(SETTINGS))
+    rt.apply(reg(), raw(CHARGER_REGISTRY))
+    rt.apply(meter(T0), raw(METER_READINGS))
+    state, model = rt.dump()
+    assert model is not None
+    old = statecodec.decode(state)
+    del old["dispatcher"].__dict__["setpoint_answers"], old["dispatcher"].__dict__["n_refused_setpoints"]
+    back = FeederRuntime.load(statecodec.encode(old), model)
+    assert back.dispatcher.setpoint_answers == {} and back.dispatcher.n_refused_setpoints == 0
+    back.apply(tel(T0 + MIN).model_copy(update={"setpoint_sequence": 1, "setpoint_answer": "rejected"}),
+               raw(CHARGER_TELEMETRY, 1), drained=only(METER_READINGS, CHARGER_TELEMETRY))
+    assert back.dispatcher.setpoint_answers == {"C1": (1, "rejected")} and back.dispatcher.n_refused_setpoints == 1
