@@ -83,10 +83,11 @@ def twin_config(settings: Settings, **overrides: Any) -> TwinConfig:
 
 def _twin_session(s: AcnSession, reg: ChargerRegistration | None) -> TwinSession:
     dis = 0.0
-    if s.bidirectional:
+    if s.bidirectional or s.is_battery:
         dis = min(s.max_power_kw, reg.max_discharge_kw) if reg is not None else s.max_power_kw
     return TwinSession(s.session_id, s.station_id, s.arrival, s.departure, s.estimated_departure,
-                       s.requested_energy_kwh, s.max_power_kw, dis, s.capacity_kwh, s.initial_soc_pct)
+                       s.requested_energy_kwh, s.max_power_kw, dis, s.capacity_kwh, s.initial_soc_pct,
+                       stationary=s.is_battery)
 
 
 def build_fleet(inputs: BacktestInputs, config: TwinConfig) -> TwinFleet:
@@ -278,7 +279,8 @@ def twin_result(results: Iterable[SessionResult], segments: Mapping[str, Iterabl
     """Load curves per feeder, session outcomes and lowest SoC as the report scores them.
 
     A session's deliverable energy is what it got uncontrolled (``free``: full power from arrival under the
-    same physics), capped by its request; without ``free``, min(request, rating × dwell).
+    same physics), capped by its request; without ``free``, min(request, rating × dwell). A stationary battery's
+    outcome is marked ``storage`` (its power is in the load curves, it is not a driver's session).
     """
     got_free = {r.session.session_id: r.delivered_kwh for r in free or ()}
     outcomes = []
@@ -290,7 +292,8 @@ def twin_result(results: Iterable[SessionResult], segments: Mapping[str, Iterabl
         open_end = s.departure_ms > grid.end or (s.estimated_departure_ms > s.departure_ms
                                                  and s.departure_ms >= grid.end)
         outcomes.append(SessionOutcome(s.session_id, s.charger_id, r.feeder_id, s.requested_kwh, r.delivered_kwh,
-                                       r.exported_kwh, able, open_end))
+                                       r.exported_kwh, able, open_end, storage=s.stationary,
+                                       charged_kwh=r.charged_kwh))
         if r.min_soc_pct is not None:
             low[s.session_id] = r.min_soc_pct
     ev = {f: _load(seg, grid) for f, seg in segments.items()}

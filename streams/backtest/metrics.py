@@ -93,6 +93,11 @@ class SessionOutcome:
     """min(request, rating × dwell): what full power from arrival would give."""
     open_at_end: bool = False
     """The car is still plugged in when the scored period ends (its request cannot be judged)."""
+    storage: bool = False
+    """A stationary battery: its power counts in the loads, but it is no driver's session (not scored for
+    energy, its discharge not counted as V2G)."""
+    charged_kwh: float = 0.0
+    """Energy charged (grid side), kWh (kept for stationary batteries)."""
 
 
 @dataclass
@@ -134,7 +139,7 @@ def _run_session(s: AcnSession, grid: Grid, cut_points: Iterable[int], command: 
             kw = 0.0
         kw = min(kw, s.max_power_kw)
         if kw > 0:
-            e = min(kw * dt_h, max(0.0, s.requested_energy_kwh - net))
+            e = kw * dt_h if s.is_battery else min(kw * dt_h, max(0.0, s.requested_energy_kwh - net))
             if cap is not None and soc_kwh is not None:
                 e = min(e, max(0.0, cap - soc_kwh))
         elif kw < 0:
@@ -161,12 +166,13 @@ def _outcome(s: AcnSession, feeder: str, net: float, exported: float, grid: Grid
     dwell_h = (s.departure - s.arrival) / HOUR_MS
     open_end = s.departure > grid.end or (s.estimated_departure > s.departure and s.departure >= grid.end)
     return SessionOutcome(s.session_id, s.station_id, feeder, s.requested_energy_kwh, net, exported,
-                          min(s.requested_energy_kwh, s.max_power_kw * dwell_h), open_end)
+                          min(s.requested_energy_kwh, s.max_power_kw * dwell_h), open_end, storage=s.is_battery,
+                          charged_kwh=net + exported)
 
 
 def _discharge_kw(s: AcnSession, regs: Mapping[str, ChargerRegistration]) -> float:
     """Physical discharge capability of the car on its charger (0 for unidirectional ones)."""
-    if not s.bidirectional:
+    if not (s.bidirectional or s.is_battery):
         return 0.0
     reg = regs.get(s.station_id)
     return min(s.max_power_kw, reg.max_discharge_kw) if reg is not None else s.max_power_kw
@@ -239,13 +245,14 @@ def simulate_setpoints(sessions: Sequence[AcnSession], setpoints: Iterable[Charg
 
 
 def simulate_uncontrolled(sessions: Sequence[AcnSession], grid: Grid, default_feeder: str = "feeder-1") -> SimResult:
-    """Every car at full power from arrival until it has its requested energy (or leaves)."""
+    """Every car at full power from arrival until it has its requested energy (or leaves); a stationary battery
+    idles."""
     ev: dict[str, np.ndarray] = {}
     outcomes = []
     for s in sessions:
         feeder = _feeder(s, default_feeder)
         load = ev.setdefault(feeder, np.zeros(grid.n))
-        full = s.max_power_kw
+        full = 0.0 if s.is_battery else s.max_power_kw
 
         def command(_t: int, kw: float = full) -> float:
             return kw
@@ -327,7 +334,8 @@ def _export_rating_kw(reg: ChargerRegistration, consent: bool) -> float:
 def audit_setpoints(setpoints: Iterable[ChargerSetpoint], registrations: Mapping[str, ChargerRegistration],
                     sessions: Sequence[AcnSession], *, min_soc_pct: Mapping[str, float] | None = None,
                     reserve_soc_pct: float = 30.0, export_offers: Iterable[IncentiveEvent] = (),
-                    accepted_offer_ids: Iterable[str] = (), tol_kw: float = 1e-3) -> list[SafetyViolation]:
+                    accepted_offer_ids: Iterable[str] = (), tol_kw: float = 1e-3,
+                    battery_min_soc_pct: float = 10.0) -> list[SafetyViolation]:
     """Check every setpoint and schedule point against the dispatch rules as written (docs/dispatch.md), sharing
     no code with the envelope (:mod:`streams.dispatch.safety`, :mod:`streams.dispatch.site_rules`).
 
@@ -335,7 +343,8 @@ def audit_setpoints(setpoints: Iterable[ChargerSetpoint], registrations: Mapping
     power ``<=`` the charge limit (registration, and the plugged-in car's rating); discharge only where the
     site is ``parallel_exporting``, the charger bidirectional and the driver enrolled (or holding an accepted
     export offer covering the time), and never beyond the approved export limit; a discharged session's
-    simulated SoC never below its reserve (``min_soc_pct`` from :func:`simulate_setpoints`).
+    simulated SoC never below its reserve (``min_soc_pct`` from :func:`simulate_setpoints`); a stationary
+    battery's floor is its registered ``min_soc_pct``, else ``battery_min_soc_pct``.
     """
     by_charger: dict[str, list[AcnSession]] = defaultdict(list)
     for s in sessions:
@@ -388,10 +397,14 @@ def audit_setpoints(setpoints: Iterable[ChargerSetpoint], registrations: Mapping
                     discharged.add(car.session_id)
     for sid in sorted(discharged):
         low = (min_soc_pct or {}).get(sid)
-        if low is not None and low < reserve_soc_pct - 1e-6:
-            s = next(x for x in sessions if x.session_id == sid)
+        s = next(x for x in sessions if x.session_id == sid)
+        floor = reserve_soc_pct
+        if s.is_battery:
+            reg = registrations.get(s.station_id)
+            floor = reg.min_soc_pct if reg is not None and reg.min_soc_pct is not None else battery_min_soc_pct
+        if low is not None and low < floor - 1e-6:
             out.append(SafetyViolation(s.station_id, -1, s.arrival, "below_reserve",
-                                       f"session {sid} discharged to {low:.1f} % < reserve {reserve_soc_pct} %"))
+                                       f"session {sid} discharged to {low:.1f} % < reserve {floor} %"))
     return out
 
 
@@ -517,7 +530,9 @@ def feeder_figures(*, grid: Grid, controlled: SimResult, uncontrolled: SimResult
     unc = base + ev(uncontrolled)
     opt = base + optimal_ev_kw
     dt_h = grid.step_ms / HOUR_MS
-    outs = [o for o in controlled.sessions if feeder_id is None or o.feeder_id == feeder_id]
+    mine = [o for o in controlled.sessions if feeder_id is None or o.feeder_id == feeder_id]
+    outs = [o for o in mine if not o.storage]  # drivers' sessions; batteries count in the loads only
+    stores = [o for o in mine if o.storage]
     req = sum(o.requested_kwh for o in outs)
     got = sum(min(o.delivered_kwh, o.requested_kwh) for o in outs)
     closed = [o for o in outs if not o.open_at_end]
@@ -537,6 +552,8 @@ def feeder_figures(*, grid: Grid, controlled: SimResult, uncontrolled: SimResult
         "sessions_open_at_end": len(outs) - len(closed),
         "sessions_short": len(short),
         "v2g_exported_kwh": _r(sum(o.exported_kwh for o in outs)),
+        "battery_discharged_kwh": _r(sum(o.exported_kwh for o in stores)),
+        "battery_charged_kwh": _r(sum(o.charged_kwh for o in stores)),
         "uncontrolled_peak_kw": _r(unc.max() if grid.n else 0.0),
         "optimal_peak_kw": _r(opt.max() if grid.n else 0.0),
         "optimal_energy_delivered_kwh": _r(optimal_delivered_kwh),

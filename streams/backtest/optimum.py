@@ -5,7 +5,8 @@ discharge needs V2G enrolment, a bidirectional car with a known SoC and capacity
 its rating and export limit under its site's strictest rules (:func:`streams.dispatch.site_rules.site_rules`);
 each site's net export is bounded by its approved limit (0 for a non-exporting site, whose discharge can only
 cover the site's own metered load) and its net import by its import limit; the car keeps the SoC reserve; the
-feeder's export limit holds. What it minimises is the planner's objective (peak net import first).
+feeder's export limit holds. What it minimises is the planner's objective (peak net import first). Stationary
+batteries (``asset_type=stationary_battery`` rows) are left out: the optimum is the cars' alone.
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ def optimal_load(sessions: Sequence[AcnSession], grid: Grid, base_kw: np.ndarray
     n = grid.n
     ps = []
     used: dict[str, list[ChargerInfo]] = {}
+    sessions = [s for s in sessions if not s.is_battery]
     for s in sessions:
         ch = chargers.get(s.station_id)
         dis = 0.0

@@ -58,11 +58,12 @@ class Report:
 
 
 def _site_v2g(ctrl: Any, inputs: BacktestInputs) -> dict[str, float]:
-    """Energy discharged per interconnection class of the registered sites (V2G used where allowed), kWh."""
+    """Energy cars discharged per interconnection class of the registered sites (V2G used where allowed), kWh
+    (stationary batteries apart: ``battery_discharged_kwh``)."""
     cls = {cid: r.interconnection_class for cid, r in inputs.registrations.items()}
     out: dict[str, float] = {}
     for o in ctrl.sessions:
-        if o.exported_kwh > 0:
+        if o.exported_kwh > 0 and not o.storage:
             k = cls.get(o.charger_id, "unknown")
             out[k] = round(out.get(k, 0.0) + o.exported_kwh, 3)
     return dict(sorted(out.items()))
@@ -96,7 +97,7 @@ def compute_report(inputs: BacktestInputs, *, setpoints: Sequence[ChargerSetpoin
     accepted: list[str] = []  # a backtest has no drivers answering offers
     violations = audit_setpoints(setpoints, inputs.registrations, inputs.sessions, min_soc_pct=ctrl.min_soc_pct,
                                  reserve_soc_pct=s.reserve_soc_pct, export_offers=incentives,
-                                 accepted_offer_ids=accepted)
+                                 accepted_offer_ids=accepted, battery_min_soc_pct=s.dispatch_battery_min_soc_pct)
     site_breaches = audit_sites(setpoints, inputs.registrations, inputs.sites, inputs.sessions, inputs.readings,
                                 schedule_ms=sched_ms, meter_stale_ms=int(s.dispatch_site_meter_stale_seconds * 1000))
     violations += site_breaches
@@ -151,6 +152,7 @@ def compute_report(inputs: BacktestInputs, *, setpoints: Sequence[ChargerSetpoin
     total["site_breaches"] = len(site_breaches)
     total["sites"] = len({r.site_id for r in inputs.registrations.values()})
     total["sites_v2g_kwh"] = _site_v2g(ctrl, inputs)
+    total["batteries"] = sum(1 for r in inputs.registrations.values() if r.asset_type == "stationary_battery")
     total["incentives"] = incentive_figures(incentives, accepted)
     total["settlements"] = settlement_figures(settlements)
     reasons = Counter(sp.reason for sp in setpoints)
@@ -169,7 +171,8 @@ def compute_report(inputs: BacktestInputs, *, setpoints: Sequence[ChargerSetpoin
                             "requested_kwh": round(o.requested_kwh, 3), "delivered_kwh": round(o.delivered_kwh, 3),
                             "deliverable_kwh": round(o.deliverable_kwh, 3)}
                            for o in ctrl.sessions
-                           if o.delivered_kwh < o.deliverable_kwh - 1e-3 and not o.open_at_end][:50],
+                           if o.delivered_kwh < o.deliverable_kwh - 1e-3 and not o.open_at_end
+                           and not o.storage][:50],
         "run": dict(run or {}),
     }
     return Report(figures, grid, curves, inputs=inputs, setpoints=setpoints, forecasts=forecasts, settings=s)

@@ -18,7 +18,7 @@ from typing import Any
 from streams.contracts.models import MIN_TS, SiteRegistration
 from streams.contracts.timeparse import parse_timestamp_ms
 
-__all__ = ["ACN_REQUIRED", "AcnSession", "csv_rows", "interconnection_class_of", "opt_bool", "opt_float",
+__all__ = ["ACN_REQUIRED", "ASSET_TYPES", "AcnSession", "csv_rows", "interconnection_class_of", "opt_bool", "opt_float",
            "read_acn_sessions", "site_registrations"]
 
 
@@ -73,8 +73,16 @@ class AcnSession:
     site_export_limit_kw: float | None = None
     """Approved net export limit of the site at its point of interconnection, kW."""
     site_import_limit_kw: float | None = None
+    asset_type: str = "ev_charger"
+    """``ev_charger`` (a car's session) or ``stationary_battery`` (a battery: no request, not a driver)."""
+
+    @property
+    def is_battery(self) -> bool:
+        """A stationary battery, not a car."""
+        return self.asset_type == "stationary_battery"
 
 
+ASSET_TYPES = ("ev_charger", "stationary_battery")
 ACN_REQUIRED = ("session_id", "station_id", "arrival_utc", "departure_utc", "requested_energy_kwh",
                 "max_power_kw")
 
@@ -102,6 +110,7 @@ def read_acn_sessions(path: str | Path) -> list[AcnSession]:
                 site_id=row.get("site_id") or None,
                 site_export_limit_kw=opt_float(row.get("site_export_limit_kw")),
                 site_import_limit_kw=opt_float(row.get("site_import_limit_kw")),
+                asset_type=_asset_type(row.get("asset_type")),
             )
         except ValueError as exc:
             raise ValueError(f"{path}:{line}: {exc}") from exc
@@ -109,9 +118,19 @@ def read_acn_sessions(path: str | Path) -> list[AcnSession]:
             raise ValueError(f"{path}:{line}: departure_utc is not after arrival_utc")
         if s.requested_energy_kwh < 0 or s.max_power_kw <= 0:
             raise ValueError(f"{path}:{line}: requested_energy_kwh must be >= 0 and max_power_kw > 0")
+        if s.is_battery and not (s.capacity_kwh and s.capacity_kwh > 0):
+            raise ValueError(f"{path}:{line}: a stationary_battery needs capacity_kwh > 0")
         out.append(s)
     site_registrations(out, 0)  # rows of one site must agree on its class: raises ValueError
     return out
+
+
+def _asset_type(v: str | None) -> str:
+    if not v:
+        return "ev_charger"
+    if v not in ASSET_TYPES:
+        raise ValueError(f"asset_type must be one of {', '.join(ASSET_TYPES)}, not {v!r}")
+    return v
 
 
 def site_registrations(sessions: Sequence[AcnSession], registered_at: int,

@@ -7,7 +7,8 @@ Formats
 -------
 * EV sessions, ACN-Data form (:func:`import_acn`): ``session_id, station_id, arrival_utc, departure_utc,
   estimated_departure_utc, requested_energy_kwh, max_power_kw`` and optional ``feeder_id, bidirectional,
-  interconnection_class, export_limit_kw, initial_soc_pct, capacity_kwh``.
+  interconnection_class, export_limit_kw, initial_soc_pct, capacity_kwh, site_id, asset_type`` (a
+  ``stationary_battery`` station is registered as a battery; its telemetry has no departure and no request).
 * Meter readings, CSV or Parquet (:func:`import_meters`): ``timestamp, kw`` (one feeder-head meter) or
   ``timestamp, meter_id, feeder_id, kw`` (optional ``kvar, voltage_v, quality, site_id``).
 * Weather, CSV (:func:`import_weather`): ``timestamp, temperature_c, ghi_wm2[, wind_ms, cloud_cover_pct]``,
@@ -122,7 +123,8 @@ def acn_registrations(sessions: Sequence[AcnSession], registered_at: int, feeder
     bidirectional stations, ``non_parallel`` otherwise); export limit the first given (default its max
     power when exporting, capped by its site's ``site_export_limit_kw``, else 0); rating = the largest
     ``max_power_kw`` of its rows; site = the ``site_id`` of its rows, else ``site_id``, else its own. A station
-    on two feeders or at two sites is an error.
+    on two feeders or at two sites is an error. A station with a ``stationary_battery`` row is a battery:
+    bidirectional, discharge rating = its rating, capacity = the largest ``capacity_kwh`` of its rows.
     """
     by_station: dict[str, list[AcnSession]] = {}
     for s in sessions:
@@ -133,7 +135,8 @@ def acn_registrations(sessions: Sequence[AcnSession], registered_at: int, feeder
         if len(feeders) > 1:
             raise ValueError(f"station {station} appears on several feeders: {sorted(feeders)}")
         feeder = feeders.pop()
-        bidir = any(r.bidirectional for r in rows)
+        battery = any(r.is_battery for r in rows)
+        bidir = battery or any(r.bidirectional for r in rows)
         rating = max(r.max_power_kw for r in rows)
         icls = next((r.interconnection_class for r in rows if r.interconnection_class),
                     "parallel_exporting" if bidir else "non_parallel")
@@ -151,17 +154,20 @@ def acn_registrations(sessions: Sequence[AcnSession], registered_at: int, feeder
             interconnection_class=icls,  # type: ignore[arg-type]
             export_limit_kw=export, v2g_enrolled=bidir, max_charge_kw=rating,
             max_discharge_kw=rating if bidir else 0.0, registered_at=registered_at,
+            asset_type="stationary_battery" if battery else "ev_charger",
+            battery_capacity_kwh=(max(r.capacity_kwh or 0.0 for r in rows) or None) if battery else None,
         ))
     return regs
 
 
 def _session_telemetry(s: AcnSession, feeder: str, step_ms: int, heartbeats: bool
                        ) -> Iterator[tuple[int, int, ChargerTelemetry]]:
-    discharge = s.max_power_kw if s.bidirectional else 0.0
-    common: dict[str, Any] = {
+    discharge = s.max_power_kw if s.bidirectional or s.is_battery else 0.0
+    common: dict[str, Any] = {  # a battery stays and wants nothing: no departure, no request
         "charger_id": s.station_id, "feeder_id": feeder, "connected": True, "session_id": s.session_id,
         "power_kw": 0.0, "max_charge_kw": s.max_power_kw, "max_discharge_kw": discharge,
-        "departure_time": s.estimated_departure, "requested_energy_kwh": s.requested_energy_kwh,
+        "departure_time": None if s.is_battery else s.estimated_departure,
+        "requested_energy_kwh": None if s.is_battery else s.requested_energy_kwh,
         "battery_capacity_kwh": s.capacity_kwh,
     }
     yield s.arrival, PLUG_IN, ChargerTelemetry(timestamp=s.arrival, soc_pct=s.initial_soc_pct,

@@ -33,10 +33,13 @@ class AcnSessions:
 
 @lru_cache(maxsize=4)
 def load_acn_sessions(path: str = "") -> AcnSessions:
-    """The arrival/dwell/energy distribution of an ACN-Data-style sessions CSV (read by ``read_acn_sessions``)."""
+    """The arrival/dwell/energy distribution of an ACN-Data-style sessions CSV (read by ``read_acn_sessions``;
+    stationary battery rows are left out)."""
     tz = ZoneInfo(ACN_TIMEZONE)
     tods, dwells, energies = [], [], []
     for s in read_acn_sessions(path or BUNDLED_ACN):  # the one sessions reader (and session type)
+        if s.is_battery:
+            continue  # a stationary battery is no driver's arrival
         local = datetime.fromtimestamp(s.arrival / 1000, UTC).astimezone(tz)
         tods.append(local.hour * 3600 + local.minute * 60 + local.second)
         dwells.append((s.departure - s.arrival) // 1000)

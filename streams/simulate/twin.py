@@ -8,9 +8,12 @@ twin never rewrites its past. Physics: power clipped to the car's charge and dis
 tapered linearly above ``taper_soc_pct`` (to ``taper_floor`` of the rating at 100 %), SoC moved by charge and
 discharge efficiency and kept within ``[min_soc_pct, max_soc_pct]``; charging stops when the battery is full or
 when the requested energy (grid side, net of export) is in. Without a known capacity and SoC there is no taper
-and no SoC bound. Telemetry (power, energy delivered, SoC, connected) goes out at plug-in, every
-``heartbeat_ms`` while connected (from plug-in), every ``idle_heartbeat_ms`` while idle, on every change of
-power, and at plug-out (with what the session got).
+and no SoC bound. A ``stationary`` session is a stationary battery on its station from arrival to departure: no
+energy request (charging is bounded only by its ratings, SoC bounds and efficiency), no default command (idle
+until it gets a setpoint: a battery left alone does nothing), and its telemetry carries no departure or request.
+Telemetry (power, energy delivered, SoC, connected) goes out at plug-in, every ``heartbeat_ms`` while connected
+(from plug-in), every ``idle_heartbeat_ms`` while idle, on every change of power, and at plug-out (with what the
+session got).
 
 >>> t0 = 1_551_398_400_000  # 2019-03-01T00:00:00Z
 >>> tw = ChargerTwin("c1", "f1", [TwinSession("s1", "c1", t0, t0 + 3_600_000, t0 + 3_600_000, 5.0, 10.0)],
@@ -71,6 +74,8 @@ class TwinSession:
     capacity_kwh: float | None = None
     initial_soc_pct: float | None = None
     reserve_soc_pct: float | None = None
+    stationary: bool = False
+    """A stationary battery, not a car (see the module doc)."""
 
 
 @dataclass(slots=True)
@@ -232,12 +237,12 @@ class ChargerTwin:
         if car is None:
             return 0.0
         s, cfg = car.session, self.cfg
-        cmd = command_at(self.setpoint, t, cfg.schedule_ms, cfg.default_fallback_kw)
+        cmd = command_at(self.setpoint, t, cfg.schedule_ms, 0.0 if s.stationary else cfg.default_fallback_kw)
         if math.isnan(cmd) or cmd == -math.inf:
             return 0.0
         bounds = self._bounds()
         if cmd > 0:
-            if car.delivered_kwh >= s.requested_kwh - _EPS_KWH:
+            if not s.stationary and car.delivered_kwh >= s.requested_kwh - _EPS_KWH:
                 return 0.0
             hi = s.max_charge_kw
             if bounds is not None and car.soc_kwh is not None:
@@ -262,7 +267,8 @@ class ChargerTwin:
         hours: list[float] = []
         bounds = self._bounds()
         if p > 0:
-            hours.append((car.session.requested_kwh - car.delivered_kwh) / p)
+            if not car.session.stationary:
+                hours.append((car.session.requested_kwh - car.delivered_kwh) / p)
             if bounds is not None and car.soc_kwh is not None:
                 hours.append((bounds[1] - car.soc_kwh) / (p * self.cfg.charge_efficiency))
         elif bounds is not None and car.soc_kwh is not None:
@@ -283,7 +289,8 @@ class ChargerTwin:
         bounds = self._bounds()
         eta_c, eta_d = self.cfg.charge_efficiency, self.cfg.discharge_efficiency
         if e > 0:
-            e = min(e, max(0.0, car.session.requested_kwh - car.delivered_kwh))
+            if not car.session.stationary:
+                e = min(e, max(0.0, car.session.requested_kwh - car.delivered_kwh))
             if bounds is not None and car.soc_kwh is not None:
                 e = min(e, max(0.0, bounds[1] - car.soc_kwh) / eta_c)
                 car.soc_kwh += e * eta_c
@@ -316,15 +323,16 @@ class ChargerTwin:
             session_id=s.session_id, power_kw=round(self.power, 3),
             soc_pct=None if pct is None else round(min(max(pct, 0.0), 100.0), 2),
             battery_capacity_kwh=s.capacity_kwh if pct is not None else None, max_charge_kw=s.max_charge_kw,
-            max_discharge_kw=s.max_discharge_kw, departure_time=s.estimated_departure_ms,
-            requested_energy_kwh=s.requested_kwh, energy_delivered_kwh=round(car.delivered_kwh, 4),
+            max_discharge_kw=s.max_discharge_kw, departure_time=None if s.stationary else s.estimated_departure_ms,
+            requested_energy_kwh=None if s.stationary else s.requested_kwh,
+            energy_delivered_kwh=round(car.delivered_kwh, 4),
             reserve_soc_pct=s.reserve_soc_pct)
 
 
 def _with_departure(s: TwinSession, dep: int) -> TwinSession:
     return TwinSession(s.session_id, s.charger_id, s.arrival_ms, dep, min(s.estimated_departure_ms, dep),
                        s.requested_kwh, s.max_charge_kw, s.max_discharge_kw, s.capacity_kwh, s.initial_soc_pct,
-                       s.reserve_soc_pct)
+                       s.reserve_soc_pct, s.stationary)
 
 
 @dataclass

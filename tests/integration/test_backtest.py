@@ -109,6 +109,7 @@ def test_backtest_sites_hold_their_interconnection_rules(kafka_bootstrap: str, m
     assert t["sites_v2g_kwh"].get("parallel_exporting", 0.0) > 1.0
     assert t["sites_v2g_kwh"].get("parallel_non_exporting", 0.0) > 0.1
     assert "non_parallel" not in t["sites_v2g_kwh"]
+    assert t["batteries"] == 1 and t["battery_discharged_kwh"] > 0.1  # site-B's battery, behind its meter
     assert figs["deadletters"]["count"] == 0
 
 

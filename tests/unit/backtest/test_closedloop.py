@@ -179,13 +179,19 @@ def test_sites_closed_loop_hold_their_rules_and_a_site_meter_reads_own_load_plus
     own = {m.timestamp: m.active_power_kw for m in ins.readings if m.site_id == "site-B"}
     run = run_closed_loop(ins, run_settings(ins))
     assert run.rejected == {}
-    b1 = fleets[0].twins["B1"].segments  # the controlled fleet
-    twin_b1 = {ts: next((kw for a, b, kw in b1 if a <= ts < b), 0.0) for ts in own}
+    def twin_kw(cid: str) -> dict[int, float]:
+        segs = fleets[0].twins[cid].segments  # the controlled fleet
+        return {ts: next((kw for a, b, kw in segs if a <= ts < b), 0.0) for ts in own}
+
+    twin_b1, twin_bat = twin_kw("B1"), twin_kw("BAT-B")  # site-B: a V2H car and a stationary battery
     assert len(given) == len(own) == 288
     for m in given:
         if m.timestamp < max(own):  # the last one is read after every twin stopped
-            assert m.active_power_kw == pytest.approx(own[m.timestamp] + twin_b1[m.timestamp], abs=0.01)
+            assert m.active_power_kw == pytest.approx(own[m.timestamp] + twin_b1[m.timestamp]
+                                                      + twin_bat[m.timestamp], abs=0.01)
+            assert m.active_power_kw > -0.01  # a non-exporting site never exports at its meter
     assert sum(1 for m in given if abs(m.active_power_kw - own[m.timestamp]) > 0.5) > 10  # the car is counted
+    assert sum(1 for kw in twin_bat.values() if kw < -0.1) > 5  # the battery discharged behind the meter
     rep = compute_report(ins, setpoints=run.outputs[SETPOINTS], settings=run_settings(ins), twins=run,
                          optimum=False).figures
     t = rep["total"]
@@ -193,3 +199,7 @@ def test_sites_closed_loop_hold_their_rules_and_a_site_meter_reads_own_load_plus
     assert t["sites_v2g_kwh"].get("parallel_exporting", 0.0) > 1.0
     assert t["sites_v2g_kwh"].get("parallel_non_exporting", 0.0) > 1.0
     assert "non_parallel" not in t["sites_v2g_kwh"]
+    assert t["batteries"] == 1 and t["battery_discharged_kwh"] > 1.0  # not counted as V2G nor as a driver's session
+    bat = next(r for r in run.controlled if r.session.stationary)
+    assert bat.exported_kwh == pytest.approx(t["battery_discharged_kwh"], abs=1e-3) and t["sessions"] == 6
+    assert all(s["charger_id"] != "BAT-B" for s in rep["short_sessions"])

@@ -155,6 +155,41 @@ def test_acn_v2g_columns(tmp_path: Path) -> None:
     assert plug_in.soc_pct == 40.0 and plug_in.battery_capacity_kwh == 60.0 and plug_in.max_discharge_kw == 11.0
 
 
+def test_acn_stationary_battery_row(tmp_path: Path) -> None:
+    path = tmp_path / "bat.csv"
+    path.write_text(
+        "session_id,station_id,arrival_utc,departure_utc,requested_energy_kwh,max_power_kw,bidirectional,"
+        "interconnection_class,initial_soc_pct,capacity_kwh,site_id,asset_type\n"
+        "b,BAT,2019-03-01T00:00:00Z,2019-03-02T00:00:00Z,0,5,,parallel_non_exporting,60,10,s1,stationary_battery\n"
+        "a,C1,2019-03-01T08:00:00Z,2019-03-01T17:00:00Z,10,7,true,parallel_non_exporting,40,60,s1,\n"
+    )
+    sessions = {s.session_id: s for s in read_acn_sessions(path)}
+    assert sessions["b"].is_battery and sessions["a"].asset_type == "ev_charger" and not sessions["a"].is_battery
+    out = [_decode(r) for r in import_acn(path, step_ms=3_600_000)]
+    regs = {r.charger_id: r for r in out if isinstance(r, ChargerRegistration)}
+    bat = regs["BAT"]  # bidirectional without saying so: a battery discharges
+    assert bat.asset_type == "stationary_battery" and bat.bidirectional and bat.battery_capacity_kwh == 10.0
+    assert bat.max_charge_kw == bat.max_discharge_kw == 5.0 and bat.export_limit_kw == 0.0
+    assert regs["C1"].asset_type == "ev_charger" and regs["C1"].battery_capacity_kwh is None
+    tel = [t for t in out if isinstance(t, ChargerTelemetry) and t.charger_id == "BAT" and t.connected]
+    assert len(tel) > 20 and all(t.departure_time is None and t.requested_energy_kwh is None for t in tel)
+    assert tel[0].soc_pct == 60.0 and tel[0].max_discharge_kw == 5.0
+    car = next(t for t in out if isinstance(t, ChargerTelemetry) and t.session_id == "a")
+    assert car.requested_energy_kwh == 10.0 and car.departure_time == _ms("2019-03-01T17:00:00Z")
+
+
+@pytest.mark.parametrize(("cells", "match"), [
+    ("battery", r"bad\.csv:2: asset_type must be one of ev_charger, stationary_battery, not 'battery'"),
+    ("stationary_battery", r"bad\.csv:2: a stationary_battery needs capacity_kwh > 0"),
+])
+def test_acn_bad_asset_type(tmp_path: Path, cells: str, match: str) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_text("session_id,station_id,arrival_utc,departure_utc,requested_energy_kwh,max_power_kw,asset_type\n"
+                    f"a,C1,2019-03-01T08:00:00Z,2019-03-01T09:00:00Z,0,7,{cells}\n")
+    with pytest.raises(ValueError, match=match):
+        read_acn_sessions(path)
+
+
 def test_acn_station_on_two_feeders_is_an_error(tmp_path: Path) -> None:
     path = tmp_path / "bad.csv"
     path.write_text(

@@ -6,6 +6,7 @@ import itertools
 import math
 from collections import defaultdict
 from datetime import UTC, datetime
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -203,3 +204,9 @@ def test_soc_saturates_at_0_and_100_under_extreme_setpoints() -> None:
     # at a bound only the rounding residue (< 0.005 % of the battery within one minute) may still flow
     assert all(abs(t.power_kw) <= (t.battery_capacity_kwh or 0) * 0.00005 * 60 for t in full + empty)
     assert sum(t.power_kw == 0.0 for t in full + empty) > 0.9 * len(full + empty)
+
+
+def test_a_stationary_battery_row_is_no_arrival_of_the_session_distribution() -> None:
+    root = Path(__file__).resolve().parents[3]
+    acn = load_acn_sessions(str(root / "scenarios/data/day-sites-sessions.csv"))  # 6 cars and site-B's battery
+    assert len(acn) == 6 and 0.0 not in acn.energy_kwh

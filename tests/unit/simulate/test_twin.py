@@ -158,3 +158,37 @@ def test_overlapping_sessions_are_cut_at_the_next_arrival_and_fleet_orders_event
     assert times == sorted(times)
     assert res["a"].ended_ms == T0 + 2 * H and res["b"].ended_ms == T0 + 4 * H
     assert res["a"].delivered_kwh == pytest.approx(10.0) and res["o"].delivered_kwh == pytest.approx(10.0)
+
+
+def battery(soc: float = 50.0, cap: float = 10.0, rating: float = 5.0, hours: float = 10.0) -> TwinSession:
+    dep = T0 + int(hours * H)
+    return TwinSession("bat", "c1", T0, dep, dep, 0.0, rating, rating, cap, soc, stationary=True)
+
+
+def test_stationary_battery_charges_past_a_zero_request_up_to_its_soc_bound() -> None:
+    cfg = TwinConfig(heartbeat_ms=H, charge_efficiency=0.9, max_soc_pct=90.0, taper_soc_pct=100.0)
+    tw = ChargerTwin("c1", "f1", [battery(soc=50.0)], cfg, start_ms=T0)
+    run(tw, {T0: [sp(1, 8.0, T0, T0 + 10 * H)]})
+    (r,) = tw.results
+    # no request stops it: 4 kWh into the battery (50 % -> 90 % of 10 kWh) at 90 %, at 5 kW (clipped from 8)
+    assert r.soc_pct == pytest.approx(90.0, abs=1e-6)
+    assert r.charged_kwh == pytest.approx(4.0 / 0.9, rel=1e-6)
+    assert max(kw for _, _, kw in tw.segments) == pytest.approx(5.0)
+    # a car with the same zero request never charges
+    car = ChargerTwin("c1", "f1", [session(req=0.0, rating=5.0, cap=10.0, soc=50.0)], cfg, start_ms=T0)
+    run(car, {T0: [sp(1, 8.0, T0, T0 + 10 * H)]})
+    assert car.results[0].charged_kwh == 0.0
+
+
+def test_stationary_battery_discharges_to_its_floor_and_idles_without_a_setpoint() -> None:
+    cfg = TwinConfig(heartbeat_ms=H, discharge_efficiency=0.9, min_soc_pct=10.0, default_fallback_kw=math.inf)
+    tw = ChargerTwin("c1", "f1", [battery(soc=60.0)], cfg, start_ms=T0)
+    reps = run(tw)  # uncontrolled: a car would charge at full power; a battery left alone does nothing
+    assert not tw.segments and tw.results[0].delivered_kwh == 0.0
+    assert all(x.departure_time is None and x.requested_energy_kwh is None for x in reps if x.connected)
+    assert any(x.soc_pct == 60.0 and x.battery_capacity_kwh == 10.0 for x in reps if x.connected)
+    tw = ChargerTwin("c1", "f1", [battery(soc=60.0)], cfg, start_ms=T0)
+    run(tw, {T0: [sp(1, -5.0, T0, T0 + 10 * H)]})
+    (r,) = tw.results
+    assert r.exported_kwh == pytest.approx(5.0 * 0.9, abs=1e-3)  # 5 kWh above the 10 % floor, at 90 %
+    assert r.min_soc_pct == pytest.approx(10.0, abs=1e-3)
