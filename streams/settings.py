@@ -263,6 +263,9 @@ class Settings(BaseSettings):
     """EVGRID_DISPATCH_BATTERY_ROUND_TRIP_EFFICIENCY: stationary battery efficiency when not registered (0-1)."""
     dispatch_battery_min_soc_pct: float = 10.0
     """EVGRID_DISPATCH_BATTERY_MIN_SOC_PCT: stationary battery SoC floor when not registered, %."""
+    dispatch_battery_target_soc_pct: float = 50.0
+    """EVGRID_DISPATCH_BATTERY_TARGET_SOC_PCT: a stationary battery's plan ends its horizon at least this full (or as
+    full as it is, if more), %: without it each re-plan would put the recharge off again."""
     dispatch_flexibility_hours: float = 4.0
     """EVGRID_DISPATCH_FLEXIBILITY_HOURS: horizon of the Flexibility record published at each plan, hours."""
     dispatch_track_requests: bool = True
@@ -353,6 +356,7 @@ def dispatch_config(s: Settings) -> DispatchConfig:
         site_meter_stale_ms=int(s.dispatch_site_meter_stale_seconds * 1000),
         battery_round_trip_efficiency=s.dispatch_battery_round_trip_efficiency,
         battery_min_soc_pct=s.dispatch_battery_min_soc_pct,
+        battery_target_soc_pct=s.dispatch_battery_target_soc_pct,
         flexibility_horizon_ms=int(s.dispatch_flexibility_hours * HOUR_MS),
         track_requests=s.dispatch_track_requests,
     )

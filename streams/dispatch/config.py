@@ -46,6 +46,8 @@ class DispatchConfig:
     site_forecast_alpha: float = 0.3
     battery_round_trip_efficiency: float = 0.9
     battery_min_soc_pct: float = 10.0
+    battery_target_soc_pct: float = 50.0
+    """A stationary battery's plan ends its horizon at least this full (or as full as it is), %."""
     flexibility_horizon_ms: int = 4 * HOUR_MS
     track_requests: bool = True
     """Solve a counterfactual plan without each feeder-level import-limit request (its baseline)."""

@@ -105,7 +105,9 @@ class PlanBuilding(BillingPeak):
         )
 
     def _plan_battery(self, cid: str, ch: ChargerInfo, s: SessionState, now_ms: int, site_known: bool) -> PlanSession:
-        """A stationary battery: present over the whole horizon, no energy request, ends no lower than it starts."""
+        """A stationary battery: present over the whole horizon, no energy request; it ends the horizon no lower than it
+        starts nor than its target SoC (``battery_target_soc_pct``, within its bounds), so a drained battery
+        recharges within a horizon instead of each re-plan putting the recharge off."""
         c = self.config
         cap = capacity_kwh(ch, s)
         soc_kwh = top = None
@@ -116,7 +118,8 @@ class PlanBuilding(BillingPeak):
             reserve = reserve_pct(s, c.rules, ch) / 100.0 * cap
         eta = math.sqrt(min(max(ch.round_trip_efficiency or c.battery_round_trip_efficiency, 0.01), 1.0))
         dmax = discharge_limit_kw(ch, s, site_headroom_kw=ch.max_discharge_kw if site_known else None)
-        final = None if soc_kwh is None or top is None else min(max(soc_kwh, reserve), top)
+        target = c.battery_target_soc_pct / 100.0 * cap if cap is not None else 0.0
+        final = None if soc_kwh is None or top is None else min(max(soc_kwh, reserve, target), top)
         return PlanSession(
             key=cid, session_id=s.session_id, arrival_ms=now_ms, departure_ms=now_ms + c.horizon_ms + c.step_ms,
             energy_kwh=0.0, max_charge_kw=charge_limit_kw(ch, s), max_discharge_kw=dmax, soc_kwh=soc_kwh,

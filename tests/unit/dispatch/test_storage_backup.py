@@ -105,3 +105,16 @@ def test_behind_the_meter_battery_without_a_site_meter_never_discharges(cls):
     d.on_signal(signal("dear", T0, T0 + 8 * HOUR_MS, price=0.60))
     res = d.on_interval(T0, base_load_kw=[100.0])
     assert res.plan.schedules["bat"].min() >= -1e-9
+
+
+def test_a_drained_battery_plans_its_recharge_to_its_target_within_the_horizon():
+    """Each plan ends the horizon at least at the target SoC: the recharge is planned, not put off at each
+    re-plan (a battery drained at noon stayed empty for the rest of the sites day before)."""
+    d = FeederDispatcher("f1", cfg())
+    _battery(d, soc=SOC_MIN)
+    res = d.on_interval(T0, base_load_kw=[60.0] * 32)
+    sched = res.plan.schedules["bat"]
+    eta = math.sqrt(RTE)
+    de = np.where(sched > 0, sched * eta, sched / eta) * (Q / HOUR_MS)
+    end_pct = SOC_MIN + de.sum() / CAP * 100
+    assert end_pct >= d.config.battery_target_soc_pct - 1e-3
