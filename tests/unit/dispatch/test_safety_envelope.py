@@ -167,3 +167,11 @@ def test_the_reserve_bounds_discharge_over_the_setpoints_validity_down_to_one_se
     for seconds, kw in ((1.0, -2.16), (0.5, -2.16), (0.0, -2.16), (2.0, -1.08), (4.0, -0.54)):
         out = safe_setpoint(-5.0, charger, session, T0, seconds, RULES)
         assert out.kw == pytest.approx(kw, rel=1e-6), (seconds, out)
+
+
+def test_a_clip_says_so_beyond_a_milliwatt_of_float_noise() -> None:
+    """The reason names the clip once the value moves more than 1e-6 kW (two mutants of that bound survived)."""
+    charger, session = charger_from_registration(v2g()), session_from_telemetry(None, car(max_charge_kw=0.0))
+    for planned, reason in ((1e-6, "optimal"), (1.5e-6, "clipped_by_safety"), (3e-6, "clipped_by_safety")):
+        out = safe_setpoint(planned, charger, session, T0, 3600.0, RULES)
+        assert (out.kw, out.reason) == (0.0, reason), planned
