@@ -3,7 +3,7 @@ PYTHON ?= python3
 SERVICES ?= all
 
 .PHONY: help setup install up down restart status test test-unit test-integration demo lint bench ci clean-run \
-	report-screenshot
+	report-screenshot mutants
 
 help:
 	@grep -E "^[a-z-]+:.*## " $(MAKEFILE_LIST) | sed -E "s/:.*## /\t/" | expand -t 20
@@ -65,3 +65,11 @@ ci: ## run .ci/run locally
 
 clean-run: down ## stop services and delete their state under .run/
 	rm -rf .run
+
+MUTANTS_DIR ?= /tmp/evgrid-mutants
+MUTMUT_ARGS ?=
+mutants: ## mutation testing of streams/dispatch/safety.py and streams/ingest/ in a copy of the tree (docs/testing.md)
+	rm -rf $(MUTANTS_DIR) && mkdir -p $(MUTANTS_DIR)
+	git ls-files -co --exclude-standard | tar -cf - -T - | tar -xf - -C $(MUTANTS_DIR)
+	cd $(MUTANTS_DIR) && PYTHONPATH=$(MUTANTS_DIR) $(PYTHON) -m mutmut run $(MUTMUT_ARGS) || true
+	cd $(MUTANTS_DIR) && $(PYTHON) -m mutmut results

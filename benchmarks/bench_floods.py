@@ -12,8 +12,14 @@ import time
 
 from streams.contracts.codec import default_codec
 from streams.contracts.models import GridSignal, IncentiveResponse, Record, encode_record
-from streams.contracts.topics import CHARGER_REGISTRY, CHARGER_TELEMETRY, GRID_SIGNALS, INCENTIVE_RESPONSES
-from streams.dispatch import dispatcher, planner
+from streams.contracts.topics import (
+    CHARGER_REGISTRY,
+    CHARGER_TELEMETRY,
+    GRID_SIGNALS,
+    INCENTIVE_RESPONSES,
+    METER_READINGS,
+)
+from streams.dispatch import offering, planner
 from streams.ingest.validate import RawMessage
 from streams.pipeline.worker import FeederWorker
 from streams.settings import Settings, pipeline_config
@@ -25,7 +31,7 @@ LPS = [0]
 
 
 def _count_lps() -> None:
-    for module in (planner, dispatcher):
+    for module in (planner, offering):  # offering: the probe plan of incentive offers
         real = module.solve_lp
 
         def counted(*a, _real=real, **k):  # type: ignore[no-untyped-def]
@@ -53,6 +59,8 @@ def plug_in_plan(kind: str, n: int) -> tuple[float, int]:
     codec = default_codec()
     w = FeederWorker(pipeline_config(Settings(interval_minutes=15, grace_seconds=300, align_idle_seconds=0)),
                      clock=lambda: T0 + 30 * 24 * HOUR)
+    # every input partition read to its end and quiet: nothing waits for more input, telemetry applies at once
+    w.drained = {(t, 0) for t in (METER_READINGS, CHARGER_TELEMETRY, CHARGER_REGISTRY)}
     offset = 0
 
     def feed(records: list[Record]) -> None:
@@ -66,6 +74,7 @@ def plug_in_plan(kind: str, n: int) -> tuple[float, int]:
     feed([reg(f"C{i}") for i in range(3)] + flood(kind, n))
     before, t = LPS[0], time.perf_counter()
     feed([tel(T0 + 60_000, "C0")])  # the plan applies the signals and responses waiting for it
+    assert w.runtimes[b"F1"].plans == 1, "the plug-in made the one plan measured"
     return time.perf_counter() - t, LPS[0] - before
 
 

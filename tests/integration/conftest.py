@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from streams import infra
+from tests.fixtures.private_influx import INFLUXD, PrivateInflux
 
 
 @pytest.fixture(scope="session")
@@ -122,3 +123,17 @@ def topic_namespace(kafka_bootstrap: str) -> Iterator:  # type: ignore[type-arg]
     yield s
     with contextlib.suppress(Exception):  # best-effort cleanup
         delete_topics(s)
+
+
+@pytest.fixture
+def private_influx(tmp_path: Path) -> Iterator[PrivateInflux]:
+    """A started influxd of this test's own (free ports, data under tmp_path); stopped afterwards."""
+    if not INFLUXD.exists():
+        pytest.skip(f"influxd not built at {INFLUXD} (run bash infra/install.sh influxdb)")
+    port, rpc_port = infra.free_ports(2)
+    server = PrivateInflux(tmp_path / "influxdb", port, rpc_port)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

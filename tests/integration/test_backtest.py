@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from streams.cli.backtest import register
 from streams.replay.scenario import REPO_ROOT
 from streams.simulate.sessions import BUNDLED_ACN
+from tests.fixtures.acn_sessions import acn_before
 
 pytestmark = [pytest.mark.integration]
 
@@ -74,13 +75,8 @@ def test_backtest_day_simulated_feeder(kafka_bootstrap: str, monkeypatch: pytest
 @pytest.mark.timeout(600)
 def test_backtest_acn_two_days(kafka_bootstrap: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     src = _acn_path()
-    with src.open() as f:
-        rows = [r for r in csv.DictReader(f) if r["arrival_utc"] < "2019-03-03"]
     sessions = tmp_path / "acn-2d.csv"
-    with sessions.open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+    rows = acn_before(sessions, "2019-03-03", src)
     out_json = tmp_path / "r.json"
     _run(["--sessions", str(sessions), "--open-loop", "--step", "5m", "--json", str(out_json)], monkeypatch,
          kafka_bootstrap)

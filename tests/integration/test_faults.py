@@ -15,7 +15,7 @@ from streams.kafka.admin import create_topics, delete_topics
 from streams.kafka.clients import consume_all
 from streams.settings import Settings
 from streams.simulate import SimConfig, simulate
-from tests.fixtures.streams import produce_messages
+from tests.fixtures.streams import outputs, produce_messages
 
 pytestmark = [pytest.mark.integration]
 
@@ -26,11 +26,7 @@ _produce = produce_messages
 
 
 def _outputs(s: Settings) -> dict[str, set[str]]:
-    codec = default_codec()
-    out: dict[str, set[str]] = {t: set() for t in OUTPUTS}
-    for m in consume_all(s, [s.topic_prefix + t for t in OUTPUTS], timeout=60):
-        out[m.topic().removeprefix(s.topic_prefix)].add(decode_record(codec, m.value()).model_dump_json())
-    return out
+    return outputs(s, OUTPUTS)
 
 
 def _processed(procs) -> tuple[int, int]:  # type: ignore[no-untyped-def]

@@ -28,7 +28,7 @@ from streams.simulate import SimConfig, simulate
 from streams.simulate.bad import HEADER_INJECTED
 from streams.simulate.produce import run_simulation
 from streams.simulate.stream import SimMessage
-from tests.fixtures.streams import produce_messages
+from tests.fixtures.streams import outputs, produce_messages
 
 pytestmark = [pytest.mark.integration]
 
@@ -114,12 +114,7 @@ def _namespace(bootstrap: str) -> Settings:
 
 
 def _outputs(s: Settings) -> dict[str, set[str]]:
-    """Every output record, de-duplicated (re-emitted records carry the same ids and content)."""
-    codec = default_codec()
-    out: dict[str, set[str]] = {t: set() for t in OUTPUTS}
-    for m in consume_all(s, [s.topic_prefix + t for t in OUTPUTS], timeout=60):
-        out[m.topic().removeprefix(s.topic_prefix)].add(decode_record(codec, m.value()).model_dump_json())
-    return out
+    return outputs(s, OUTPUTS)
 
 
 def _written(s: Settings, topic: str) -> int:

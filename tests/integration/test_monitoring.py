@@ -7,17 +7,12 @@ builds, the config of ``infra/influxdb/`` rendered with free ports and a data di
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
 import threading
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,12 +20,10 @@ import pytest
 from streams.contracts.models import ChargerSetpoint
 from streams.sinks.influx import InfluxSink, InfluxWriter
 from streams.sinks.metrics import make_point, setpoint_points
+from tests.fixtures.private_influx import PrivateInflux, wait_until
 
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[2]
-INFLUXD = Path(os.environ.get("EVGRID_INFLUXD", REPO / "infra" / "influxdb" / "bin" / "influxd"))
-CONF_TEMPLATE = REPO / "infra" / "influxdb" / "influxdb.conf"
 T0 = 1_700_000_000_000
 
 
@@ -49,14 +42,6 @@ def rows(result: dict[str, Any]) -> list[dict[str, Any]]:
         for v in s["values"]:
             out.append({**s.get("tags", {}), **dict(zip(s["columns"], v, strict=True))})
     return out
-
-
-def wait_until(cond: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 # --- shared InfluxDB: exact round trip ---------------------------------------------------------------
@@ -87,61 +72,6 @@ def test_points_round_trip_exactly_through_the_v2_write_api(influx_url: str) -> 
 # --- private influxd: freeze, stop, restart ------------------------------------------------------------
 
 
-class PrivateInflux:
-    """An influxd of this test's own: free ports, data under ``root``."""
-
-    def __init__(self, root: Path, port: int, rpc_port: int) -> None:
-        self.root, self.port = root, port
-        self.url = f"http://127.0.0.1:{port}"
-        self.conf = root / "influxdb.conf"
-        text = CONF_TEMPLATE.read_text(encoding="utf-8")
-        for key, value in {"INFLUX_PORT": port, "INFLUX_RPC_PORT": rpc_port, "INFLUX_DIR": root}.items():
-            text = text.replace(f"@@{key}@@", str(value))
-        root.mkdir(parents=True, exist_ok=True)
-        self.conf.write_text(text, encoding="utf-8")
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def healthy(self) -> bool:
-        try:
-            with urllib.request.urlopen(f"{self.url}/health", timeout=1) as r:
-                return bool(r.status == 200)
-        except (urllib.error.URLError, OSError):
-            return False
-
-    def start(self) -> None:
-        log = (self.root / "influxd.log").open("ab")
-        self.proc = subprocess.Popen([str(INFLUXD), "run", "-config", str(self.conf)], stdout=log, stderr=log)
-        wait_until(self.healthy, 60, "private influxd /health")
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGCONT)
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self.proc = None
-
-    def freeze(self, frozen: bool) -> None:
-        assert self.proc is not None
-        os.kill(self.proc.pid, signal.SIGSTOP if frozen else signal.SIGCONT)
-
-
-@pytest.fixture
-def private_influx(tmp_path: Path) -> Iterator[PrivateInflux]:
-    if not INFLUXD.exists():
-        pytest.skip(f"influxd not built at {INFLUXD} (run bash infra/install.sh influxdb)")
-    from streams import infra
-
-    port, rpc_port = infra.free_ports(2)
-    server = PrivateInflux(tmp_path / "influxdb", port, rpc_port)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 class ControlLoop:

@@ -24,7 +24,6 @@ import pytest
 pytest.importorskip("grafana_foundation_sdk", reason="dev dependency grafana-foundation-sdk is not installed")
 
 from test_dashboards import _panels, _relative, _variable_values, influxql, non_null_values, substitute
-from test_monitoring import INFLUXD, PrivateInflux, wait_until
 
 from streams.contracts.codec import default_codec
 from streams.contracts.models import (
@@ -48,6 +47,7 @@ from streams.settings import Settings
 from streams.simulate import SimConfig
 from streams.simulate.produce import run_simulation
 from streams.sinks.provisioning import dashboard_json
+from tests.fixtures.private_influx import PrivateInflux
 
 pytestmark = [pytest.mark.integration]
 
@@ -245,30 +245,6 @@ def _run_every_panel_query(url: str, db: str) -> int:
                     assert non_null_values(influxql(url, db, q)) > 0, f"{name}: {panel['title']!r} is empty: {q}"
                     checked += 1
     return checked
-
-
-class _Influx(PrivateInflux):
-    """``PrivateInflux`` that closes its log handle (this test starts the server twice)."""
-
-    def start(self) -> None:
-        with (self.root / "influxd.log").open("ab") as log:
-            self.proc = subprocess.Popen([str(INFLUXD), "run", "-config", str(self.conf)], stdout=log, stderr=log)
-        wait_until(self.healthy, 60, "private influxd /health")
-
-
-@pytest.fixture
-def private_influx(tmp_path: Path) -> Iterator[PrivateInflux]:
-    if not INFLUXD.exists():
-        pytest.skip(f"influxd not built at {INFLUXD} (run bash infra/install.sh influxdb)")
-    from streams import infra
-
-    port, rpc_port = infra.free_ports(2)
-    server = _Influx(tmp_path / "influxdb", port, rpc_port)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.mark.timeout(420)

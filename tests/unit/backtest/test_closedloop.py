@@ -12,6 +12,7 @@ from streams.backtest.inputs import from_flags
 from streams.backtest.metrics import Grid
 from streams.backtest.report import compute_report
 from streams.contracts.topics import CHARGER_TELEMETRY, DEADLETTER, SETPOINTS
+from tests.fixtures.acn_sessions import acn_before, write_fleet
 
 ROWS = [  # (id, station, arrival, departure, kWh, bidirectional, initial SoC %)
     ("a1", "CA-1", "2019-03-04T08:00:00Z", "2019-03-04T16:00:00Z", 20.0, False, None),
@@ -24,15 +25,7 @@ ROWS = [  # (id, station, arrival, departure, kWh, bidirectional, initial SoC %)
 
 @pytest.fixture
 def sessions_csv(tmp_path: Path) -> Path:
-    p = tmp_path / "s.csv"
-    with open(p, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["session_id", "station_id", "arrival_utc", "departure_utc", "estimated_departure_utc",
-                    "requested_energy_kwh", "max_power_kw", "bidirectional", "initial_soc_pct", "capacity_kwh"])
-        for sid, st, a, d, e, bidir, soc in ROWS:
-            w.writerow([sid, st, a, d, d, e, 6.6, "true" if bidir else "false", "" if soc is None else soc,
-                        "" if soc is None else 60.0])
-    return p
+    return write_fleet(tmp_path / "s.csv", ROWS)
 
 
 def test_closed_loop_twins_follow_the_pipeline(sessions_csv: Path) -> None:
@@ -121,15 +114,9 @@ def test_meters_read_ahead_change_nothing(sessions_csv: Path, tmp_path: Path) ->
 
 @pytest.mark.slow
 def test_acn_two_days_closed_loop(tmp_path: Path) -> None:
-    from streams.simulate.sessions import BUNDLED_ACN
 
-    with BUNDLED_ACN.open() as f:
-        rows = [r for r in csv.DictReader(f) if r["arrival_utc"] < "2019-03-03"]
     p = tmp_path / "acn-2d.csv"
-    with p.open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+    rows = acn_before(p, "2019-03-03")
     inp = from_flags(p, step_ms=300_000, import_limit_kw=50.0)
     settings = run_settings(inp)
     run = run_closed_loop(inp, settings)

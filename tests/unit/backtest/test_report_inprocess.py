@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 from pathlib import Path
@@ -15,6 +14,7 @@ from streams.backtest.report import compute_report, iso, write_setpoints_csv
 from streams.backtest.report_html import render_page as render_html
 from streams.contracts.topics import CHARGER_TELEMETRY, SETPOINTS
 from streams.settings import Settings
+from tests.fixtures.acn_sessions import write_fleet
 
 REQUIRED = ("peak_kw", "energy_requested_kwh", "energy_delivered_kwh", "energy_delivered_pct", "v2g_exported_kwh",
             "uncontrolled_peak_kw", "optimal_peak_kw", "limit_violation_kwh", "safety_violations")
@@ -30,14 +30,7 @@ ROWS = [  # four cars at 4 stations, overlapping mornings (ACN form)
 
 @pytest.fixture
 def sessions_csv(tmp_path: Path) -> Path:
-    p = tmp_path / "s.csv"
-    with open(p, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["session_id", "station_id", "arrival_utc", "departure_utc", "estimated_departure_utc",
-                    "requested_energy_kwh", "max_power_kw"])
-        for sid, st, a, d, e in ROWS:
-            w.writerow([sid, st, a, d, d, e, 6.6])
-    return p
+    return write_fleet(tmp_path / "s.csv", ROWS)
 
 
 def test_inputs_flush_and_order(sessions_csv: Path) -> None:

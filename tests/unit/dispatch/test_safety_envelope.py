@@ -158,3 +158,20 @@ def test_a_full_battery_never_charges_whatever_its_rating() -> None:
         battery = reg("b", "H", bidir=True, asset="stationary_battery", battery_capacity_kwh=10.0, kw=kw,
                       max_soc_pct=max_soc)
         assert envelope(kw, battery, tel("b", T0, soc=soc, cap=10.0, bidir=True, kw=kw, battery=True)) == 0.0
+
+
+def test_the_reserve_bounds_discharge_over_the_setpoints_validity_down_to_one_second() -> None:
+    """0.001 % of 60 kWh above the reserve (0.6 Wh) lets 2.16 kW out for one second, and no validity is taken as
+    shorter than a second (0 s would allow any power); a mutant of the one-second floor survived the suite."""
+    charger, session = charger_from_registration(v2g()), session_from_telemetry(None, car(soc=30.001))
+    for seconds, kw in ((1.0, -2.16), (0.5, -2.16), (0.0, -2.16), (2.0, -1.08), (4.0, -0.54)):
+        out = safe_setpoint(-5.0, charger, session, T0, seconds, RULES)
+        assert out.kw == pytest.approx(kw, rel=1e-6), (seconds, out)
+
+
+def test_a_clip_says_so_beyond_a_milliwatt_of_float_noise() -> None:
+    """The reason names the clip once the value moves more than 1e-6 kW (two mutants of that bound survived)."""
+    charger, session = charger_from_registration(v2g()), session_from_telemetry(None, car(max_charge_kw=0.0))
+    for planned, reason in ((1e-6, "optimal"), (1.5e-6, "clipped_by_safety"), (3e-6, "clipped_by_safety")):
+        out = safe_setpoint(planned, charger, session, T0, 3600.0, RULES)
+        assert (out.kw, out.reason) == (0.0, reason), planned
