@@ -144,10 +144,7 @@ class SetpointEmission(Envelope, SiteView):
                 valid = max(1, min(valid, until - now_ms, c.step_ms))  # nor beyond the next reading's decision
             out.append(self._send(cid, now_ms, safe.kw, safe.reason, scheds.get(cid, []), message,
                                   plan.plan_id if plan is not None else "none", valid_ms=valid))
-        # the month's peak counts what was measured, never a forecast: an over-forecast base would raise the
-        # floor to a peak that never happened, and later plans would fill real load up to it
-        measured = held if held is not None else base
-        self._bump_peak(now_ms, measured + sum(cands[cid][0].kw for cid in live))
+        self._bump_peak(now_ms, base + sum(cands[cid][0].kw for cid in live))
         return out
 
     def _send(self, cid: str, now_ms: int, kw: float, reason: str, sched: list, message: str | None,

@@ -1,4 +1,4 @@
-"""The month's running peak and the measured load that bounds a plan's base load (issue 15, V2G week)."""
+"""The measured load of yesterday that bounds a plan's base load from below (issue 15, V2G week)."""
 
 from __future__ import annotations
 
@@ -64,15 +64,3 @@ def test_the_load_history_keeps_one_day_and_the_hold() -> None:
     assert d.load_history[-1][0] == last
     assert d.load_history[0][0] >= last - DAY_MS - LOAD_HOLD_MS
     assert d.load_history[0][0] - Q < last - DAY_MS - LOAD_HOLD_MS  # nothing needed was dropped
-
-
-def test_the_months_peak_counts_the_measured_load_not_an_over_forecast() -> None:
-    # the forecast says 50 kW, the meter just measured 10 kW: the car's 7 kW makes a 17 kW peak, not 57 kW, so
-    # later plans do not fill real load up to a peak that never happened
-    d = FeederDispatcher("f1", cfg())
-    d.on_registration(reg("a", "site-a", cls="non_parallel"))
-    d.on_telemetry(tel("a", T0, energy=14.0, dep_h=2.0))
-    d.observe_load(T0, 10.0)
-    sps = d.on_interval(T0, [50.0] * 40).setpoints
-    assert sum(sp.setpoint_kw for sp in sps) == pytest.approx(7.0, abs=1e-2)
-    assert d.peak_kw == pytest.approx(17.0, abs=1e-2)
