@@ -82,6 +82,9 @@ class FeederDispatcher(DeadReckoning, PlanBuilding, Offering, RequestTracking, S
     last_load: tuple[int, float] | None = None
     """The last measured feeder load (end of its interval, kW): a plan does not count on the load falling
     below it in the next ``LOAD_HOLD_MS`` (a forecast that dips under it would be filled with EV load)."""
+    load_history: list[tuple[int, float]] = field(default_factory=list)
+    """Measured feeder loads (end of interval, kW) of the last day: a plan does not count on the load falling below
+    what it was at the same time yesterday (the base load forecast can miss a daily ramp)."""
     last_sent: dict[str, ChargerSetpoint] = field(default_factory=dict)
     sequence: dict[str, int] = field(default_factory=dict)
     exports: dict[str, _SettlementExportAcc] = field(default_factory=dict)
@@ -194,4 +197,5 @@ class FeederDispatcher(DeadReckoning, PlanBuilding, Offering, RequestTracking, S
                        self_consumed_kwh=dict(self.self_consumed_kwh),
                        exports=copy.deepcopy(self.exports), projection_memo={},
                        power_log={k: list(v) for k, v in self.power_log.items()},
-                       reported_power={k: list(v) for k, v in self.reported_power.items()})
+                       reported_power={k: list(v) for k, v in self.reported_power.items()},
+                       load_history=list(self.load_history))

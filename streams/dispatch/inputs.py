@@ -20,6 +20,7 @@ from streams.contracts.models import (
 )
 from streams.dispatch.arrivals import ArrivalForecaster
 from streams.dispatch.backup import BackupEpisode
+from streams.dispatch.billing_peak import DAY_MS, LOAD_HOLD_MS
 from streams.dispatch.incentives import OfferBook, apply_response
 from streams.dispatch.requests import RequestTracker
 from streams.dispatch.safety import charge_limit_kw
@@ -61,6 +62,7 @@ class DispatchInputs(SiteView, ExportSettlement):
     last_load: tuple[int, float] | None
     setpoint_answers: dict[str, tuple[int, str]]
     n_refused_setpoints: int
+    load_history: list[tuple[int, float]]
 
     def on_registration(self, reg: ChargerRegistration) -> None:
         """Add, change or (``active=False``) deactivate a charger."""
@@ -197,6 +199,12 @@ class DispatchInputs(SiteView, ExportSettlement):
         self._bump_peak(now_ms, kw)
         if math.isfinite(kw):
             self.last_load = (now_ms, float(kw))
+            hist = self.load_history
+            if not hist or now_ms > hist[-1][0]:
+                hist.append((now_ms, float(kw)))
+            keep = now_ms - DAY_MS - LOAD_HOLD_MS
+            while hist and hist[0][0] < keep:
+                hist.pop(0)
             for tr in self.trackers.values():
                 tr.on_measured(now_ms - self.config.step_ms, kw)
 

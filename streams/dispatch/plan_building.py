@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from streams.dispatch.arrivals import ArrivalForecaster
-from streams.dispatch.billing_peak import LOAD_HOLD_MS, BillingPeak, held_load
+from streams.dispatch.billing_peak import LOAD_HOLD_MS, BillingPeak, held_load, yesterday_load
 from streams.dispatch.incentives import OfferBook
 from streams.dispatch.planner import PlanRequest, PlanSession, PlanSite, time_grid
 from streams.dispatch.safety import capacity_kwh, charge_limit_kw, discharge_limit_kw, reserve_pct
@@ -38,6 +38,7 @@ class PlanBuilding(BillingPeak):
     feeder_id: str
     forecaster: ArrivalForecaster | None
     last_load: tuple[int, float] | None
+    load_history: list[tuple[int, float]]
 
     def flexible_sessions(self, now_ms: int) -> dict[str, SessionState]:
         """Plugged-in, grid-connected, fresh sessions of known active chargers."""
@@ -151,6 +152,8 @@ class PlanBuilding(BillingPeak):
         if held is not None:
             near = edges[:-1] < now_ms + LOAD_HOLD_MS
             base = np.where(near, np.maximum(base, held), base)
+        yesterday = yesterday_load(self.load_history, (edges[:-1] + edges[1:]) // 2, LOAD_HOLD_MS)
+        base = np.fmax(base, yesterday)  # NaN where yesterday was not measured
         sites = self._plan_sites(edges, now_ms, flex)
         known = {p.site_id for p in sites if (st := self.site_states.get(p.site_id)) is not None
                  and st.last_own_kw is not None}

@@ -1,0 +1,66 @@
+"""The measured load of yesterday that bounds a plan's base load from below (issue 15, V2G week)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from streams.dispatch.billing_peak import DAY_MS, LOAD_HOLD_MS, yesterday_load
+from streams.dispatch.dispatcher import FeederDispatcher
+from tests.unit.dispatch.fleet import HOUR_MS, T0, Q, cfg, reg, signal, tel
+
+
+def test_yesterday_load_is_the_reading_of_the_interval_holding_that_time_a_day_earlier() -> None:
+    hist = [(T0 - DAY_MS + Q, 10.0), (T0 - DAY_MS + 2 * Q, 20.0), (T0 - DAY_MS + 4 * Q, 40.0)]
+    t = np.array([T0 + 1, T0 + Q + 1, T0 + 2 * Q + 1, T0 + 5 * Q, T0 - 2 * HOUR_MS])
+    out = yesterday_load(hist, t, LOAD_HOLD_MS)
+    assert out[:3].tolist() == [10.0, 20.0, 40.0]  # the third time's interval ended a gap of one reading later
+    assert math.isnan(out[3])  # nothing measured after that time yesterday
+    assert math.isnan(out[4])  # the nearest reading ends 2 h after it: more than the gap allowed
+    assert np.isnan(yesterday_load([], t, LOAD_HOLD_MS)).all()
+
+
+def _car_kw_at_t0(yesterday_kw: float | None) -> float:
+    """A car that needs 7 kWh in 2 h (7 kW max) under a 20 kW import limit, the forecast says 5 kW of base load;
+    yesterday the feeder drew ``yesterday_kw`` over the same first hour (and 5 kW after it)."""
+    d = FeederDispatcher("f1", cfg())
+    d.on_registration(reg("a", "site-a", cls="non_parallel"))
+    d.on_telemetry(tel("a", T0, energy=7.0, dep_h=2.0))
+    d.on_signal(signal("cap", T0, T0 + 8 * HOUR_MS, imp=20.0))
+    if yesterday_kw is not None:
+        for k in range(1, 4 * 8 + 1):
+            d.observe_load(T0 - DAY_MS + k * Q, yesterday_kw if k <= 4 else 5.0)
+    return sum(sp.setpoint_kw for sp in d.on_interval(T0, [5.0] * 40).setpoints)
+
+
+def test_a_plan_does_not_count_on_the_load_falling_below_yesterdays_at_the_same_time() -> None:
+    # without the history the plan spreads the 7 kWh flat over the 2 h (3.5 kW); with 18 kW yesterday in the first
+    # hour it expects that hour to be the peak and moves all the charging into the second
+    assert _car_kw_at_t0(None) == pytest.approx(3.5, abs=1e-2)
+    assert _car_kw_at_t0(18.0) == pytest.approx(0.0, abs=1e-2)
+    assert _car_kw_at_t0(3.0) == pytest.approx(3.5, abs=1e-2)  # a lower load yesterday does not lower the forecast
+
+
+def test_the_plan_base_takes_yesterdays_load_only_where_it_was_measured() -> None:
+    d = FeederDispatcher("f1", cfg())
+    d.on_registration(reg("a", "site-a", cls="non_parallel"))
+    d.on_telemetry(tel("a", T0, energy=7.0, dep_h=2.0))
+    for k in range(1, 5):  # yesterday's first hour only
+        d.observe_load(T0 - DAY_MS + k * Q, 30.0)
+    d.on_interval(T0, [5.0] * 40)
+    assert d.plan_request is not None
+    base = d.plan_request.base_kw
+    assert base[:4] == pytest.approx([30.0] * 4)
+    assert base[4:] == pytest.approx([5.0] * (len(base) - 4))
+
+
+def test_the_load_history_keeps_one_day_and_the_hold() -> None:
+    d = FeederDispatcher("f1", cfg())
+    for k in range(0, 4 * 30):  # 30 h of readings
+        d.observe_load(T0 + k * Q, 1.0)
+    last = T0 + (4 * 30 - 1) * Q
+    assert d.load_history[-1][0] == last
+    assert d.load_history[0][0] >= last - DAY_MS - LOAD_HOLD_MS
+    assert d.load_history[0][0] - Q < last - DAY_MS - LOAD_HOLD_MS  # nothing needed was dropped
