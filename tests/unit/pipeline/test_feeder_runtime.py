@@ -248,3 +248,29 @@ def test_a_checkpoint_from_before_dead_reckoning_moved_into_dispatch_restores_it
     del old["dispatcher"].__dict__["power_log"]
     back = FeederRuntime.load(statecodec.encode(old), model)
     assert back.dispatcher.power_log == log and "power_log" not in back.__dict__
+
+
+def test_a_forecaster_checkpoint_of_the_v1_layout_is_migrated_on_load() -> None:
+    from pathlib import Path
+
+    rt = FeederRuntime("F1", feeder_config(SETTINGS))
+    rt.apply(meter(T0), raw(METER_READINGS))
+    state, _ = rt.dump()
+    v1 = Path(__file__).resolve().parents[2] / "fixtures" / "forecaster_river-blr_v1.bin"
+    back = FeederRuntime.load(state, v1.read_bytes())
+    assert back.forecaster.model_id == "river-blr-v1" and back.forecaster.config.model == "river-blr-raw"
+    assert back.forecaster.state.ring == 4 * back.forecaster.state.week + 1
+
+
+def test_a_forecaster_checkpoint_of_an_unknown_layout_is_a_decode_error() -> None:
+    import numpy as np
+    import pytest
+
+    rt = FeederRuntime("F1", feeder_config(SETTINGS))
+    rt.apply(meter(T0), raw(METER_READINGS))
+    state, model = rt.dump()
+    assert model is not None
+    fc = statecodec.decode(model)
+    fc.model.w = np.zeros((fc.model.w.shape[0], fc.model.w.shape[1] + 3))
+    with pytest.raises(statecodec.StateDecodeError, match="forecaster checkpoint"):
+        FeederRuntime.load(state, statecodec.encode(fc))
