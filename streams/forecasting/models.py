@@ -29,7 +29,7 @@ import numpy as np
 __all__ = ["MODEL_FAMILIES", "ForgettingLeastSquares", "HorizonModel", "RiverBayesLinear", "RiverLinear",
            "horizon_groups", "make_model"]
 
-MODEL_FAMILIES = ("river-blr", "river-blr-raw", "fls", "river-linear", "naive-day", "naive-week")
+MODEL_FAMILIES = ("river-blr", "river-blr-raw", "river-ewa", "fls", "river-linear", "naive-day", "naive-week")
 PRIOR_FEATURE = 4  # profile_day: the prior forecast before any learning
 LEVEL_FEATURES = (1, 2, 3, 4, 8, 15, 16)  # lag_day, lag_week, profiles, last, smooth_day/_week: loads
 LOG_OFFSET = 0.05  # log(load / peak + 0.05): the log target's floor, a twentieth of the running peak
@@ -220,6 +220,11 @@ def make_model(name: str, n_features: int, horizon: int, forgetting: float = 0.9
     """The learning model of family ``name``; None for the seasonal-naive families."""
     if name in ("river-blr", "river-blr-raw"):
         return RiverBayesLinear(n_features, horizon, forgetting=forgetting, log_target=name == "river-blr")
+    if name == "river-ewa":
+        from streams.forecasting.ensemble import EWAEnsemble
+
+        return EWAEnsemble([RiverBayesLinear(n_features, horizon, forgetting=forgetting, log_target=log)
+                            for log in (True, False)], horizon)
     if name == "fls":
         return ForgettingLeastSquares(n_features, horizon, forgetting=forgetting)
     if name == "river-linear":

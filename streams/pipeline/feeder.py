@@ -37,6 +37,7 @@ from streams.dispatch.dispatcher import FeederDispatcher
 from streams.dispatch.site_rules import outside_rating, site_conflict
 from streams.forecasting.aggregate import IntervalAggregator
 from streams.forecasting.forecaster import FeederForecaster
+from streams.forecasting.migrate import CheckpointMismatch, migrate
 from streams.ingest.validate import RawMessage, Rejection
 from streams.pipeline import statecodec
 from streams.pipeline.config import FeederConfig
@@ -150,7 +151,10 @@ class FeederRuntime:
                 if not hasattr(info, "inverter_location"):
                     reg = rt.chargers.get(cid)
                     object.__setattr__(info, "inverter_location", reg.inverter_location if reg else "offboard")
-        rt.forecaster = forecaster
+        try:
+            rt.forecaster = migrate(forecaster)  # a checkpoint of an older forecaster layout (issue 17)
+        except CheckpointMismatch as exc:
+            raise statecodec.StateDecodeError(f"forecaster checkpoint: {exc}") from exc
         return rt
 
     def held_offsets(self) -> dict[tuple[str, int], set[int]]:

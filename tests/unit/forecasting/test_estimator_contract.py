@@ -13,9 +13,10 @@ from typing import Any
 
 import numpy as np
 import pytest
-from river import checks, linear_model
+from river import checks, ensemble, linear_model, optim
 from river.checks import common
 
+from streams.forecasting.ensemble import MemberForecast
 from streams.forecasting.features import FEATURES
 from streams.forecasting.models import MODEL_FAMILIES, PRIOR_FEATURE, make_model
 from streams.forecasting.quantiles import OnlineQuantile
@@ -37,6 +38,9 @@ RIVER_ESTIMATORS: dict[str, Callable[[], Any]] = {
     "OnlineQuantile": lambda: OnlineQuantile(0.9),
     "BayesianLinearRegression(smoothing)": lambda: linear_model.BayesianLinearRegression(
         alpha=1000.0, smoothing=0.999),
+    "MemberForecast": lambda: MemberForecast("f0"),
+    "EWARegressor(MemberForecast)": lambda: ensemble.EWARegressor(
+        [MemberForecast("f0"), MemberForecast("f2")], loss=optim.losses.Absolute(), learning_rate=5.0),
 }
 LEARNING_FAMILIES = [f for f in MODEL_FAMILIES if not f.startswith("naive")]
 

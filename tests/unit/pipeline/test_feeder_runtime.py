@@ -263,3 +263,29 @@ def test_a_checkpoint_from_before_stations_answers_restores_with_none() -> None:
     back.apply(tel(T0 + MIN).model_copy(update={"setpoint_sequence": 1, "setpoint_answer": "rejected"}),
                raw(CHARGER_TELEMETRY, 1), drained=only(METER_READINGS, CHARGER_TELEMETRY))
     assert back.dispatcher.setpoint_answers == {"C1": (1, "rejected")} and back.dispatcher.n_refused_setpoints == 1
+
+
+def test_a_forecaster_checkpoint_of_the_v1_layout_is_migrated_on_load() -> None:
+    from pathlib import Path
+
+    rt = FeederRuntime("F1", feeder_config(SETTINGS))
+    rt.apply(meter(T0), raw(METER_READINGS))
+    state, _ = rt.dump()
+    v1 = Path(__file__).resolve().parents[2] / "fixtures" / "forecaster_river-blr_v1.bin"
+    back = FeederRuntime.load(state, v1.read_bytes())
+    assert back.forecaster.model_id == "river-blr-v1" and back.forecaster.config.model == "river-blr-raw"
+    assert back.forecaster.state.ring == 4 * back.forecaster.state.week + 1
+
+
+def test_a_forecaster_checkpoint_of_an_unknown_layout_is_a_decode_error() -> None:
+    import numpy as np
+    import pytest
+
+    rt = FeederRuntime("F1", feeder_config(SETTINGS))
+    rt.apply(meter(T0), raw(METER_READINGS))
+    state, model = rt.dump()
+    assert model is not None
+    fc = statecodec.decode(model)
+    fc.model.w = np.zeros((fc.model.w.shape[0], fc.model.w.shape[1] + 3))
+    with pytest.raises(statecodec.StateDecodeError, match="forecaster checkpoint"):
+        FeederRuntime.load(state, statecodec.encode(fc))
