@@ -71,10 +71,12 @@ class BrokerPipeline:
         Progress messages.
     timeout_s
         Longest wait for one answer of the worker.
+    settle_s
+        After an answer with setpoints (and the one after it), how long more setpoints may come behind the marker.
     """
 
     def __init__(self, inputs: BacktestInputs, base: Settings | None = None, *, keep_topics: bool = False,
-                 log: Callable[[str], None] | None = None, timeout_s: float = 120.0) -> None:
+                 log: Callable[[str], None] | None = None, timeout_s: float = 120.0, settle_s: float = 0.02) -> None:
         self.base = base or Settings()
         self.say = log or (lambda _m: None)
         self.inputs, self.keep_topics, self.timeout_s = inputs, keep_topics, timeout_s
@@ -90,6 +92,8 @@ class BrokerPipeline:
         self.marker_seen: dict[str, int] = {}
         self.worker_rss_mb: float | None = None
         self.syncs = 0
+        self.settle_s = settle_s
+        self._answered = False
         self.wait_s = 0.0
         self._tmp = tempfile.TemporaryDirectory(prefix="evgrid-brokerloop-")
         self.wdir = Path(self._tmp.name)
@@ -194,6 +198,15 @@ class BrokerPipeline:
             while msg is not None:
                 self._take(msg, sp_topic, dl_topic, sps)
                 msg = self.consumer.poll(0)
+        if sps or self._answered:
+            # the worker's producer writes a partition one request at a time: setpoints sent while the previous
+            # ones were in flight may be written just after the marker's dead letter; wait them out
+            until = time.monotonic() + self.settle_s
+            while (left := until - time.monotonic()) > 0:
+                msg = self.consumer.poll(left)
+                if msg is not None:
+                    self._take(msg, sp_topic, dl_topic, sps)
+        self._answered = bool(sps)
         self.syncs += 1
         self.wait_s += time.perf_counter() - t0
         return sps
