@@ -13,6 +13,7 @@ import typer
 from typer.testing import CliRunner
 
 from streams.cli.backtest import register
+from streams.replay.scenario import REPO_ROOT
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -24,6 +25,7 @@ ROWS = [  # (id, station, arrival, departure, kWh, bidirectional, initial SoC %)
     ("b5", "CB-3", "2019-03-04T12:30:00Z", "2019-03-04T15:00:00Z", 5.0, False, None),
 ]
 LIMIT_KW = 12.0
+WEATHER = REPO_ROOT / "scenarios/data/week-weather.csv"  # hourly, 2019-03-04..10: the worker follows it apart
 
 
 def _sessions(path: Path) -> Path:
@@ -58,8 +60,8 @@ def _rows(path: Path) -> list[tuple[str, ...]]:
 
 def test_closed_loop_through_the_broker_decides_as_in_process(kafka_bootstrap: str, monkeypatch: pytest.MonkeyPatch,
                                                               tmp_path: Path) -> None:
-    common = ["--sessions", str(_sessions(tmp_path / "s.csv")), "--step", "5m", "--import-limit-kw", str(LIMIT_KW),
-              "--no-optimum"]
+    common = ["--sessions", str(_sessions(tmp_path / "s.csv")), "--weather", str(WEATHER), "--step", "5m",
+              "--import-limit-kw", str(LIMIT_KW), "--no-optimum"]
     b_json, l_json, b_sp, l_sp = (tmp_path / n for n in ("b.json", "l.json", "b.csv", "l.csv"))
     out = _run([*common, "--json", str(b_json), "--setpoints", str(b_sp)], monkeypatch, kafka_bootstrap)
     assert "through the broker" in out
@@ -71,6 +73,7 @@ def test_closed_loop_through_the_broker_decides_as_in_process(kafka_bootstrap: s
     assert run["telemetry"] == local["run"]["telemetry"]
     # the worker's counts leave the lockstep markers out: exactly the in-process worker's
     assert run["worker"]["accepted"] == local["run"]["worker"]["accepted"]
+    assert run["worker"]["accepted"]["evgrid.weather"] > 100
     assert run["worker"]["rejected"] == local["run"]["worker"]["rejected"] == {}
     assert broker["deadletters"]["count"] == 0
     for k in ("peak_kw", "uncontrolled_peak_kw", "energy_delivered_kwh", "energy_delivered_pct_of_deliverable",
