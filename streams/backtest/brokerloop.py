@@ -41,6 +41,7 @@ from streams.backtest.orchestrator import (
 )
 from streams.contracts.codec import default_codec
 from streams.contracts.models import ChargerSetpoint, ChargerTelemetry, DeadLetter, decode_record, encode_record
+from streams.contracts.timeparse import iso_utc
 from streams.contracts.topics import CHARGER_TELEMETRY, DEADLETTER, SETPOINTS, TOPICS, WEATHER, topic_name
 from streams.ingest.validate import RawMessage
 from streams.kafka.admin import delete_topics
@@ -94,6 +95,7 @@ class BrokerPipeline:
         self.worker_rss_mb: float | None = None
         self.syncs = 0
         self.weather_sent = self.weather_seen = 0
+        self._said = time.monotonic()
         self.settle_s = settle_s
         self._answered = False
         self.wait_s = 0.0
@@ -210,6 +212,9 @@ class BrokerPipeline:
             self._produce([RawMessage(CHARGER_TELEMETRY, 0, 0, key, encode_record(self.codec, tel), t)])
             self.markers += 1
         self._flush()
+        if time.monotonic() - self._said > 60:
+            self._said = time.monotonic()
+            self.say(f"lockstep at {iso_utc(t)}: {self.syncs} rounds")
         want = {k.decode(): self.marker_seen.get(k.decode(), 0) + 1 for k in feeders}
         return self._until_markers(want)
 
