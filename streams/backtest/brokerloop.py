@@ -8,7 +8,7 @@ one registered (``~lockstep``). The worker applies a feeder's telemetry in event
 dead-lettered (``unknown_charger``) only after every record before it was applied and its setpoints were sent;
 those setpoints are then in the setpoint topic, and the twins apply them at ``t`` before time moves on. The
 markers' dead letters are left out of the outputs and the counts. The worker follows the weather topic apart from
-its feeder inputs: telemetry after a weather record waits until the worker's stats count it in.
+its feeder inputs, so a weather record is a barrier (see :meth:`BrokerPipeline.weather`).
 
 A feeder without meter readings holds telemetry until its meter partition has stopped; the worker here runs
 with ``align_idle_seconds=0`` so that it releases at once what the in-process runner releases with ``force``
@@ -94,7 +94,7 @@ class BrokerPipeline:
         self.marker_seen: dict[str, int] = {}
         self.worker_rss_mb: float | None = None
         self.syncs = 0
-        self.weather_sent = self.weather_seen = 0
+        self.weather_sent = 0
         self._said = time.monotonic()
         self.settle_s = settle_s
         self._answered = False
@@ -172,26 +172,21 @@ class BrokerPipeline:
         self._produce(msgs)
 
     def weather(self, msg: RawMessage) -> None:
-        """Produce a weather record; the next telemetry waits until the worker has it (see :meth:`_weather_in`)."""
-        self._produce([msg])
-        self.weather_sent += 1
-
-    def _weather_in(self) -> None:
-        """Wait until the worker has taken in every weather record sent (its stats file, written once a second).
-
-        A worker follows the weather topic apart from its feeder inputs; in-process, a weather record is applied
-        before the records after it, so the worker must have it before the telemetry after it plans."""
-        if self.weather_seen >= self.weather_sent:
-            return
+        """A weather record, as a barrier: the worker follows the weather topic apart from its other inputs, and
+        its forecasts learn from meter readings with the weather known then; so the records before it are applied
+        first, and the records after it wait until the worker has it (its stats file, written once a second)."""
         assert self.proc is not None
         self._flush()
         t0 = time.perf_counter()
+        _wait(self.proc, self.wdir, self._stats_glob(), self.produced, self.say, self.timeout_s)
+        self._produce([msg])
+        self.weather_sent += 1
+        self._flush()
         deadline = time.monotonic() + self.timeout_s
         while True:
             st = _read_stats(self.wdir, self._stats_glob())
             bad = sum(int(n) for k, n in st.get("rejected", {}).items() if k.startswith(f"{WEATHER}/"))
-            self.weather_seen = int(st.get("weather_observed", 0)) + bad
-            if self.weather_seen >= self.weather_sent:
+            if int(st.get("weather_observed", 0)) + bad >= self.weather_sent:
                 break
             if time.monotonic() > deadline or self.proc.poll() is not None:
                 raise RuntimeError(f"the worker did not take in the weather within {self.timeout_s} s: "
@@ -201,7 +196,6 @@ class BrokerPipeline:
 
     def telemetry(self, msgs: list[RawMessage]) -> list[ChargerSetpoint]:
         """Produce the telemetry and one marker per feeder; the setpoints the worker sent up to the markers."""
-        self._weather_in()
         self._produce(msgs)
         t = max(int(m.timestamp or 0) for m in msgs)
         feeders = sorted({m.key for m in msgs if m.key is not None})
