@@ -24,8 +24,19 @@ ROWS = [  # (id, station, arrival, departure, kWh, bidirectional, initial SoC %)
     ("b4", "CB-4", "2019-03-04T09:00:00Z", "2019-03-04T18:00:00Z", 25.0, False, None),
     ("b5", "CB-3", "2019-03-04T12:30:00Z", "2019-03-04T15:00:00Z", 5.0, False, None),
 ]
-LIMIT_KW = 12.0
-WEATHER = REPO_ROOT / "scenarios/data/week-weather.csv"  # hourly, 2019-03-04..10: the worker follows it apart
+LIMIT_KW = 25.0
+WEEK = REPO_ROOT / "scenarios/data"  # hourly weather and 15-minute feeder load of 2019-03-04..10
+
+
+def _morning(name: str, out: Path, scale: float | None = None) -> Path:
+    """The rows of a week file before 2019-03-04 12:00 (the worker follows weather apart from the meters that learn
+    from it), the second column times ``scale``."""
+    lines = (WEEK / name).read_text().splitlines()
+    rows = [ln.split(",") for ln in lines[1:] if ln[:13] < "2019-03-04T12"]
+    if scale is not None:
+        rows = [[r[0], f"{float(r[1]) * scale:.3f}", *r[2:]] for r in rows]
+    out.write_text("\n".join([lines[0], *(",".join(r) for r in rows)]) + "\n")
+    return out
 
 
 def _sessions(path: Path) -> Path:
@@ -60,8 +71,9 @@ def _rows(path: Path) -> list[tuple[str, ...]]:
 
 def test_closed_loop_through_the_broker_decides_as_in_process(kafka_bootstrap: str, monkeypatch: pytest.MonkeyPatch,
                                                               tmp_path: Path) -> None:
-    common = ["--sessions", str(_sessions(tmp_path / "s.csv")), "--weather", str(WEATHER), "--step", "5m",
-              "--import-limit-kw", str(LIMIT_KW), "--no-optimum"]
+    common = ["--sessions", str(_sessions(tmp_path / "s.csv")), "--step", "5m", "--import-limit-kw", str(LIMIT_KW),
+              "--weather", str(_morning("week-weather.csv", tmp_path / "w.csv")),
+              "--load", str(_morning("week-commercial-load.csv", tmp_path / "l.csv", scale=0.25)), "--no-optimum"]
     b_json, l_json, b_sp, l_sp = (tmp_path / n for n in ("b.json", "l.json", "b.csv", "l.csv"))
     out = _run([*common, "--json", str(b_json), "--setpoints", str(b_sp)], monkeypatch, kafka_bootstrap)
     assert "through the broker" in out
@@ -73,7 +85,7 @@ def test_closed_loop_through_the_broker_decides_as_in_process(kafka_bootstrap: s
     assert run["telemetry"] == local["run"]["telemetry"]
     # the worker's counts leave the lockstep markers out: exactly the in-process worker's
     assert run["worker"]["accepted"] == local["run"]["worker"]["accepted"]
-    assert run["worker"]["accepted"]["evgrid.weather"] > 100
+    assert run["worker"]["accepted"]["evgrid.weather"] > 10 and run["worker"]["accepted"]["evgrid.meter.readings"] > 40
     assert run["worker"]["rejected"] == local["run"]["worker"]["rejected"] == {}
     assert broker["deadletters"]["count"] == 0
     for k in ("peak_kw", "uncontrolled_peak_kw", "energy_delivered_kwh", "energy_delivered_pct_of_deliverable",
@@ -81,10 +93,9 @@ def test_closed_loop_through_the_broker_decides_as_in_process(kafka_bootstrap: s
         assert broker["total"][k] == local["total"][k], k
     sp_b, sp_l = _rows(b_sp), _rows(l_sp)
     assert len(sp_l) > 50 and sp_b == sp_l  # every setpoint, in the same order
-    # the twins followed the setpoints: control held the load well below uncontrolled charging and every car got
-    # what it could (twins ignoring setpoints run at the fallback: nothing, or everything at once)
+    # the twins followed the setpoints: control held the feeder below uncontrolled charging and every car got what
+    # it could (twins ignoring setpoints run at the fallback, 0 kW: nothing; or all at full power: uncontrolled)
     t = broker["total"]
-    assert t["uncontrolled_peak_kw"] == pytest.approx(4 * 6.6, abs=1e-6)
-    assert t["peak_kw"] <= LIMIT_KW + 0.5 < t["uncontrolled_peak_kw"] - 6.0
+    assert t["peak_kw"] <= LIMIT_KW + 0.5 < t["uncontrolled_peak_kw"]
     assert t["energy_delivered_pct_of_deliverable"] >= 99.5, broker["short_sessions"]
     assert t["safety_violations"] == 0
