@@ -17,7 +17,7 @@ import math
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -39,7 +39,8 @@ from streams.pipeline.worker import Emit, FeederWorker
 from streams.settings import Settings, pipeline_config
 from streams.simulate.twin import ChargerTwin, SessionResult, TwinConfig, TwinFleet, TwinSession
 
-__all__ = ["ClosedLoopRun", "build_fleet", "power_at", "run_closed_loop", "run_settings", "twin_config", "twin_result"]
+__all__ = ["ClosedLoopRun", "InProcessPipeline", "Pipeline", "build_fleet", "power_at", "run_closed_loop",
+           "run_settings", "twin_config", "twin_result"]
 
 HOUR_MS = 3_600_000
 
@@ -134,9 +135,82 @@ def _segments(fleet: TwinFleet) -> dict[str, list[tuple[int, int, float]]]:
     return dict(out)
 
 
+class Pipeline(Protocol):
+    """Where the closed loop's records go and the setpoints come from: the worker's code in-process
+    (:class:`InProcessPipeline`) or a worker behind the broker (:mod:`streams.backtest.brokerloop`)."""
+
+    outputs: dict[str, list[Any]]
+    accepted: dict[str, int]
+    rejected: dict[str, int]
+
+    def registrations(self, msgs: list[RawMessage]) -> None:
+        """Apply the charger registrations (before anything else)."""
+
+    def exogenous(self, msgs: list[RawMessage]) -> None:
+        """Meter readings and grid signals (no answer awaited)."""
+
+    def weather(self, msg: RawMessage) -> None:
+        """A weather record."""
+
+    def telemetry(self, msgs: list[RawMessage]) -> list[ChargerSetpoint]:
+        """The twins' telemetry of one instant; the setpoints the worker sends in answer."""
+
+    def finish(self, flush: list[RawMessage]) -> None:
+        """The end of input (the flush records); every output is in :attr:`outputs` afterwards."""
+
+
+class InProcessPipeline:
+    """The worker's own code (:class:`~streams.pipeline.worker.FeederWorker`) in this process."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.worker = FeederWorker(pipeline_config(settings), worker_id="closed-loop", clock=lambda: 2**62)
+        self.codec = default_codec()
+        self.state: dict[bytes, bytes] = {}
+        self.outputs: dict[str, list[Any]] = {}
+        self.accepted: dict[str, int] = {}
+        self.rejected: dict[str, int] = {}
+
+    def _collect(self, emit: Emit) -> list[ChargerSetpoint]:
+        for feeder, _, blob in emit.checkpoints:
+            self.state[feeder] = blob
+        sps = []
+        for topic, _, value in emit.messages:
+            rec = decode_record(self.codec, value, TOPICS[topic].record)
+            self.outputs.setdefault(topic, []).append(rec)
+            if topic == SETPOINTS:
+                assert isinstance(rec, ChargerSetpoint)
+                sps.append(rec)
+        return sps
+
+    def _feed(self, msgs: list[RawMessage], force: bool) -> list[ChargerSetpoint]:
+        emit = self.worker.process(msgs, self.state.get, checkpoint=False) if msgs else Emit()
+        if force:  # no meter stream to wait for in-process: release what the gating still holds
+            tail = self.worker.tick(force=True, checkpoint=False)
+            emit.messages += tail.messages
+        return self._collect(emit)
+
+    def registrations(self, msgs: list[RawMessage]) -> None:
+        self._feed(msgs, force=False)
+
+    def exogenous(self, msgs: list[RawMessage]) -> None:
+        self._feed(msgs, force=False)
+
+    def weather(self, msg: RawMessage) -> None:
+        self.worker.process_weather([msg])
+
+    def telemetry(self, msgs: list[RawMessage]) -> list[ChargerSetpoint]:
+        return self._feed(msgs, force=True)
+
+    def finish(self, flush: list[RawMessage]) -> None:
+        self._feed(flush, force=True)
+        self._collect(self.worker.checkpoint())
+        self.accepted = dict(sorted(self.worker.accepted.items()))
+        self.rejected = {f"{tp}:{why}": n for (tp, why), n in sorted(self.worker.rejected.items())}
+
+
 def run_closed_loop(inputs: BacktestInputs, settings: Settings, config: TwinConfig | None = None,
-                    lead_ms: int | None = None) -> ClosedLoopRun:
-    """Run ``inputs`` closed loop through a FeederWorker in-process (see the module doc).
+                    lead_ms: int | None = None, pipeline: Pipeline | None = None) -> ClosedLoopRun:
+    """Run ``inputs`` closed loop through ``pipeline`` (default: a FeederWorker in-process; see the module doc).
 
     ``settings`` are the worker's (see :func:`run_settings`); ``config`` the twins' (default
     :func:`twin_config`); ``lead_ms`` how far exogenous records go ahead of the twins (default one planning
@@ -146,34 +220,13 @@ def run_closed_loop(inputs: BacktestInputs, settings: Settings, config: TwinConf
     cfg = config or twin_config(settings)
     lead = lead_ms if lead_ms is not None else inputs.step_ms + settings.grace_seconds * 1000 \
         + settings.interval_minutes * 60_000
-    worker = FeederWorker(pipeline_config(settings), worker_id="closed-loop", clock=lambda: 2**62)
+    pipe: Pipeline = pipeline if pipeline is not None else InProcessPipeline(settings)
     codec = default_codec()
-    state: dict[bytes, bytes] = {}
-    out: dict[str, list[Any]] = {}
     offsets: dict[str, int] = {}
 
     def raw(topic: str, key: bytes | None, value: bytes | None, ts: int) -> RawMessage:
         off = offsets[topic] = offsets.get(topic, -1) + 1
         return RawMessage(topic, 0, off, key, value, ts)
-
-    def collect(emit: Emit) -> list[ChargerSetpoint]:
-        for feeder, _, blob in emit.checkpoints:
-            state[feeder] = blob
-        sps = []
-        for topic, _, value in emit.messages:
-            rec = decode_record(codec, value, TOPICS[topic].record)
-            out.setdefault(topic, []).append(rec)
-            if topic == SETPOINTS:
-                assert isinstance(rec, ChargerSetpoint)
-                sps.append(rec)
-        return sps
-
-    def feed(msgs: list[RawMessage], force: bool = True) -> list[ChargerSetpoint]:
-        emit = worker.process(msgs, state.get, checkpoint=False) if msgs else Emit()
-        if force:  # no meter stream to wait for in-process: release what the gating still holds
-            tail = worker.tick(force=True, checkpoint=False)
-            emit.messages += tail.messages
-        return collect(emit)
 
     flushed = inputs.with_flush()
     flush_tel = [r for r in flushed.streams[-1] if r.topic == CHARGER_TELEMETRY] if flushed is not inputs else []
@@ -191,7 +244,7 @@ def run_closed_loop(inputs: BacktestInputs, settings: Settings, config: TwinConf
 
     exo = exogenous()
     regs = [d for d in merged_records(inputs) if d["topic"] == CHARGER_REGISTRY]
-    feed([raw(d["topic"], d["key"], d["value"], d["timestamp"]) for d in regs], force=False)
+    pipe.registrations([raw(d["topic"], d["key"], d["value"], d["timestamp"]) for d in regs])
     pending = next(exo, None)
 
     def feed_exo(until: int) -> None:
@@ -204,12 +257,14 @@ def run_closed_loop(inputs: BacktestInputs, settings: Settings, config: TwinConf
                 continue  # given first
             msg = raw(d["topic"], d["key"], d["value"], d["timestamp"])
             if d["topic"] == WEATHER:
-                feed(buf, force=False)
+                if buf:
+                    pipe.exogenous(buf)
                 buf = []
-                worker.process_weather([msg])
+                pipe.weather(msg)
                 continue
             buf.append(msg)
-        feed(buf, force=False)
+        if buf:
+            pipe.exogenous(buf)
 
     def tel_msgs(records: Iterable[ChargerTelemetry]) -> list[RawMessage]:
         return [raw(CHARGER_TELEMETRY, r.feeder_id.encode(), encode_record(codec, r), r.timestamp) for r in records]
@@ -231,9 +286,10 @@ def run_closed_loop(inputs: BacktestInputs, settings: Settings, config: TwinConf
                      if site_of.get(cid) == m.site_id)
             m = m.model_copy(update={"active_power_kw": round(m.active_power_kw + ev, 6)})
             msgs.append(raw(METER_READINGS, m.feeder_id.encode(), encode_record(codec, m), m.timestamp))
-        feed(msgs, force=False)
+        if msgs:
+            pipe.exogenous(msgs)
 
-    run = ClosedLoopRun(out, [], [])
+    run = ClosedLoopRun(pipe.outputs, [], [])
     t = fleet.next_time()
     while t is not None:
         feed_exo(t + lead)
@@ -241,7 +297,7 @@ def run_closed_loop(inputs: BacktestInputs, settings: Settings, config: TwinConf
         while reports:
             run.telemetry += len(reports)
             run.rounds += 1
-            sps = feed(tel_msgs(reports))
+            sps = pipe.telemetry(tel_msgs(reports))
             reports = fleet.deliver(sps, t)
         feed_site_meters(t)  # what the twins draw at t, once they have acted at t
         t = fleet.next_time()
@@ -249,12 +305,11 @@ def run_closed_loop(inputs: BacktestInputs, settings: Settings, config: TwinConf
     run.segments = _segments(fleet)
     feed_exo(2**62)
     feed_site_meters(2**62)
-    flush = [raw(r.topic, r.key, r.value, r.timestamp) for r in flush_tel]
-    feed(flush)
-    collect(worker.checkpoint())
+    pipe.finish([raw(r.topic, r.key, r.value, r.timestamp) for r in flush_tel])
+    run.outputs = pipe.outputs
     free = build_fleet(inputs, replace(cfg, default_fallback_kw=math.inf))
-    run.accepted = dict(sorted(worker.accepted.items()))
-    run.rejected = {f"{tp}:{why}": n for (tp, why), n in sorted(worker.rejected.items())}
+    run.accepted = dict(pipe.accepted)
+    run.rejected = dict(pipe.rejected)
     run.uncontrolled = free.run_free()
     run.free_segments = _segments(free)
     return run

@@ -1,7 +1,7 @@
 """``evgrid backtest``: run a scenario (or a sessions file) through the real pipeline and write the report.
 
-By default the inputs go through a Kafka namespace and a worker process; ``--in-process`` runs the same
-worker code (:mod:`streams.backtest.inprocess`) without a broker.
+By default the twins' closed loop goes through a Kafka namespace and a worker process; ``--in-process`` runs the
+same worker code without a broker.
 """
 
 from __future__ import annotations
@@ -124,10 +124,11 @@ def run_backtest_cli(scenario: Path | None, sessions: Path | None, load: Path | 
                      curves_out: Path | None = None) -> dict[str, Any]:
     """The command's body (also used by tests and benchmarks); returns the report figures.
 
-    Closed loop (default): charger twins answer the setpoints of the worker's code run in-process
-    (:mod:`streams.backtest.closedloop`). ``open_loop``: replay the recorded telemetry through the broker and
-    one worker subprocess (``in_process``: through the worker's code in this process), and score the setpoints
-    it emitted.
+    Closed loop (default): charger twins (:mod:`streams.backtest.closedloop`) answer the setpoints of one worker
+    subprocess through the broker, in lockstep (:mod:`streams.backtest.brokerloop`; ``in_process``: of the
+    worker's code run in this process). ``open_loop``: replay the recorded telemetry through the broker and one
+    worker subprocess (``in_process``: through the worker's code in this process), and score the setpoints it
+    emitted.
     """
     from streams.backtest.inputs import from_flags, from_scenario
     from streams.backtest.orchestrator import run_pipeline
@@ -155,7 +156,8 @@ def run_backtest_cli(scenario: Path | None, sessions: Path | None, load: Path | 
          f"{inputs.n_records} records, step {inputs.step_ms // 60_000} min")
     quiet_solver_banner()
     if not open_loop:
-        return _closed_loop(inputs, json_out, html_out, setpoints_out, optimum, echo, t0, curves_out)
+        return _closed_loop(inputs, json_out, html_out, setpoints_out, optimum, echo, t0, curves_out,
+                            in_process=in_process, keep_topics=keep_topics)
     base = Settings()
     if in_process:
         out = run_in_process_cli(inputs, base, echo=echo)
@@ -177,19 +179,36 @@ def run_backtest_cli(scenario: Path | None, sessions: Path | None, load: Path | 
 
 
 def _closed_loop(inputs: Any, json_out: Path | None, html_out: Path | None, setpoints_out: Path | None,
-                 optimum: bool, echo: Any, t0: float, curves_out: Path | None = None) -> dict[str, Any]:
+                 optimum: bool, echo: Any, t0: float, curves_out: Path | None = None, in_process: bool = False,
+                 keep_topics: bool = False) -> dict[str, Any]:
     from streams.backtest.closedloop import run_closed_loop, run_settings
     from streams.backtest.report import compute_report
     from streams.contracts.topics import DEADLETTER, FORECASTS, INCENTIVES, SETPOINTS, SETTLEMENTS
 
     settings = run_settings(inputs)
-    echo("closed loop in-process: charger twins answer the setpoints")
-    cl = run_closed_loop(inputs, settings)
+    run: dict[str, Any] = {"loop": "closed"}
+    if in_process:
+        echo("closed loop in-process: charger twins answer the setpoints")
+        cl = run_closed_loop(inputs, settings)
+        run["engine"] = "in-process"
+    else:
+        from streams.backtest.brokerloop import BrokerPipeline
+        from streams.cli.preflight import require_broker
+        from streams.settings import Settings
+
+        base = Settings()
+        require_broker(base)
+        echo("closed loop through the broker: charger twins answer the setpoints of one worker, in lockstep")
+        with BrokerPipeline(inputs, base, keep_topics=keep_topics, log=echo) as pipe:
+            cl = run_closed_loop(inputs, settings, pipeline=pipe)
+        run.update({"engine": "broker", "prefix": pipe.prefix, "topics_kept": keep_topics,
+                    "lockstep_syncs": pipe.syncs, "lockstep_wait_s": round(pipe.wait_s, 2),
+                    "worker_peak_rss_mb": pipe.worker_rss_mb})
     t_rep = time.perf_counter()
     o = cl.outputs
-    run = {"loop": "closed", "engine": "in-process", "telemetry": cl.telemetry, "rounds": cl.rounds,
-           "worker": {"accepted": dict(cl.accepted), "rejected": cl.rejected},
-           "seconds": {"pipeline": round(t_rep - t0, 2)}}
+    run.update({"telemetry": cl.telemetry, "rounds": cl.rounds,
+                "worker": {"accepted": dict(cl.accepted), "rejected": cl.rejected},
+                "seconds": {"pipeline": round(t_rep - t0, 2)}})
     rep = compute_report(inputs, setpoints=o.get(SETPOINTS, []), forecasts=o.get(FORECASTS, []),
                          incentives=o.get(INCENTIVES, []), settlements=o.get(SETTLEMENTS, []),
                          deadletters=o.get(DEADLETTER, []), settings=settings, run=run, optimum=optimum, twins=cl)
@@ -245,15 +264,16 @@ def register(app: typer.Typer) -> None:
                         ] = None,
         optimum: Annotated[bool, typer.Option(help="Compute the perfect-foresight optimum (one LP).")] = True,
         in_process: Annotated[bool, typer.Option(
-            "--in-process", help="With --open-loop: run the worker's code in this process, without a Kafka "
-                                 "broker (the closed loop always does).")] = False,
+            "--in-process", help="Run the worker's code in this process, without a Kafka broker.")] = False,
         open_loop: Annotated[bool, typer.Option(help="Replay the recorded telemetry through the broker and a "
-                                                     "worker (default: closed loop in-process).")] = False,
+                                                     "worker (default: closed loop, twins answer setpoints).")
+                             ] = False,
     ) -> None:
         """Run history through the pipeline's code and score what control did.
 
         Closed loop (default): charger and car twins plug in, answer every setpoint and report telemetry,
-        through the worker's code in-process. --open-loop: replay the recorded telemetry through the real
+        through the real broker and one worker subprocess in lockstep (--in-process: through the worker's code
+        in this process). --open-loop: replay the recorded telemetry through the real
         broker and one worker subprocess (or, with --in-process, the worker's code in this process).
         Input formats (columns, units): docs/backtest.md.
         """

@@ -85,10 +85,10 @@ def test_cli_runs_closed_loop_by_default(sessions_csv: Path, tmp_path: Path) -> 
 
     out, sp = tmp_path / "r.json", tmp_path / "sp.csv"
     res = CliRunner().invoke(app, ["backtest", "--sessions", str(sessions_csv), "--import-limit-kw", "12",
-                                   "--json", str(out), "--setpoints", str(sp)], catch_exceptions=False)
+                                   "--json", str(out), "--setpoints", str(sp), "--in-process"], catch_exceptions=False)
     assert res.exit_code == 0, res.output
     figs = json.loads(out.read_text())
-    assert figs["run"]["loop"] == "closed" and figs["run"]["engine"] == "in-process"
+    assert figs["run"]["loop"] == "closed" and figs["run"]["engine"] == "in-process"  # closed unless --open-loop
     assert figs["run"]["telemetry"] > 0 and figs["run"]["worker"]["rejected"] == {}
     assert figs["total"]["safety_violations"] == 0 and figs["total"]["v2g_exported_kwh"] >= 0.0
     assert len(sp.read_text().splitlines()) == figs["setpoints"]["count"] + 1

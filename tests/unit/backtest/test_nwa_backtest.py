@@ -28,7 +28,8 @@ def test_nwa_figures_are_the_backtests(tmp_path: Path, scenario: str, start: str
     path = tmp_path / scenario
     path.write_text(yaml.safe_dump(sc))
     bt, curves, nwa = tmp_path / "bt.json", tmp_path / "curves.csv", tmp_path / "nwa.json"
-    assert main(["backtest", str(path), "--json", str(bt), "--curves", str(curves), "--no-optimum"]) == 0
+    assert main(["backtest", str(path), "--json", str(bt), "--curves", str(curves), "--no-optimum",
+                 "--in-process"]) == 0
     assert main(["report", "nwa", str(bt), "--curves", str(curves), "--json", str(nwa),
                  "--html", str(tmp_path / "nwa.html")]) == 0
     figs, rep = json.loads(bt.read_text()), json.loads(nwa.read_text())
