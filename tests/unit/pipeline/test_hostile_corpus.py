@@ -10,7 +10,14 @@ from collections import Counter
 import pytest
 
 from streams.contracts.codec import MAGIC, DecodeError, default_codec
-from streams.contracts.models import DeadLetter, GridSignal, IncentiveResponse, decode_record, encode_record
+from streams.contracts.models import (
+    DeadLetter,
+    GridSignal,
+    IncentiveResponse,
+    SiteRegistration,
+    decode_record,
+    encode_record,
+)
 from streams.contracts.topics import (
     CHARGER_REGISTRY,
     CHARGER_TELEMETRY,
@@ -151,12 +158,13 @@ class _Feeder:
     """Feeder F1 in a worker that applies telemetry at once, with every LP solve counted."""
 
     def __init__(self, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-        self.lps = 0
+        self.lps = self.plan_sites = 0  # LP solves; most sites in one LP
         for module in (planner, offering):  # offering: the probe plan of incentive offers
             real = module.solve_lp
 
             def counted(*a, _real=real, **k):  # type: ignore[no-untyped-def]
                 self.lps += 1
+                self.plan_sites = max(self.plan_sites, len(a[0].sites) if a else 0)
                 return _real(*a, **k)
 
             monkeypatch.setattr(module, "solve_lp", counted)
@@ -184,8 +192,8 @@ class _Feeder:
         return self.worker.runtimes[b"F1"]
 
 
-_TOPIC = {"ChargerRegistration": CHARGER_REGISTRY, "ChargerTelemetry": CHARGER_TELEMETRY,
-          "GridSignal": GRID_SIGNALS, "IncentiveResponse": INCENTIVE_RESPONSES}
+_TOPIC = {"ChargerRegistration": CHARGER_REGISTRY, "SiteRegistration": CHARGER_REGISTRY,
+          "ChargerTelemetry": CHARGER_TELEMETRY, "GridSignal": GRID_SIGNALS, "IncentiveResponse": INCENTIVE_RESPONSES}
 
 
 def _signal(k: int, limit: float | None = None, hours: int = 2) -> GridSignal:
@@ -217,6 +225,21 @@ def test_a_flood_of_registrations_costs_nothing_per_plan_for_chargers_never_hear
     assert f.worker.accepted[CHARGER_REGISTRY] == 4003 and len(f.runtime.chargers) == 3003
     assert set(f.runtime.dispatcher.chargers) == {"C0", "C1"}, "only chargers heard from enter the plan"
     assert f.runtime.plans == 2 and f.lps <= 3 * f.runtime.plans, f"{f.lps} LP solves for {f.runtime.plans} plans"
+
+
+def test_a_flood_of_site_registrations_adds_no_site_to_a_plan_that_no_plugged_in_asset_names(monkeypatch) -> None:
+    f = _Feeder(monkeypatch)
+    f.plug_in(0)
+    own = [SiteRegistration(site_id="S1", feeder_id="F1", interconnection_class="non_parallel", import_limit_kw=50.0,
+                            registered_at=FT0 + i) for i in range(500)]  # the chargers' own site, again and again
+    strangers = [SiteRegistration(site_id=f"X{i}", feeder_id="F1", interconnection_class="parallel_exporting",
+                                  export_limit_kw=5.0, import_limit_kw=10.0, registered_at=FT0) for i in range(2000)]
+    f.feed(own + strangers)
+    f.plug_in(1)
+    assert f.worker.accepted[CHARGER_REGISTRY] == 3 + len(own) + len(strangers)
+    assert len(f.runtime.sites) == 2001
+    assert f.runtime.plans == 2 and f.lps <= 3 * f.runtime.plans, f"{f.lps} LP solves for {f.runtime.plans} plans"
+    assert f.plan_sites <= 1, f"{f.plan_sites} sites in one LP: only the plugged-in chargers' site may enter"
 
 
 def test_a_flood_of_responses_accepts_each_offer_once_and_replans_once(monkeypatch) -> None:
