@@ -59,6 +59,15 @@ def processing_error(exc: BaseException) -> Rejection:
     return Rejection("processing_error", f"{type(exc).__name__}: {exc}"[:500])
 
 
+def site_index(chargers: dict[str, ChargerRegistration]) -> dict[str, dict[str, None]]:
+    """Site id -> the ids of the chargers whose newest registration names it, in registration order: a site
+    registration then touches its own chargers, not the whole feeder's (issue 22)."""
+    index: dict[str, dict[str, None]] = {}
+    for cid, reg in chargers.items():
+        index.setdefault(reg.site_id, {})[cid] = None
+    return index
+
+
 class Reject(NamedTuple):
     """Dead-letter ``msg`` (the current input or one held earlier) for ``rejection``."""
 
@@ -78,6 +87,7 @@ class FeederRuntime:
         self.offsets: dict[tuple[str, int], int] = {}
         self.chargers: dict[str, ChargerRegistration] = {}
         self.sites: dict[str, SiteRegistration] = {}
+        self.site_chargers = site_index(self.chargers)  # site id -> its chargers' ids (an ordered set)
         # Chargers handed to the dispatcher: on their first telemetry in event-time order, so a plan never
         # depends on how far the (rarely written) registry topic happens to have been read.
         self.active: set[str] = set()
@@ -145,6 +155,7 @@ class FeederRuntime:
         log = rt.__dict__.pop("power_log", {})  # a checkpoint from before dead reckoning moved into dispatch
         rt.dispatcher.__dict__.setdefault("power_log", log)
         rt.__dict__.setdefault("refused", {})  # ... and before inverter pathways (issue 21)
+        rt.__dict__.setdefault("site_chargers", site_index(rt.chargers))  # ... and before the site index
         rt.dispatcher.__dict__.setdefault("setpoint_answers", {})  # ... and before stations' answers (issue 16)
         for infos in (rt.dispatcher.registered, rt.dispatcher.chargers):
             for cid, info in infos.items():
@@ -219,13 +230,16 @@ class FeederRuntime:
         if isinstance(record, SiteRegistration):
             sites[record.site_id] = record
             self.dispatcher.on_site_registration(record)
-            conflicts = [site_conflict(record, r) for r in self.chargers.values()]
+            conflicts = [site_conflict(record, self.chargers[c]) for c in self.site_chargers.get(record.site_id, ())]
             if record.feeder_id == self.feeder_id:
                 cls = self.dispatcher.site_rules(record.site_id).interconnection_class
                 event = status_event(self.feeder_id, old if isinstance(old, SiteRegistration) else None, record, cls)
                 if event is not None:
                     out.append((UTILITY_EVENTS, self.feeder_id.encode(), event))
         else:
+            if isinstance(old, ChargerRegistration) and old.site_id != record.site_id:
+                self.site_chargers.get(old.site_id, {}).pop(record.charger_id, None)
+            self.site_chargers.setdefault(record.site_id, {})[record.charger_id] = None
             self.chargers[record.charger_id] = record
             self.unknown.discard(record.charger_id)
             if record.charger_id in self.active:
@@ -253,8 +267,8 @@ class FeederRuntime:
         if isinstance(record, ChargerRegistration):
             touched = [record] if record.feeder_id == self.feeder_id else []
         else:
-            touched = [r for r in self.chargers.values()
-                       if r.site_id == record.site_id and r.feeder_id == self.feeder_id]
+            touched = [r for r in map(self.chargers.__getitem__, self.site_chargers.get(record.site_id, ()))
+                       if r.feeder_id == self.feeder_id]
         now = refused_pathways(touched, self.sites)
         before = {r.charger_id: self.refused.pop(r.charger_id) for r in touched if r.charger_id in self.refused}
         for event in pathway_events(self.feeder_id, before, now, self.chargers, record.registered_at):

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from collections import Counter
 
+import pytest
+
 from streams.contracts.codec import default_codec
 from streams.contracts.models import (
     ChargerRegistration,
@@ -191,3 +193,45 @@ def test_a_class_downgrade_revokes_discharge_at_once() -> None:
     last = r.setpoints[-1]
     assert last.sequence == sp.sequence + 1 and last.setpoint_kw >= 0.0 and last.valid_from == T0 + 2 * 60_000
     assert last.message == "revoked: no discharge as non_parallel"
+
+
+def test_a_site_registration_checks_its_own_chargers_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 22: a site registration's conflict check touches the chargers of that site, not the feeder's."""
+    import streams.pipeline.feeder as feeder
+
+    r = Run()
+    for i in range(50):
+        r.send(reg(f"X{i}").model_copy(update={"site_id": f"other-{i}", "registered_at": T0 + i}))
+    r.send(v2g(at=T0 + 100))  # C1, on S1
+    checked: list[str] = []
+    real = feeder.site_conflict
+
+    def counted(s: SiteRegistration | None, c: ChargerRegistration) -> str | None:
+        checked.append(c.charger_id)
+        return real(s, c)
+
+    monkeypatch.setattr(feeder, "site_conflict", counted)
+    r.send(site(cls="parallel_non_exporting", export=0.0, at=T0 + 200))
+    assert checked == ["C1"]
+    assert r.codes() == ["site_conflict"]
+
+
+def test_the_site_index_follows_a_charger_that_moves_and_survives_a_restore() -> None:
+    from streams.pipeline.feeder import FeederRuntime, site_index
+
+    r = Run()
+    r.send(v2g(at=T0 + 1))
+    r.send(v2g(at=T0 + 2).model_copy(update={"site_id": "S2"}))  # C1 moves to S2: S1's agreement no longer binds it
+    r.send(site(cls="parallel_non_exporting", export=0.0, at=T0 + 3))
+    assert r.codes() == []
+    rt = r.w.runtimes[b"F1"]
+    assert rt.site_chargers == {"S1": {}, "S2": {"C1": None}}
+    from streams.pipeline import statecodec
+
+    model = statecodec.encode(rt.forecaster)
+    state, _ = rt.dump()
+    rt2 = FeederRuntime.load(state, model)
+    assert rt2.site_chargers == rt.site_chargers
+    del rt.__dict__["site_chargers"]  # a checkpoint from before the index rebuilds it
+    state, _ = rt.dump()
+    assert FeederRuntime.load(state, model).site_chargers == site_index(rt.chargers) == {"S2": {"C1": None}}
