@@ -96,6 +96,7 @@ class FeederRuntime:
         self.align_idle_ms = config.align_idle_ms
         self.meter_wait_ms = 2 * self.step_ms + self.grace_ms
         self.max_plan_lag_ms = config.max_plan_lag_ms
+        self.idle_history_ms = config.idle_history_ms
         self.meter_clock = 0  # newest meter reading time
         self.tel_clock = 0  # newest telemetry time received (held or not)
         self.plan_clock = 0  # newest released telemetry time: drives planning
@@ -156,6 +157,7 @@ class FeederRuntime:
         rt.dispatcher.__dict__.setdefault("power_log", log)
         rt.__dict__.setdefault("refused", {})  # ... and before inverter pathways (issue 21)
         rt.__dict__.setdefault("site_chargers", site_index(rt.chargers))  # ... and before the site index
+        rt.__dict__.setdefault("idle_history_ms", 72 * 3_600_000)  # ... and before idle feeders forgot history
         rt.dispatcher.__dict__.setdefault("setpoint_answers", {})  # ... and before stations' answers (issue 16)
         for infos in (rt.dispatcher.registered, rt.dispatcher.chargers):
             for cid, info in infos.items():
@@ -362,6 +364,8 @@ class FeederRuntime:
             if interval.kw is not None:
                 self.loads.append((interval.end, interval.kw))
             out.append((FORECASTS, self.feeder_id.encode(), forecast.to_contract(self.feeder_id)))
+        if not self.active and not self.held:  # no plan uses history yet: keep what a first plan may use
+            self._history_until(self.closed_before(max(self.meter_clock, reading.timestamp) - self.idle_history_ms))
 
     def _telemetry(self, telemetry: ChargerTelemetry, wall_ms: int, out: list[Output]) -> None:
         if self.dispatcher.on_reported_telemetry(telemetry):
@@ -369,6 +373,21 @@ class FeederRuntime:
         self._revoke(telemetry.timestamp, out)  # islanded: revoke at once
 
     # --- dispatch ---------------------------------------------------------------------------------
+    def _history_until(self, known: int) -> tuple[int, int, list[float]] | None:
+        """Give the dispatcher the loads and site readings closed by ``known``, drop the forecasts no plan at or
+        after it can pick, and return the one a plan at ``known`` picks (the newest issued by then), if any."""
+        while self.loads and self.loads[0][0] <= known:
+            self.dispatcher.observe_load(*self.loads.pop(0))
+        taken = 0
+        while taken < len(self.site_readings) and self.site_readings[taken].timestamp <= known:
+            self.dispatcher.on_site_meter(self.site_readings[taken])
+            taken += 1
+        del self.site_readings[:taken]
+        usable = [i for i, f in enumerate(self.forecasts) if f[0] <= known]
+        if usable:
+            del self.forecasts[:usable[-1]]  # older ones can no longer be picked
+        return self.forecasts[0] if usable else None
+
     def _plan(self, now_ms: int, wall_ms: int, out: list[Output]) -> None:
         signals: list[GridSignal] = []  # applied in one pass: a flood of signals costs linear time
         while self.inbox and self.inbox[0][0] <= now_ms:  # signals and responses known by now, in order
@@ -383,18 +402,7 @@ class FeederRuntime:
         if self.max_plan_lag_ms and wall_ms - (now_ms + self.step_ms) > self.max_plan_lag_ms:
             self.skipped_stale_plans += 1  # catching up a backlog: this interval is already over
             return
-        known = self.closed_before(now_ms)  # in whatever the consumption order (see release)
-        while self.loads and self.loads[0][0] <= known:
-            self.dispatcher.observe_load(*self.loads.pop(0))
-        taken = 0
-        while taken < len(self.site_readings) and self.site_readings[taken].timestamp <= known:
-            self.dispatcher.on_site_meter(self.site_readings[taken])
-            taken += 1
-        del self.site_readings[:taken]
-        usable = [i for i, f in enumerate(self.forecasts) if f[0] <= known]
-        if usable:
-            del self.forecasts[:usable[-1]]  # older ones can no longer be picked
-        fc = self.forecasts[0] if usable else None
+        fc = self._history_until(self.closed_before(now_ms))  # in whatever the consumption order (see release)
         if fc is not None:
             issued_at, step_ms, kw = fc
             result = self.dispatcher.on_interval(now_ms, kw, issued_at, step_ms)
