@@ -125,11 +125,11 @@ class Settings(BaseSettings):
     has been read to its end and stayed so for this many seconds (a stream that stopped, not a producer's pause),
     and the feeder's telemetry is two intervals plus the grace (this many seconds) past the record, in event time.
     Replayed input that is all there never meets that: the same inputs give the same decisions."""
-    idle_feeder_history_hours: int = 72
-    """EVGRID_IDLE_FEEDER_HISTORY_HOURS: a feeder with meters but no charger heard yet keeps this much of its meter
-    history (forecasts, loads, site readings) for its first plan; older history goes to the dispatcher (billing
-    peak, yesterday's load) or is dropped, so its checkpoint does not grow with time. Telemetry that first reaches
-    such a feeder more than this far behind its meters plans without the forecast it would have had."""
+    max_telemetry_lag_hours: int = 24
+    """EVGRID_MAX_TELEMETRY_LAG_HOURS: a feeder with meters and no charger heard yet keeps the meter history
+    (forecasts, loads, site readings) that a first plan this far behind its newest meter reading may use; older
+    history goes to the dispatcher (billing peak, yesterday's load) or is dropped, so its checkpoint does not grow
+    with time. A first telemetry read more than this far behind its feeder's meters plans with newer history."""
     max_plan_lag_seconds: int = 0
     """EVGRID_MAX_PLAN_LAG_SECONDS: live mode: when catching up a backlog, plans for intervals that ended more than
     this long ago (worker clock) are skipped and counted; 0 = off (replays and backtests)."""
@@ -373,7 +373,7 @@ def feeder_config(s: Settings) -> FeederConfig:
 
     return FeederConfig(step_ms=s.interval_minutes * MIN_MS, grace_ms=s.grace_seconds * 1000,
                         align_idle_ms=s.align_idle_seconds * 1000, max_plan_lag_ms=s.max_plan_lag_seconds * 1000,
-                        idle_history_ms=s.idle_feeder_history_hours * 3_600_000,
+                        history_ms=s.max_telemetry_lag_hours * 3_600_000,
                         forecaster=forecaster_config(s), dispatch=dispatch_config(s))
 
 

@@ -27,15 +27,15 @@ class FeederConfig:
         How far the telemetry clock may pass an unregistered charger's first report once the registry is read, ms.
     max_plan_lag_ms : int
         Skip a plan whose event time lags the newest telemetry by more than this (0: never skip), ms.
-    idle_history_ms : int
-        Meter history a feeder no charger is active on keeps for its first plan, ms (older goes to the dispatcher).
+    history_ms : int
+        Meter history kept for plans behind the newest meter reading, ms (older goes to the dispatcher).
     """
 
     step_ms: int
     grace_ms: int
     align_idle_ms: int
     max_plan_lag_ms: int
-    idle_history_ms: int = 72 * 3_600_000
+    history_ms: int = 24 * 3_600_000
     forecaster: ForecasterConfig = field(default_factory=ForecasterConfig)
     dispatch: DispatchConfig = field(default_factory=DispatchConfig)
 

@@ -96,7 +96,7 @@ class FeederRuntime:
         self.align_idle_ms = config.align_idle_ms
         self.meter_wait_ms = 2 * self.step_ms + self.grace_ms
         self.max_plan_lag_ms = config.max_plan_lag_ms
-        self.idle_history_ms = config.idle_history_ms
+        self.history_ms = config.history_ms
         self.meter_clock = 0  # newest meter reading time
         self.tel_clock = 0  # newest telemetry time received (held or not)
         self.plan_clock = 0  # newest released telemetry time: drives planning
@@ -157,7 +157,7 @@ class FeederRuntime:
         rt.dispatcher.__dict__.setdefault("power_log", log)
         rt.__dict__.setdefault("refused", {})  # ... and before inverter pathways (issue 21)
         rt.__dict__.setdefault("site_chargers", site_index(rt.chargers))  # ... and before the site index
-        rt.__dict__.setdefault("idle_history_ms", 72 * 3_600_000)  # ... and before idle feeders forgot history
+        rt.__dict__.setdefault("history_ms", 24 * 3_600_000)  # ... and before old meter history was let go
         rt.dispatcher.__dict__.setdefault("setpoint_answers", {})  # ... and before stations' answers (issue 16)
         for infos in (rt.dispatcher.registered, rt.dispatcher.chargers):
             for cid, info in infos.items():
@@ -364,8 +364,9 @@ class FeederRuntime:
             if interval.kw is not None:
                 self.loads.append((interval.end, interval.kw))
             out.append((FORECASTS, self.feeder_id.encode(), forecast.to_contract(self.feeder_id)))
-        if not self.active and not self.held:  # no plan uses history yet: keep what a first plan may use
-            self._history_until(self.closed_before(max(self.meter_clock, reading.timestamp) - self.idle_history_ms))
+        if not self.active:  # no plan yet: keep what a first plan, up to ``history_ms`` behind the meters, may use
+            first = max(self.meter_clock, reading.timestamp) - self.history_ms
+            self._history_until(self.closed_before(min(first, self.held[0][0]) if self.held else first))
 
     def _telemetry(self, telemetry: ChargerTelemetry, wall_ms: int, out: list[Output]) -> None:
         if self.dispatcher.on_reported_telemetry(telemetry):

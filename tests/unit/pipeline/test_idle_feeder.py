@@ -1,9 +1,13 @@
-"""A feeder with meters and no charger yet (a feeder onboarded before its first EV): its checkpoint stops growing
-after ``idle_feeder_history_hours``, and its first plan is the one it would have made keeping all its history."""
+"""A feeder with meters and no charger yet (onboarded before its first EV, or a backtest's history before the first
+session) keeps ``max_telemetry_lag_hours`` of meter history: its checkpoint does not grow with time, and its first
+plan is the one it would have made keeping all its history, whether that telemetry is read after the meters or
+ahead of them (held)."""
 
 from __future__ import annotations
 
 from dataclasses import replace
+
+import pytest
 
 from streams.contracts.topics import CHARGER_REGISTRY, CHARGER_TELEMETRY, METER_READINGS, SETPOINTS
 from streams.pipeline import statecodec
@@ -15,28 +19,34 @@ from tests.unit.pipeline.test_feeder_runtime import MIN, meter, raw
 DAY = 24 * 60 * MIN
 
 
-def _run(history_hours: int, days: int) -> tuple[FeederRuntime, dict[int, int], list[object]]:
-    cfg = feeder_config(Settings(interval_minutes=15, grace_seconds=300, idle_feeder_history_hours=history_hours))
+def _run(history_hours: int, days: int, ahead: bool) -> tuple[FeederRuntime, dict[int, int], list[object]]:
+    cfg = feeder_config(Settings(interval_minutes=15, grace_seconds=300, max_telemetry_lag_hours=history_hours))
     rt = FeederRuntime("F1", cfg)
     rt.apply(reg(), raw(CHARGER_REGISTRY))
     sizes: dict[int, int] = {}
+    out: list[object] = []
     start = T0 - days * DAY
     for i in range(days * 96 * 3):  # every 5 minutes, a daily shape with an evening peak that grows
         ts = start + i * 5 * MIN
         hour = (i // 12) % 24
-        rt.apply(meter(ts, kw=20.0 + (15.0 if 17 <= hour < 21 else 0.0) + i / 1000), raw(METER_READINGS, i), wall_ms=ts)
+        out += rt.apply(meter(ts, kw=20.0 + (15.0 if 17 <= hour < 21 else 0.0) + i / 1000), raw(METER_READINGS, i),
+                        wall_ms=ts)
+        if ahead and i == 12:  # the charger's first report is read ahead of the meters and held
+            out += rt.apply(tel(T0 + 5 * MIN), raw(CHARGER_TELEMETRY, 1), wall_ms=ts)
         if (i + 1) % (96 * 3) == 0:
             sizes[(i + 1) // (96 * 3)] = len(rt.dump()[0])
-    out = rt.apply(tel(T0 + 5 * MIN), raw(CHARGER_TELEMETRY), wall_ms=T0)
+    if not ahead:
+        out += rt.apply(tel(T0 + 5 * MIN), raw(CHARGER_TELEMETRY, 1), wall_ms=T0)
     out += rt.apply(meter(T0 + 30 * MIN), raw(METER_READINGS, 10**6), wall_ms=T0)
     return rt, sizes, [o[2] for o in out if isinstance(o, tuple) and o[0] == SETPOINTS]
 
 
-def test_an_idle_feeder_checkpoint_stops_growing_and_its_first_plan_is_unchanged() -> None:
-    bounded, sizes, setpoints = _run(history_hours=48, days=10)
-    unbounded, grown, expected = _run(history_hours=10_000, days=10)
-    assert sizes[10] <= 1.1 * sizes[3], sizes  # flat after the history window
-    assert grown[10] > 2.5 * grown[3], grown  # without the bound it grows with every day
+@pytest.mark.parametrize("ahead", [False, True], ids=["telemetry-after-meters", "telemetry-held-ahead"])
+def test_a_feeder_without_chargers_stops_growing_and_its_first_plan_is_unchanged(ahead: bool) -> None:
+    bounded, sizes, setpoints = _run(history_hours=24, days=8, ahead=ahead)
+    unbounded, grown, expected = _run(history_hours=10_000, days=8, ahead=ahead)
+    assert sizes[7] <= 1.1 * sizes[2], sizes  # flat after the history window (day 8 ends with the first plan)
+    assert grown[7] > 2.5 * grown[2], grown  # without the bound it grows with every day
     assert setpoints and setpoints == expected
     for d in (bounded.dispatcher, unbounded.dispatcher):  # the one wall-clock figure: how long HiGHS took
         assert d.plan is not None
