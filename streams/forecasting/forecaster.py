@@ -26,7 +26,8 @@ __all__ = ["FeederForecaster", "ForecastResult", "ForecasterConfig"]
 
 DEFAULT_MODEL = "river-blr"
 BAND_COVERAGES = (0.8, 0.95)  # prediction intervals issued besides the configured one (``ForecastResult.bands``)
-MEDIAN_BINS_PER_DAY = 24  # the median correction is tracked per local hour and day type (3 x 24 bins)
+MEDIAN_BINS_PER_DAY = 24  # the median correction is tracked per local hour and day type ...
+MEDIAN_BINS = 3 * MEDIAN_BINS_PER_DAY  # ... (3 x 24 bins per horizon)
 
 
 @dataclass(frozen=True)
@@ -171,9 +172,9 @@ class FeederForecaster:
         # one, the median, moves slower (it shifts the point forecast, where its noise would cost accuracy)
         self.quantiles = [[*(OnlineQuantile(lv, lr=cfg.quantile_lr) for lv in levels),
                            OnlineQuantile(0.5, lr=cfg.median_lr, fast_start=False)] for _ in range(h)]
-        # medians[i]: median of the same residual per local hour and day type of the target (the point forecast's
-        # correction); quantiles[i][-1] is its prior for a bin not seen yet
-        self.medians = [BinnedQuantile(0.5, 3 * MEDIAN_BINS_PER_DAY, lr=cfg.median_bin_lr) for _ in range(h)]
+        # medians, bin i * MEDIAN_BINS + b: median of the same residual of horizon i + 1 by local hour and day type
+        # b of the target (the point forecast's correction); quantiles[i][-1] is the prior of a bin not seen yet
+        self.medians = BinnedQuantile(0.5, h * MEDIAN_BINS, lr=cfg.median_bin_lr)
         self.issued_kw = np.full((h + 1, h), np.nan, dtype=np.float32)  # forecasts by issue interval % (h + 1)
         self.issued_scale = np.ones(h + 1)
         self.issued_at = np.full(h + 1, -1, dtype=np.int64)
@@ -230,7 +231,7 @@ class FeederForecaster:
         for i in np.flatnonzero((self.issued_at[pos] == issued) & ~np.isnan(resid)).tolist():
             r = float(resid[i])
             row = self.quantiles[i]
-            self.medians[i].learn_one({"bin": b, "prior": row[-1].predict_one({})}, r)
+            self.medians.learn_one({"bin": i * MEDIAN_BINS + b, "prior": row[-1].predict_one({})}, r)
             for q in row:
                 q.learn_one({}, r)
 
@@ -259,9 +260,8 @@ class FeederForecaster:
         self.issued_at[pos] = t
         q = np.array([[est.predict_one({}) for est in row] for row in self.quantiles])
         if cfg.median_correction and self.model is not None:
-            bins = st.time_bins(targets, MEDIAN_BINS_PER_DAY)
-            med = np.array([m.predict_one({"bin": b, "prior": p})
-                            for m, b, p in zip(self.medians, bins.tolist(), q[:, -1].tolist(), strict=True)])
+            bins = np.arange(cfg.horizon) * MEDIAN_BINS + st.time_bins(targets, MEDIAN_BINS_PER_DAY)
+            med = self.medians.predict_bins(bins, q[:, -1])
             kw = np.clip(raw + med * scale, 0.0, cap)
         else:
             kw = raw

@@ -23,7 +23,7 @@ import dataclasses
 import numpy as np
 
 from streams.forecasting.features import FEATURES, SMOOTH_WEEKS, FeatureState
-from streams.forecasting.forecaster import MEDIAN_BINS_PER_DAY, FeederForecaster
+from streams.forecasting.forecaster import MEDIAN_BINS, FeederForecaster
 from streams.forecasting.models import ForgettingLeastSquares, RiverBayesLinear, RiverLinear
 from streams.forecasting.quantiles import BinnedQuantile
 
@@ -40,8 +40,7 @@ def migrate(fc: FeederForecaster) -> FeederForecaster:
         raise CheckpointMismatch("not a forecaster with a feature state")
     _grow_ring(fc.state)
     if "medians" not in fc.__dict__:
-        fc.medians = [BinnedQuantile(0.5, 3 * MEDIAN_BINS_PER_DAY, lr=fc.config.median_bin_lr)
-                      for _ in range(fc.config.horizon)]
+        fc.medians = BinnedQuantile(0.5, fc.config.horizon * MEDIAN_BINS, lr=fc.config.median_bin_lr)
     model = fc.model
     n = len(FEATURES)
     if isinstance(model, RiverBayesLinear):

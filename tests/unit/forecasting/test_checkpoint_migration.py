@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from streams.forecasting.features import FEATURES
-from streams.forecasting.forecaster import MEDIAN_BINS_PER_DAY, FeederForecaster, ForecasterConfig
+from streams.forecasting.forecaster import MEDIAN_BINS, MEDIAN_BINS_PER_DAY, FeederForecaster, ForecasterConfig
 from streams.forecasting.migrate import CheckpointMismatch, migrate
 from streams.pipeline import statecodec
 from tests.unit.forecasting.conftest import T0, Q, intervals, synthetic_load
@@ -62,7 +62,7 @@ def test_a_v1_checkpoint_migrates_keeping_its_weights_history_and_quantiles(
     assert [[q.predict_one({}) for q in row] for row in fc.quantiles] == quant_old
     assert fc.model_id == model.model_id == model_id and fc.config.model == config_model
     assert fc.closed == V1_CLOSED
-    assert len(fc.medians) == fc.config.horizon and not any(m.n.any() for m in fc.medians)  # hour medians: empty
+    assert fc.medians.bins == fc.config.horizon * MEDIAN_BINS and not fc.medians.n.any()  # hour medians: empty
 
     # it goes on learning and forecasting on the current features, within bounds
     more = synthetic_load(25, seed=7)[V1_CLOSED:]
@@ -105,7 +105,7 @@ def test_a_checkpoint_before_the_hour_medians_forecasts_with_its_old_median_unti
     old = statecodec.decode(statecodec.encode(fc))
     del old.__dict__["medians"]
     migrate(old)
-    assert len(old.medians) == old.config.horizon and not any(m.n.any() for m in old.medians)
+    assert old.medians.bins == old.config.horizon * MEDIAN_BINS and not old.medians.n.any()
     res = old.update(intervals(load, T0)[-1])
     st = old.state
     assert st.t is not None
@@ -117,7 +117,8 @@ def test_a_checkpoint_before_the_hour_medians_forecasts_with_its_old_median_unti
     other = bins != learned  # hours no residual reached yet: the horizon-wide median, as before
     assert other.sum() > 80
     assert np.allclose(res.kw[other], expected[other], rtol=1e-6, atol=1e-6)
-    assert all(m.n[learned] == 1 for m in old.medians)  # and the hour of the closed interval has started
+    # and the hour of the closed interval has started, at every horizon
+    assert (old.medians.n[np.arange(old.config.horizon) * MEDIAN_BINS + learned] == 1).all()
 
 
 def test_a_layout_this_build_does_not_know_is_refused() -> None:

@@ -73,7 +73,7 @@ def test_restart_from_pickle_gives_identical_forecasts(load_21d: np.ndarray) -> 
         assert all(np.array_equal(x.bands[c][i], y.bands[c][i]) for c in (0.8, 0.95) for i in (0, 1))
     assert fc.accuracy() == restored.accuracy()
     # ~35 kB river models, ~40 kB issued-forecast ring (float32), ~45 kB quantile trackers, ~20 kB features,
-    # ~180 kB hour-and-day-type medians (96 horizons x 72 bins x q, mae, n)
+    # ~166 kB hour-and-day-type medians (96 horizons x 72 bins x q, mae, n)
     assert len(pickle.dumps(fc)) < 400_000
 
 
