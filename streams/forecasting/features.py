@@ -90,6 +90,12 @@ class FeatureState:
         pd = np.where(np.isnan(pd), last, pd)
         return pw, pd, hol
 
+    def time_bins(self, t: np.ndarray, per_day: int) -> np.ndarray:
+        """Bin of each interval ``t`` by local day type (working day, Saturday, Sunday or holiday) and time of day:
+        ``daytype * per_day + slot * per_day // slots_per_day``, in ``0 .. 3 * per_day - 1``."""
+        _, daytype, slot, _ = self._slots(t)
+        return np.asarray(daytype * per_day + slot * per_day // self.day, dtype=np.int64)
+
     # ---- feature matrices ----------------------------------------------------------------------
     def _smooth(self, targets: np.ndarray, known: np.ndarray, period: int, count: int) -> np.ndarray:
         """Mean load over +-``SMOOTH_SLOTS`` around each target's slot, ``count`` periods back, known by ``known``."""

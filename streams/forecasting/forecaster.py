@@ -20,12 +20,14 @@ from streams.forecasting.calendar import LocalCalendar
 from streams.forecasting.features import FEATURES, FeatureState
 from streams.forecasting.metrics import HorizonScore, Scoreboard
 from streams.forecasting.models import MODEL_FAMILIES, make_model
-from streams.forecasting.quantiles import OnlineQuantile
+from streams.forecasting.quantiles import BinnedQuantile, OnlineQuantile
 
 __all__ = ["FeederForecaster", "ForecastResult", "ForecasterConfig"]
 
 DEFAULT_MODEL = "river-blr"
 BAND_COVERAGES = (0.8, 0.95)  # prediction intervals issued besides the configured one (``ForecastResult.bands``)
+MEDIAN_BINS_PER_DAY = 24  # the median correction is tracked per local hour and day type ...
+MEDIAN_BINS = 3 * MEDIAN_BINS_PER_DAY  # ... (3 x 24 bins per horizon)
 
 
 @dataclass(frozen=True)
@@ -58,10 +60,14 @@ class ForecasterConfig:
     quantile_lr : float
         Step of the conformal quantile tracking, as a fraction of the running mean absolute residual.
     median_correction : bool
-        Add the tracked median of each horizon's residual to a learning model's forecast (models fit means; MAE
-        rewards medians, which differ on skewed loads).
+        Add the tracked median of each horizon's residual, by local hour and day type of the target, to a learning
+        model's forecast (models fit means; MAE rewards medians, which differ on skewed loads; the bias depends on
+        the hour).
     median_lr : float
-        Step of the median tracking (slower than the interval bounds': it moves the point forecast).
+        Step of the horizon-wide median tracking (slower than the interval bounds'), the prior of an hour bin that
+        has not seen a residual yet.
+    median_bin_lr : float
+        Step of the median tracking per hour bin.
     """
 
     interval_ms: int = 900_000
@@ -78,6 +84,7 @@ class ForecasterConfig:
     quantile_lr: float = 0.02
     median_correction: bool = True
     median_lr: float = 0.005
+    median_bin_lr: float = 0.01
 
     def __post_init__(self) -> None:
         if self.model not in MODEL_FAMILIES:
@@ -165,6 +172,9 @@ class FeederForecaster:
         # one, the median, moves slower (it shifts the point forecast, where its noise would cost accuracy)
         self.quantiles = [[*(OnlineQuantile(lv, lr=cfg.quantile_lr) for lv in levels),
                            OnlineQuantile(0.5, lr=cfg.median_lr, fast_start=False)] for _ in range(h)]
+        # medians, bin i * MEDIAN_BINS + b: median of the same residual of horizon i + 1 by local hour and day type
+        # b of the target (the point forecast's correction); quantiles[i][-1] is the prior of a bin not seen yet
+        self.medians = BinnedQuantile(0.5, h * MEDIAN_BINS, lr=cfg.median_bin_lr)
         self.issued_kw = np.full((h + 1, h), np.nan, dtype=np.float32)  # forecasts by issue interval % (h + 1)
         self.issued_scale = np.ones(h + 1)
         self.issued_at = np.full(h + 1, -1, dtype=np.int64)
@@ -217,9 +227,12 @@ class FeederForecaster:
         pos = issued % (h + 1)
         pred = self.issued_kw[pos, np.arange(h)]
         resid = (kw - pred) / self.issued_scale[pos]
+        b = int(self.state.time_bins(np.array([t], dtype=np.int64), MEDIAN_BINS_PER_DAY)[0])
         for i in np.flatnonzero((self.issued_at[pos] == issued) & ~np.isnan(resid)).tolist():
             r = float(resid[i])
-            for q in self.quantiles[i]:
+            row = self.quantiles[i]
+            self.medians.learn_one({"bin": i * MEDIAN_BINS + b, "prior": row[-1].predict_one({})}, r)
+            for q in row:
                 q.learn_one({}, r)
 
     def _learn(self, t: int, kw: float) -> None:
@@ -245,8 +258,14 @@ class FeederForecaster:
         self.issued_kw[pos] = raw
         self.issued_scale[pos] = scale
         self.issued_at[pos] = t
-        q = np.array([[est.predict_one({}) for est in row] for row in self.quantiles]) * scale
-        kw = np.clip(raw + q[:, -1], 0.0, cap) if cfg.median_correction and self.model is not None else raw
+        q = np.array([[est.predict_one({}) for est in row] for row in self.quantiles])
+        if cfg.median_correction and self.model is not None:
+            bins = np.arange(cfg.horizon) * MEDIAN_BINS + st.time_bins(targets, MEDIAN_BINS_PER_DAY)
+            med = self.medians.predict_bins(bins, q[:, -1])
+            kw = np.clip(raw + med * scale, 0.0, cap)
+        else:
+            kw = raw
+        q *= scale
         bands = {}
         for j, c in enumerate(self.coverages):
             lo = np.minimum(np.clip(raw + q[:, 2 * j], 0.0, cap), kw)

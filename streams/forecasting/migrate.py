@@ -7,7 +7,10 @@ back with that build's attributes. Layouts this build reads:
 * before the smoothed day/week loads (``river-blr-v1`` or ``fls-v1`` default, 15 features, a ring of 1 week):
   the ring grows (the week it holds is kept, the older weeks fill as loads arrive), every horizon model gains
   the two features with zero weight (river's ``BayesianLinearRegression`` adds them at its prior; ``fls`` at its
-  ridge prior), and a ``river-blr-v1`` model stays on its linear target: its config says ``river-blr-raw``.
+  ridge prior), and a ``river-blr-v1`` model stays on its linear target: its config says ``river-blr-raw``;
+* before the median correction by hour (no ``medians``): each horizon gains its hour-and-day-type median
+  trackers, empty; a bin predicts the horizon-wide median learnt so far until its first residual, and starts
+  from it.
 
 Anything else (more features than this build knows, a ring of another size) raises :class:`CheckpointMismatch`;
 the worker then starts that feeder afresh and counts it, as for a checkpoint that does not decode.
@@ -20,8 +23,9 @@ import dataclasses
 import numpy as np
 
 from streams.forecasting.features import FEATURES, SMOOTH_WEEKS, FeatureState
-from streams.forecasting.forecaster import FeederForecaster
+from streams.forecasting.forecaster import MEDIAN_BINS, FeederForecaster
 from streams.forecasting.models import ForgettingLeastSquares, RiverBayesLinear, RiverLinear
+from streams.forecasting.quantiles import BinnedQuantile
 
 __all__ = ["CheckpointMismatch", "migrate"]
 
@@ -35,6 +39,8 @@ def migrate(fc: FeederForecaster) -> FeederForecaster:
     if not isinstance(fc, FeederForecaster) or not isinstance(getattr(fc, "state", None), FeatureState):
         raise CheckpointMismatch("not a forecaster with a feature state")
     _grow_ring(fc.state)
+    if "medians" not in fc.__dict__:
+        fc.medians = BinnedQuantile(0.5, fc.config.horizon * MEDIAN_BINS, lr=fc.config.median_bin_lr)
     model = fc.model
     n = len(FEATURES)
     if isinstance(model, RiverBayesLinear):

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 from river import base
 
-__all__ = ["OnlineQuantile"]
+__all__ = ["BinnedQuantile", "OnlineQuantile"]
 
 
 class OnlineQuantile(base.Regressor):
@@ -73,3 +74,78 @@ class OnlineQuantile(base.Regressor):
         """The current quantile estimate (0 before any target)."""
         del x
         return self.q
+
+
+class BinnedQuantile(base.Regressor):
+    """Tracks the ``level`` quantile of its targets separately in each of ``bins`` bins: ``x = {"bin": b}``.
+
+    Each bin moves as an :class:`OnlineQuantile` without fast start (its own ``q``, running mean absolute target
+    and count); a bin that has seen no target yet predicts ``x.get("prior", 0.0)`` and starts from the prior its
+    first target comes with. Used for the median of each
+    horizon's residual by local time of day and day type (the models' bias depends on the hour).
+
+    Parameters
+    ----------
+    level : float
+        Quantile level in (0, 1).
+    bins : int
+        Number of bins.
+    lr : float
+        Step as a fraction of the bin's running mean absolute target.
+    memory : int
+        The running mean absolute target averages about this many recent targets of the bin.
+
+    Examples
+    --------
+    >>> q = BinnedQuantile(0.5, bins=2)
+    >>> for i in range(4000):
+    ...     q.learn_one({"bin": i % 2}, float(i % 2) * 10.0 + (i % 3))
+    >>> round(q.predict_one({"bin": 0})), round(q.predict_one({"bin": 1}))
+    (1, 11)
+    >>> q.predict_one({"bin": 1, "prior": 5.0}) == q.predict_one({"bin": 1})
+    True
+    """
+
+    def __init__(self, level: float, bins: int, lr: float = 0.01, memory: int = 200) -> None:
+        if not 0.0 < level < 1.0:
+            raise ValueError("level must be in (0, 1)")
+        if bins < 1 or lr <= 0 or memory < 1:
+            raise ValueError("bins and memory must be >= 1 and lr > 0")
+        self.level = level
+        self.bins = bins
+        self.lr = lr
+        self.memory = memory
+        self.q = np.zeros(bins)
+        self.mae = np.zeros(bins)
+        self.n = np.zeros(bins, dtype=np.int64)
+
+    @classmethod
+    def _unit_test_params(cls) -> Any:
+        yield {"level": 0.5, "bins": 3}
+
+    def _bin(self, x: dict[Any, Any]) -> int:
+        b = int(x.get("bin", 0))
+        if not 0 <= b < self.bins:
+            raise ValueError(f"bin {b} outside 0..{self.bins - 1}")
+        return b
+
+    def learn_one(self, x: dict[Any, Any], y: float) -> None:
+        """Take in one target (a residual) into bin ``x["bin"]``."""
+        b = self._bin(x)
+        self.n[b] += 1
+        n = int(self.n[b])
+        if n == 1:  # the bin starts where the prior left it
+            self.mae[b] = abs(y)
+            self.q[b] = float(x.get("prior", 0.0))
+            return
+        self.mae[b] += (abs(y) - self.mae[b]) / min(n, self.memory)
+        self.q[b] += self.lr * self.mae[b] * (self.level - (1.0 if y <= self.q[b] else 0.0))
+
+    def predict_one(self, x: dict[Any, Any]) -> float:
+        """The bin's quantile estimate (``x["prior"]``, default 0, before the bin's first target)."""
+        b = self._bin(x)
+        return float(self.q[b]) if self.n[b] else float(x.get("prior", 0.0))
+
+    def predict_bins(self, bins: np.ndarray, prior: np.ndarray) -> np.ndarray:
+        """``predict_one`` for many rows at once: ``bins`` and ``prior`` per row."""
+        return np.where(self.n[bins] > 0, self.q[bins], prior)

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from streams.forecasting.features import FEATURES
-from streams.forecasting.forecaster import FeederForecaster, ForecasterConfig
+from streams.forecasting.forecaster import MEDIAN_BINS, MEDIAN_BINS_PER_DAY, FeederForecaster, ForecasterConfig
 from streams.forecasting.migrate import CheckpointMismatch, migrate
 from streams.pipeline import statecodec
 from tests.unit.forecasting.conftest import T0, Q, intervals, synthetic_load
@@ -62,6 +62,7 @@ def test_a_v1_checkpoint_migrates_keeping_its_weights_history_and_quantiles(
     assert [[q.predict_one({}) for q in row] for row in fc.quantiles] == quant_old
     assert fc.model_id == model.model_id == model_id and fc.config.model == config_model
     assert fc.closed == V1_CLOSED
+    assert fc.medians.bins == fc.config.horizon * MEDIAN_BINS and not fc.medians.n.any()  # hour medians: empty
 
     # it goes on learning and forecasting on the current features, within bounds
     more = synthetic_load(25, seed=7)[V1_CLOSED:]
@@ -90,6 +91,34 @@ def test_migrating_a_current_forecaster_changes_nothing() -> None:
     assert statecodec.encode(back) == blob
     for iv in intervals(load, T0)[-4:]:
         assert np.array_equal(fc.update(iv).kw, back.update(iv).kw)
+
+
+def test_a_checkpoint_before_the_hour_medians_forecasts_with_its_old_median_until_an_hour_has_residuals() -> None:
+    fc = FeederForecaster(ForecasterConfig())
+    load = synthetic_load(9, seed=4)
+    for iv in intervals(load[:-1]):
+        fc.update(iv)
+    old = statecodec.decode(statecodec.encode(fc))
+    del old.__dict__["medians"]  # the layout before the hour medians
+    with pytest.raises(AttributeError):
+        old.update(intervals(load, T0)[-1])
+    old = statecodec.decode(statecodec.encode(fc))
+    del old.__dict__["medians"]
+    migrate(old)
+    assert old.medians.bins == old.config.horizon * MEDIAN_BINS and not old.medians.n.any()
+    res = old.update(intervals(load, T0)[-1])
+    st = old.state
+    assert st.t is not None
+    learned = int(st.time_bins(np.array([st.t]), MEDIAN_BINS_PER_DAY)[0])
+    bins = st.time_bins(np.arange(st.t + 1, st.t + 1 + old.config.horizon), MEDIAN_BINS_PER_DAY)
+    raw = old.issued_kw[st.t % (old.config.horizon + 1)].astype(float)
+    prior = np.array([row[-1].predict_one({}) for row in old.quantiles]) * st.scale
+    expected = np.clip(raw + prior, 0.0, 2 * st.peak)
+    other = bins != learned  # hours no residual reached yet: the horizon-wide median, as before
+    assert other.sum() > 80
+    assert np.allclose(res.kw[other], expected[other], rtol=1e-6, atol=1e-6)
+    # and the hour of the closed interval has started, at every horizon
+    assert (old.medians.n[np.arange(old.config.horizon) * MEDIAN_BINS + learned] == 1).all()
 
 
 def test_a_layout_this_build_does_not_know_is_refused() -> None:

@@ -19,7 +19,7 @@ from river.checks import common
 from streams.forecasting.ensemble import MemberForecast
 from streams.forecasting.features import FEATURES
 from streams.forecasting.models import MODEL_FAMILIES, PRIOR_FEATURE, make_model
-from streams.forecasting.quantiles import OnlineQuantile
+from streams.forecasting.quantiles import BinnedQuantile, OnlineQuantile
 
 GENERAL_CHECKS = [
     common.check_repr, common.check_str, common.check_tags, common.check_clone_same_class,
@@ -36,6 +36,7 @@ DATASET_CHECKS = [
 ]
 RIVER_ESTIMATORS: dict[str, Callable[[], Any]] = {
     "OnlineQuantile": lambda: OnlineQuantile(0.9),
+    "BinnedQuantile": lambda: BinnedQuantile(0.5, bins=3),
     "BayesianLinearRegression(smoothing)": lambda: linear_model.BayesianLinearRegression(
         alpha=1000.0, smoothing=0.999),
     "MemberForecast": lambda: MemberForecast("f0"),
@@ -91,6 +92,29 @@ def test_online_quantile_coverage_tracks_level_under_drift() -> None:
 def test_online_quantile_rejects_bad_level() -> None:
     with pytest.raises(ValueError):
         OnlineQuantile(1.0)
+
+
+def test_binned_quantile_tracks_each_bins_median_and_starts_from_the_prior() -> None:
+    rng = np.random.default_rng(5)
+    q = BinnedQuantile(0.5, bins=3, lr=0.02)
+    assert q.predict_one({"bin": 2, "prior": 0.7}) == 0.7  # no target yet: the prior
+    centres = (-1.0, 0.0, 3.0)
+    for i in range(30_000):
+        b = i % 2  # bin 2 never learns
+        q.learn_one({"bin": b, "prior": 0.25}, float(centres[b] + rng.exponential(1.0) - 1.0))
+    # the medians of exp(1) - 1 + centre: centre + ln 2 - 1 (not the mean, the centre)
+    for b in (0, 1):
+        assert abs(q.predict_one({"bin": b}) - (centres[b] + np.log(2) - 1)) < 0.08, b
+    assert q.predict_one({"bin": 2, "prior": 0.7}) == 0.7
+    assert np.array_equal(q.predict_bins(np.array([0, 2]), np.array([9.0, 9.0])),
+                          [q.predict_one({"bin": 0}), 9.0])
+    first = BinnedQuantile(0.5, bins=2)
+    first.learn_one({"bin": 1, "prior": 0.4}, 5.0)  # a bin's first target: it starts at the prior
+    assert first.predict_one({"bin": 1}) == 0.4
+    with pytest.raises(ValueError):
+        first.learn_one({"bin": 2}, 1.0)
+    with pytest.raises(ValueError):
+        BinnedQuantile(0.5, bins=0)
 
 
 def _matrices(n: int, horizon: int, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
