@@ -49,6 +49,13 @@ Drained = Callable[[str], bool]
 """Whether every record of a (logical) input topic available for a feeder's partition has been read."""
 
 
+IDLE_FORECASTS_MS = 6 * 3_600_000
+"""Before the feeder's first telemetry, only the forecasts issued this long before the newest are kept (a first plan
+picks one issued just before it; meters are never read that far ahead of the first car in a backtest's lockstep):
+a long meter history before the first car (a backtest's ``warmup``) would otherwise grow the checkpoint without
+bound, past the broker's message size."""
+
+
 def _all_read(topic: str) -> bool:
     """In-process: every meter reading and registration available is read; telemetry goes on until ``force``."""
     return topic != CHARGER_TELEMETRY
@@ -345,6 +352,10 @@ class FeederRuntime:
         for interval in self.aggregator.advance():
             forecast = self.forecaster.update(interval)
             self.forecasts.append((forecast.issued_at, forecast.step_ms, forecast.kw.tolist()))
+            if not self.plan_clock:  # no telemetry yet (a meter history before the first car): bounded
+                cut = forecast.issued_at - IDLE_FORECASTS_MS
+                drop = next((i for i, f in enumerate(self.forecasts) if f[0] >= cut), len(self.forecasts) - 1)
+                del self.forecasts[:drop]
             if interval.kw is not None:
                 self.loads.append((interval.end, interval.kw))
             out.append((FORECASTS, self.feeder_id.encode(), forecast.to_contract(self.feeder_id)))
