@@ -80,6 +80,7 @@ class _FirstPlan(InProcessPipeline):
         return out
 
 
+@pytest.mark.slow
 def test_the_warmup_feeds_the_running_peak_and_load_history_but_is_not_scored(tmp_path: Path) -> None:
     _files(tmp_path)
     firsts = {}
