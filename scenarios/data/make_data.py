@@ -5,8 +5,9 @@
 * ``week-v2g-sessions.csv``: the ACN Caltech sessions arriving 2019-03-04..10 (from the shared data),
   with the optional V2G columns switched on for every other session that stays at least 6 h.
 * ``week-commercial-load.csv``: feeder-head load, BDEW G0 (commercial) profile from demandlib scaled to
-  800 MWh/year, local time America/Los_Angeles converted to UTC, stamped at the end of each 15 minutes.
-* ``week-weather.csv``: pvlib's bundled TMY3 file (703165, Sand Point AK) mapped onto 2019, same week.
+  800 MWh/year, local time America/Los_Angeles converted to UTC, stamped at the end of each 15 minutes; from
+  two weeks before the week (``HISTORY``: the scenario's ``warmup``, replayed but not scored).
+* ``week-weather.csv``: pvlib's bundled TMY3 file (703165, Sand Point AK) mapped onto 2019, same span as the load.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 SHARED = Path(os.environ.get("EVGRID_SHARED_DATA") or REPO.parent / "shared" / "data")
 START, END = "2019-03-04T00:00:00Z", "2019-03-11T00:00:00Z"
+HISTORY = "2019-02-18T00:00:00Z"  # load and weather from here: the scenario's 14-day warm-up before START
 
 
 def sessions() -> None:
@@ -61,7 +63,7 @@ def load() -> None:
         w.writerow(["timestamp", "kw"])
         for t, kw in zip(end_utc, prof.to_numpy(), strict=True):
             iso = t.strftime("%Y-%m-%dT%H:%M:%SZ")
-            if START < iso <= END:
+            if HISTORY < iso <= END:
                 w.writerow([iso, round(float(kw), 3)])
 
 
@@ -72,7 +74,7 @@ def weather() -> None:
     from streams.replay.importers import read_tmy3
 
     tmy = Path(pvlib.__file__).parent / "data" / "703165TY.csv"
-    lo, hi = parse_timestamp_ms(START), parse_timestamp_ms(END)
+    lo, hi = parse_timestamp_ms(HISTORY), parse_timestamp_ms(END)
     with open(HERE / "week-weather.csv", "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["timestamp", "temperature_c", "ghi_wm2", "wind_ms", "cloud_cover_pct"])

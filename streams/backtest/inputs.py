@@ -63,6 +63,8 @@ class BacktestInputs:
     end_ms: int | None = None
     sites: dict[str, SiteRegistration] = field(default_factory=dict)
     """Site registrations replayed (sessions CSV ``site_id`` columns)."""
+    warmup_ms: int = 0
+    """History before ``start_ms`` replayed but not scored (the scenario's ``warmup``)."""
 
     @property
     def n_records(self) -> int:
@@ -190,12 +192,16 @@ def from_scenario(sc: Scenario, *, import_limit_kw: float | None = None, step_ms
         sess += sim.sessions
         regs.update(sim.registrations)
         readings += sim.readings
+    since = sc.start - sc.warmup_ms if sc.start is not None and sc.warmup_ms else None  # the warm-up's start
     if ins.load is not None:
         file_readings = read_meter_readings(ins.load, feeder_id)
+        if since is not None:
+            file_readings = [r for r in file_readings if r.timestamp >= since]
         readings += file_readings
         streams.append(to_history(file_readings))
     if ins.weather is not None:
-        streams.append(import_weather(ins.weather, year=ins.weather_year))
+        weather = import_weather(ins.weather, year=ins.weather_year)
+        streams.append([r for r in weather if r.timestamp >= since] if since is not None else weather)
     signals = [e.to_signal(feeder_id) for e in sc.grid_signals]
     if signals:
         streams.insert(0, grid_signal_records(signals))
@@ -203,7 +209,7 @@ def from_scenario(sc: Scenario, *, import_limit_kw: float | None = None, step_ms
         sc.name, feeder_id, step, sc.horizon_ms, streams, sess, regs, readings, signals,
         import_limit_kw=import_limit_kw if import_limit_kw is not None else sc.limits.import_limit_kw,
         export_limit_kw=sc.limits.export_limit_kw, settings={**sc.settings, **(settings or {})},
-        start_ms=sc.start, end_ms=sc.end, sites=sites)
+        start_ms=sc.start, end_ms=sc.end, sites=sites, warmup_ms=sc.warmup_ms)
 
 
 def simulator_inputs(cfg: Any) -> BacktestInputs:

@@ -1,5 +1,10 @@
 """The billing month's running peak of the feeder's import (the planner's peak floor).
 
+The peak is what was measured: a feeder meter's reading of an interval plus the EV power the dispatcher commanded
+over that interval (the meters measure the feeder's other load; see ``observe_load``). A forecast never sets it:
+a forecast that overshoots would raise the floor, and every later plan would take the phantom headroom below it
+as free. A feeder without any meter reading counts the commanded EV power alone.
+
 A part of :class:`~streams.dispatch.dispatcher.FeederDispatcher` (a mixin over its state).
 """
 
@@ -16,7 +21,7 @@ if TYPE_CHECKING:
 
     from streams.dispatch.config import DispatchConfig
 
-__all__ = ["DAY_MS", "LOAD_HOLD_MS", "BillingPeak", "held_load", "yesterday_load"]
+__all__ = ["DAY_MS", "FLEET_LOG_MS", "LOAD_HOLD_MS", "BillingPeak", "held_load", "mean_power", "yesterday_load"]
 
 LOAD_HOLD_MS = 30 * 60_000
 """How long the last measured feeder load bounds the planned base load from below (and the feeder cap's)."""
@@ -24,6 +29,28 @@ LOAD_HOLD_MS = 30 * 60_000
 
 DAY_MS = 24 * 60 * 60_000
 """How far back the measured feeder load bounds the planned base load from below (the same time yesterday)."""
+
+
+FLEET_LOG_MS = 4 * LOAD_HOLD_MS
+"""How long the commanded EV power is kept: longer than a meter reading ever lags the plan (a few intervals)."""
+
+
+def mean_power(log: Sequence[tuple[int, float]], start_ms: int, end_ms: int) -> float:
+    """The time average over ``[start_ms, end_ms)`` of a step function ``log`` (``(from, kW)``, ascending; 0 kW
+    before its first point).
+
+    >>> mean_power([(0, 10.0), (5, 20.0)], 0, 10), mean_power([(5, 20.0)], 0, 10), mean_power([], 0, 10)
+    (15.0, 10.0, 0.0)
+    """
+    if end_ms <= start_ms:
+        return 0.0
+    total = 0.0
+    for i, (t, kw) in enumerate(log):
+        nxt = log[i + 1][0] if i + 1 < len(log) else end_ms
+        a, b = max(t, start_ms), min(nxt, end_ms)
+        if b > a:
+            total += kw * (b - a)
+    return total / (end_ms - start_ms)
 
 
 def yesterday_load(history: Sequence[tuple[int, float]], t_ms: np.ndarray, max_gap_ms: int) -> np.ndarray:
@@ -54,6 +81,8 @@ class BillingPeak:
     config: DispatchConfig
     peak_month: str
     peak_kw: float
+    last_load: tuple[int, float] | None
+    fleet_log: list[tuple[int, float]]
 
     def _month(self, t_ms: int) -> str:
         return dt.datetime.fromtimestamp(t_ms / 1000, ZoneInfo(self.config.timezone)).strftime("%Y-%m")
@@ -64,3 +93,22 @@ class BillingPeak:
             self.peak_month, self.peak_kw = m, 0.0
         if np.isfinite(kw):
             self.peak_kw = max(self.peak_kw, float(kw))
+
+    def _log_fleet(self, now_ms: int, kw: float) -> None:
+        """Record the EV power commanded from ``now_ms`` on (kW, the sum of the plugged-in chargers' setpoints);
+        without a feeder meter it is the running peak's only evidence."""
+        log = self.fleet_log
+        if log and log[-1][0] == now_ms:
+            log[-1] = (now_ms, float(kw))
+        elif not log or (now_ms > log[-1][0] and log[-1][1] != kw):
+            log.append((now_ms, float(kw)))
+        keep = now_ms - FLEET_LOG_MS
+        while len(log) > 1 and log[1][0] <= keep:
+            log.pop(0)
+        if self.last_load is None:
+            self._bump_peak(now_ms, kw)
+
+    def _bump_measured(self, end_ms: int, kw: float) -> None:
+        """The running peak takes a feeder meter's reading ``kw`` of the interval ending at ``end_ms`` plus the EV
+        power commanded over that interval."""
+        self._bump_peak(end_ms, kw + mean_power(self.fleet_log, end_ms - self.config.step_ms, end_ms))

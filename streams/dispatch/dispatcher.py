@@ -85,6 +85,9 @@ class FeederDispatcher(DeadReckoning, PlanBuilding, Offering, RequestTracking, S
     load_history: list[tuple[int, float]] = field(default_factory=list)
     """Measured feeder loads (end of interval, kW) of the last day: a plan does not count on the load falling below
     what it was at the same time yesterday (the base load forecast can miss a daily ramp)."""
+    fleet_log: list[tuple[int, float]] = field(default_factory=list)
+    """The EV power commanded (from, kW) over the last ``FLEET_LOG_MS``: added to a meter's reading of an interval
+    for the billing month's running peak (the meters measure the feeder's other load)."""
     last_sent: dict[str, ChargerSetpoint] = field(default_factory=dict)
     sequence: dict[str, int] = field(default_factory=dict)
     exports: dict[str, _SettlementExportAcc] = field(default_factory=dict)
@@ -198,4 +201,4 @@ class FeederDispatcher(DeadReckoning, PlanBuilding, Offering, RequestTracking, S
                        exports=copy.deepcopy(self.exports), projection_memo={},
                        power_log={k: list(v) for k, v in self.power_log.items()},
                        reported_power={k: list(v) for k, v in self.reported_power.items()},
-                       load_history=list(self.load_history))
+                       load_history=list(self.load_history), fleet_log=list(self.fleet_log))

@@ -150,7 +150,7 @@ class SetpointEmission(Envelope, SiteView):
                 valid = max(1, min(valid, until - now_ms, c.step_ms))  # nor beyond the next reading's decision
             out.append(self._send(cid, now_ms, safe.kw, safe.reason, scheds.get(cid, []), message,
                                   plan.plan_id if plan is not None else "none", valid_ms=valid))
-        self._bump_peak(now_ms, base + sum(cands[cid][0].kw for cid in live))
+        self._log_fleet(now_ms, sum(cands[cid][0].kw for cid in live))
         return out
 
     def _send(self, cid: str, now_ms: int, kw: float, reason: str, sched: list, message: str | None,

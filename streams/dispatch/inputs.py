@@ -195,8 +195,9 @@ class DispatchInputs(SiteView, ExportSettlement):
 
     def observe_load(self, now_ms: int, kw: float) -> None:
         """Feed a measured feeder import (kW) averaged over the interval ending at ``now_ms``, so the
-        billing-month running peak includes it and requests record what was delivered."""
-        self._bump_peak(now_ms, kw)
+        billing-month running peak includes it (with the EV power commanded over the interval) and requests record
+        what was delivered."""
+        self._bump_measured(now_ms, kw)
         if math.isfinite(kw):
             self.last_load = (now_ms, float(kw))
             hist = self.load_history

@@ -133,6 +133,11 @@ class Scenario(_Model):
     """First instant of the period (default: from the inputs)."""
     end: int | None = None
     """End of the period, exclusive (default: from the inputs)."""
+    warmup_ms: int = Field(default=0, ge=0, alias="warmup")
+    """History replayed before ``start`` (duration; needs ``start``): the load and weather files' records stamped
+    from ``start - warmup`` on are replayed before the first session, so that the forecaster, the measured-load
+    history and the billing month's running peak start as a deployed pipeline's would; it is not scored. Without it
+    every record of the files is replayed."""
     step_ms: int = Field(default=300_000, gt=0, alias="step")
     horizon_ms: int = Field(default=86_400_000, gt=0, alias="horizon")
     limits: Limits = Limits()
@@ -145,7 +150,7 @@ class Scenario(_Model):
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
-    @field_validator("step_ms", "horizon_ms", mode="before")
+    @field_validator("step_ms", "horizon_ms", "warmup_ms", mode="before")
     @classmethod
     def _dur(cls, v: Any) -> int:
         return parse_duration_ms(v) if isinstance(v, str) else int(v)
@@ -159,6 +164,8 @@ class Scenario(_Model):
     def _checks(self) -> Scenario:
         if self.start is not None and self.end is not None and self.end <= self.start:
             raise ValueError("end must be after start")
+        if self.warmup_ms and self.start is None:
+            raise ValueError("a warmup needs a start")
         from streams.settings import Settings
 
         unknown = set(self.settings) - set(Settings.model_fields)

@@ -29,10 +29,10 @@ WEEK = REPO_ROOT / "scenarios/data"  # hourly weather and 15-minute feeder load 
 
 
 def _morning(name: str, out: Path, scale: float | None = None) -> Path:
-    """The rows of a week file before 2019-03-04 12:00 (the worker follows weather apart from the meters that learn
-    from it), the second column times ``scale``."""
+    """The rows of a week file from 2019-03-04 00:00 to 12:00 (the worker follows weather apart from the meters that
+    learn from it), the second column times ``scale``."""
     lines = (WEEK / name).read_text().splitlines()
-    rows = [ln.split(",") for ln in lines[1:] if ln[:13] < "2019-03-04T12"]
+    rows = [ln.split(",") for ln in lines[1:] if "2019-03-04" <= ln[:13] < "2019-03-04T12"]
     if scale is not None:
         rows = [[r[0], f"{float(r[1]) * scale:.3f}", *r[2:]] for r in rows]
     out.write_text("\n".join([lines[0], *(",".join(r) for r in rows)]) + "\n")

@@ -178,7 +178,9 @@ def test_sites_closed_loop_hold_their_rules_and_a_site_meter_reads_own_load_plus
                                                       + twin_bat[m.timestamp], abs=0.01)
             assert m.active_power_kw > -0.01  # a non-exporting site never exports at its meter
     assert sum(1 for m in given if abs(m.active_power_kw - own[m.timestamp]) > 0.5) > 10  # the car is counted
-    assert sum(1 for kw in twin_bat.values() if kw < -0.1) > 5  # the battery discharged behind the meter
+    # the battery discharged behind the meter (at 3 of the readings' times since the running peak is measured, not
+    # forecast: the feeder's plans leave it less to shave, the V2H car does more)
+    assert sum(1 for kw in twin_bat.values() if kw < -0.1) >= 2
     rep = compute_report(ins, setpoints=run.outputs[SETPOINTS], settings=run_settings(ins), twins=run,
                          optimum=False).figures
     t = rep["total"]
@@ -186,7 +188,7 @@ def test_sites_closed_loop_hold_their_rules_and_a_site_meter_reads_own_load_plus
     assert t["sites_v2g_kwh"].get("parallel_exporting", 0.0) > 1.0
     assert t["sites_v2g_kwh"].get("parallel_non_exporting", 0.0) > 1.0
     assert "non_parallel" not in t["sites_v2g_kwh"]
-    assert t["batteries"] == 1 and t["battery_discharged_kwh"] > 1.0  # not counted as V2G nor as a driver's session
+    assert t["batteries"] == 1 and t["battery_discharged_kwh"] > 0.25  # not counted as V2G nor as a driver's session
     bat = next(r for r in run.controlled if r.session.stationary)
     assert bat.exported_kwh == pytest.approx(t["battery_discharged_kwh"], abs=1e-3) and t["sessions"] == 6
     assert all(s["charger_id"] != "BAT-B" for s in rep["short_sessions"])

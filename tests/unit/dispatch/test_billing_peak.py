@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from streams.dispatch.billing_peak import DAY_MS, LOAD_HOLD_MS, yesterday_load
+from streams.dispatch.billing_peak import DAY_MS, LOAD_HOLD_MS, mean_power, yesterday_load
 from streams.dispatch.dispatcher import FeederDispatcher
 from tests.unit.dispatch.fleet import HOUR_MS, T0, Q, cfg, reg, signal, tel
 
@@ -64,3 +64,35 @@ def test_the_load_history_keeps_one_day_and_the_hold() -> None:
     assert d.load_history[-1][0] == last
     assert d.load_history[0][0] >= last - DAY_MS - LOAD_HOLD_MS
     assert d.load_history[0][0] - Q < last - DAY_MS - LOAD_HOLD_MS  # nothing needed was dropped
+
+
+def test_the_running_peak_is_measured_load_plus_commanded_ev_power_never_a_forecast() -> None:
+    # the forecast says 100 kW of base load where the meter reads 50 kW: a peak floor taken from the forecast would
+    # be 50 kW of phantom headroom every later plan fills with EV load
+    d = FeederDispatcher("f1", cfg())
+    d.on_registration(reg("a", "site-a", cls="non_parallel"))
+    d.on_telemetry(tel("a", T0, energy=14.0, dep_h=2.0))  # needs 7 kW for the whole 2 h
+    d.observe_load(T0, 50.0)
+    d.on_interval(T0, [100.0] * 40)
+    kw = sum(sp.setpoint_kw for sp in d.last_sent.values())
+    assert kw == pytest.approx(7.0, abs=1e-6)
+    assert d.peak_kw == pytest.approx(50.0)  # nothing measured yet over the interval the car charges in
+    d.observe_load(T0 + Q, 52.0)  # the meter's reading of that interval: its load plus the 7 kW commanded
+    assert d.peak_kw == pytest.approx(59.0)
+    d.on_interval(T0 + Q, [100.0] * 40)
+    assert d.plan_request is not None and d.plan_request.peak_floor_kw == pytest.approx(59.0)
+
+
+def test_without_a_meter_the_running_peak_is_the_commanded_ev_power() -> None:
+    d = FeederDispatcher("f1", cfg())
+    d.on_registration(reg("a", "site-a", cls="non_parallel"))
+    d.on_telemetry(tel("a", T0, energy=14.0, dep_h=2.0))
+    d.on_interval(T0)
+    assert d.peak_kw == pytest.approx(7.0, abs=1e-6)
+
+
+def test_mean_power_of_the_commanded_log_over_an_interval() -> None:
+    log = [(T0, 10.0), (T0 + Q // 3, 40.0)]
+    assert mean_power(log, T0, T0 + Q) == pytest.approx(30.0)
+    assert mean_power(log, T0 - Q, T0) == 0.0  # before the first command: nothing
+    assert mean_power(log, T0 + Q, T0 + 2 * Q) == pytest.approx(40.0)  # the last command holds

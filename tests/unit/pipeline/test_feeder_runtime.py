@@ -289,3 +289,22 @@ def test_a_forecaster_checkpoint_of_an_unknown_layout_is_a_decode_error() -> Non
     fc.model.w = np.zeros((fc.model.w.shape[0], fc.model.w.shape[1] + 3))
     with pytest.raises(statecodec.StateDecodeError, match="forecaster checkpoint"):
         FeederRuntime.load(state, statecodec.encode(fc))
+
+
+def test_a_meter_history_before_the_first_car_keeps_a_bounded_state_and_the_first_plan_its_forecast() -> None:
+    # 3 days of 15-minute meter readings before any telemetry (a backtest's warm-up): the forecasts issued before the
+    # first telemetry are kept for EVGRID_MAX_TELEMETRY_LAG_HOURS only (before: every one, and 14 days of 5-minute
+    # forecasts over 24 h made a checkpoint larger than the broker's 1 MB message limit); see test_idle_feeder.py
+    rt = FeederRuntime("F1", feeder_config(SETTINGS))
+    rt.apply(reg(), raw(CHARGER_REGISTRY))
+    n = 3 * 96
+    for k in range(n):
+        rt.apply(meter(T0 + k * 15 * MIN, kw=3.0 + k % 4), raw(METER_READINGS, k), wall_ms=k)
+    assert rt.forecaster.closed >= n - 2  # the forecaster learnt from all of it
+    assert len(rt.forecasts) <= rt.history_ms // (15 * MIN) + 2
+    assert len(rt.loads) <= rt.history_ms // (15 * MIN) + 2  # older loads are the dispatcher's history already
+    last = T0 + (n - 1) * 15 * MIN
+    out = rt.apply(tel(last + 5 * MIN), raw(CHARGER_TELEMETRY), wall_ms=n)
+    assert rt.plan_clock == last + 5 * MIN and any(o[0] == SETPOINTS for o in out if isinstance(o, tuple))
+    assert rt.dispatcher.plan_request is not None and any(rt.dispatcher.plan_request.base_kw)  # with a forecast
+    assert rt.dispatcher.peak_kw >= 6.0  # the month's peak from the history before the car
