@@ -158,8 +158,12 @@ class Settings(BaseSettings):
     """EVGRID_DEFAULT_PRICE_PER_KWH: energy price when no GridSignal gives one, currency/kWh."""
     cycling_cost_per_kwh: float = 0.05
     """EVGRID_CYCLING_COST_PER_KWH: battery wear penalty per discharged kWh, currency/kWh."""
-    solver_time_limit_s: float = 2.0
-    """EVGRID_SOLVER_TIME_LIMIT_S: HiGHS time budget per plan; over it the least-laxity-first heuristic plans."""
+    solver_iteration_limit: int = 50_000
+    """EVGRID_SOLVER_ITERATION_LIMIT: HiGHS simplex iterations per plan (the deterministic budget: same inputs, same
+    plan at any CPU load); over it the least-laxity-first heuristic plans. Real plans need < 1,000."""
+    solver_time_limit_s: float = 60.0
+    """EVGRID_SOLVER_TIME_LIMIT_S: wall-clock hang guard per HiGHS solve, s; its firing is logged (the plan then
+    depends on the machine's load). Keep it well above any real solve."""
     currency: str = "USD"
     """EVGRID_CURRENCY: ISO 4217 currency of prices and incentives."""
 
@@ -337,6 +341,7 @@ def dispatch_config(s: Settings) -> DispatchConfig:
         coarse_step_ms=int(s.dispatch_coarse_step_minutes * MIN_MS) or None,
         replan_ms=max(step, int(s.dispatch_replan_minutes * MIN_MS)),
         solver_time_limit_s=s.solver_time_limit_s,
+        solver_iteration_limit=s.solver_iteration_limit,
         rules=SafetyRules(reserve_soc_pct=s.reserve_soc_pct, stale_seconds=s.stale_telemetry_seconds,
                           fallback_kw=s.fallback_kw),
         weights=PlannerWeights(cycling_per_kwh=s.cycling_cost_per_kwh),

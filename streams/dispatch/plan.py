@@ -134,6 +134,9 @@ class Plan:
     limit_violation_kwh: float
     fleet_kw: np.ndarray
     solve_seconds: float = 0.0
+    solver_failure: str = ""
+    """Why the LP gave no plan (``solver`` is then a fallback): ``iteration_limit``, ``time_limit`` (the wall-clock
+    hang guard: not reproducible) or ``error``; empty for an LP plan."""
     site_net_kw: dict[str, np.ndarray] = field(default_factory=dict)
     """Planned net import per step of each site of the request (its base load + its sessions)."""
     site_violation_kwh: float = 0.0

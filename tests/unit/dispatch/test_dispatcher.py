@@ -185,3 +185,19 @@ def test_dispatcher_pickles_round_trip():
     a = d.on_interval(T0 + 2 * Q)
     b = d2.on_interval(T0 + 2 * Q)
     assert [s.model_dump() for s in a.setpoints] == [s.model_dump() for s in b.setpoints]
+
+
+def test_the_solver_iteration_limit_of_the_config_reaches_highs():
+    def run(limit):
+        d = FeederDispatcher("f1", cfg(solver_iteration_limit=limit))
+        for i in range(6):
+            d.on_registration(reg(f"c{i}"))
+            d.on_telemetry(tel(f"c{i}", T0, energy=6.0 + i, dep_h=2.0 + i))
+        return d, d.on_interval(T0)
+
+    d, res = run(50_000)
+    assert res.plan.solver == "highs" and d.n_fallbacks == 0
+    d, res = run(1)
+    assert res.plan.solver == "llf" and res.plan.solver_failure == "iteration_limit" and d.n_fallbacks == 1
+    assert d.n_solver_time_limits == 0 and res.setpoints
+    assert {sp.reason for sp in res.setpoints} == {"fallback_heuristic"}
