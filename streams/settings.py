@@ -245,6 +245,10 @@ class Settings(BaseSettings):
     """EVGRID_SETPOINT_VALIDITY_SECONDS: valid_until - valid_from of a setpoint (> refresh)."""
     setpoint_schedule_hours: float = 4.0
     """EVGRID_SETPOINT_SCHEDULE_HOURS: length of the planned schedule carried by each setpoint, hours."""
+    setpoint_lag_seconds: int = 60
+    """EVGRID_SETPOINT_LAG_SECONDS: how long after its step starts a setpoint is expected to reach the charger (a plan
+    at a step boundary waits for the first telemetry after it: about one heartbeat). A plan counts each car's last step
+    before departure this much shorter, so a late last rise of power cannot leave it short."""
     incentive_delay_price_per_kwh: float = 0.10
     """EVGRID_INCENTIVE_DELAY_PRICE_PER_KWH: compensation per kWh of charging delayed out of a window."""
     incentive_export_price_per_kwh: float = 0.30
@@ -354,6 +358,7 @@ def dispatch_config(s: Settings) -> DispatchConfig:
         setpoint_threshold_kw=s.setpoint_change_threshold_kw,
         setpoint_refresh_ms=int(s.setpoint_refresh_seconds * 1000),
         setpoint_validity_ms=int(s.setpoint_validity_seconds * 1000),
+        setpoint_lag_ms=int(s.setpoint_lag_seconds * 1000),
         schedule_ms=int(s.setpoint_schedule_hours * HOUR_MS),
         forecast_arrivals=s.dispatch_forecast_arrivals,
         timezone=s.local_timezone,

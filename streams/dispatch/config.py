@@ -36,6 +36,9 @@ class DispatchConfig:
     setpoint_refresh_ms: int = 15 * MIN_MS
     setpoint_validity_ms: int = 30 * MIN_MS
     schedule_ms: int = 4 * HOUR_MS
+    setpoint_lag_ms: int = 60_000
+    """Expected delay from a step's start to its setpoint applying at the charger (the power of the step before runs
+    on until then): the plan counts a car's last step before departure as this much shorter."""
     forecast_arrivals: bool = True
     timezone: str = "UTC"
     arrival_bin_minutes: int = 60

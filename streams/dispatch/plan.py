@@ -50,6 +50,9 @@ target SoC and may give up to that much net, never more); ``max_discharge_kw`` i
     soc_kwh: float | None = None
     capacity_kwh: float | None = None
     reserve_kwh: float = 0.0
+    setpoint_lag_ms: int = 0
+    """How late a setpoint applies in its step (the step before's power runs on until then): the energy of the
+    session's last step counts only from then to departure."""
     virtual: bool = False
     discharge_windows: tuple[tuple[int, int], ...] | None = None
     blocked_windows: tuple[tuple[int, int], ...] = ()

@@ -256,14 +256,18 @@ def solve_lp_or_failure(req: PlanRequest, limits: SolverLimits | float = SolverL
             slack = cols.add(np.zeros(1), np.array([surplus]), np.zeros(1))
         else:
             slack = cols.add(np.zeros(1), np.array([energy]), np.array([w.shortfall_per_kwh]))
-        # energy: sum (x - d) dt + slack = energy
+        # energy: sum (x - d) dt + slack = energy; each step's power applies setpoint_lag_ms late, the step
+        # before's running on until then: over the window that cancels but for the last step, which loses it
+        edt = dt[steps].copy()
+        if s.setpoint_lag_ms > 0:
+            edt[-1] = max(0.0, edt[-1] - s.setpoint_lag_ms / HOUR_MS / frac[steps[-1]])
         eq_r += [np.full(len(steps), n_eq), np.array([n_eq])]
         eq_c += [x, slack]
-        eq_v += [dt[steps], np.ones(1)]
+        eq_v += [edt, np.ones(1)]
         if d is not None:
             eq_r.append(np.full(len(steps), n_eq))
             eq_c.append(d)
-            eq_v.append(-dt[steps])
+            eq_v.append(-edt)
         b_eq.append(energy)
         n_eq += 1
         index.append((s, steps, x, d, frac, int(slack[0])))
