@@ -119,6 +119,10 @@ class Settings(BaseSettings):
     """EVGRID_GRACE_SECONDS: how late (event time) a reading may arrive and still count in its interval."""
     max_future_seconds: int = 3600
     """EVGRID_MAX_FUTURE_SECONDS: readings more than this ahead of the feeder's watermark are rejected."""
+    ordered_dead_letters: bool = False
+    """EVGRID_ORDERED_DEAD_LETTERS: a worker sends a dead letter only once every output before it is written (a
+    broker round trip each): whoever sees the dead letter finds those outputs in their topics. The broker closed
+    loop's lockstep markers need it (``evgrid backtest`` sets it for its worker)."""
     align_idle_seconds: int = 30
     """EVGRID_ALIGN_IDLE_SECONDS: telemetry waits for the meter readings that cover its time, and for the registration
     of a charger not yet known. The wait ends without them only when that partition of the meter (registry) topic
