@@ -3,7 +3,8 @@
 Objective (lexicographic by weights): the feeder's peak net import (base load + EV charging − V2G,
 never counted below ``peak_floor_kw``), then energy cost at the signalled prices, a cycling penalty on
 discharged energy, and a tiny preference for charging early. Constraints: each session's requested
-energy by departure (soft, heavily penalised slack → ``infeasible_request``), per-charger power limits,
+energy by departure (soft, heavily penalised slack → ``infeasible_request``; the last step counts
+``setpoint_lag_ms`` shorter, as its setpoint applies that late), per-charger power limits,
 discharge only where the request allows it, SoC within [reserve, capacity] for discharging sessions,
 and the feeder's import/export limits (soft with a penalty; violations are reported). An import limit that the
 base load alone breaks somewhere in the horizon is *lost*: at every step with that limit its penalty is below the
