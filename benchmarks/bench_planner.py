@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 
-from streams.dispatch.planner import HOUR_MS, PlanRequest, PlanSession, plan_feeder, solve_lp, time_grid
+from streams.dispatch.planner import HOUR_MS, PlanRequest, PlanSession, SolverLimits, plan_feeder, solve_lp, time_grid
 
 T0 = 1_700_000_000_000 // HOUR_MS * HOUR_MS
 Q = 15 * 60_000
@@ -67,7 +67,7 @@ def main() -> None:
                 cars = fleet(n, seed=r)
                 req = request(cars, edges)
                 t = time.perf_counter()
-                plan = plan_feeder(req, time_limit_s=10.0)
+                plan = plan_feeder(req, SolverLimits(time_limit_s=10.0))
                 times.append(time.perf_counter() - t)
             cars = fleet(n, seed=reps - 1)
             req_full = request(cars, full_edges)

@@ -119,6 +119,10 @@ class Settings(BaseSettings):
     """EVGRID_GRACE_SECONDS: how late (event time) a reading may arrive and still count in its interval."""
     max_future_seconds: int = 3600
     """EVGRID_MAX_FUTURE_SECONDS: readings more than this ahead of the feeder's watermark are rejected."""
+    ordered_dead_letters: bool = False
+    """EVGRID_ORDERED_DEAD_LETTERS: a worker sends a dead letter only once every output before it is written (a
+    broker round trip each): whoever sees the dead letter finds those outputs in their topics. The broker closed
+    loop's lockstep markers need it (``evgrid backtest`` sets it for its worker)."""
     align_idle_seconds: int = 30
     """EVGRID_ALIGN_IDLE_SECONDS: telemetry waits for the meter readings that cover its time, and for the registration
     of a charger not yet known. The wait ends without them only when that partition of the meter (registry) topic
@@ -163,8 +167,12 @@ class Settings(BaseSettings):
     """EVGRID_DEFAULT_PRICE_PER_KWH: energy price when no GridSignal gives one, currency/kWh."""
     cycling_cost_per_kwh: float = 0.05
     """EVGRID_CYCLING_COST_PER_KWH: battery wear penalty per discharged kWh, currency/kWh."""
-    solver_time_limit_s: float = 2.0
-    """EVGRID_SOLVER_TIME_LIMIT_S: HiGHS time budget per plan; over it the least-laxity-first heuristic plans."""
+    solver_iteration_limit: int = 50_000
+    """EVGRID_SOLVER_ITERATION_LIMIT: HiGHS simplex iterations per plan (the deterministic budget: same inputs, same
+    plan at any CPU load); over it the least-laxity-first heuristic plans. Real plans need < 1,000."""
+    solver_time_limit_s: float = 60.0
+    """EVGRID_SOLVER_TIME_LIMIT_S: wall-clock hang guard per HiGHS solve, s; its firing is logged (the plan then
+    depends on the machine's load). Keep it well above any real solve."""
     currency: str = "USD"
     """EVGRID_CURRENCY: ISO 4217 currency of prices and incentives."""
 
@@ -246,6 +254,10 @@ class Settings(BaseSettings):
     """EVGRID_SETPOINT_VALIDITY_SECONDS: valid_until - valid_from of a setpoint (> refresh)."""
     setpoint_schedule_hours: float = 4.0
     """EVGRID_SETPOINT_SCHEDULE_HOURS: length of the planned schedule carried by each setpoint, hours."""
+    setpoint_lag_seconds: int = 60
+    """EVGRID_SETPOINT_LAG_SECONDS: how long after its step starts a setpoint is expected to reach the charger (a plan
+    at a step boundary waits for the first telemetry after it: about one heartbeat). A plan counts each car's last step
+    before departure this much shorter, so a late last rise of power cannot leave it short."""
     incentive_delay_price_per_kwh: float = 0.10
     """EVGRID_INCENTIVE_DELAY_PRICE_PER_KWH: compensation per kWh of charging delayed out of a window."""
     incentive_export_price_per_kwh: float = 0.30
@@ -342,6 +354,7 @@ def dispatch_config(s: Settings) -> DispatchConfig:
         coarse_step_ms=int(s.dispatch_coarse_step_minutes * MIN_MS) or None,
         replan_ms=max(step, int(s.dispatch_replan_minutes * MIN_MS)),
         solver_time_limit_s=s.solver_time_limit_s,
+        solver_iteration_limit=s.solver_iteration_limit,
         rules=SafetyRules(reserve_soc_pct=s.reserve_soc_pct, stale_seconds=s.stale_telemetry_seconds,
                           fallback_kw=s.fallback_kw),
         weights=PlannerWeights(cycling_per_kwh=s.cycling_cost_per_kwh),
@@ -354,6 +367,7 @@ def dispatch_config(s: Settings) -> DispatchConfig:
         setpoint_threshold_kw=s.setpoint_change_threshold_kw,
         setpoint_refresh_ms=int(s.setpoint_refresh_seconds * 1000),
         setpoint_validity_ms=int(s.setpoint_validity_seconds * 1000),
+        setpoint_lag_ms=int(s.setpoint_lag_seconds * 1000),
         schedule_ms=int(s.setpoint_schedule_hours * HOUR_MS),
         forecast_arrivals=s.dispatch_forecast_arrivals,
         timezone=s.local_timezone,

@@ -167,7 +167,8 @@ def create_app(settings: Settings | None = None) -> faust.App:
     loop: WorkerLoop[Any] = WorkerLoop(
         worker, port, names, checkpoint_seconds=settings.checkpoint_seconds,
         max_meter_records=settings.intake_max_meter_records, max_held_telemetry=settings.max_held_telemetry,
-        quiet_seconds=settings.align_idle_seconds, failpoint=failpoints.reach)
+        quiet_seconds=settings.align_idle_seconds, failpoint=failpoints.reach,
+        ordered_dead_letters=settings.ordered_dead_letters)
     batches = app.batch_topic(inputs, bulk_topics={topic_name(METER_READINGS, prefix)},
                               bulk_wanted=loop.bulk_wanted, control_wanted=loop.control_wanted)
 

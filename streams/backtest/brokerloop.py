@@ -5,8 +5,10 @@ in-process worker. Records go to a fresh topic namespace (as :mod:`streams.backt
 worker subprocess consumes them, and simulated time moves in lockstep with its answers: after the twins'
 telemetry of an instant ``t`` the pipeline sends, per feeder, a *marker*, a heartbeat at ``t`` of a charger no
 one registered (``~lockstep``). The worker applies a feeder's telemetry in event-time order, so the marker is
-dead-lettered (``unknown_charger``) only after every record before it was applied and its setpoints were sent;
-those setpoints are then in the setpoint topic, and the twins apply them at ``t`` before time moves on. The
+dead-lettered (``unknown_charger``) only after every record before it was applied and its setpoints were sent,
+and (``EVGRID_ORDERED_DEAD_LETTERS``) only once those were written: they are below the setpoint partitions' ends
+when the dead letter is seen. The pipeline reads up to those ends and the twins apply the setpoints at ``t``
+before time moves on: no wall-clock wait decides which round a setpoint belongs to. The
 markers' dead letters are left out of the outputs and the counts. The worker follows the weather topic apart from
 its feeder inputs, so a weather record is a barrier (see :meth:`BrokerPipeline.weather`).
 
@@ -73,12 +75,10 @@ class BrokerPipeline:
         Progress messages.
     timeout_s
         Longest wait for one answer of the worker.
-    settle_s
-        After an answer with setpoints (and the one after it), how long more setpoints may come behind the marker.
     """
 
     def __init__(self, inputs: BacktestInputs, base: Settings | None = None, *, keep_topics: bool = False,
-                 log: Callable[[str], None] | None = None, timeout_s: float = 120.0, settle_s: float = 0.02) -> None:
+                 log: Callable[[str], None] | None = None, timeout_s: float = 120.0) -> None:
         self.base = base or Settings()
         self.say = log or (lambda _m: None)
         self.inputs, self.keep_topics, self.timeout_s = inputs, keep_topics, timeout_s
@@ -96,8 +96,6 @@ class BrokerPipeline:
         self.syncs = 0
         self.weather_sent = 0
         self._said = time.monotonic()
-        self.settle_s = settle_s
-        self._answered = False
         self.wait_s = 0.0
         self._tmp = tempfile.TemporaryDirectory(prefix="evgrid-brokerloop-")
         self.wdir = Path(self._tmp.name)
@@ -120,7 +118,7 @@ class BrokerPipeline:
         self.say(f"namespace {self.prefix}")
         _create_namespace(self.settings)
         env = {**os.environ, **worker_env(self.inputs, self.base, self.prefix, str(self.wdir / "data")),
-               "EVGRID_ALIGN_IDLE_SECONDS": "0", "PYTHONUNBUFFERED": "1"}
+               "EVGRID_ALIGN_IDLE_SECONDS": "0", "EVGRID_ORDERED_DEAD_LETTERS": "true", "PYTHONUNBUFFERED": "1"}
         with open(self.wdir / "worker.log", "ab") as fh:
             self.proc = subprocess.Popen([sys.executable, "-c", "from streams.cli import app; app()", "worker",
                                           "--loglevel", "warning"], env=env, stdout=fh, stderr=subprocess.STDOUT)
@@ -133,6 +131,8 @@ class BrokerPipeline:
             name = topic_name(t, self.prefix)
             parts += [TopicPartition(name, p, 0) for p in meta.topics[name].partitions]
         self.consumer.assign(parts)
+        self.sp_parts = [tp for tp in parts if tp.topic == topic_name(SETPOINTS, self.prefix)]
+        self.sp_next = {tp.partition: 0 for tp in self.sp_parts}  # next setpoint offset to take, per partition
 
     def close(self) -> None:
         if self.consumer is not None:
@@ -225,15 +225,17 @@ class BrokerPipeline:
             while msg is not None:
                 self._take(msg, sp_topic, dl_topic, sps)
                 msg = self.consumer.poll(0)
-        if sps or self._answered:
-            # the worker's producer writes a partition one request at a time: setpoints sent while the previous
-            # ones were in flight may be written just after the marker's dead letter; wait them out
-            until = time.monotonic() + self.settle_s
-            while (left := until - time.monotonic()) > 0:
-                msg = self.consumer.poll(left)
-                if msg is not None:
-                    self._take(msg, sp_topic, dl_topic, sps)
-        self._answered = bool(sps)
+        # the worker (EVGRID_ORDERED_DEAD_LETTERS) sent the marker's dead letter only once its setpoints before it
+        # were written: every one of them is below the setpoint partitions' ends now; read up to those ends (the
+        # consumer may have fetched the dead letter's partition ahead of the setpoints')
+        ends = {tp.partition: self.consumer.get_watermark_offsets(tp, timeout=30, cached=False)[1]
+                for tp in self.sp_parts}
+        while any(self.sp_next[p] < end for p, end in ends.items()):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"setpoints up to offsets {ends} not read within {self.timeout_s} s")
+            msg = self.consumer.poll(0.05)
+            if msg is not None:
+                self._take(msg, sp_topic, dl_topic, sps)
         self.syncs += 1
         self.wait_s += time.perf_counter() - t0
         return sps
@@ -242,6 +244,7 @@ class BrokerPipeline:
         if msg.error() is not None or msg.value() is None:
             return
         if msg.topic() == sp_topic:
+            self.sp_next[msg.partition()] = msg.offset() + 1
             rec = decode_record(self.codec, msg.value(), TOPICS[SETPOINTS].record)
             assert isinstance(rec, ChargerSetpoint)
             sps.append(rec)

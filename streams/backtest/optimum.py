@@ -20,12 +20,15 @@ import numpy as np
 from streams.backtest.metrics import Grid, base_load_kw
 from streams.contracts.models import ChargerRegistration, MeterReading, SiteRegistration
 from streams.contracts.sessions import AcnSession
-from streams.dispatch.planner import PlanRequest, PlanSession, PlanSite, solve_lp
+from streams.dispatch.planner import PlanRequest, PlanSession, PlanSite, SolverLimits, solve_lp
 from streams.dispatch.safety import discharge_limit_kw
 from streams.dispatch.site_rules import site_rules
 from streams.dispatch.state import ChargerInfo, charger_from_registration
 
-__all__ = ["optimal_load"]
+__all__ = ["OPTIMUM_ITERATION_LIMIT", "optimal_load"]
+
+OPTIMUM_ITERATION_LIMIT = 10_000_000
+"""Simplex iterations of the one whole-period LP: the deterministic bound (the time limit is a hang guard)."""
 
 
 def _chargers(registrations: Mapping[str, ChargerRegistration], sites: Mapping[str, SiteRegistration]
@@ -88,7 +91,7 @@ def optimal_load(sessions: Sequence[AcnSession], grid: Grid, base_kw: np.ndarray
     exp = tuple(export_limit_kw.tolist()) if export_limit_kw is not None else (math.inf,) * n
     req = PlanRequest("optimum", tuple(int(e) for e in grid.edges), tuple(base.tolist()), (math.inf,) * n, exp,
                       (0.0,) * n, tuple(ps), sites=tuple(plan_sites))
-    plan = solve_lp(req, time_limit_s)
+    plan = solve_lp(req, SolverLimits(iteration_limit=OPTIMUM_ITERATION_LIMIT, time_limit_s=time_limit_s))
     if plan is None:
         raise RuntimeError("perfect-foresight LP failed")
     load = np.zeros(n)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from streams.dispatch.incentives import IncentiveParams
-from streams.dispatch.planner import HOUR_MS, PlannerWeights
+from streams.dispatch.planner import HOUR_MS, PlannerWeights, SolverLimits
 from streams.dispatch.safety import SafetyRules
 
 __all__ = ["MIN_MS", "DispatchConfig"]
@@ -22,7 +22,10 @@ class DispatchConfig:
     fine_ms: int | None = 2 * HOUR_MS
     coarse_step_ms: int | None = 30 * MIN_MS
     replan_ms: int = 15 * MIN_MS
-    solver_time_limit_s: float = 2.0
+    solver_time_limit_s: float = 60.0
+    """Wall-clock hang guard of one HiGHS solve, s: its firing is logged and counted (not reproducible)."""
+    solver_iteration_limit: int = 50_000
+    """Simplex iterations of one HiGHS solve: the deterministic budget; over it the heuristic plans."""
     rules: SafetyRules = field(default_factory=SafetyRules)
     weights: PlannerWeights = field(default_factory=PlannerWeights)
     incentives: IncentiveParams = field(default_factory=IncentiveParams)
@@ -33,6 +36,9 @@ class DispatchConfig:
     setpoint_refresh_ms: int = 15 * MIN_MS
     setpoint_validity_ms: int = 30 * MIN_MS
     schedule_ms: int = 4 * HOUR_MS
+    setpoint_lag_ms: int = 60_000
+    """Expected delay from a step's start to its setpoint applying at the charger (the power of the step before runs
+    on until then): the plan counts a car's last step before departure as this much shorter."""
     forecast_arrivals: bool = True
     timezone: str = "UTC"
     arrival_bin_minutes: int = 60
@@ -51,3 +57,8 @@ class DispatchConfig:
     flexibility_horizon_ms: int = 4 * HOUR_MS
     track_requests: bool = True
     """Solve a counterfactual plan without each feeder-level import-limit request (its baseline)."""
+
+    @property
+    def solver_limits(self) -> SolverLimits:
+        """What bounds every HiGHS solve of the dispatcher."""
+        return SolverLimits(self.solver_iteration_limit, self.solver_time_limit_s)

@@ -94,6 +94,8 @@ class FeederDispatcher(DeadReckoning, PlanBuilding, Offering, RequestTracking, S
     pending_settlements: list[Settlement] = field(default_factory=list)
     n_plans: int = 0
     n_fallbacks: int = 0
+    n_solver_time_limits: int = 0
+    """Plans whose solve hit the wall-clock hang guard (each one a non-reproducible outcome)."""
     site_states: dict[str, SiteState] = field(default_factory=dict)
     episodes: list[BackupEpisode] = field(default_factory=list)
     episode_updates: list[BackupEpisode] = field(default_factory=list)
@@ -170,11 +172,12 @@ class FeederDispatcher(DeadReckoning, PlanBuilding, Offering, RequestTracking, S
                 plan_base = [v + extra for v in base_load_kw] if base_load_kw is not None and len(base_load_kw) \
                     else [extra]
             req, edges, base = self.plan_request_at(now_ms, flex, plan_base, base_start_ms, base_step_ms)
-            self.plan = plan_feeder(req, c.solver_time_limit_s)
+            self.plan = plan_feeder(req, c.solver_limits)
             self.plan_request = req
             self.plan_made_ms, self.plan_signature, self.dirty = now_ms, signature, False
             self.n_plans += 1
             self.n_fallbacks += self.plan.solver != "highs"
+            self.n_solver_time_limits += self.plan.solver_failure == "time_limit"
             evs = {cid: s for cid, s in flex.items() if not self.chargers[cid].is_battery}
             new_offers = self._offers(req, evs, now_ms)
             self.flexibility = compute_flexibility(self.plan, req, now_ms, c.step_ms, c.flexibility_horizon_ms)

@@ -43,7 +43,7 @@ class Offering:
                 return []
             w = req.weights
             soft = replace(w, limit_violation_per_kwh=min(w.limit_violation_per_kwh, w.shortfall_per_kwh / 10))
-            probe = solve_lp(replace(req, weights=soft), self.config.solver_time_limit_s)
+            probe = solve_lp(replace(req, weights=soft), self.config.solver_limits)
             if probe is None or probe.limit_violation_kwh <= 1e-3:
                 return []
         assert probe is not None

@@ -50,6 +50,9 @@ target SoC and may give up to that much net, never more); ``max_discharge_kw`` i
     soc_kwh: float | None = None
     capacity_kwh: float | None = None
     reserve_kwh: float = 0.0
+    setpoint_lag_ms: int = 0
+    """How late a setpoint applies in its step (the step before's power runs on until then): the energy of the
+    session's last step counts only from then to departure."""
     virtual: bool = False
     discharge_windows: tuple[tuple[int, int], ...] | None = None
     blocked_windows: tuple[tuple[int, int], ...] = ()
@@ -134,6 +137,9 @@ class Plan:
     limit_violation_kwh: float
     fleet_kw: np.ndarray
     solve_seconds: float = 0.0
+    solver_failure: str = ""
+    """Why the LP gave no plan (``solver`` is then a fallback): ``iteration_limit``, ``time_limit`` (the wall-clock
+    hang guard: not reproducible) or ``error``; empty for an LP plan."""
     site_net_kw: dict[str, np.ndarray] = field(default_factory=dict)
     """Planned net import per step of each site of the request (its base load + its sessions)."""
     site_violation_kwh: float = 0.0

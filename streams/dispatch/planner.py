@@ -3,7 +3,8 @@
 Objective (lexicographic by weights): the feeder's peak net import (base load + EV charging − V2G,
 never counted below ``peak_floor_kw``), then energy cost at the signalled prices, a cycling penalty on
 discharged energy, and a tiny preference for charging early. Constraints: each session's requested
-energy by departure (soft, heavily penalised slack → ``infeasible_request``), per-charger power limits,
+energy by departure (soft, heavily penalised slack → ``infeasible_request``; the last step counts
+``setpoint_lag_ms`` shorter, as its setpoint applies that late), per-charger power limits,
 discharge only where the request allows it, SoC within [reserve, capacity] for discharging sessions,
 and the feeder's import/export limits (soft with a penalty; violations are reported). An import limit that the
 base load alone breaks somewhere in the horizon is *lost*: at every step with that limit its penalty is below the
@@ -25,8 +26,10 @@ window scales its cap.
 
 from __future__ import annotations
 
+import logging
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Literal
 
 import highspy
 import numpy as np
@@ -52,11 +55,30 @@ __all__ = [  # the plan's data lives in streams.dispatch.plan; re-exported here 
     "PlanSession",
     "PlanSite",
     "PlannerWeights",
+    "SolveFailure",
+    "SolverLimits",
     "plan_feeder",
     "plan_id_of",
     "solve_lp",
     "time_grid",
 ]
+
+log = logging.getLogger(__name__)
+
+SolveFailure = Literal["iteration_limit", "time_limit", "error"]
+"""Why HiGHS gave no plan: its iteration bound (deterministic), its wall-clock hang guard (not), or an error."""
+
+
+@dataclass(frozen=True, slots=True)
+class SolverLimits:
+    """What bounds one HiGHS solve. The iteration limit is the budget (same inputs → same outcome at any CPU load);
+    the time limit only guards against a hang, and its firing makes the run depend on the machine."""
+
+    iteration_limit: int = 50_000
+    """Simplex iterations per solve (EVGRID_SOLVER_ITERATION_LIMIT); over it the least-laxity-first heuristic plans."""
+    time_limit_s: float = 60.0
+    """Wall-clock hang guard per solve, seconds (EVGRID_SOLVER_TIME_LIMIT_S)."""
+
 
 @dataclass
 class _Cols:
@@ -75,9 +97,12 @@ class _Cols:
 
 
 def _highs(c: np.ndarray, lo: np.ndarray, hi: np.ndarray, a_ub: sp.csr_matrix, b_ub: np.ndarray,
-           a_eq: sp.csr_matrix | None, b_eq: np.ndarray | None, time_limit_s: float) -> np.ndarray | None:
+           a_eq: sp.csr_matrix | None, b_eq: np.ndarray | None, limits: SolverLimits) -> np.ndarray | SolveFailure:
     """min c·x with a_ub·x <= b_ub, a_eq·x = b_eq, lo <= x <= hi, straight to HiGHS (scipy's ``linprog`` wrapper
-    costs several times the solve on these small LPs); the optimal x, or None."""
+    costs several times the solve on these small LPs); the optimal x, or why there is none (:data:`SolveFailure`).
+
+    Deterministic: one thread, serial dual simplex, a fixed random seed, bounded by iterations; the
+    wall-clock limit is only a hang guard (its firing depends on the machine's load, so it is logged)."""
     a = a_ub if a_eq is None else sp.vstack([a_ub, a_eq], format="csr")
     rows_lo = np.full(a_ub.shape[0], -highspy.kHighsInf)
     rows_hi = b_ub
@@ -94,21 +119,41 @@ def _highs(c: np.ndarray, lo: np.ndarray, hi: np.ndarray, a_ub: sp.csr_matrix, b
     lp.a_matrix_.num_col_, lp.a_matrix_.num_row_ = len(c), a.shape[0]
     lp.a_matrix_.start_, lp.a_matrix_.index_, lp.a_matrix_.value_ = a.indptr, a.indices, a.data
     h = highspy.Highs()
-    h.setOptionValue("output_flag", False)
-    h.setOptionValue("time_limit", float(time_limit_s))
+    for name, value in (("output_flag", False), ("threads", 1), ("parallel", "off"), ("random_seed", 0),
+                        ("simplex_strategy", 1), ("simplex_iteration_limit", int(limits.iteration_limit)),
+                        ("ipm_iteration_limit", int(limits.iteration_limit)),
+                        ("time_limit", float(limits.time_limit_s))):
+        h.setOptionValue(name, value)
     try:
         if h.passModel(lp) == highspy.HighsStatus.kError or h.run() == highspy.HighsStatus.kError:
-            return None
+            return "error"
     except (ValueError, MemoryError, RuntimeError):
-        return None
-    if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
-        return None
-    return np.asarray(h.getSolution().col_value, dtype=float)
+        return "error"
+    status = h.getModelStatus()
+    if status == highspy.HighsModelStatus.kOptimal:
+        return np.asarray(h.getSolution().col_value, dtype=float)
+    if status == highspy.HighsModelStatus.kIterationLimit:
+        return "iteration_limit"
+    if status == highspy.HighsModelStatus.kTimeLimit:
+        log.warning("HiGHS hit its wall-clock hang guard (%.1f s) after %d simplex iterations: this plan is not "
+                    "reproducible (raise EVGRID_SOLVER_TIME_LIMIT_S)", limits.time_limit_s,
+                    h.getInfo().simplex_iteration_count)
+        return "time_limit"
+    return "error"
 
 
-def solve_lp(req: PlanRequest, time_limit_s: float = 2.0) -> Plan | None:
-    """Solve the feeder LP; ``None`` if HiGHS fails or runs over ``time_limit_s``."""
+def solve_lp(req: PlanRequest, limits: SolverLimits | float = SolverLimits()) -> Plan | None:
+    """Solve the feeder LP; ``None`` if HiGHS fails or runs over ``limits`` (a bare float: the time limit, s)."""
+    plan = solve_lp_or_failure(req, limits)
+    return None if isinstance(plan, str) else plan
+
+
+def solve_lp_or_failure(req: PlanRequest, limits: SolverLimits | float = SolverLimits()) -> Plan | SolveFailure:
+    """Solve the feeder LP; the plan, or why HiGHS gave none."""
     import time
+
+    if not isinstance(limits, SolverLimits):
+        limits = SolverLimits(time_limit_s=float(limits))
 
     t0 = time.perf_counter()
     w = req.weights
@@ -212,14 +257,18 @@ def solve_lp(req: PlanRequest, time_limit_s: float = 2.0) -> Plan | None:
             slack = cols.add(np.zeros(1), np.array([surplus]), np.zeros(1))
         else:
             slack = cols.add(np.zeros(1), np.array([energy]), np.array([w.shortfall_per_kwh]))
-        # energy: sum (x - d) dt + slack = energy
+        # energy: sum (x - d) dt + slack = energy; each step's power applies setpoint_lag_ms late, the step
+        # before's running on until then: over the window that cancels but for the last step, which loses it
+        edt = dt[steps].copy()
+        if s.setpoint_lag_ms > 0:
+            edt[-1] = max(0.0, edt[-1] - s.setpoint_lag_ms / HOUR_MS / frac[steps[-1]])
         eq_r += [np.full(len(steps), n_eq), np.array([n_eq])]
         eq_c += [x, slack]
-        eq_v += [dt[steps], np.ones(1)]
+        eq_v += [edt, np.ones(1)]
         if d is not None:
             eq_r.append(np.full(len(steps), n_eq))
             eq_c.append(d)
-            eq_v.append(-dt[steps])
+            eq_v.append(-edt)
         b_eq.append(energy)
         n_eq += 1
         index.append((s, steps, x, d, frac, int(slack[0])))
@@ -312,9 +361,9 @@ def solve_lp(req: PlanRequest, time_limit_s: float = 2.0) -> Plan | None:
         a_eq = sp.csr_matrix((np.concatenate(eq_v), (np.concatenate(eq_r), np.concatenate(eq_c))),
                              shape=(n_eq, cols.n))
         beq = np.asarray(b_eq)
-    sol = _highs(c, lo, hi, a_ub, np.concatenate(b_ub), a_eq, beq, time_limit_s)
-    if sol is None:
-        return None
+    sol = _highs(c, lo, hi, a_ub, np.concatenate(b_ub), a_eq, beq, limits)
+    if isinstance(sol, str):
+        return sol
     schedules: dict[str, np.ndarray] = {}
     status: dict[str, str] = {}
     shortfall: dict[str, float] = {}
@@ -379,11 +428,12 @@ def _site_nets(req: PlanRequest, schedules: dict[str, np.ndarray],
     return out, viol
 
 
-def plan_feeder(req: PlanRequest, time_limit_s: float = 2.0) -> Plan:
-    """Plan with the LP; fall back to least-laxity-first when HiGHS fails or runs over budget."""
-    plan = solve_lp(req, time_limit_s)
-    if plan is not None:
+def plan_feeder(req: PlanRequest, limits: SolverLimits | float = SolverLimits()) -> Plan:
+    """Plan with the LP; fall back to least-laxity-first when HiGHS fails or runs over ``limits``
+    (``Plan.solver_failure`` says why)."""
+    plan = solve_lp_or_failure(req, limits)
+    if not isinstance(plan, str):
         return plan
     from streams.dispatch.heuristic import plan_llf
 
-    return plan_llf(req)
+    return replace(plan_llf(req), solver_failure=plan)

@@ -39,7 +39,7 @@ class RequestTracking:
         if any(tr.missing_baseline(edges) for tr in live):
             imp, exp, price = self.limits.without(*(tr.signal_id for tr in live)).profile(edges)
             cf = plan_feeder(replace(req, import_limit_kw=tuple(imp.tolist()), export_limit_kw=tuple(exp.tolist()),
-                                     price_per_kwh=tuple(price.tolist())), self.config.solver_time_limit_s)
+                                     price_per_kwh=tuple(price.tolist())), self.config.solver_limits)
             baseline = base + cf.fleet_kw
         for tr in live:
             tr.on_plan(now_ms, edges, net, baseline)

@@ -22,7 +22,7 @@ import time
 from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
 from typing import Any, Generic, Protocol, TypeVar
 
-from streams.contracts.topics import CHARGER_TELEMETRY, METER_READINGS
+from streams.contracts.topics import CHARGER_TELEMETRY, DEADLETTER, METER_READINGS
 from streams.ingest.validate import RawMessage
 from streams.pipeline.intake import AckSchedule, Intake, Position, QuietPartitions
 from streams.pipeline.worker import Emit, FeederWorker, StateLoader
@@ -131,13 +131,16 @@ class WorkerLoop(Generic[M]):
         A monotonic clock, seconds (the schedule of checkpoints and quiet partitions).
     failpoint : callable
         Awaited at named points (``emit``, ``delivery``, ``acked``: :mod:`streams.agents.failpoints`).
+    ordered_dead_letters : bool
+        Send a dead letter only once every output before it is written (EVGRID_ORDERED_DEAD_LETTERS).
     """
 
     def __init__(self, feeders: Feeders, port: WorkerPort[M], topics: Mapping[str, str], *,
                  checkpoint_seconds: float, max_meter_records: int, max_held_telemetry: int, quiet_seconds: float,
                  clock: Callable[[], float] = time.monotonic,
-                 failpoint: Callable[[str], Awaitable[None]] = _nowhere) -> None:
+                 failpoint: Callable[[str], Awaitable[None]] = _nowhere, ordered_dead_letters: bool = False) -> None:
         self.feeders, self.port, self.clock, self.failpoint = feeders, port, clock, failpoint
+        self.ordered_dead_letters = ordered_dead_letters
         self.max_held_telemetry = max_held_telemetry
         self.logical = dict(topics)
         physical = {logical: name for name, logical in self.logical.items()}
@@ -189,6 +192,8 @@ class WorkerLoop(Generic[M]):
         for i, (logical, key, value) in enumerate(out.messages):
             if i == len(out.messages) // 2 and i:
                 await self.failpoint("emit")
+            if logical == DEADLETTER and self.ordered_dead_letters and sent:
+                await self._delivered()  # the outputs before it are written first (clears ``sent``)
             sent.append(await port.send(logical, key, value))
         for feeder, partition, blob in out.checkpoints:
             sent.append(await port.checkpoint(feeder, partition, blob))

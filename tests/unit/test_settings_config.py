@@ -40,3 +40,8 @@ def test_dispatch_config_coarse_steps_and_replan_floor() -> None:
     assert off.fine_ms is None and off.coarse_step_ms is None and off.replan_ms == 15 * 60_000
     on = dispatch_config(Settings(dispatch_coarse_step_minutes=30, dispatch_fine_horizon_minutes=120))
     assert on.fine_ms == 120 * 60_000 and on.coarse_step_ms == 30 * 60_000
+
+
+def test_dispatch_config_carries_the_solver_limits() -> None:
+    cfg = dispatch_config(Settings(solver_iteration_limit=1234, solver_time_limit_s=7.5))
+    assert (cfg.solver_limits.iteration_limit, cfg.solver_limits.time_limit_s) == (1234, 7.5)

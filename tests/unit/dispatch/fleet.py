@@ -11,8 +11,9 @@ Q = 15 * 60_000
 
 
 def cfg(**kw) -> DispatchConfig:
+    """Hand-checked plans over whole windows: no setpoint lag unless asked (test_dispatcher tests the lag)."""
     return DispatchConfig(step_ms=Q, fine_ms=None, coarse_step_ms=None, horizon_ms=8 * HOUR_MS,
-                          forecast_arrivals=False, **kw)
+                          forecast_arrivals=False, **{"setpoint_lag_ms": 0, **kw})
 
 
 def reg(cid, site, cls="parallel_non_exporting", enrolled=False, bidir=False, export=0.0, kw=7.0,

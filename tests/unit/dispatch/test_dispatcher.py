@@ -37,8 +37,9 @@ def tel(cid, t, connected=True, energy=10.0, dep_h=4.0, delivered=0.0, power=0.0
 
 
 def cfg(**kw):
+    """Hand-checked plans over whole windows: no setpoint lag unless asked (see the lag's own test)."""
     return DispatchConfig(step_ms=Q, fine_ms=None, coarse_step_ms=None, horizon_ms=8 * HOUR_MS,
-                          forecast_arrivals=False, **kw)
+                          forecast_arrivals=False, **{"setpoint_lag_ms": 0, **kw})
 
 
 def test_one_car_gets_a_flat_optimal_setpoint_and_a_schedule():
@@ -185,3 +186,33 @@ def test_dispatcher_pickles_round_trip():
     a = d.on_interval(T0 + 2 * Q)
     b = d2.on_interval(T0 + 2 * Q)
     assert [s.model_dump() for s in a.setpoints] == [s.model_dump() for s in b.setpoints]
+
+
+def test_the_solver_iteration_limit_of_the_config_reaches_highs():
+    def run(limit):
+        d = FeederDispatcher("f1", cfg(solver_iteration_limit=limit))
+        for i in range(6):
+            d.on_registration(reg(f"c{i}"))
+            d.on_telemetry(tel(f"c{i}", T0, energy=6.0 + i, dep_h=2.0 + i))
+        return d, d.on_interval(T0)
+
+    d, res = run(50_000)
+    assert res.plan.solver == "highs" and d.n_fallbacks == 0
+    d, res = run(1)
+    assert res.plan.solver == "llf" and res.plan.solver_failure == "iteration_limit" and d.n_fallbacks == 1
+    assert d.n_solver_time_limits == 0 and res.setpoints
+    assert {sp.reason for sp in res.setpoints} == {"fallback_heuristic"}
+
+
+def test_a_car_is_planned_full_a_setpoint_lag_before_it_leaves():
+    # a setpoint reaches its charger about setpoint_lag_ms into its step, the step before's power running on until
+    # then: the last rise of power before departure would come late, so the energy is planned in that much earlier
+    for lag_ms, last_kw in ((0, 3.5), (Q, 0.0)):
+        d = FeederDispatcher("f1", cfg(setpoint_lag_ms=lag_ms))
+        d.on_registration(reg("c1"))
+        d.on_telemetry(tel("c1", T0, energy=7.0, dep_h=2.0))
+        plan = d.on_interval(T0).plan
+        sched = plan.schedules["c1"]
+        assert float(sum(sched * Q / HOUR_MS)) == pytest.approx(7.0, abs=1e-6)
+        assert plan.power_at("c1", T0 + 2 * HOUR_MS - Q) == pytest.approx(last_kw, abs=1e-6)
+        assert plan.power_at("c1", T0) == pytest.approx(7.0 / (2.0 - lag_ms / HOUR_MS), abs=1e-6)

@@ -6,7 +6,17 @@ import numpy as np
 import pytest
 
 from streams.dispatch.heuristic import plan_llf
-from streams.dispatch.planner import HOUR_MS, PlanRequest, PlanSession, plan_feeder, plan_id_of, solve_lp, time_grid
+from streams.dispatch.planner import (
+    HOUR_MS,
+    PlanRequest,
+    PlanSession,
+    SolverLimits,
+    plan_feeder,
+    plan_id_of,
+    solve_lp,
+    solve_lp_or_failure,
+    time_grid,
+)
 from tests.fixtures.fresh_process import evaluate
 
 T0 = 1_700_000_000_000 // HOUR_MS * HOUR_MS
@@ -119,10 +129,12 @@ def test_a_lost_limit_does_not_pull_ev_load_onto_the_steps_where_it_is_broken():
     assert not held.limit_lost.any() and held.peak_kw == pytest.approx(4.0, abs=1e-6)
 
 
-def test_fallback_heuristic_when_the_solver_has_no_time():
+def test_fallback_heuristic_when_the_solver_hits_its_hang_guard(caplog):
     cars = [PlanSession(f"c{i}", T0, T0 + (2 + i) * HOUR_MS, energy_kwh=8.0, max_charge_kw=7.0) for i in range(3)]
-    plan = plan_feeder(request(cars, hours=6), time_limit_s=0.0)
-    assert plan.solver == "llf" and plan.reason == "fallback_heuristic"
+    with caplog.at_level("WARNING", logger="streams.dispatch.planner"):
+        plan = plan_feeder(request(cars, hours=6), SolverLimits(time_limit_s=0.0))
+    assert plan.solver == "llf" and plan.reason == "fallback_heuristic" and plan.solver_failure == "time_limit"
+    assert "not reproducible" in caplog.text
     for c in cars:
         assert energy(plan, c.key) == pytest.approx(8.0, abs=1e-6)
         assert plan.schedules[c.key].min() >= 0 and plan.schedules[c.key].max() <= 7.0 + 1e-9
@@ -150,3 +162,33 @@ def test_time_grid_fine_then_coarse():
     d = np.diff(edges)
     assert edges[0] == T0 and edges[-1] >= T0 + 24 * HOUR_MS
     assert np.all(d[:24] == 5 * 60_000) and np.all(d[-10:] == 30 * 60_000)
+
+
+def _busy_request():
+    """An LP that needs a few dozen simplex iterations: cars of staggered windows competing under a peak."""
+    cars = [PlanSession(f"c{i}", T0 + (i % 4) * Q, T0 + (2 + i % 5) * HOUR_MS, energy_kwh=4.0 + i % 3,
+                        max_charge_kw=7.0) for i in range(12)]
+    return request(cars, hours=6, base=np.linspace(0.0, 9.0, 24))
+
+
+def test_the_iteration_limit_bounds_the_solve_the_same_way_whatever_the_time():
+    req = _busy_request()
+    solved = solve_lp_or_failure(req, SolverLimits(iteration_limit=50_000))
+    assert not isinstance(solved, str) and solved.solver == "highs"  # the budget a real plan gets: solved
+    assert solve_lp_or_failure(req, SolverLimits(iteration_limit=3)) == "iteration_limit"
+    # a tiny iteration budget: the same fallback plan under a short or a huge wall-clock guard
+    plans = [plan_feeder(req, SolverLimits(iteration_limit=3, time_limit_s=t)) for t in (5.0, 1e6, 5.0)]
+    assert {p.solver for p in plans} == {"llf"} and {p.solver_failure for p in plans} == {"iteration_limit"}
+    for p in plans[1:]:
+        assert p.plan_id == plans[0].plan_id and np.array_equal(p.fleet_kw, plans[0].fleet_kw)
+        assert all(np.array_equal(p.schedules[k], plans[0].schedules[k]) for k in plans[0].schedules)
+
+
+def test_same_request_same_plan_on_every_solve():
+    req = _busy_request()
+    first = solve_lp(req)
+    assert first is not None
+    for _ in range(3):
+        again = solve_lp(req)
+        assert again is not None and again.objective == first.objective
+        assert all(np.array_equal(again.schedules[k], first.schedules[k]) for k in first.schedules)

@@ -449,3 +449,23 @@ def test_acknowledged_offsets_never_skip_a_record_that_was_jumped(
             assert sorted(r.offset for r in broker.acked if r.partition == p) == list(range(len(broker.logs[p])))
 
     asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("ordered", [False, True])
+def test_an_ordered_dead_letter_waits_until_the_outputs_before_it_are_written(ordered: bool) -> None:
+    async def scenario() -> None:
+        port, clock = FakePort(confirm=False), Clock()
+        loop = WorkerLoop(worker(), port, TOPIC_NAMES, checkpoint_seconds=5.0, max_meter_records=40_000,
+                          max_held_telemetry=20_000, quiet_seconds=30.0, clock=clock, ordered_dead_letters=ordered)
+        port.fetch(meter(0, T0), meter(1, T0 + 900_000), rec(METER_READINGS, 2, b"\x00not avro"))
+        run = asyncio.create_task(loop.run())
+        await settle()
+        sent = [t for e, t in port.log if e == "send"]
+        assert sent and DEADLETTER not in sent[:-1]  # outputs first (a forecast), the dead letter last if at all
+        assert (sent[-1] == DEADLETTER) is not ordered  # ordered: not sent while the outputs are unconfirmed
+        port.confirm()
+        await run
+        dead = port.log.index(("send", DEADLETTER))
+        assert (port.log.index(("confirmed", len(sent))) < dead) is ordered
+
+    asyncio.run(scenario())
