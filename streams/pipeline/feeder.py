@@ -358,13 +358,14 @@ class FeederRuntime:
             return
         if reading.site_id is not None and outcome == "accepted":
             self.site_readings.append(reading)  # a site's own meter (V2H/V2B, site limits), given at plan time
-        for interval in self.aggregator.advance():
+        closed = self.aggregator.advance()
+        for interval in closed:
             forecast = self.forecaster.update(interval)
             self.forecasts.append((forecast.issued_at, forecast.step_ms, forecast.kw.tolist()))
             if interval.kw is not None:
                 self.loads.append((interval.end, interval.kw))
             out.append((FORECASTS, self.feeder_id.encode(), forecast.to_contract(self.feeder_id)))
-        if not self.active:  # no plan yet: keep what a first plan, up to ``history_ms`` behind the meters, may use
+        if closed and not self.active:  # no plan yet: keep what a first plan, up to ``history_ms`` behind, may use
             first = max(self.meter_clock, reading.timestamp) - self.history_ms
             self._history_until(self.closed_before(min(first, self.held[0][0]) if self.held else first))
 
