@@ -19,7 +19,7 @@ from streams.contracts.topics import (
     INCENTIVE_RESPONSES,
     METER_READINGS,
 )
-from streams.dispatch import offering, planner
+from streams.dispatch import planner
 from streams.ingest.validate import RawMessage
 from streams.pipeline.worker import FeederWorker
 from streams.settings import Settings, pipeline_config
@@ -31,14 +31,13 @@ LPS = [0]
 
 
 def _count_lps() -> None:
-    for module in (planner, offering):  # offering: the probe plan of incentive offers
-        real = module.solve_lp
+    real = planner.solve_lp_or_failure  # every solve goes through it: plans, counterfactuals, offer probes
 
-        def counted(*a, _real=real, **k):  # type: ignore[no-untyped-def]
-            LPS[0] += 1
-            return _real(*a, **k)
+    def counted(*a, **k):  # type: ignore[no-untyped-def]
+        LPS[0] += 1
+        return real(*a, **k)
 
-        module.solve_lp = counted  # type: ignore[attr-defined]
+    planner.solve_lp_or_failure = counted  # type: ignore[assignment]
 
 
 def flood(kind: str, n: int) -> list[Record]:

@@ -72,7 +72,7 @@ def main() -> None:
             cars = fleet(n, seed=reps - 1)
             req_full = request(cars, full_edges)
             if name == "full":
-                ref = solve_lp(req_full, 60.0)
+                ref = solve_lp(req_full, SolverLimits(time_limit_s=60.0))
                 full_peak = ref.peak_kw if ref else float("nan")
             assert plan is not None and full_peak is not None
             peak = true_peak(plan, req_full, cars)

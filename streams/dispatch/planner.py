@@ -142,18 +142,15 @@ def _highs(c: np.ndarray, lo: np.ndarray, hi: np.ndarray, a_ub: sp.csr_matrix, b
     return "error"
 
 
-def solve_lp(req: PlanRequest, limits: SolverLimits | float = SolverLimits()) -> Plan | None:
-    """Solve the feeder LP; ``None`` if HiGHS fails or runs over ``limits`` (a bare float: the time limit, s)."""
+def solve_lp(req: PlanRequest, limits: SolverLimits = SolverLimits()) -> Plan | None:
+    """Solve the feeder LP; ``None`` if HiGHS fails or runs over ``limits``."""
     plan = solve_lp_or_failure(req, limits)
     return None if isinstance(plan, str) else plan
 
 
-def solve_lp_or_failure(req: PlanRequest, limits: SolverLimits | float = SolverLimits()) -> Plan | SolveFailure:
+def solve_lp_or_failure(req: PlanRequest, limits: SolverLimits = SolverLimits()) -> Plan | SolveFailure:
     """Solve the feeder LP; the plan, or why HiGHS gave none."""
     import time
-
-    if not isinstance(limits, SolverLimits):
-        limits = SolverLimits(time_limit_s=float(limits))
 
     t0 = time.perf_counter()
     w = req.weights
@@ -428,7 +425,7 @@ def _site_nets(req: PlanRequest, schedules: dict[str, np.ndarray],
     return out, viol
 
 
-def plan_feeder(req: PlanRequest, limits: SolverLimits | float = SolverLimits()) -> Plan:
+def plan_feeder(req: PlanRequest, limits: SolverLimits = SolverLimits()) -> Plan:
     """Plan with the LP; fall back to least-laxity-first when HiGHS fails or runs over ``limits``
     (``Plan.solver_failure`` says why)."""
     plan = solve_lp_or_failure(req, limits)

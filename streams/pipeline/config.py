@@ -10,7 +10,10 @@ from dataclasses import dataclass, field
 from streams.dispatch.dispatcher import DispatchConfig
 from streams.forecasting.forecaster import ForecasterConfig
 
-__all__ = ["FeederConfig", "PipelineConfig"]
+__all__ = ["HISTORY_MS", "FeederConfig", "PipelineConfig"]
+
+HISTORY_MS = 24 * 3_600_000
+"""Default meter history a feeder with no charger yet keeps for its first plan, ms."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +38,7 @@ class FeederConfig:
     grace_ms: int
     align_idle_ms: int
     max_plan_lag_ms: int
-    history_ms: int = 24 * 3_600_000
+    history_ms: int = HISTORY_MS
     forecaster: ForecasterConfig = field(default_factory=ForecasterConfig)
     dispatch: DispatchConfig = field(default_factory=DispatchConfig)
 

@@ -40,7 +40,7 @@ from streams.forecasting.forecaster import FeederForecaster
 from streams.forecasting.migrate import CheckpointMismatch, migrate
 from streams.ingest.validate import RawMessage, Rejection
 from streams.pipeline import statecodec
-from streams.pipeline.config import FeederConfig
+from streams.pipeline.config import HISTORY_MS, FeederConfig
 from streams.pipeline.utility_events import backup_event, pathway_events, refused_pathways, status_event
 
 __all__ = ["Drained", "FeederRuntime", "Output", "Reject", "processing_error"]
@@ -87,7 +87,7 @@ class FeederRuntime:
         self.offsets: dict[tuple[str, int], int] = {}
         self.chargers: dict[str, ChargerRegistration] = {}
         self.sites: dict[str, SiteRegistration] = {}
-        self.site_chargers = site_index(self.chargers)  # site id -> its chargers' ids (an ordered set)
+        self.site_chargers: dict[str, dict[str, None]] = {}  # site id -> its chargers' ids (an ordered set)
         # Chargers handed to the dispatcher: on their first telemetry in event-time order, so a plan never
         # depends on how far the (rarely written) registry topic happens to have been read.
         self.active: set[str] = set()
@@ -157,7 +157,7 @@ class FeederRuntime:
         rt.dispatcher.__dict__.setdefault("power_log", log)
         rt.__dict__.setdefault("refused", {})  # ... and before inverter pathways (issue 21)
         rt.__dict__.setdefault("site_chargers", site_index(rt.chargers))  # ... and before the site index
-        rt.__dict__.setdefault("history_ms", 24 * 3_600_000)  # ... and before old meter history was let go
+        rt.__dict__.setdefault("history_ms", HISTORY_MS)  # ... and before old meter history was let go
         rt.dispatcher.__dict__.setdefault("setpoint_answers", {})  # ... and before stations' answers (issue 16)
         for infos in (rt.dispatcher.registered, rt.dispatcher.chargers):
             for cid, info in infos.items():
@@ -201,8 +201,8 @@ class FeederRuntime:
         """
         out: list[Output] = []
         if isinstance(record, MeterReading):
-            self._meter(record, msg, out)
             self.meter_clock = max(self.meter_clock, record.timestamp)
+            self._meter(record, msg, out)
         elif isinstance(record, ChargerTelemetry):
             self.held_seq += 1
             self.tel_clock = max(self.tel_clock, record.timestamp)
@@ -366,7 +366,7 @@ class FeederRuntime:
                 self.loads.append((interval.end, interval.kw))
             out.append((FORECASTS, self.feeder_id.encode(), forecast.to_contract(self.feeder_id)))
         if closed and not self.active:  # no plan yet: keep what a first plan, up to ``history_ms`` behind, may use
-            first = max(self.meter_clock, reading.timestamp) - self.history_ms
+            first = self.meter_clock - self.history_ms
             self._history_until(self.closed_before(min(first, self.held[0][0]) if self.held else first))
 
     def _telemetry(self, telemetry: ChargerTelemetry, wall_ms: int, out: list[Output]) -> None:

@@ -28,7 +28,7 @@ from streams.contracts.topics import (
     METER_READINGS,
     WEATHER,
 )
-from streams.dispatch import offering, planner
+from streams.dispatch import planner
 from streams.ingest.validate import RawMessage
 from streams.pipeline.worker import FeederWorker
 from streams.settings import Settings, pipeline_config
@@ -159,15 +159,14 @@ class _Feeder:
 
     def __init__(self, monkeypatch) -> None:  # type: ignore[no-untyped-def]
         self.lps = self.plan_sites = 0  # LP solves; most sites in one LP
-        for module in (planner, offering):  # offering: the probe plan of incentive offers
-            real = module.solve_lp
+        real = planner.solve_lp_or_failure  # every solve goes through it: plans, counterfactuals, offer probes
 
-            def counted(*a, _real=real, **k):  # type: ignore[no-untyped-def]
-                self.lps += 1
-                self.plan_sites = max(self.plan_sites, len(a[0].sites) if a else 0)
-                return _real(*a, **k)
+        def counted(*a, **k):  # type: ignore[no-untyped-def]
+            self.lps += 1
+            self.plan_sites = max(self.plan_sites, len(a[0].sites) if a else 0)
+            return real(*a, **k)
 
-            monkeypatch.setattr(module, "solve_lp", counted)
+        monkeypatch.setattr(planner, "solve_lp_or_failure", counted)
         config = pipeline_config(Settings(interval_minutes=15, grace_seconds=300, align_idle_seconds=0))
         self.worker = FeederWorker(config,
                                    clock=lambda: FT0 + 30 * 24 * FHOUR)
