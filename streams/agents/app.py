@@ -17,6 +17,7 @@ reads the whole registry topic the same way, for the charger ownership rule (:mo
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import os
 import socket
@@ -26,6 +27,7 @@ from typing import Any, cast
 
 import faust
 
+from streams.agents.diagnostics import install_stack_dumps
 from streams.agents.failpoints import Failpoints
 from streams.agents.monitor import attach_monitoring
 from streams.contracts.topics import (
@@ -200,10 +202,21 @@ def create_app(settings: Settings | None = None) -> faust.App:
 
     stats_path = os.path.join(datadir, f"stats-{os.getpid()}.json")
 
+    ticked = [time.monotonic()]
+
     @app.timer(1.0)
     async def tick() -> None:
         await loop.tick()
-        worker.write_stats(stats_path, gc_pause_ms_max=[round(x, 1) for x in GC_PAUSES.max_ms])
+        ticked[0] = time.monotonic()
+
+    @app.timer(1.0)
+    async def stats() -> None:  # apart from the tick, so a stuck tick shows (tick_lag_s) instead of freezing them
+        worker.write_stats(stats_path, gc_pause_ms_max=[round(x, 1) for x in GC_PAUSES.max_ms],
+                           tick_lag_s=round(time.monotonic() - ticked[0], 1))
+
+    @app.task
+    async def stack_dumps() -> None:
+        install_stack_dumps(asyncio.get_running_loop())
 
     async def on_revoked(sender: Any, *args: Any, **kwargs: Any) -> None:
         await loop.revoked()

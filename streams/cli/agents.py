@@ -23,7 +23,8 @@ def register(app: typer.Typer) -> None:
 
     @app.command("worker")
     def worker(loglevel: str = typer.Option("warning", help="faust log level")) -> None:
-        """Run one stream-processing worker (faust) until interrupted."""
+        """Run one stream-processing worker (faust) until interrupted (``kill -USR1`` / ``-USR2`` print every
+        thread's / task's stack)."""
         from streams.agents.app import create_app, tune_gc
         from streams.agents.runner import run
         from streams.cli.preflight import quiet_solver_banner, require_broker

@@ -85,6 +85,8 @@ sends no other request to that broker while one is in flight. When the partition
 quiet (meters between interval ends), the broker holds it the full wait, and the busy telemetry partitions
 are not fetched meanwhile: a plug-in waited up to 1.5 s. Empty fetches every 100 ms cost the broker little.
 """
+POSITION_WAIT_S = 1.0
+"""How long the tick waits for a partition's position before counting it as not read to its end."""
 
 
 @dataclass(frozen=True)
@@ -273,7 +275,9 @@ class BatchingApp(faust.App):
                 continue
             try:
                 high = consumer.highwater(tp)
-                position = await consumer.position(tp)
+                # aiokafka's position() waits until the partition has one (for ever, e.g. while it is reset):
+                # the 1 s tick must not hang on it
+                position = await asyncio.wait_for(consumer.position(tp), POSITION_WAIT_S)
             except Exception:  # not fetched yet, or moving in a rebalance: not known to be read to its end
                 continue
             if high is not None and position is not None and position >= high:

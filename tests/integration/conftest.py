@@ -81,7 +81,18 @@ class WorkerProcess:
             if stats and predicate(stats):
                 return stats
             time.sleep(0.5)
-        raise AssertionError(f"timed out waiting for {what}; last stats {stats}; log:\n{self.log.read_text()[-2000:]}")
+        self.dump_stacks()
+        raise AssertionError(f"timed out waiting for {what}; last stats {stats}; log:\n{self.log.read_text()[-8000:]}")
+
+    def dump_stacks(self) -> None:
+        """Ask the worker for every thread's and task's stack (``evgrid worker`` prints them on SIGUSR1 / SIGUSR2)."""
+        import signal
+        import time
+
+        for sig in (signal.SIGUSR1, signal.SIGUSR2):
+            if self.proc.poll() is None:
+                self.proc.send_signal(sig)
+                time.sleep(2.0)
 
     def stop(self, kill: bool = False) -> None:
         import signal

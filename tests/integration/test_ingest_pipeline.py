@@ -74,7 +74,7 @@ def test_simulated_feeders_through_worker_with_dead_letters(topic_namespace: Set
     stats = worker.wait_for(
         lambda st: sum(st["accepted"].values()) >= sum(good.values()) and sum(st["rejected"].values()) >= total_bad,
         timeout=180,
-        what="all records processed",
+        what=f"all records processed (valid {good}, injected {injected})",
     )
     assert stats["accepted"] == {t: n for t, n in good.items() if n}, "every valid record is accepted exactly once"
 
