@@ -8,7 +8,7 @@ from streams.forecasting.forecaster import FeederForecaster, ForecasterConfig
 from streams.forecasting.migrate import migrate
 from streams.forecasting.shortterm import BLOCKS, SHORT_FEATURES, ShortTermCorrection
 from streams.pipeline import statecodec
-from tests.unit.forecasting.conftest import T0, Q, intervals, synthetic_load
+from tests.unit.forecasting.conftest import T0, intervals, synthetic_load
 
 
 def test_it_learns_a_residual_that_follows_the_last_delta() -> None:
@@ -76,5 +76,8 @@ def test_a_checkpoint_before_the_correction_gains_it_with_zero_weights() -> None
     assert naive.short_term is None
     naive.__dict__.pop("short_term")
     assert migrate(naive).short_term is None
-    old.update(intervals(load, T0 + 0 * Q)[-1])
+    without = statecodec.decode(statecodec.encode(fc))
+    without.short_term = None
+    iv = intervals(load, T0)[-1]
+    assert np.array_equal(old.update(iv).kw, without.update(iv).kw)  # zero weights: no correction yet
     assert old.short_term.pending is not None
