@@ -2,8 +2,9 @@
 
 Order at each closed interval ``t`` (progressive validation): the forecasts issued earlier for ``t`` are
 scored, the conformal quantiles are updated with the model's residuals on ``t`` (computed before it learns
-``t``), the model learns ``t``, the history and profiles take in ``t``, and a new forecast is issued for
-``t + 1 .. t + horizon``. Seasonal-naive forecasts (same time yesterday, same time last week) go beside it.
+``t``), the model and the 15-minute correction learn ``t``, the history and profiles take in ``t``, and a new
+forecast is issued for ``t + 1 .. t + horizon``. Seasonal-naive forecasts (same time yesterday, same time last
+week) go beside it.
 
 The whole forecaster is picklable; a restored copy produces exactly the forecasts of the original.
 """
@@ -151,8 +152,10 @@ class FeederForecaster:
     """Online demand forecaster of one feeder. Picklable; see the module docstring for the order of work.
 
     State: ``state`` (``FeatureState``: numpy arrays, dicts, floats), ``model`` (the horizon model: river
-    estimators and numpy arrays), ``quantiles`` (``OnlineQuantile`` per horizon and interval bound), the ring
-    of issued forecasts (``issued_kw``, ``issued_scale``, ``issued_at``), ``score`` and counters.
+    estimators and numpy arrays), ``quantiles`` (``OnlineQuantile`` per horizon and interval bound), ``medians``
+    (``BinnedQuantile``), ``short_term`` (the 15-minute correction, ``ShortTermCorrection``; None without a
+    learning model), the ring of issued forecasts (``issued_kw``, ``issued_scale``, ``issued_at``), ``score`` and
+    counters.
 
     Parameters
     ----------
