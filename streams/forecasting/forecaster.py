@@ -2,8 +2,9 @@
 
 Order at each closed interval ``t`` (progressive validation): the forecasts issued earlier for ``t`` are
 scored, the conformal quantiles are updated with the model's residuals on ``t`` (computed before it learns
-``t``), the model learns ``t``, the history and profiles take in ``t``, and a new forecast is issued for
-``t + 1 .. t + horizon``. Seasonal-naive forecasts (same time yesterday, same time last week) go beside it.
+``t``), the model and the 15-minute correction learn ``t``, the history and profiles take in ``t``, and a new
+forecast is issued for ``t + 1 .. t + horizon``. Seasonal-naive forecasts (same time yesterday, same time last
+week) go beside it.
 
 The whole forecaster is picklable; a restored copy produces exactly the forecasts of the original.
 """
@@ -21,6 +22,7 @@ from streams.forecasting.features import FEATURES, FeatureState
 from streams.forecasting.metrics import HorizonScore, Scoreboard
 from streams.forecasting.models import MODEL_FAMILIES, make_model
 from streams.forecasting.quantiles import BinnedQuantile, OnlineQuantile
+from streams.forecasting.shortterm import BLOCKS, ShortTermCorrection
 
 __all__ = ["FeederForecaster", "ForecastResult", "ForecasterConfig"]
 
@@ -150,8 +152,10 @@ class FeederForecaster:
     """Online demand forecaster of one feeder. Picklable; see the module docstring for the order of work.
 
     State: ``state`` (``FeatureState``: numpy arrays, dicts, floats), ``model`` (the horizon model: river
-    estimators and numpy arrays), ``quantiles`` (``OnlineQuantile`` per horizon and interval bound), the ring
-    of issued forecasts (``issued_kw``, ``issued_scale``, ``issued_at``), ``score`` and counters.
+    estimators and numpy arrays), ``quantiles`` (``OnlineQuantile`` per horizon and interval bound), ``medians``
+    (``BinnedQuantile``), ``short_term`` (the 15-minute correction, ``ShortTermCorrection``; None without a
+    learning model), the ring of issued forecasts (``issued_kw``, ``issued_scale``, ``issued_at``), ``score`` and
+    counters.
 
     Parameters
     ----------
@@ -175,6 +179,8 @@ class FeederForecaster:
         # medians, bin i * MEDIAN_BINS + b: median of the same residual of horizon i + 1 by local hour and day type
         # b of the target (the point forecast's correction); quantiles[i][-1] is the prior of a bin not seen yet
         self.medians = BinnedQuantile(0.5, h * MEDIAN_BINS, lr=cfg.median_bin_lr)
+        # the 15-minute forecast's correction from the latest loads (learning models only)
+        self.short_term = ShortTermCorrection() if self.model is not None else None
         self.issued_kw = np.full((h + 1, h), np.nan, dtype=np.float32)  # forecasts by issue interval % (h + 1)
         self.issued_scale = np.ones(h + 1)
         self.issued_at = np.full(h + 1, -1, dtype=np.int64)
@@ -199,11 +205,14 @@ class FeederForecaster:
         if st.t is not None and t <= st.t:
             raise ValueError(f"interval starting {interval.start} is not after the last closed one")
         kw = interval.kw
+        learn = kw is not None and st.t is not None and interval.share >= cfg.min_learn_share
         if kw is not None and st.t is not None:
             self._score(t, kw)
-            if interval.share >= cfg.min_learn_share:
+            if learn:
                 self._learn_quantiles(t, kw)
                 self._learn(t, kw)
+        if self.short_term is not None:
+            self.short_term.learn(t, kw if learn else None)
         st.record(t, kw)
         self.closed += 1
         self.last = self._forecast(interval, t)
@@ -254,6 +263,8 @@ class FeederForecaster:
             kw = np.where(np.isnan(base), x[:, 4] * scale, base)
         cap = 2.0 * st.peak
         raw = np.clip(kw, 0.0, cap)
+        if self.short_term is not None:
+            raw[0] = np.clip(raw[0] + self._short_term_correction(t, targets, raw[0], scale) * scale, 0.0, cap)
         pos = t % (cfg.horizon + 1)
         self.issued_kw[pos] = raw
         self.issued_scale[pos] = scale
@@ -279,6 +290,15 @@ class FeederForecaster:
             issued_at=interval.end, step_ms=cfg.interval_ms, model_id=self.model_id, coverage=cfg.coverage,
             reporting_share=interval.share, kw=kw, lower_kw=lower, upper_kw=upper, naive_day_kw=nd,
             naive_week_kw=nw, bands=bands)
+
+    def _short_term_correction(self, t: int, targets: np.ndarray, forecast: float, scale: float) -> float:
+        """Scaled correction of the model's 15-minute ``forecast`` (kW) for ``targets[0]``, from the latest loads."""
+        assert self.short_term is not None
+        st = self.state
+        v = st.value(np.array([t, t - 1, t - 2, t + 1 - st.day, t - st.day, t + 1 - st.week, t - st.week])) / scale
+        block = int(st.time_bins(targets[:1], BLOCKS)[0]) % BLOCKS
+        x = self.short_term.features(forecast / scale, (v[0], v[1], v[2]), (v[3], v[4]), (v[5], v[6]))
+        return self.short_term.correction(int(targets[0]), block, x, forecast / scale, scale)
 
     def _score(self, t: int, kw: float) -> None:
         if self.closed < self.config.warmup_intervals:

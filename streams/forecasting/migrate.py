@@ -10,7 +10,9 @@ back with that build's attributes. Layouts this build reads:
   ridge prior), and a ``river-blr-v1`` model stays on its linear target: its config says ``river-blr-raw``;
 * before the median correction by hour (no ``medians``): each horizon gains its hour-and-day-type median
   trackers, empty; a bin predicts the horizon-wide median learnt so far until its first residual, and starts
-  from it.
+  from it;
+* before the 15-minute correction (no ``short_term``): a learning model gains it with zero weights (no
+  correction until it has learnt).
 
 Anything else (more features than this build knows, a ring of another size) raises :class:`CheckpointMismatch`;
 the worker then starts that feeder afresh and counts it, as for a checkpoint that does not decode.
@@ -26,6 +28,7 @@ from streams.forecasting.features import FEATURES, SMOOTH_WEEKS, FeatureState
 from streams.forecasting.forecaster import MEDIAN_BINS, FeederForecaster
 from streams.forecasting.models import ForgettingLeastSquares, RiverBayesLinear, RiverLinear
 from streams.forecasting.quantiles import BinnedQuantile
+from streams.forecasting.shortterm import ShortTermCorrection
 
 __all__ = ["CheckpointMismatch", "migrate"]
 
@@ -41,6 +44,8 @@ def migrate(fc: FeederForecaster) -> FeederForecaster:
     _grow_ring(fc.state)
     if "medians" not in fc.__dict__:
         fc.medians = BinnedQuantile(0.5, fc.config.horizon * MEDIAN_BINS, lr=fc.config.median_bin_lr)
+    if "short_term" not in fc.__dict__:
+        fc.short_term = ShortTermCorrection() if fc.model is not None else None
     model = fc.model
     n = len(FEATURES)
     if isinstance(model, RiverBayesLinear):
