@@ -17,6 +17,13 @@ from river import base
 __all__ = ["BinnedQuantile", "OnlineQuantile"]
 
 
+def _step(q: float, mae: float, n: int, y: float, level: float, lr: float, memory: int) -> tuple[float, float]:
+    """One stochastic step of a quantile tracker past its first target: the new ``(q, mae)`` after target ``y``
+    (``n``: targets including ``y``; the step is ``lr`` times the running mean absolute target)."""
+    mae += (abs(y) - mae) / min(n, memory)
+    return q + lr * mae * (level - (1.0 if y <= q else 0.0)), mae
+
+
 class OnlineQuantile(base.Regressor):
     """Tracks the ``level`` quantile of the targets it learns; ``x`` is ignored.
 
@@ -66,9 +73,8 @@ class OnlineQuantile(base.Regressor):
             if self.level != 0.5:  # a tail starts as wide as the first target; the median at 0
                 self.q = abs(y) if self.level > 0.5 else -abs(y)
             return
-        self.mae += (abs(y) - self.mae) / min(self.n, self.memory)
         step = max(self.lr, self.n**-0.5) if self.fast_start else self.lr
-        self.q += step * self.mae * (self.level - (1.0 if y <= self.q else 0.0))
+        self.q, self.mae = _step(self.q, self.mae, self.n, y, self.level, step, self.memory)
 
     def predict_one(self, x: dict[Any, Any]) -> float:
         """The current quantile estimate (0 before any target)."""
@@ -138,8 +144,7 @@ class BinnedQuantile(base.Regressor):
             self.mae[b] = abs(y)
             self.q[b] = float(x.get("prior", 0.0))
             return
-        self.mae[b] += (abs(y) - self.mae[b]) / min(n, self.memory)
-        self.q[b] += self.lr * self.mae[b] * (self.level - (1.0 if y <= self.q[b] else 0.0))
+        self.q[b], self.mae[b] = _step(float(self.q[b]), float(self.mae[b]), n, y, self.level, self.lr, self.memory)
 
     def predict_one(self, x: dict[Any, Any]) -> float:
         """The bin's quantile estimate (``x["prior"]``, default 0, before the bin's first target)."""
