@@ -104,7 +104,8 @@ class SetpointEmission(Envelope, SiteView):
             if hr is not None and ch is not None and safe.kw < 0:
                 headroom[ch.site_id] = max(0.0, hr + safe.kw)
             cands[cid] = (safe, message, hr)
-        live = {cid for cid in cands if (s := self.sessions.get(cid)) is not None and s.connected}
+        # in charger-id order (as ``cands``), never a set's: floats summed over them add up the same in every process
+        live = {cid: None for cid in cands if (s := self.sessions.get(cid)) is not None and s.connected}
         by_site: dict[str, list[str]] = {}
         held_site: set[str] = set()  # chargers of a site held to its import limit: a lower value is sent at once
         for cid in sorted(live):
@@ -140,7 +141,7 @@ class SetpointEmission(Envelope, SiteView):
         for cids in by_site.values():  # a site's setpoints go together, so their sum (and schedules) hold
             if len(cids) > 1 and emit.intersection(cids):
                 emit.update(cids)
-        scheds = self._schedules(now_ms, {cid: cands[cid] for cid in emit if cid in live}, by_site)
+        scheds = self._schedules(now_ms, {cid: cands[cid] for cid in sorted(emit) if cid in live}, by_site)
         out: list[ChargerSetpoint] = []
         for cid in sorted(emit):
             safe, message, _ = cands[cid]
@@ -174,7 +175,7 @@ class SetpointEmission(Envelope, SiteView):
         return sp
 
     def _feeder_cap(self, now_ms: int, base: float, cands: dict[str, tuple[SafeSetpoint, str | None, float | None]],
-                    live: set[str], fixed: Collection[str] = ()) -> None:
+                    live: Collection[str], fixed: Collection[str] = ()) -> None:
         """Limits first: charging cut (in proportion) so that base load + fleet stays within the feeder's import
         limit now; the setpoint's message says a driver's energy was cut for it. A limit the plan found lost
         (the base load alone breaks it) is held at the plan's peak instead: cutting to it would starve drivers
