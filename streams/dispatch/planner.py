@@ -2,7 +2,9 @@
 
 Objective (lexicographic by weights): the feeder's peak net import (base load + EV charging − V2G,
 never counted below ``peak_floor_kw``), then energy cost at the signalled prices, a cycling penalty on
-discharged energy, and a tiny preference for charging early. Constraints: each session's requested
+discharged energy, a convex cost of the net load per step under the peak (``flatten_per_kwh``: EV load fills the
+base load's valleys instead of anywhere under the peak, where a missed ramp of the base load breaks it), and a tiny
+preference for charging early. Constraints: each session's requested
 energy by departure (soft, heavily penalised slack → ``infeasible_request``; the last step counts
 ``setpoint_lag_ms`` shorter, as its setpoint applies that late), per-charger power limits,
 discharge only where the request allows it, SoC within [reserve, capacity] for discharging sessions,
@@ -280,6 +282,21 @@ def solve_lp_or_failure(req: PlanRequest, limits: SolverLimits = SolverLimits())
     ub_v += [nv, -np.ones(n)]
     b_ub.append(-base)
     n_ub += n
+    if w.flatten_per_kwh > 0 and w.flatten_levels > 0 and len(nr):
+        # below the peak, a convex cost of the net load per step (K bands, the k-th costs k/K of the weight per kWh):
+        # EV load goes to the valleys of the base load, not anywhere under the peak where a missed ramp breaks it
+        k_lv = int(w.flatten_levels)
+        low = float(max(0.0, np.min(base)))
+        band = max(max(req.peak_floor_kw, float(np.max(base))) - low, 1.0) / k_lv
+        hi_f = np.full(n * k_lv, band)
+        hi_f[(k_lv - 1) * n:] = np.inf  # the top band takes whatever is above
+        cost_f = np.repeat(np.arange(1, k_lv + 1) / k_lv, n) * np.tile(dt, k_lv) * w.flatten_per_kwh
+        f_cols = cols.add(np.zeros(n * k_lv), hi_f, cost_f)
+        ub_r += [n_ub + nr, n_ub + np.tile(np.arange(n), k_lv)]
+        ub_c += [nc, f_cols]
+        ub_v += [nv, -np.ones(n * k_lv)]
+        b_ub.append(low - base)
+        n_ub += n
     rm = np.concatenate(real_mask) if real_mask else np.empty(0, bool)
     if any(s.virtual for s in req.sessions) and w.actual_peak_per_kw > 0:
         # real-only peak: base + net(real) - Q <= 0, Q >= floor
