@@ -12,10 +12,6 @@ __all__ = ["MIN_MS", "DispatchConfig"]
 
 MIN_MS = 60_000
 
-FLATTEN_PER_KWH = 0.05
-"""The dispatcher's flattening weight (``PlannerWeights.flatten_per_kwh``): at most the cycling cost, so flattening
-alone never pays for a V2G discharge."""
-
 
 @dataclass(frozen=True, slots=True)
 class DispatchConfig:
@@ -31,7 +27,7 @@ class DispatchConfig:
     solver_iteration_limit: int = 50_000
     """Simplex iterations of one HiGHS solve: the deterministic budget; over it the heuristic plans."""
     rules: SafetyRules = field(default_factory=SafetyRules)
-    weights: PlannerWeights = field(default_factory=lambda: PlannerWeights(flatten_per_kwh=FLATTEN_PER_KWH))
+    weights: PlannerWeights = field(default_factory=PlannerWeights)
     incentives: IncentiveParams = field(default_factory=IncentiveParams)
     default_import_limit_kw: float = 1_000_000.0
     default_export_limit_kw: float = 0.0
@@ -43,9 +39,9 @@ class DispatchConfig:
     setpoint_lag_ms: int = 60_000
     """Expected delay from a step's start to its setpoint applying at the charger (the power of the step before runs
     on until then): the plan counts a car's last step before departure as this much shorter."""
-    ramp_hold: bool = True
+    ramp_hold: bool = False
     """A plan counts on a rising feeder load going on rising at its last slope for ``LOAD_HOLD_MS``."""
-    base_period_max: bool = True
+    base_period_max: bool = False
     """Within each feeder meter reading period, a plan takes the forecast's largest interval (its saw-tooth's top)."""
     forecast_arrivals: bool = True
     timezone: str = "UTC"
