@@ -255,6 +255,9 @@ class Settings(BaseSettings):
     """EVGRID_DISPATCH_FLATTEN_PER_KWH: under the peak, the cost per kWh of net load in the top of ``flatten_levels``
     bands (lower bands cost less): EV load goes to the base load's valleys (0 = off; 0.05 measured in
     docs/backtest.md, off by default: deferred charging costs the sites day energy, see there)."""
+    dispatch_charge_taper_soc_pct: float = 0.0
+    """EVGRID_DISPATCH_CHARGE_TAPER_SOC_PCT: plans taper a car's charging above this SoC (%, linearly to a tenth of its
+    rating when full; 0 = no taper planned)."""
     dispatch_flatten_levels: int = 8
     """EVGRID_DISPATCH_FLATTEN_LEVELS: bands of the flattening cost between the horizon's lowest base load and the
     peak."""
@@ -384,6 +387,7 @@ def dispatch_config(s: Settings) -> DispatchConfig:
         schedule_ms=int(s.setpoint_schedule_hours * HOUR_MS),
         forecast_arrivals=s.dispatch_forecast_arrivals,
         ramp_hold=s.dispatch_ramp_hold,
+        charge_taper_soc_pct=s.dispatch_charge_taper_soc_pct or None,
         base_period_max=s.dispatch_base_period_max,
         timezone=s.local_timezone,
         site_demand_charge_per_kw=s.dispatch_site_demand_charge_per_kw,

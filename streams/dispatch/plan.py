@@ -63,6 +63,10 @@ target SoC and may give up to that much net, never more); ``max_discharge_kw`` i
     discharge_efficiency: float = 1.0
     final_soc_kwh: float | None = None
     """Least SoC (kWh) at the end of the session's window (storage); ``None`` = no terminal bound."""
+    taper_soc_kwh: float | None = None
+    """Charging tapers above this SoC (kWh; needs ``soc_kwh`` and ``capacity_kwh``): linearly from ``max_charge_kw``
+    to ``taper_floor`` of it at ``capacity_kwh``, as a car's charge controller does. ``None`` = no taper."""
+    taper_floor: float = 0.1
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,6 +213,8 @@ def plan_id_of(req: PlanRequest) -> str:
         if s.site_id is not None or s.storage:
             h.update(repr((s.site_id, s.storage, s.charge_efficiency, s.discharge_efficiency,
                            s.final_soc_kwh)).encode())
+        if s.taper_soc_kwh is not None:
+            h.update(repr(("taper", s.taper_soc_kwh, s.taper_floor)).encode())
     for site in sorted(req.sites, key=lambda x: x.site_id):
         h.update(site.site_id.encode())
         for arr in (site.base_kw, site.import_limit_kw, site.export_limit_kw):

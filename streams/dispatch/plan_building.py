@@ -118,7 +118,9 @@ class PlanBuilding(BillingPeak):
         return PlanSession(
             key=cid, session_id=s.session_id, arrival_ms=now_ms, departure_ms=dep, energy_kwh=energy,
             max_charge_kw=charge_limit_kw(ch, s), max_discharge_kw=dmax, soc_kwh=soc_kwh, capacity_kwh=cap,
-            reserve_kwh=reserve, setpoint_lag_ms=c.setpoint_lag_ms,
+            reserve_kwh=reserve, setpoint_lag_ms=c.setpoint_lag_ms, taper_floor=c.charge_taper_floor,
+            taper_soc_kwh=None if cap is None or c.charge_taper_soc_pct is None
+            else c.charge_taper_soc_pct / 100.0 * cap,
             discharge_windows=None if ch.v2g_enrolled else export_windows,
             blocked_windows=self.book.windows(cid, "delay_charging"), site_id=ch.site_id,
         )

@@ -227,7 +227,9 @@ def solve_lp_or_failure(req: PlanRequest, limits: SolverLimits = SolverLimits())
                 net_v.append(-np.ones(len(steps)))
                 real_mask.append(np.full(len(steps), not s.virtual))
                 site_of.append(s.site_id)
-        if (d is not None or s.storage) and soc_known:
+        taper = (s.taper_soc_kwh is not None and soc_known and not s.storage and s.capacity_kwh is not None
+                 and float(s.capacity_kwh) > float(s.taper_soc_kwh) and pmax > 0)
+        if (d is not None or s.storage or taper) and soc_known:
             # SoC state e_k after step k: reserve <= e_k <= capacity; e_k - e_{k-1} - (eta_c x - d/eta_d) dt = 0
             assert s.soc_kwh is not None and s.capacity_kwh is not None
             m = len(steps)
@@ -249,6 +251,20 @@ def solve_lp_or_failure(req: PlanRequest, limits: SolverLimits = SolverLimits())
                 eq_v.append(dt[steps] / eta_d)
             b_eq += [soc0] + [0.0] * (m - 1)
             n_eq += m
+            if taper:
+                # at most the taper's power at the step's starting SoC: x_k <= frac (pmax - slope (e_{k-1} - tau))
+                assert s.taper_soc_kwh is not None
+                tau = float(s.taper_soc_kwh)
+                slope = pmax * (1.0 - min(max(s.taper_floor, 0.0), 1.0)) / (float(s.capacity_kwh) - tau)
+                f = frac[steps]
+                rows = n_ub + np.arange(m)
+                ub_r += [rows, rows[1:]]
+                ub_c += [x, e[:-1]]
+                ub_v += [np.ones(m), f[1:] * slope]
+                b_t = f * (pmax + slope * tau)
+                b_t[0] = max(0.0, b_t[0] - f[0] * slope * soc0)
+                b_ub.append(b_t)
+                n_ub += m
         if s.storage:
             index.append((s, steps, x, d, frac, -1))
             continue
@@ -277,7 +293,7 @@ def solve_lp_or_failure(req: PlanRequest, limits: SolverLimits = SolverLimits())
     nr = np.concatenate(net_r) if net_r else np.empty(0, int)
     nc = np.concatenate(net_c) if net_c else np.empty(0, int)
     nv = np.concatenate(net_v) if net_v else np.empty(0)
-    ub_r += [nr, np.arange(n)]
+    ub_r += [n_ub + nr, n_ub + np.arange(n)]  # after the sessions' own rows (the taper's)
     ub_c += [nc, np.full(n, p_col[0])]
     ub_v += [nv, -np.ones(n)]
     b_ub.append(-base)

@@ -211,3 +211,20 @@ def test_flattening_puts_ev_load_in_the_base_load_valley_not_early_under_the_pea
     assert np.all(flat.schedules["c1"][:8] == pytest.approx(0.0, abs=1e-6))
     # in the valley's lowest band (8 bands from the 40 kW valley to the 100 kW peak: 7.5 kW), not at full power
     assert flat.schedules["c1"].max() == pytest.approx(7.5, abs=1e-6)
+
+
+def test_a_car_above_its_taper_soc_is_not_planned_beyond_the_tapered_power():
+    # 90 % full (18 of 20 kWh), taper from 80 %: at 90 % it draws at most 10 kW x (1 - 0.9 x 0.5) = 5.5 kW. The base
+    # load leaves only the last quarter hour free: without the taper the plan puts all 1.5 kWh there (6 kW), which
+    # the car cannot draw; with it the last step stays under the taper and the rest goes earlier
+    base = np.array([10.0, 10.0, 10.0, 0.0])
+    car = PlanSession("c1", T0, T0 + HOUR_MS, energy_kwh=1.5, max_charge_kw=10.0, soc_kwh=18.0, capacity_kwh=20.0)
+    req = request([car], hours=1, base=base)
+    free = solve_lp(req)
+    assert free is not None and free.schedules["c1"][3] == pytest.approx(6.0, abs=1e-6)
+    taper = solve_lp(replace(req, sessions=(replace(car, taper_soc_kwh=16.0),)))
+    assert taper is not None and energy(taper, "c1") == pytest.approx(1.5, abs=1e-6)
+    x = taper.schedules["c1"]
+    soc_before = 18.0 + np.concatenate([[0.0], np.cumsum(x * 0.25)[:-1]])
+    assert np.all(x <= 10.0 * (1 - 0.9 * (soc_before - 16.0) / 4.0) + 1e-6)
+    assert x[3] < 5.5 + 1e-6 and x[:3].sum() > 0
