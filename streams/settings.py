@@ -246,6 +246,21 @@ class Settings(BaseSettings):
     """EVGRID_DISPATCH_REPLAN_MINUTES: re-plan at least this often even when nothing changed, minutes."""
     dispatch_forecast_arrivals: bool = True
     """EVGRID_DISPATCH_FORECAST_ARRIVALS: plan for the forecast demand of sessions still to arrive."""
+    dispatch_ramp_hold: bool = False
+    """EVGRID_DISPATCH_RAMP_HOLD: a plan counts on a rising feeder load going on rising at its last slope (30 min)."""
+    dispatch_base_period_max: bool = False
+    """EVGRID_DISPATCH_BASE_PERIOD_MAX: within each feeder meter reading period, a plan takes the load forecast's
+    largest interval."""
+    dispatch_flatten_per_kwh: float = 0.0
+    """EVGRID_DISPATCH_FLATTEN_PER_KWH: under the peak, the cost per kWh of net load in the top of ``flatten_levels``
+    bands (lower bands cost less): EV load goes to the base load's valleys (0 = off; 0.05 measured in
+    docs/backtest.md, off by default: deferred charging costs the sites day energy, see there)."""
+    dispatch_charge_taper_soc_pct: float = 0.0
+    """EVGRID_DISPATCH_CHARGE_TAPER_SOC_PCT: plans taper a car's charging above this SoC (%, linearly to a tenth of its
+    rating when full; 0 = no taper planned)."""
+    dispatch_flatten_levels: int = 8
+    """EVGRID_DISPATCH_FLATTEN_LEVELS: bands of the flattening cost between the horizon's lowest base load and the
+    peak."""
     setpoint_change_threshold_kw: float = 0.1
     """EVGRID_SETPOINT_CHANGE_THRESHOLD_KW: emit a new setpoint when the power moves by at least this, kW."""
     setpoint_refresh_seconds: int = 900
@@ -357,7 +372,8 @@ def dispatch_config(s: Settings) -> DispatchConfig:
         solver_iteration_limit=s.solver_iteration_limit,
         rules=SafetyRules(reserve_soc_pct=s.reserve_soc_pct, stale_seconds=s.stale_telemetry_seconds,
                           fallback_kw=s.fallback_kw),
-        weights=PlannerWeights(cycling_per_kwh=s.cycling_cost_per_kwh),
+        weights=PlannerWeights(cycling_per_kwh=s.cycling_cost_per_kwh, flatten_per_kwh=s.dispatch_flatten_per_kwh,
+                               flatten_levels=s.dispatch_flatten_levels),
         incentives=IncentiveParams(delay_price_per_kwh=s.incentive_delay_price_per_kwh,
                                    export_price_per_kwh=s.incentive_export_price_per_kwh,
                                    currency=s.currency),
@@ -370,6 +386,9 @@ def dispatch_config(s: Settings) -> DispatchConfig:
         setpoint_lag_ms=int(s.setpoint_lag_seconds * 1000),
         schedule_ms=int(s.setpoint_schedule_hours * HOUR_MS),
         forecast_arrivals=s.dispatch_forecast_arrivals,
+        ramp_hold=s.dispatch_ramp_hold,
+        charge_taper_soc_pct=s.dispatch_charge_taper_soc_pct or None,
+        base_period_max=s.dispatch_base_period_max,
         timezone=s.local_timezone,
         site_demand_charge_per_kw=s.dispatch_site_demand_charge_per_kw,
         site_meter_stale_ms=int(s.dispatch_site_meter_stale_seconds * 1000),

@@ -21,7 +21,8 @@ if TYPE_CHECKING:
 
     from streams.dispatch.config import DispatchConfig
 
-__all__ = ["DAY_MS", "FLEET_LOG_MS", "LOAD_HOLD_MS", "BillingPeak", "held_load", "mean_power", "yesterday_load"]
+__all__ = ["DAY_MS", "FLEET_LOG_MS", "LOAD_HOLD_MS", "BillingPeak", "held_load", "mean_power", "ramped_load",
+           "yesterday_load"]
 
 LOAD_HOLD_MS = 30 * 60_000
 """How long the last measured feeder load bounds the planned base load from below (and the feeder cap's)."""
@@ -73,6 +74,28 @@ def held_load(last_load: tuple[int, float] | None, now_ms: int) -> float | None:
     if last_load is None or now_ms - last_load[0] > LOAD_HOLD_MS:
         return None
     return last_load[1]
+
+
+def ramped_load(history: Sequence[tuple[int, float]], t_ms: np.ndarray) -> np.ndarray:
+    """Per time in ``t_ms``: the measured feeder load (``history``: ``(end of its interval, kW)``, ascending) carried
+    on at its last rise (the slope between the last two readings' midpoints), or NaN when the load is not rising,
+    the last two readings are more than ``LOAD_HOLD_MS`` apart or the time is more than ``LOAD_HOLD_MS`` after the
+    last. On an evening ramp the last reading is already low for the interval under way.
+
+    >>> ramped_load([(0, 100.0), (900_000, 120.0)], np.array([1_350_000, 9_000_000])).tolist()
+    [140.0, nan]
+    """
+    out = np.full(len(t_ms), np.nan)
+    if len(history) < 2:
+        return out
+    (e0, k0), (e1, k1) = history[-2], history[-1]
+    gap = e1 - e0
+    if k1 <= k0 or not 0 < gap <= LOAD_HOLD_MS:
+        return out
+    t = np.asarray(t_ms, dtype=np.int64)
+    ok = (t > e1 - gap) & (t <= e1 + LOAD_HOLD_MS)
+    out[ok] = k1 + (k1 - k0) / gap * (t[ok] - (e1 - gap / 2))
+    return out
 
 
 class BillingPeak:

@@ -63,6 +63,10 @@ target SoC and may give up to that much net, never more); ``max_discharge_kw`` i
     discharge_efficiency: float = 1.0
     final_soc_kwh: float | None = None
     """Least SoC (kWh) at the end of the session's window (storage); ``None`` = no terminal bound."""
+    taper_soc_kwh: float | None = None
+    """Charging tapers above this SoC (kWh; needs ``soc_kwh`` and ``capacity_kwh``): linearly from ``max_charge_kw``
+    to ``taper_floor`` of it at ``capacity_kwh``, as a car's charge controller does. ``None`` = no taper."""
+    taper_floor: float = 0.1
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +99,10 @@ class PlannerWeights:
     lost_limit_per_kwh: float = 1_000.0
     """Import-limit violation at a limit the base load alone breaks somewhere in the horizon (a lost limit): below
     the shortfall weight, so drivers are not starved for a limit that cannot be held anyway."""
+    flatten_per_kwh: float = 0.0
+    """Under the peak, the top band of the net load costs this per kWh, the band below less (``flatten_levels``
+    bands between the horizon's lowest base load and the peak, a convex cost): EV load fills the valleys."""
+    flatten_levels: int = 8
     actual_peak_per_kw: float = 50.0
     """Weight of the peak of real (non-virtual) sessions alone, so forecast demand does not pull today's
     cars above what they need."""
@@ -205,6 +213,8 @@ def plan_id_of(req: PlanRequest) -> str:
         if s.site_id is not None or s.storage:
             h.update(repr((s.site_id, s.storage, s.charge_efficiency, s.discharge_efficiency,
                            s.final_soc_kwh)).encode())
+        if s.taper_soc_kwh is not None:
+            h.update(repr(("taper", s.taper_soc_kwh, s.taper_floor)).encode())
     for site in sorted(req.sites, key=lambda x: x.site_id):
         h.update(site.site_id.encode())
         for arr in (site.base_kw, site.import_limit_kw, site.export_limit_kw):

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from streams.dispatch.arrivals import ArrivalForecaster
-from streams.dispatch.billing_peak import LOAD_HOLD_MS, BillingPeak, held_load, yesterday_load
+from streams.dispatch.billing_peak import LOAD_HOLD_MS, BillingPeak, held_load, ramped_load, yesterday_load
 from streams.dispatch.incentives import OfferBook
 from streams.dispatch.planner import PlanRequest, PlanSession, PlanSite, time_grid
 from streams.dispatch.safety import capacity_kwh, charge_limit_kw, discharge_limit_kw, reserve_pct
@@ -23,7 +23,24 @@ from streams.dispatch.state import ChargerInfo, FeederLimits, SessionState
 if TYPE_CHECKING:
     from streams.dispatch.config import DispatchConfig
 
-__all__ = ["PlanBuilding"]
+__all__ = ["PlanBuilding", "period_max"]
+
+
+def period_max(vals: np.ndarray, start_ms: int, step_ms: int, period_ms: int) -> np.ndarray:
+    """Per value of a forecast of consecutive ``step_ms`` intervals from ``start_ms``: the largest of the values whose
+    intervals end in the same meter reading period (``period_ms``, aligned to the epoch). Read from fewer readings than
+    intervals, a forecast saw-tooths within a period, and a plan would put EV load into its false valleys.
+
+    >>> period_max(np.array([5.0, 9.0, 7.0, 1.0, 2.0]), 0, 5, 15).tolist()
+    [9.0, 9.0, 9.0, 2.0, 2.0]
+    """
+    ends = start_ms + (np.arange(len(vals)) + 1) * step_ms
+    block = (ends - 1) // period_ms
+    out = vals.copy()
+    for b in np.unique(block):
+        sel = block == b
+        out[sel] = vals[sel].max()
+    return out
 
 
 class PlanBuilding(BillingPeak):
@@ -101,7 +118,9 @@ class PlanBuilding(BillingPeak):
         return PlanSession(
             key=cid, session_id=s.session_id, arrival_ms=now_ms, departure_ms=dep, energy_kwh=energy,
             max_charge_kw=charge_limit_kw(ch, s), max_discharge_kw=dmax, soc_kwh=soc_kwh, capacity_kwh=cap,
-            reserve_kwh=reserve, setpoint_lag_ms=c.setpoint_lag_ms,
+            reserve_kwh=reserve, setpoint_lag_ms=c.setpoint_lag_ms, taper_floor=c.charge_taper_floor,
+            taper_soc_kwh=None if cap is None or c.charge_taper_soc_pct is None
+            else c.charge_taper_soc_pct / 100.0 * cap,
             discharge_windows=None if ch.v2g_enrolled else export_windows,
             blocked_windows=self.book.windows(cid, "delay_charging"), site_id=ch.site_id,
         )
@@ -134,9 +153,17 @@ class PlanBuilding(BillingPeak):
         if base is None or len(base) == 0:
             return np.zeros(n)
         vals = np.nan_to_num(np.asarray(base, dtype=float))
+        period = self._meter_period_ms()
+        if self.config.base_period_max and period > step:
+            vals = period_max(vals, start, step, period)
         mid = (edges[:-1] + edges[1:]) // 2
         idx = np.clip((mid - start) // step, 0, len(vals) - 1)
         return vals[idx]
+
+    def _meter_period_ms(self) -> int:
+        """The feeder meter's reading period as the gap between its last two readings (0 before two)."""
+        h = self.load_history
+        return h[-1][0] - h[-2][0] if len(h) >= 2 else 0
 
     def plan_request_at(self, now_ms: int, flex: dict[str, SessionState], base_load_kw: Sequence[float] | None,
                         base_start_ms: int | None, base_step_ms: int | None
@@ -153,8 +180,11 @@ class PlanBuilding(BillingPeak):
         if held is not None:
             near = edges[:-1] < now_ms + LOAD_HOLD_MS
             base = np.where(near, np.maximum(base, held), base)
-        yesterday = yesterday_load(self.load_history, (edges[:-1] + edges[1:]) // 2, LOAD_HOLD_MS)
+        mids = (edges[:-1] + edges[1:]) // 2
+        yesterday = yesterday_load(self.load_history, mids, LOAD_HOLD_MS)
         base = np.fmax(base, yesterday)  # NaN where yesterday was not measured
+        if c.ramp_hold:
+            base = np.fmax(base, ramped_load(self.load_history, mids))  # a rising load goes on rising for a while
         sites = self._plan_sites(edges, now_ms, flex)
         known = {p.site_id for p in sites if (st := self.site_states.get(p.site_id)) is not None
                  and st.last_own_kw is not None}

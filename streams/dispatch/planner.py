@@ -2,7 +2,9 @@
 
 Objective (lexicographic by weights): the feeder's peak net import (base load + EV charging − V2G,
 never counted below ``peak_floor_kw``), then energy cost at the signalled prices, a cycling penalty on
-discharged energy, and a tiny preference for charging early. Constraints: each session's requested
+discharged energy, a convex cost of the net load per step under the peak (``flatten_per_kwh``: EV load fills the
+base load's valleys instead of anywhere under the peak, where a missed ramp of the base load breaks it), and a tiny
+preference for charging early. Constraints: each session's requested
 energy by departure (soft, heavily penalised slack → ``infeasible_request``; the last step counts
 ``setpoint_lag_ms`` shorter, as its setpoint applies that late), per-charger power limits,
 discharge only where the request allows it, SoC within [reserve, capacity] for discharging sessions,
@@ -225,7 +227,9 @@ def solve_lp_or_failure(req: PlanRequest, limits: SolverLimits = SolverLimits())
                 net_v.append(-np.ones(len(steps)))
                 real_mask.append(np.full(len(steps), not s.virtual))
                 site_of.append(s.site_id)
-        if (d is not None or s.storage) and soc_known:
+        taper = (s.taper_soc_kwh is not None and soc_known and not s.storage and s.capacity_kwh is not None
+                 and float(s.capacity_kwh) > float(s.taper_soc_kwh) and pmax > 0)
+        if (d is not None or s.storage or taper) and soc_known:
             # SoC state e_k after step k: reserve <= e_k <= capacity; e_k - e_{k-1} - (eta_c x - d/eta_d) dt = 0
             assert s.soc_kwh is not None and s.capacity_kwh is not None
             m = len(steps)
@@ -247,6 +251,20 @@ def solve_lp_or_failure(req: PlanRequest, limits: SolverLimits = SolverLimits())
                 eq_v.append(dt[steps] / eta_d)
             b_eq += [soc0] + [0.0] * (m - 1)
             n_eq += m
+            if taper:
+                # at most the taper's power at the step's starting SoC: x_k <= frac (pmax - slope (e_{k-1} - tau))
+                assert s.taper_soc_kwh is not None
+                tau = float(s.taper_soc_kwh)
+                slope = pmax * (1.0 - min(max(s.taper_floor, 0.0), 1.0)) / (float(s.capacity_kwh) - tau)
+                f = frac[steps]
+                rows = n_ub + np.arange(m)
+                ub_r += [rows, rows[1:]]
+                ub_c += [x, e[:-1]]
+                ub_v += [np.ones(m), f[1:] * slope]
+                b_t = f * (pmax + slope * tau)
+                b_t[0] = max(0.0, b_t[0] - f[0] * slope * soc0)
+                b_ub.append(b_t)
+                n_ub += m
         if s.storage:
             index.append((s, steps, x, d, frac, -1))
             continue
@@ -275,11 +293,26 @@ def solve_lp_or_failure(req: PlanRequest, limits: SolverLimits = SolverLimits())
     nr = np.concatenate(net_r) if net_r else np.empty(0, int)
     nc = np.concatenate(net_c) if net_c else np.empty(0, int)
     nv = np.concatenate(net_v) if net_v else np.empty(0)
-    ub_r += [nr, np.arange(n)]
+    ub_r += [n_ub + nr, n_ub + np.arange(n)]  # after the sessions' own rows (the taper's)
     ub_c += [nc, np.full(n, p_col[0])]
     ub_v += [nv, -np.ones(n)]
     b_ub.append(-base)
     n_ub += n
+    if w.flatten_per_kwh > 0 and w.flatten_levels > 0 and len(nr):
+        # below the peak, a convex cost of the net load per step (K bands, the k-th costs k/K of the weight per kWh):
+        # EV load goes to the valleys of the base load, not anywhere under the peak where a missed ramp breaks it
+        k_lv = int(w.flatten_levels)
+        low = float(max(0.0, np.min(base)))
+        band = max(max(req.peak_floor_kw, float(np.max(base))) - low, 1.0) / k_lv
+        hi_f = np.full(n * k_lv, band)
+        hi_f[(k_lv - 1) * n:] = np.inf  # the top band takes whatever is above
+        cost_f = np.repeat(np.arange(1, k_lv + 1) / k_lv, n) * np.tile(dt, k_lv) * w.flatten_per_kwh
+        f_cols = cols.add(np.zeros(n * k_lv), hi_f, cost_f)
+        ub_r += [n_ub + nr, n_ub + np.tile(np.arange(n), k_lv)]
+        ub_c += [nc, f_cols]
+        ub_v += [nv, -np.ones(n * k_lv)]
+        b_ub.append(low - base)
+        n_ub += n
     rm = np.concatenate(real_mask) if real_mask else np.empty(0, bool)
     if any(s.virtual for s in req.sessions) and w.actual_peak_per_kw > 0:
         # real-only peak: base + net(real) - Q <= 0, Q >= floor

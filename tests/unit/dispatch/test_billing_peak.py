@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -96,3 +97,42 @@ def test_mean_power_of_the_commanded_log_over_an_interval() -> None:
     assert mean_power(log, T0, T0 + Q) == pytest.approx(30.0)
     assert mean_power(log, T0 - Q, T0) == 0.0  # before the first command: nothing
     assert mean_power(log, T0 + Q, T0 + 2 * Q) == pytest.approx(40.0)  # the last command holds
+
+
+def test_a_rising_load_is_planned_to_go_on_rising_for_the_hold() -> None:
+    # readings of 10 then 20 kW (15-minute intervals ending at T0 - Q and T0), the forecast says 5 kW: with the ramp
+    # hold the next half hour's base is the last reading carried on at its slope (10 kW per interval from the last
+    # interval's middle), without it the last reading held flat; a falling load is only held
+    def base(readings: list[float], ramp: bool) -> list[float]:
+        d = FeederDispatcher("f1", cfg(ramp_hold=ramp))
+        d.on_registration(reg("a", "site-a", cls="non_parallel"))
+        d.on_telemetry(tel("a", T0, energy=7.0, dep_h=4.0))
+        d.observe_load(T0 - Q, readings[0])
+        d.observe_load(T0, readings[1])
+        d.on_interval(T0, [5.0] * 40)
+        assert d.plan_request is not None
+        return list(d.plan_request.base_kw[:3])
+
+    assert base([10.0, 20.0], ramp=False) == pytest.approx([20.0, 20.0, 5.0])
+    assert base([10.0, 20.0], ramp=True) == pytest.approx([30.0, 40.0, 5.0])
+    assert base([20.0, 10.0], ramp=True) == pytest.approx([10.0, 10.0, 5.0])
+
+
+def test_a_saw_tooth_forecast_is_planned_at_the_top_of_each_meter_reading_period() -> None:
+    # 15-minute meter readings, a forecast of 5-minute intervals that dips in two of each three (what a forecaster
+    # learning one interval in three issues): with the period max a plan counts on the top of each period, without it
+    # on the dips, where it would put EV load
+    saw = [10.0, 10.0, 30.0] * 20  # intervals ending T0+5', T0+10' (dips), T0+15' (the reading's) ...
+
+    def base(period_max: bool) -> list[float]:
+        d = FeederDispatcher("f1", replace(cfg(base_period_max=period_max, ramp_hold=False), step_ms=5 * 60_000))
+        d.on_registration(reg("a", "site-a", cls="non_parallel"))
+        d.on_telemetry(tel("a", T0, energy=7.0, dep_h=4.0))
+        d.observe_load(T0 - 4 * HOUR_MS - Q, 5.0)  # two readings 15 minutes apart, long before: the period only
+        d.observe_load(T0 - 4 * HOUR_MS, 5.0)
+        d.on_interval(T0, saw, T0, 5 * 60_000)
+        assert d.plan_request is not None
+        return list(d.plan_request.base_kw[:6])
+
+    assert base(False) == pytest.approx([10.0, 10.0, 30.0, 10.0, 10.0, 30.0])
+    assert base(True) == pytest.approx([30.0] * 6)

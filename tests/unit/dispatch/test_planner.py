@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -192,3 +194,37 @@ def test_same_request_same_plan_on_every_solve():
         again = solve_lp(req)
         assert again is not None and again.objective == first.objective
         assert all(np.array_equal(again.schedules[k], first.schedules[k]) for k in first.schedules)
+
+
+def test_flattening_puts_ev_load_in_the_base_load_valley_not_early_under_the_peak():
+    # an evening ramp then a night valley, all under the running peak: without flattening the car charges at once
+    # (on the ramp, where a forecast miss breaks the peak); with it, in the valley
+    base = np.full(16, 40.0)
+    base[:8] = 80.0
+    car = PlanSession("c1", T0, T0 + 4 * HOUR_MS, energy_kwh=10.0, max_charge_kw=10.0)
+    req = request([car], base=base, floor=100.0)
+    early = solve_lp(req)
+    assert early is not None and energy(early, "c1") == pytest.approx(10.0, abs=1e-6)
+    assert early.schedules["c1"][:8].sum() * 0.25 == pytest.approx(10.0, abs=1e-6)
+    flat = solve_lp(replace(req, weights=replace(req.weights, flatten_per_kwh=0.05)))
+    assert flat is not None and energy(flat, "c1") == pytest.approx(10.0, abs=1e-6)
+    assert np.all(flat.schedules["c1"][:8] == pytest.approx(0.0, abs=1e-6))
+    # in the valley's lowest band (8 bands from the 40 kW valley to the 100 kW peak: 7.5 kW), not at full power
+    assert flat.schedules["c1"].max() == pytest.approx(7.5, abs=1e-6)
+
+
+def test_a_car_above_its_taper_soc_is_not_planned_beyond_the_tapered_power():
+    # 90 % full (18 of 20 kWh), taper from 80 %: at 90 % it draws at most 10 kW x (1 - 0.9 x 0.5) = 5.5 kW. The base
+    # load leaves only the last quarter hour free: without the taper the plan puts all 1.5 kWh there (6 kW), which
+    # the car cannot draw; with it the last step stays under the taper and the rest goes earlier
+    base = np.array([10.0, 10.0, 10.0, 0.0])
+    car = PlanSession("c1", T0, T0 + HOUR_MS, energy_kwh=1.5, max_charge_kw=10.0, soc_kwh=18.0, capacity_kwh=20.0)
+    req = request([car], hours=1, base=base)
+    free = solve_lp(req)
+    assert free is not None and free.schedules["c1"][3] == pytest.approx(6.0, abs=1e-6)
+    taper = solve_lp(replace(req, sessions=(replace(car, taper_soc_kwh=16.0),)))
+    assert taper is not None and energy(taper, "c1") == pytest.approx(1.5, abs=1e-6)
+    x = taper.schedules["c1"]
+    soc_before = 18.0 + np.concatenate([[0.0], np.cumsum(x * 0.25)[:-1]])
+    assert np.all(x <= 10.0 * (1 - 0.9 * (soc_before - 16.0) / 4.0) + 1e-6)
+    assert x[3] < 5.5 + 1e-6 and x[:3].sum() > 0
