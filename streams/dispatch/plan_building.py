@@ -183,6 +183,10 @@ class PlanBuilding(BillingPeak):
         mids = (edges[:-1] + edges[1:]) // 2
         yesterday = yesterday_load(self.load_history, mids, LOAD_HOLD_MS)
         base = np.fmax(base, yesterday)  # NaN where yesterday was not measured
+        if c.weights.flatten_per_kwh > 0 and held is not None:
+            # flattening defers EV load into the forecast's valleys: only into those yesterday measured (a forecast
+            # learnt without a day of history has no daily shape); elsewhere the last reading
+            base = np.where(np.isnan(yesterday), held, base)
         if c.ramp_hold:
             base = np.fmax(base, ramped_load(self.load_history, mids))  # a rising load goes on rising for a while
         sites = self._plan_sites(edges, now_ms, flex)

@@ -180,6 +180,9 @@ def solve_lp_or_failure(req: PlanRequest, limits: SolverLimits = SolverLimits())
     net_c: list[np.ndarray] = []
     net_v: list[np.ndarray] = []
     real_mask: list[np.ndarray] = []
+    # per site, the most a session there may draw while plugged in: the import limit plus the site's own export
+    site_imp = {st.site_id: np.asarray(st.import_limit_kw, dtype=float)
+                - np.minimum(np.nan_to_num(np.asarray(st.base_kw, dtype=float)), 0.0) for st in req.sites}
     site_of: list[str | None] = []
     index: list[tuple[PlanSession, np.ndarray, np.ndarray, np.ndarray | None, np.ndarray, int]] = []
 
@@ -200,6 +203,11 @@ def solve_lp_or_failure(req: PlanRequest, limits: SolverLimits = SolverLimits())
             index.append((s, steps, np.empty(0, int), None, frac, -1))
             continue
         cap = pmax * frac[steps]
+        if s.site_id in site_imp:
+            # while plugged in, never above the site's import limit: the site rows see step averages, and a car that
+            # leaves (or comes) within a step would take a whole step's worth of them in its fraction of it
+            lim = site_imp[s.site_id][steps]
+            cap = np.where(np.isfinite(lim), np.minimum(cap, np.maximum(lim, 0.0) * frac[steps]), cap)
         if s.blocked_windows:
             cap = np.where(window_mask(edges, s.blocked_windows)[steps], 0.0, cap)
         # real sessions prefer charging early, virtual (forecast) ones late: they yield capacity to real cars

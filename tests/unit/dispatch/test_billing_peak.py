@@ -10,6 +10,7 @@ import pytest
 
 from streams.dispatch.billing_peak import DAY_MS, LOAD_HOLD_MS, mean_power, yesterday_load
 from streams.dispatch.dispatcher import FeederDispatcher
+from streams.dispatch.plan import PlannerWeights
 from tests.unit.dispatch.fleet import HOUR_MS, T0, Q, cfg, reg, signal, tel
 
 
@@ -136,3 +137,25 @@ def test_a_saw_tooth_forecast_is_planned_at_the_top_of_each_meter_reading_period
 
     assert base(False) == pytest.approx([10.0, 10.0, 30.0, 10.0, 10.0, 30.0])
     assert base(True) == pytest.approx([30.0] * 6)
+
+
+def _flattened_car_kw_at_t0(yesterday: bool) -> float:
+    """A car that needs 7 kWh in 2 h, the last reading 20 kW, the forecast 20 kW for an hour then a 5 kW valley;
+    flattening on. ``yesterday``: the feeder was measured a day before (20 kW, then 5 kW in the second hour)."""
+    d = FeederDispatcher("f1", cfg(weights=PlannerWeights(flatten_per_kwh=0.05)))
+    d.on_registration(reg("a", "site-a", cls="non_parallel"))
+    d.on_telemetry(tel("a", T0, energy=7.0, dep_h=2.0))
+    if yesterday:
+        for k in range(1, 4 * 9 + 1):
+            d.observe_load(T0 - DAY_MS + k * Q, 20.0 if k <= 4 else 5.0)
+    d.observe_load(T0, 20.0)
+    return sum(sp.setpoint_kw for sp in d.on_interval(T0, [20.0] * 4 + [5.0] * 36).setpoints)
+
+
+def test_with_flattening_a_plan_defers_only_into_a_valley_that_yesterday_measured() -> None:
+    # a forecast learnt without a day of history has no daily shape: its valley is not evidence, and deferring into
+    # it put the sites day's cars on the afternoon's top (the load rose from 42 to 58 kW where the forecast said
+    # flat); there the plan takes the last reading, so the car charges now (3.5 kW, flat over the 2 h) ...
+    assert _flattened_car_kw_at_t0(yesterday=False) == pytest.approx(3.5, abs=1e-2)
+    # ... and where the same valley was measured yesterday, the plan still waits for it
+    assert _flattened_car_kw_at_t0(yesterday=True) == pytest.approx(0.0, abs=1e-2)

@@ -228,3 +228,19 @@ def test_a_car_above_its_taper_soc_is_not_planned_beyond_the_tapered_power():
     soc_before = 18.0 + np.concatenate([[0.0], np.cumsum(x * 0.25)[:-1]])
     assert np.all(x <= 10.0 * (1 - 0.9 * (soc_before - 16.0) / 4.0) + 1e-6)
     assert x[3] < 5.5 + 1e-6 and x[:3].sum() > 0
+
+
+def test_a_car_leaving_within_a_step_is_not_planned_above_its_sites_import_limit_while_plugged_in():
+    # a 7 kW car behind a 6 kW site import limit leaves 5 minutes into the last 15-minute step: the site row sees the
+    # step's average, so without its own bound the car was planned at 7 kW for those 5 minutes (2.33 kW on average,
+    # "under" 6), which the envelope clips to 6: the plan counted on energy that never came (the sites day's D1)
+    from streams.dispatch.plan import PlanSite
+
+    car = PlanSession("c", T0, T0 + 50 * 60_000, energy_kwh=6.0, max_charge_kw=7.0, site_id="s")
+    req = request([car], hours=2)
+    n = req.n_steps
+    req = replace(req, sites=(PlanSite("s", (0.0,) * n, (6.0,) * n, (0.0,) * n),))
+    plan = solve_lp(req)
+    assert plan is not None
+    assert plan.schedules["c"][:4] == pytest.approx([6.0] * 4, abs=1e-6)  # power while plugged in
+    assert plan.shortfall_kwh["c"] == pytest.approx(6.0 - 6.0 * 50 / 60, abs=1e-6)  # what the site lets in
