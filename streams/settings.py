@@ -246,16 +246,15 @@ class Settings(BaseSettings):
     """EVGRID_DISPATCH_REPLAN_MINUTES: re-plan at least this often even when nothing changed, minutes."""
     dispatch_forecast_arrivals: bool = True
     """EVGRID_DISPATCH_FORECAST_ARRIVALS: plan for the forecast demand of sessions still to arrive."""
-    dispatch_ramp_hold: bool = False
+    dispatch_ramp_hold: bool = True
     """EVGRID_DISPATCH_RAMP_HOLD: a plan counts on a rising feeder load going on rising at its last slope (30 min)."""
-    dispatch_base_period_max: bool = False
+    dispatch_base_period_max: bool = True
     """EVGRID_DISPATCH_BASE_PERIOD_MAX: within each feeder meter reading period, a plan takes the load forecast's
     largest interval."""
-    dispatch_flatten_per_kwh: float = 0.0
+    dispatch_flatten_per_kwh: float = 0.05
     """EVGRID_DISPATCH_FLATTEN_PER_KWH: under the peak, the cost per kWh of net load in the top of ``flatten_levels``
-    bands (lower bands cost less): EV load goes to the base load's valleys (0 = off; 0.05 measured in
-    docs/backtest.md, off by default: deferred charging costs the sites day energy, see there)."""
-    dispatch_charge_taper_soc_pct: float = 0.0
+    bands (lower bands cost less): EV load goes to the base load's valleys (0 = off; figures in docs/backtest.md)."""
+    dispatch_charge_taper_soc_pct: float = 80.0
     """EVGRID_DISPATCH_CHARGE_TAPER_SOC_PCT: plans taper a car's charging above this SoC (%, linearly to a tenth of its
     rating when full; 0 = no taper planned)."""
     dispatch_flatten_levels: int = 8
