@@ -50,7 +50,8 @@ __all__ = [
 ]
 
 PRIVATE_METHODS: dict[str, dict[str, tuple[str, ...]]] = {
-    "faust.transport.drivers.aiokafka.AIOKafkaConsumerThread": {"_create_worker_consumer": ("self", "transport")},
+    "faust.transport.drivers.aiokafka.AIOKafkaConsumerThread": {"_create_worker_consumer": ("self", "transport"),
+                                                               "_ensure_consumer": ("self",)},
     "faust.transport.drivers.aiokafka.Consumer": {
         "_new_consumer_thread": ("self",),
         "_wait_next_records": ("self", "timeout"),
@@ -70,8 +71,8 @@ PRIVATE_METHODS: dict[str, dict[str, tuple[str, ...]]] = {
 """The private methods of faust this module overrides or calls: ``{class: {method: parameter names}}``."""
 
 PRIVATE_ATTRIBUTES: dict[str, tuple[str, ...]] = {
-    "aiokafka consumer": ("_fetch_max_wait_ms",),
-    "faust consumer": ("_stopped", "_commit_every", "_n_acked", "_read_offset", "_buffered_partitions"),
+    "aiokafka consumer": ("_fetch_max_wait_ms", "_subscription"),
+    "faust consumer": ("_stopped", "_commit_every", "_n_acked", "_read_offset", "_buffered_partitions", "_thread"),
     "faust fetcher": ("_stopped",),
     "channel queue (asyncio.Queue)": ("_queue",),
 }
@@ -85,9 +86,6 @@ sends no other request to that broker while one is in flight. When the partition
 quiet (meters between interval ends), the broker holds it the full wait, and the busy telemetry partitions
 are not fetched meanwhile: a plug-in waited up to 1.5 s. Empty fetches every 100 ms cost the broker little.
 """
-POSITION_WAIT_S = 1.0
-"""How long the tick waits for a partition's position before counting it as not read to its end."""
-
 
 @dataclass(frozen=True)
 class FetchedBatch:
@@ -274,15 +272,27 @@ class BatchingApp(faust.App):
             if logical is None or (tp.topic, tp.partition) in waiting:
                 continue
             try:
-                high = consumer.highwater(tp)
-                # aiokafka's position() waits until the partition has one (for ever, e.g. while it is reset):
-                # the 1 s tick must not hang on it
-                position = await asyncio.wait_for(consumer.position(tp), POSITION_WAIT_S)
-            except Exception:  # not fetched yet, or moving in a rebalance: not known to be read to its end
+                high, position = consumer.highwater(tp), self.fetch_position(tp)
+            except Exception:  # moving in a rebalance: not known to be read to its end
                 continue
             if high is not None and position is not None and position >= high:
                 out.add((logical, tp.partition))
         return out
+
+    def fetch_position(self, tp: TP) -> int | None:
+        """The offset the consumer fetches ``tp`` from next, or None while it has none (e.g. being reset).
+
+        Read from the consumer thread's state without waiting, as faust reads ``highwater``: aiokafka's
+        ``position()`` waits until there is one, and a call into the consumer thread can take over a second
+        when that thread is busy decoding a large fetch. A tick that timed out on it counted the partition as
+        not read to its end, which restarted the partition's quiet period (:class:`.QuietPartitions`).
+        """
+        kafka = cast(Any, self.consumer)._thread._ensure_consumer()
+        subscription = kafka._subscription.subscription
+        if subscription is None or subscription.assignment is None:
+            return None
+        state = subscription.assignment.state_value(tp)
+        return state.position if state is not None and state.has_valid_position else None
 
     @staticmethod
     def ready_batch(stream: Any) -> FetchedBatch | None:

@@ -109,11 +109,15 @@ def test_killed_at_a_point_then_restarted_emits_what_an_uninterrupted_run_emits(
             time.sleep(0.2)
         time.sleep(1.5 if point.startswith("acked") else 0.2)  # after an ack, let faust's 1 s commit happen
         first.stop(kill=True)
-        start_worker(_env(s), name="second")
+        second = start_worker(_env(s), name="second")
         got = _settled(s, expected)
+        if got != expected:
+            second.dump_stacks()
         for topic in OUTPUTS:
             assert got[topic] == expected[topic], f"{topic} after a kill at {point}: " \
-                f"{len(got[topic] - expected[topic])} extra, {len(expected[topic] - got[topic])} missing"
+                f"{len(got[topic] - expected[topic])} extra, {len(expected[topic] - got[topic])} missing; " \
+                f"first worker's log:\n{first.log.read_text()[-3000:]}\nsecond worker's stats {second.stats()}, " \
+                f"log:\n{second.log.read_text()[-6000:]}"
     finally:
         delete_topics(s)
 

@@ -94,6 +94,7 @@ async def _objects(tmp_path: Path) -> tuple[Any, Any, Any]:
     for thread in (ours, plain):
         consumer = thread._create_worker_consumer(app.consumer.transport)  # not started: no broker needed
         waits.append(consumer._fetch_max_wait_ms)
+        assert all(hasattr(consumer, a) for a in PRIVATE_ATTRIBUTES["aiokafka consumer"])
         await consumer.stop()
     return app, waits[0], waits[1]
 
