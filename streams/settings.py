@@ -89,6 +89,12 @@ class Settings(BaseSettings):
     """EVGRID_DATA_DIR: worker data directory (RocksDB tables, faust metadata)."""
     max_message_bytes: int = 1_048_576
     """EVGRID_MAX_MESSAGE_BYTES: input messages larger than this go to the dead-letter topic as ``oversized``."""
+    checkpoint_max_bytes: int = 16 * 1_048_576
+    """EVGRID_CHECKPOINT_MAX_BYTES: the largest feeder checkpoint a worker writes (the state changelog topic's
+    ``max.message.bytes`` and the producer's largest request). A feeder that has heard no charger yet keeps
+    ``max_telemetry_lag_hours`` of forecasts, each over the whole horizon: at 5-minute intervals a day of them is
+    about 1.1 MB compressed, above a broker's 1 MB default. A changelog topic created before this setting keeps
+    its own ``max.message.bytes``: raise it with ``kafka-configs.sh --alter``."""
     checkpoint_seconds: float = 5.0
     """EVGRID_CHECKPOINT_SECONDS: a worker writes the feeder states of each input partition changed since its last
     checkpoint to the changelog this often (worker clock; the partitions take turns, so the work is spread over the

@@ -156,11 +156,13 @@ def create_app(settings: Settings | None = None) -> faust.App:
         # aiokafka fills one batch per partition and waits for it to be sent before the next: at 16 kB (the
         # default) a plan's setpoints wait a broker round trip per 30 records; 512 kB stays below message.max.bytes
         producer_max_batch_size=512 * 1024,
+        producer_max_request_size=max(settings.checkpoint_max_bytes, 2 * settings.max_message_bytes),
     )
     names = {topic_name(t, prefix): t for t in TOPICS}
     worker = FeederWorker(pipeline_config(settings), worker_id=f"{socket.gethostname()}:{os.getpid()}")
     out_topics = {t: app.topic(topic_name(t, prefix), key_type=bytes, value_type=bytes) for t in TOPICS}
-    state = app.Table("feeder-state", key_type=bytes, value_type=bytes, partitions=settings.partitions)
+    state = app.Table("feeder-state", key_type=bytes, value_type=bytes, partitions=settings.partitions,
+                      extra_topic_configs={"max.message.bytes": str(settings.checkpoint_max_bytes)})
     inputs = app.topic(*(topic_name(t, prefix) for t in FEEDER_INPUTS), key_type=bytes, value_type=bytes)
     weather = app.topic(topic_name(WEATHER, prefix), key_type=bytes, value_type=bytes)
     drained_topics = {topic_name(t, prefix): t for t in (METER_READINGS, CHARGER_REGISTRY, CHARGER_TELEMETRY)}
