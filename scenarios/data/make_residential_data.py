@@ -9,10 +9,11 @@
   1 November and 15 March, so no daylight-saving change inside; at most 1 % of minutes missing, gaps filled
   by linear interpolation), all weeks aligned by weekday and time of day and summed. So the feeder is 60
   weeks of one household, not 60 households: the same routine, more coincident than a real feeder's.
-  Stamped on the week of Monday 2009-01-12 (Europe/Paris, converted to UTC). The file starts 3 days before the
-  scenario (the same houses' Friday to Sunday before): meter history the forecaster learns from, not scored.
-  Not longer: a feeder's checkpoint keeps every forecast until the first plan, ~240 KB a day of meters
-  without telemetry, and above 1 MB (5 days) the worker cannot write it to the broker (see docs/backtest.md).
+  Stamped on the week of Monday 2010-02-01 (Europe/Paris, converted to UTC): the scored week starts the February
+  billing month, as the perfect-foresight optimum it is compared with does (it knows no earlier peak). The file
+  starts 21 days before the scenario (the same houses' three weeks before, all in January): meter history the
+  forecaster learns from and yesterday's load, not scored; a feeder's checkpoint no longer grows with meter
+  history before the first charger is heard (``max_telemetry_lag_hours``).
 * ``week-residential-sessions.csv``: one home charger per home, residential sessions drawn with a fixed seed
   from distributions set to the published ElaadNL summary figures (not fitted to raw data, which no package
   holds): weekday arrival ~ N(18:00, 1.3 h), weekend ~ N(16:30, 2.5 h); dwell ~ N(13 h, 1.5 h) weekdays and
@@ -36,9 +37,9 @@ HERE = Path(__file__).resolve().parent
 HOMES = 60
 SEED = 15
 TZ = "Europe/Paris"
-WEEK = pd.Timestamp("2009-01-12 00:00")  # nominal Monday, local time
+WEEK = pd.Timestamp("2010-02-01 00:00")  # nominal Monday, local time: the first day of a billing month
 DAYS = 7.5  # Monday 00:00 .. next Monday 12:00 (Sunday-night cars leave)
-HISTORY_DAYS = 3  # the load file starts 3 days earlier (Friday): meter history the forecaster learns from
+HISTORY_DAYS = 21  # the load file starts 3 weeks earlier: meter history the forecaster learns from
 FEEDER = "feeder-r"
 
 
@@ -47,7 +48,7 @@ def _window(kw: pd.Series, monday: pd.Timestamp) -> pd.Series:
 
 
 def winter_weeks(kw: pd.Series) -> list[pd.Timestamp]:
-    """Mondays (local) between 1 Nov and 15 Mar whose 7.5 days and the 3 days before have at most 1 % missing."""
+    """Mondays (local) between 1 Nov and 15 Mar whose 7.5 days and the 21 days before have at most 1 % missing."""
     out = []
     for monday in pd.date_range(kw.index[0], kw.index[-1], freq="W-MON"):
         if not (monday.month in (11, 12, 1, 2) or (monday.month == 3 and monday.day <= 15)):
