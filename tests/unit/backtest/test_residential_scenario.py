@@ -65,7 +65,8 @@ def test_sessions_follow_the_residential_distributions_the_docs_give(inputs: Bac
         assert s.initial_soc_pct + 100 * s.requested_energy_kwh / s.capacity_kwh <= 95.0 + 1e-6
 
 
-def test_base_load_peak_three_weeks_of_history_in_the_month_before_and_a_limit_control_must_hold(inputs: BacktestInputs) -> None:
+def test_base_load_peak_three_weeks_of_history_in_the_month_before_and_a_limit_to_hold(
+        inputs: BacktestInputs) -> None:
     start, end = inputs.period()
     assert (end - start) / H == 7 * 24 + 12
     week = [r for r in inputs.readings if start <= r.timestamp < end]
