@@ -242,7 +242,7 @@ class WorkerLoop(Generic[M]):
             self.feeders.pause()  # no releases while partitions move
 
     def assigned(self) -> None:
-        """Partitions were assigned: the feeders reload from the tables."""
+        """Partitions were assigned (the feeders load from the tables as their records come)."""
         self.feeders.resume()
 
     async def apply_weather(self, msgs: Iterable[RawMessage]) -> None:

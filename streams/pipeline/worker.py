@@ -129,10 +129,10 @@ class FeederWorker:
         self.dirty.clear()
 
     def resume(self) -> None:
-        """Partitions assigned: runtimes reload from the tables (their idle clocks restart)."""
+        """Partitions assigned: idle releases go on. The runtimes were let go at :meth:`pause`; those loaded since
+        came from the tables after faust's recovery, and faust may hand out the new generation's records before it
+        calls the assignment callback, so what they applied (telemetry held among it) is kept, not dropped."""
         self.paused = False
-        self.runtimes.clear()
-        self.dirty.clear()
 
     def runtime(self, feeder: bytes, load: StateLoader) -> FeederRuntime:
         rt = self.runtimes.get(feeder)

@@ -469,3 +469,29 @@ def test_an_ordered_dead_letter_waits_until_the_outputs_before_it_are_written(or
         assert (port.log.index(("confirmed", len(sent))) < dead) is ordered
 
     asyncio.run(scenario())
+
+
+def test_records_applied_before_faust_calls_the_assignment_callback_keep_their_effects() -> None:
+    """faust may hand out the new generation's records (its table recovery done) before it calls the assignment
+    callback. What was applied then stays: held telemetry is not dropped with the runtimes, so its offsets are not
+    acknowledged past and it plans once the streams stop (a kill-point CI run lost two dead letters this way)."""
+    async def scenario() -> None:
+        port, clock, w = FakePort(), Clock(), worker()
+        loop = make_loop(w, port, clock, quiet_s=0.0)
+        port.fetch(registration(), meter(0, T0))
+        await loop.run()
+        await loop.revoked()  # a rebalance starts: everything checkpointed, the runtimes let go
+        port.generation = 2
+        port.fetch(*HELD)  # the new generation's records arrive first ...
+        await loop.run()
+        assert w.held_total() == 4
+        loop.assigned()  # ... and only then the assignment callback
+        assert w.held_total() == 4
+        clock.now += 10.0
+        await loop.tick()  # a checkpoint is due
+        assert port.committed(CHARGER_TELEMETRY) == 0, "held telemetry must be read again after a crash"
+        port.drained = ALL_READ
+        await loop.tick()
+        assert w.held_total() == 0 and _setpoints(port)
+
+    asyncio.run(scenario())
