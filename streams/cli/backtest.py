@@ -258,7 +258,8 @@ def register(app: typer.Typer) -> None:
         setpoints_out: Annotated[Path | None, typer.Option("--setpoints", help="Write every setpoint (CSV).")
                                  ] = None,
         curves_out: Annotated[Path | None, typer.Option("--curves", help="Write the load curves per feeder and "
-                                                        "step (CSV; read by `evgrid report nwa`).")] = None,
+                                                        "step: base, controlled, uncontrolled, limits, optimum (CSV; "
+                                                        "read by `evgrid report nwa`).")] = None,
         keep_topics: Annotated[bool, typer.Option(help="Keep the run's topic namespace.")] = False,
         sets: Annotated[list[str] | None, typer.Option("--set", help="Setting override NAME=VALUE (repeatable).")
                         ] = None,

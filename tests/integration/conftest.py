@@ -81,8 +81,12 @@ class WorkerProcess:
             if stats and predicate(stats):
                 return stats
             time.sleep(0.5)
+        raise AssertionError(f"timed out waiting for {what}; {self.report()}")
+
+    def report(self, log_chars: int = 8000) -> str:
+        """The worker's stacks (dumped into its log first), last stats and log tail, for a failure message."""
         self.dump_stacks()
-        raise AssertionError(f"timed out waiting for {what}; last stats {stats}; log:\n{self.log.read_text()[-8000:]}")
+        return f"last stats {self.stats()}; log:\n{self.log.read_text()[-log_chars:]}"
 
     def dump_stacks(self) -> None:
         """Ask the worker for every thread's and task's stack (``evgrid worker`` prints them on SIGUSR1 / SIGUSR2)."""

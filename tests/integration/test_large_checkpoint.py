@@ -28,8 +28,9 @@ def test_a_checkpoint_above_one_megabyte_is_written_and_restored(topic_namespace
     now = int(time.time() // 900 * 900 * 1000)
     cfg = SimConfig(feeders=1, homes=4, chargers=0, hours=26, seed=5, meter_interval_s=120,
                     start_ms=now - 27 * 3_600_000)
-    msgs = [m for m in simulate(cfg) if m.topic == METER_READINGS]  # meters only: no charger heard yet
-    assert not [m for m in simulate(cfg) if m.topic not in (METER_READINGS, WEATHER)]
+    everything = list(simulate(cfg))
+    assert not [m for m in everything if m.topic not in (METER_READINGS, WEATHER)]  # no charger heard yet
+    msgs = [m for m in everything if m.topic == METER_READINGS]
     last = msgs.pop()  # read by the second worker only
     produce_messages(s, msgs)
     env = {"EVGRID_BOOTSTRAP_SERVERS": s.bootstrap_servers, "EVGRID_TOPIC_PREFIX": s.topic_prefix,

@@ -51,13 +51,22 @@ def test_the_cli_reads_the_backtest_files_and_refuses_bad_input(tmp_path: Path, 
     rows = [",".join(COLUMNS)]
     for i, (u, c) in enumerate(zip([10, 90, 20, 10], [30, 45, 30, 30], strict=True)):
         t = f"2019-03-01T0{i // 2}:{'30' if i % 2 else '00'}:00Z"
-        rows.append(f"{t},feeder-1,30,0,{c},{u},50,")
+        rows.append(f"{t},feeder-1,30,0,{c},{u},50,,")
     (tmp_path / "c.csv").write_text("\n".join(rows) + "\n")
     bt = {"name": "toy", "period": {}, "feeders": {"feeder-1": {"peak_kw": 45.0, "uncontrolled_peak_kw": 90.0,
                                                                "limit_violation_steps": 0}}}
     (tmp_path / "b.json").write_text(json.dumps(bt))
     c, step = read_curves_csv(tmp_path / "c.csv")
     assert step == H // 2 and np.isinf(c["feeder-1"]["export_limit_kw"]).all()
+    assert np.isnan(c["feeder-1"]["optimal_kw"]).all()  # written without the optimum
+    old = "\n".join([",".join(COLUMNS[:-1]), *(r[:-1] for r in rows[1:])]) + "\n"  # before optimal_kw
+    (tmp_path / "old.csv").write_text(old)
+    o, _ = read_curves_csv(tmp_path / "old.csv")
+    assert (o["feeder-1"]["controlled_kw"] == c["feeder-1"]["controlled_kw"]).all()
+    assert np.isnan(o["feeder-1"]["optimal_kw"]).all()
+    (tmp_path / "short.csv").write_text(old.replace(",50,\n", ",50\n", 1))
+    with pytest.raises(ValueError, match="line 2: 7 cells"):
+        read_curves_csv(tmp_path / "short.csv")
     assert main(["report", "nwa", str(tmp_path / "b.json"), "--curves", str(tmp_path / "c.csv"),
                  "--json", str(tmp_path / "n.json"), "--html", str(tmp_path / "n.html")]) == 0
     rep = json.loads((tmp_path / "n.json").read_text())

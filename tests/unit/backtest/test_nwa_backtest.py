@@ -8,9 +8,11 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
+from streams.backtest.curves import read_curves_csv
 from streams.cli import main
 from streams.contracts.timeparse import parse_timestamp_ms
 from streams.replay.scenario import REPO_ROOT
@@ -18,23 +20,29 @@ from streams.replay.scenario import REPO_ROOT
 pytestmark = pytest.mark.slow
 
 
-@pytest.mark.parametrize(("scenario", "start", "end", "rating"), [
-    ("acn-caltech-2019-03.yaml", "2019-03-05T00:00:00Z", "2019-03-06T00:00:00Z", 50.0),
-    ("week-v2g-peak-event.yaml", "2019-03-06T14:00:00Z", "2019-03-07T02:00:00Z", 160.0),  # the DR event
+@pytest.mark.parametrize(("scenario", "start", "end", "rating", "optimum"), [
+    ("acn-caltech-2019-03.yaml", "2019-03-05T00:00:00Z", "2019-03-06T00:00:00Z", 50.0, True),
+    ("week-v2g-peak-event.yaml", "2019-03-06T14:00:00Z", "2019-03-07T02:00:00Z", 160.0, False),  # the DR event
 ])
-def test_nwa_figures_are_the_backtests(tmp_path: Path, scenario: str, start: str, end: str, rating: float) -> None:
+def test_nwa_figures_are_the_backtests(tmp_path: Path, scenario: str, start: str, end: str, rating: float,
+                                       optimum: bool) -> None:
     sc = yaml.safe_load((REPO_ROOT / "scenarios" / scenario).read_text())
     sc.update(start=start, end=end)
     path = tmp_path / scenario
     path.write_text(yaml.safe_dump(sc))
     bt, curves, nwa = tmp_path / "bt.json", tmp_path / "curves.csv", tmp_path / "nwa.json"
-    assert main(["backtest", str(path), "--json", str(bt), "--curves", str(curves), "--no-optimum",
-                 "--in-process"]) == 0
+    assert main(["backtest", str(path), "--json", str(bt), "--curves", str(curves), "--in-process",
+                 *([] if optimum else ["--no-optimum"])]) == 0
     assert main(["report", "nwa", str(bt), "--curves", str(curves), "--json", str(nwa),
                  "--html", str(tmp_path / "nwa.html")]) == 0
     figs, rep = json.loads(bt.read_text()), json.loads(nwa.read_text())
     (feeder,) = figs["feeders"]
     b, n = figs["feeders"][feeder], rep["feeders"][feeder]
+    opt = read_curves_csv(curves)[0][feeder]["optimal_kw"]
+    if optimum:  # the optimum's curve is in the file, and its peak is the figure's
+        assert opt.max() == pytest.approx(b["optimal_peak_kw"], abs=1e-3) and opt.max() < b["uncontrolled_peak_kw"]
+    else:
+        assert np.isnan(opt).all()
     assert rep["checked_against_backtest"][feeder] == {
         "peak_kw": [b["peak_kw"], b["peak_kw"]], "uncontrolled_peak_kw": [b["uncontrolled_peak_kw"]] * 2,
         "limit_violation_steps": [b["limit_violation_steps"]] * 2}
