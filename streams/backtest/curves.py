@@ -87,7 +87,8 @@ def read_curves_csv(path: str | Path) -> tuple[Curves, int]:
                 start = parse_timestamp_ms(row[0])
                 step = int(row[2]) * 60_000
                 cells = row[3:] + [""] * (len(COLUMNS) - width)
-                vals = [float(x) if x else (math.inf if k in _LIMITS else math.nan) for k, x in zip(KW, cells)]
+                vals = [float(x) if x else (math.inf if k in _LIMITS else math.nan)
+                        for k, x in zip(KW, cells, strict=True)]
             except (ValueError, IndexError) as exc:
                 raise ValueError(f"{path}: line {n}: {exc}") from None
             if (step_ms is not None and step != step_ms) or step <= 0:
