@@ -266,6 +266,9 @@ class Settings(BaseSettings):
     dispatch_flatten_levels: int = 8
     """EVGRID_DISPATCH_FLATTEN_LEVELS: bands of the flattening cost between the horizon's lowest base load and the
     peak."""
+    dispatch_early_per_kwh_hour: float = 1e-4
+    """EVGRID_DISPATCH_EARLY_PER_KWH_HOUR: a plan's cost per kWh and hour of charging a car later (scaled by 24 h
+    over the car's remaining stay): the earlier it leaves, the sooner it charges."""
     setpoint_change_threshold_kw: float = 0.1
     """EVGRID_SETPOINT_CHANGE_THRESHOLD_KW: emit a new setpoint when the power moves by at least this, kW."""
     setpoint_refresh_seconds: int = 900
@@ -378,7 +381,8 @@ def dispatch_config(s: Settings) -> DispatchConfig:
         rules=SafetyRules(reserve_soc_pct=s.reserve_soc_pct, stale_seconds=s.stale_telemetry_seconds,
                           fallback_kw=s.fallback_kw),
         weights=PlannerWeights(cycling_per_kwh=s.cycling_cost_per_kwh, flatten_per_kwh=s.dispatch_flatten_per_kwh,
-                               flatten_levels=s.dispatch_flatten_levels),
+                               flatten_levels=s.dispatch_flatten_levels,
+                               early_per_kwh_hour=s.dispatch_early_per_kwh_hour),
         incentives=IncentiveParams(delay_price_per_kwh=s.incentive_delay_price_per_kwh,
                                    export_price_per_kwh=s.incentive_export_price_per_kwh,
                                    currency=s.currency),

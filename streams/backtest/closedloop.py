@@ -63,6 +63,8 @@ class ClosedLoopRun:
     """Records the worker applied, by topic."""
     rejected: dict[str, int] = field(default_factory=dict)
     """Records it dead-lettered, by ``topic:reason``."""
+    physics: TwinConfig | None = None
+    """How the twins behaved (taper, efficiencies): the perfect-foresight optimum obeys the same."""
 
 
 def run_settings(inputs: BacktestInputs, base: Settings | None = None) -> Settings:
@@ -289,7 +291,7 @@ def run_closed_loop(inputs: BacktestInputs, settings: Settings, config: TwinConf
         if msgs:
             pipe.exogenous(msgs)
 
-    run = ClosedLoopRun(pipe.outputs, [], [])
+    run = ClosedLoopRun(pipe.outputs, [], [], physics=cfg)
     t = fleet.next_time()
     while t is not None:
         feed_exo(t + lead)

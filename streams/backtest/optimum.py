@@ -7,6 +7,12 @@ each site's net export is bounded by its approved limit (0 for a non-exporting s
 cover the site's own metered load) and its net import by its import limit; the car keeps the SoC reserve; the
 feeder's export limit holds. What it minimises is the planner's objective (peak net import first). Stationary
 batteries (``asset_type=stationary_battery`` rows) are left out: the optimum is the cars' alone.
+
+With ``physics`` (a closed-loop run: the charger twins' :class:`~streams.simulate.twin.TwinConfig`) the optimum
+also obeys the cars' physics the twins score by: charging tapers above the taper SoC, and the battery moves by the
+charge and discharge efficiencies, for every session whose SoC and capacity are known. Without it (open-loop runs,
+whose charger model has neither) a car charges at its rating up to its request, and a discharging car's SoC moves
+by the grid-side energy.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from streams.dispatch.planner import PlanRequest, PlanSession, PlanSite, SolverL
 from streams.dispatch.safety import discharge_limit_kw
 from streams.dispatch.site_rules import site_rules
 from streams.dispatch.state import ChargerInfo, charger_from_registration
+from streams.simulate.twin import TwinConfig
 
 __all__ = ["OPTIMUM_ITERATION_LIMIT", "optimal_load"]
 
@@ -46,7 +53,8 @@ def _chargers(registrations: Mapping[str, ChargerRegistration], sites: Mapping[s
 def optimal_load(sessions: Sequence[AcnSession], grid: Grid, base_kw: np.ndarray | None = None, *,
                  registrations: Mapping[str, ChargerRegistration] | None = None, reserve_soc_pct: float = 30.0,
                  export_limit_kw: np.ndarray | None = None, sites: Mapping[str, SiteRegistration] | None = None,
-                 site_readings: Iterable[MeterReading] = (), time_limit_s: float = 600.0) -> tuple[np.ndarray, float]:
+                 site_readings: Iterable[MeterReading] = (), time_limit_s: float = 600.0,
+                 physics: TwinConfig | None = None) -> tuple[np.ndarray, float]:
     """(EV load kW per step, energy delivered kWh) of the perfect-foresight plan of ``sessions`` on ``grid``.
 
     ``base_kw`` is the feeder's other load per step, ``export_limit_kw`` its export limit per step (None: none);
@@ -78,10 +86,20 @@ def optimal_load(sessions: Sequence[AcnSession], grid: Grid, base_kw: np.ndarray
             reserve = reserve_soc_pct / 100.0 * cap
         if ch is not None:
             used.setdefault(ch.site_id, []).append(ch)
-        ps.append(PlanSession(key=s.session_id, arrival_ms=s.arrival, departure_ms=s.departure,
-                              energy_kwh=s.requested_energy_kwh, max_charge_kw=s.max_power_kw,
-                              max_discharge_kw=dis if soc is not None else 0.0, soc_kwh=soc, capacity_kwh=cap,
-                              reserve_kwh=reserve, site_id=ch.site_id if ch is not None else None))
+        dis = dis if soc is not None else 0.0
+        known = physics is not None and bool(s.capacity_kwh) and s.initial_soc_pct is not None
+        if known:  # the twins' physics: every car whose SoC and capacity are known
+            cap = s.capacity_kwh
+            soc = (s.initial_soc_pct or 0.0) / 100.0 * (cap or 0.0)
+        p = PlanSession(key=s.session_id, arrival_ms=s.arrival, departure_ms=s.departure,
+                        energy_kwh=s.requested_energy_kwh, max_charge_kw=s.max_power_kw, max_discharge_kw=dis,
+                        soc_kwh=soc, capacity_kwh=cap, reserve_kwh=reserve,
+                        site_id=ch.site_id if ch is not None else None)
+        if known and physics is not None and cap:
+            p = replace(p, charge_efficiency=physics.charge_efficiency,
+                        discharge_efficiency=physics.discharge_efficiency,
+                        taper_soc_kwh=physics.taper_soc_pct / 100.0 * cap, taper_floor=physics.taper_floor)
+        ps.append(p)
     plan_sites = []
     for sid, chs in sorted(used.items()):
         rules = site_rules(sid, (sites or {}).get(sid), chs)

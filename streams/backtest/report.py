@@ -121,7 +121,8 @@ def compute_report(inputs: BacktestInputs, *, setpoints: Sequence[ChargerSetpoin
             opt_ev, opt_del = optimal_load(sess, grid, base, registrations=regs_by_feeder[f],
                                            reserve_soc_pct=s.reserve_soc_pct,
                                            export_limit_kw=np.where(np.isfinite(exp), exp, 1e6), sites=inputs.sites,
-                                           site_readings=[r for r in inputs.readings if r.site_id is not None])
+                                           site_readings=[r for r in inputs.readings if r.site_id is not None],
+                                           physics=twins.physics if twins is not None else None)
         else:
             opt_ev, opt_del = zero.copy(), math.nan
         opt_delivered_total += 0.0 if math.isnan(opt_del) else opt_del

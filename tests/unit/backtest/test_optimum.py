@@ -8,8 +8,9 @@ import pytest
 
 from streams.backtest.metrics import Grid
 from streams.backtest.optimum import optimal_load
-from streams.contracts.models import SiteRegistration
-from tests.unit.backtest.test_metrics import GRID, STEP, T0, H, reg, sess
+from streams.contracts.models import ChargerSetpoint, SchedulePoint, SiteRegistration
+from streams.simulate.twin import ChargerTwin, TwinConfig, TwinFleet, TwinSession
+from tests.unit.backtest.test_metrics import GRID, MIN, STEP, T0, H, reg, sess
 
 BASE = np.where((np.arange(GRID.n) >= 6) & (np.arange(GRID.n) < 12), 20.0, 10.0)  # 20 kW from 0:30 to 1:00
 
@@ -67,3 +68,36 @@ def test_no_v2g_without_enrolment_or_export_rights() -> None:
                  {}):
         load, _ = optimal_load([v2g("a", "c1")], GRID, BASE, registrations=regs)
         assert peak(load) == pytest.approx(20.0, abs=1e-3) and load.min() >= -1e-6
+
+
+def _twin_delivers(car, load: np.ndarray, cfg: TwinConfig) -> float:
+    """What a charger twin delivers when commanded the optimum's step powers (one setpoint, its schedule)."""
+    steps = [(T0 + i * STEP, float(kw)) for i, kw in enumerate(load)]
+    cmd = ChargerSetpoint(charger_id=car.station_id, feeder_id="feeder-1", sequence=1, setpoint_kw=steps[0][1],
+                          valid_from=T0, valid_until=T0 + STEP, fallback_kw=0.0, reason="optimal", plan_id="p",
+                          issued_at=T0, schedule=[SchedulePoint(start=a, kw=b) for a, b in steps])
+    tw = ChargerTwin(car.station_id, "feeder-1", [TwinSession(car.session_id, car.station_id, car.arrival,
+                                                              car.departure, car.departure, car.requested_energy_kwh,
+                                                              car.max_power_kw, 0.0, car.capacity_kwh,
+                                                              car.initial_soc_pct)], cfg, start_ms=T0)
+    fleet = TwinFleet({tw.charger_id: tw})
+    fleet.step(T0)
+    fleet.deliver([cmd], T0)
+    while (t := fleet.next_time()) is not None:
+        fleet.step(t)
+    (res,) = fleet.finish()
+    return res.delivered_kwh
+
+
+def test_with_the_twins_physics_the_optimum_claims_only_what_a_twin_can_take() -> None:
+    # 20 kWh battery at 70 %, 5 kWh asked in 50 minutes at 6.6 kW: above 80 % SoC the car tapers its charging
+    car = sess("a", "c1", dep=50 * MIN, kwh=5.0, capacity_kwh=20.0, initial_soc_pct=70.0)
+    cfg = TwinConfig(default_fallback_kw=0.0)
+    ideal, ideal_kwh = optimal_load([car], GRID)
+    assert ideal_kwh == pytest.approx(5.0, abs=1e-6) and _twin_delivers(car, ideal, cfg) < 4.8  # unattainable
+    load, delivered = optimal_load([car], GRID, physics=cfg)
+    assert delivered < 4.8  # the taper binds
+    # and the twin does take it (the LP tapers on each step's starting SoC, a little above the twin's taper)
+    assert _twin_delivers(car, load, cfg) == pytest.approx(delivered, rel=0.03)
+    soc = 14.0 + np.cumsum(load) * cfg.charge_efficiency * STEP / H
+    assert soc.max() <= 20.0 + 1e-6
