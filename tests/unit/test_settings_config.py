@@ -45,3 +45,10 @@ def test_dispatch_config_coarse_steps_and_replan_floor() -> None:
 def test_dispatch_config_carries_the_solver_limits() -> None:
     cfg = dispatch_config(Settings(solver_iteration_limit=1234, solver_time_limit_s=7.5))
     assert (cfg.solver_limits.iteration_limit, cfg.solver_limits.time_limit_s) == (1234, 7.5)
+
+
+def test_dispatch_config_carries_the_planner_weights() -> None:
+    w = dispatch_config(Settings(dispatch_flatten_per_kwh=0.2, dispatch_flatten_levels=4,
+                                 dispatch_early_per_kwh_hour=0.01, cycling_cost_per_kwh=0.3)).weights
+    assert (w.flatten_per_kwh, w.flatten_levels, w.early_per_kwh_hour, w.cycling_per_kwh) == (0.2, 4, 0.01, 0.3)
+    assert dispatch_config(Settings()).weights.early_per_kwh_hour == 1e-4
