@@ -39,11 +39,11 @@ class DispatchConfig:
     setpoint_lag_ms: int = 60_000
     """Expected delay from a step's start to its setpoint applying at the charger (the power of the step before runs
     on until then): the plan counts a car's last step before departure as this much shorter."""
-    ramp_hold: bool = False
+    ramp_hold: bool = True
     """A plan counts on a rising feeder load going on rising at its last slope for ``LOAD_HOLD_MS``."""
-    base_period_max: bool = False
+    base_period_max: bool = True
     """Within each feeder meter reading period, a plan takes the forecast's largest interval (its saw-tooth's top)."""
-    charge_taper_soc_pct: float | None = None
+    charge_taper_soc_pct: float | None = 80.0
     """Plans taper a car's charging above this SoC (%, when its SoC and capacity are known), linearly to
     ``charge_taper_floor`` of its rating when full; ``None`` = no taper planned."""
     charge_taper_floor: float = 0.1

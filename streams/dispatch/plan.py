@@ -99,7 +99,7 @@ class PlannerWeights:
     lost_limit_per_kwh: float = 1_000.0
     """Import-limit violation at a limit the base load alone breaks somewhere in the horizon (a lost limit): below
     the shortfall weight, so drivers are not starved for a limit that cannot be held anyway."""
-    flatten_per_kwh: float = 0.0
+    flatten_per_kwh: float = 0.05
     """Under the peak, the top band of the net load costs this per kWh, the band below less (``flatten_levels``
     bands between the horizon's lowest base load and the peak, a convex cost): EV load fills the valleys."""
     flatten_levels: int = 8

@@ -4,16 +4,21 @@ from __future__ import annotations
 
 from streams.contracts.models import ChargerRegistration, ChargerTelemetry, GridSignal, MeterReading
 from streams.dispatch.dispatcher import DispatchConfig
+from streams.dispatch.plan import PlannerWeights
 from streams.dispatch.planner import HOUR_MS
 
 T0 = 1_700_000_000_000 // HOUR_MS * HOUR_MS
 Q = 15 * 60_000
+PLAIN = {"setpoint_lag_ms": 0, "ramp_hold": False, "base_period_max": False, "charge_taper_soc_pct": None,
+         "weights": PlannerWeights(flatten_per_kwh=0.0)}
+"""The plain planner of hand-checked plans (the product's defaults turn the refinements on)."""
 
 
 def cfg(**kw) -> DispatchConfig:
-    """Hand-checked plans over whole windows: no setpoint lag unless asked (test_dispatcher tests the lag)."""
+    """Hand-checked plans over whole windows: no setpoint lag unless asked (test_dispatcher tests the lag), and none of
+    the planning refinements (flattening, ramp hold, saw-tooth top, taper) unless asked."""
     return DispatchConfig(step_ms=Q, fine_ms=None, coarse_step_ms=None, horizon_ms=8 * HOUR_MS,
-                          forecast_arrivals=False, **{"setpoint_lag_ms": 0, **kw})
+                          forecast_arrivals=False, **{**PLAIN, **kw})
 
 
 def reg(cid, site, cls="parallel_non_exporting", enrolled=False, bidir=False, export=0.0, kw=7.0,

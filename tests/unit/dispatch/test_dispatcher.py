@@ -15,6 +15,7 @@ from streams.contracts.models import (
 )
 from streams.dispatch.dispatcher import DispatchConfig, FeederDispatcher
 from streams.dispatch.planner import HOUR_MS
+from tests.unit.dispatch.fleet import PLAIN
 
 T0 = 1_700_000_000_000 // HOUR_MS * HOUR_MS
 Q = 15 * 60_000
@@ -37,9 +38,10 @@ def tel(cid, t, connected=True, energy=10.0, dep_h=4.0, delivered=0.0, power=0.0
 
 
 def cfg(**kw):
-    """Hand-checked plans over whole windows: no setpoint lag unless asked (see the lag's own test)."""
+    """Hand-checked plans over whole windows: no setpoint lag unless asked (see the lag's own test), and none of
+    the planning refinements (flattening, ramp hold, saw-tooth top, taper) unless asked."""
     return DispatchConfig(step_ms=Q, fine_ms=None, coarse_step_ms=None, horizon_ms=8 * HOUR_MS,
-                          forecast_arrivals=False, **{"setpoint_lag_ms": 0, **kw})
+                          forecast_arrivals=False, **{**PLAIN, **kw})
 
 
 def test_one_car_gets_a_flat_optimal_setpoint_and_a_schedule():

@@ -10,6 +10,7 @@ import pytest
 from streams.dispatch.heuristic import plan_llf
 from streams.dispatch.planner import (
     HOUR_MS,
+    PlannerWeights,
     PlanRequest,
     PlanSession,
     SolverLimits,
@@ -30,7 +31,7 @@ def request(sessions, hours=4, base=None, imp=np.inf, exp=0.0, price=0.2, floor=
     n = len(edges) - 1
     base = np.zeros(n) if base is None else np.asarray(base, dtype=float)
     return PlanRequest("f1", tuple(int(e) for e in edges), tuple(base), (imp,) * n, (exp,) * n, (price,) * n,
-                       tuple(sessions), peak_floor_kw=floor)
+                       tuple(sessions), peak_floor_kw=floor, weights=PlannerWeights(flatten_per_kwh=0.0))
 
 
 def energy(plan, key):
