@@ -22,15 +22,17 @@ from tests.fixtures.ocpp_pki import Pki, make_pki
 
 PASSWORD = "correct-horse-battery-1"
 NOW = int(time.time() * 1000)
+"""Wall-clock now of the test under way (reset before each test by ``conftest.py``: the gateway checks a setpoint's
+validity against the wall clock, and a run may reach a test long after it was imported)."""
 
 
-def reg(station: str, *, bidirectional: bool = False, active: bool = True, at: int = NOW - 60_000
+def reg(station: str, *, bidirectional: bool = False, active: bool = True, at: int | None = None
         ) -> ChargerRegistration:
     return ChargerRegistration(
         charger_id=station, feeder_id="feeder-7", site_id="site-1", customer_id="c1", bidirectional=bidirectional,
         inverter_location="onboard", interconnection_class="parallel_exporting" if bidirectional else "non_parallel",
         v2g_enrolled=bidirectional, max_charge_kw=11.0, max_discharge_kw=7.0 if bidirectional else 0.0,
-        registered_at=at, active=active)
+        registered_at=NOW - 60_000 if at is None else at, active=active)
 
 
 def setpoint(station: str, kw: float, *, seq: int = 1, session: str | None = "tx-1") -> ChargerSetpoint:
