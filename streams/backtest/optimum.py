@@ -86,19 +86,15 @@ def optimal_load(sessions: Sequence[AcnSession], grid: Grid, base_kw: np.ndarray
             reserve = reserve_soc_pct / 100.0 * cap
         if ch is not None:
             used.setdefault(ch.site_id, []).append(ch)
-        dis = dis if soc is not None else 0.0
-        known = physics is not None and bool(s.capacity_kwh) and s.initial_soc_pct is not None
-        if known:  # the twins' physics: every car whose SoC and capacity are known
-            cap = s.capacity_kwh
-            soc = (s.initial_soc_pct or 0.0) / 100.0 * (cap or 0.0)
         p = PlanSession(key=s.session_id, arrival_ms=s.arrival, departure_ms=s.departure,
-                        energy_kwh=s.requested_energy_kwh, max_charge_kw=s.max_power_kw, max_discharge_kw=dis,
-                        soc_kwh=soc, capacity_kwh=cap, reserve_kwh=reserve,
-                        site_id=ch.site_id if ch is not None else None)
-        if known and physics is not None and cap:
-            p = replace(p, charge_efficiency=physics.charge_efficiency,
+                        energy_kwh=s.requested_energy_kwh, max_charge_kw=s.max_power_kw,
+                        max_discharge_kw=dis if soc is not None else 0.0, soc_kwh=soc, capacity_kwh=cap,
+                        reserve_kwh=reserve, site_id=ch.site_id if ch is not None else None)
+        if physics is not None and s.capacity_kwh and s.initial_soc_pct is not None:  # every car of known SoC
+            p = replace(p, soc_kwh=s.initial_soc_pct / 100.0 * s.capacity_kwh, capacity_kwh=s.capacity_kwh,
+                        charge_efficiency=physics.charge_efficiency,
                         discharge_efficiency=physics.discharge_efficiency,
-                        taper_soc_kwh=physics.taper_soc_pct / 100.0 * cap, taper_floor=physics.taper_floor)
+                        taper_soc_kwh=physics.taper_soc_pct / 100.0 * s.capacity_kwh, taper_floor=physics.taper_floor)
         ps.append(p)
     plan_sites = []
     for sid, chs in sorted(used.items()):
