@@ -13,9 +13,9 @@ from streams.contracts.models import (
     IncentiveResponse,
     MeterReading,
 )
-from streams.dispatch.dispatcher import DispatchConfig, FeederDispatcher
+from streams.dispatch.dispatcher import FeederDispatcher
 from streams.dispatch.planner import HOUR_MS
-from tests.unit.dispatch.fleet import PLAIN
+from tests.unit.dispatch.fleet import cfg
 
 T0 = 1_700_000_000_000 // HOUR_MS * HOUR_MS
 Q = 15 * 60_000
@@ -35,13 +35,6 @@ def tel(cid, t, connected=True, energy=10.0, dep_h=4.0, delivered=0.0, power=0.0
                             max_discharge_kw=7.0 if bidir else 0.0, departure_time=T0 + int(dep_h * HOUR_MS),
                             requested_energy_kwh=energy, energy_delivered_kwh=delivered, soc_pct=soc,
                             battery_capacity_kwh=cap, grid_state=grid)
-
-
-def cfg(**kw):
-    """Hand-checked plans over whole windows: no setpoint lag unless asked (see the lag's own test), and none of
-    the planning refinements (flattening, ramp hold, saw-tooth top, taper) unless asked."""
-    return DispatchConfig(step_ms=Q, fine_ms=None, coarse_step_ms=None, horizon_ms=8 * HOUR_MS,
-                          forecast_arrivals=False, **{**PLAIN, **kw})
 
 
 def test_one_car_gets_a_flat_optimal_setpoint_and_a_schedule():
