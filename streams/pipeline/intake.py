@@ -303,6 +303,11 @@ class QuietPartitions:
         self.quiet_s = quiet_s
         self._since: dict[tuple[str, int], float] = {}
 
+    def restart(self, partitions: Collection[tuple[str, int]]) -> None:
+        """``partitions`` delivered records: their quiet time starts again at the next :meth:`update`."""
+        for tp in partitions:
+            self._since.pop(tp, None)
+
     def update(self, drained: Collection[tuple[str, int]], waiting: Collection[tuple[str, int]],
                now: float) -> set[tuple[str, int]]:
         """``drained``: partitions read to their end now; ``waiting``: those with records not applied yet.

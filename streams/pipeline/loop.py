@@ -168,15 +168,25 @@ class WorkerLoop(Generic[M]):
         """Apply every batch the port fetches, until it has no more."""
         intake, port = self.intake, self.port
         while (batch := await port.next_batch()) is not None:
+            self._received(batch.messages)
             intake.add(batch.generation, batch.messages)
             while intake:
                 while (more := port.ready_batch()) is not None:  # (meters are fetched while intake.wants_more)
+                    self._received(more.messages)
                     intake.add(more.generation, more.messages)  # control records jump the meters waiting
                 if not await port.usable(intake.generation):
                     intake.clear()  # a rebalance came between: the rest is fetched again
                     break
                 async with self.lock:
                     await self._slice()
+
+    def _received(self, records: Sequence[M]) -> None:
+        """A partition that delivers records has not stopped: it leaves the drained set at once (not at the next
+        tick), so telemetry fetched with the meter readings that cover it is not released ahead of them."""
+        arrived = {(self.logical.get(m.topic, m.topic), m.partition) for m in records}
+        self.quiet.restart(arrived)
+        if self.feeders.drained:
+            self.feeders.drained -= arrived
 
     async def _slice(self) -> None:
         intake, logical = self.intake, self.logical

@@ -495,3 +495,37 @@ def test_records_applied_before_faust_calls_the_assignment_callback_keep_their_e
         assert w.held_total() == 0 and _setpoints(port)
 
     asyncio.run(scenario())
+
+
+def test_telemetry_fetched_with_the_meter_readings_that_cover_it_waits_for_them_after_a_quiet_spell() -> None:
+    # A broker backtest: the streams were quiet for a minute (the worker waiting for the warm-up), then telemetry
+    # and the 21 days of meter readings before it came in one fetch. The drained set was only renewed at the next
+    # tick, so the telemetry, applied before the readings, was released as if every stream had stopped
+    covering = [meter(i, T0 + i * 5 * 60_000) for i in range(1, 16)]
+    late = telemetry(0, T0 + HOUR)
+
+    async def scenario(quiet_first: bool) -> FeederWorker:
+        port, clock, w = FakePort(), Clock(), worker()
+        loop = make_loop(w, port, clock, quiet_s=30.0)
+        port.fetch(registration(), meter(0, T0))
+        await loop.run()
+        if quiet_first:
+            port.drained = ALL_READ
+            await loop.tick()
+            clock.now += 31.0
+            await loop.tick()
+            assert w.drained == ALL_READ
+            port.fetch(late, *covering)  # one fetch: the telemetry is applied first (control before bulk)
+        else:
+            port.fetch(*covering)
+            await loop.run()
+            port.fetch(late)
+        await loop.run()
+        assert w.held_total() == 0, "the covering readings release it"
+        return w
+
+    quiet, plain = asyncio.run(scenario(True)), asyncio.run(scenario(False))
+    for w in (quiet, plain):
+        assert w.runtimes[b"F1"].meter_clock == T0 + 15 * 5 * 60_000
+    planned = [w.runtimes[b"F1"].dispatcher.plan_request for w in (quiet, plain)]
+    assert planned[0] is not None and planned[0] == planned[1]
