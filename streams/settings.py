@@ -136,10 +136,11 @@ class Settings(BaseSettings):
     and the feeder's telemetry is two intervals plus the grace (this many seconds) past the record, in event time.
     Replayed input that is all there never meets that: the same inputs give the same decisions."""
     max_telemetry_lag_hours: int = 24
-    """EVGRID_MAX_TELEMETRY_LAG_HOURS: a feeder with meters and no charger heard yet keeps the meter history
-    (forecasts, loads, site readings) that a first plan this far behind its newest meter reading may use; older
-    history goes to the dispatcher (billing peak, yesterday's load) or is dropped, so its checkpoint does not grow
-    with time. A first telemetry read more than this far behind its feeder's meters plans with newer history."""
+    """EVGRID_MAX_TELEMETRY_LAG_HOURS: a feeder keeps the meter history (forecasts, loads, site readings) that a plan
+    this far behind its newest meter reading may use; older history goes to the dispatcher (billing peak,
+    yesterday's load) or is dropped, so its checkpoint does not grow with time while its meters are read ahead of
+    its telemetry (no charger heard yet, or telemetry held). Telemetry read more than this far behind its feeder's
+    meters plans with newer history."""
     max_plan_lag_seconds: int = 0
     """EVGRID_MAX_PLAN_LAG_SECONDS: live mode: when catching up a backlog, plans for intervals that ended more than
     this long ago (worker clock) are skipped and counted; 0 = off (replays and backtests)."""

@@ -365,7 +365,7 @@ class FeederRuntime:
             if interval.kw is not None:
                 self.loads.append((interval.end, interval.kw))
             out.append((FORECASTS, self.feeder_id.encode(), forecast.to_contract(self.feeder_id)))
-        if closed and not self.active:  # no plan yet: keep what a first plan, up to ``history_ms`` behind, may use
+        if closed:  # keep what a plan up to ``history_ms`` behind (or at the oldest held telemetry) may use
             first = self.meter_clock - self.history_ms
             self._history_until(self.closed_before(min(first, self.held[0][0]) if self.held else first))
 

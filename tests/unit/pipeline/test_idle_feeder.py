@@ -16,7 +16,8 @@ from streams.settings import Settings, feeder_config
 from tests.fixtures.feeder_records import T0, reg, tel
 from tests.unit.pipeline.test_feeder_runtime import MIN, meter, raw
 
-DAY = 24 * 60 * MIN
+HOUR = 60 * MIN
+DAY = 24 * HOUR
 
 
 def _run(history_hours: int, days: int, ahead: bool) -> tuple[FeederRuntime, dict[int, int], list[object]]:
@@ -52,3 +53,28 @@ def test_a_feeder_without_chargers_stops_growing_and_its_first_plan_is_unchanged
         assert d.plan is not None
         d.plan = replace(d.plan, solve_seconds=0.0)
     assert statecodec.encode(bounded.dispatcher) == statecodec.encode(unbounded.dispatcher)
+
+
+@pytest.mark.parametrize("ahead", [False, True], ids=["no-telemetry", "next-telemetry-held"])
+def test_a_feeder_that_has_planned_stays_bounded_while_its_meters_run_days_ahead(ahead: bool) -> None:
+    # A broker backtest's worker released its first telemetry before the 21-day meter warm-up (issue 15's broker
+    # run): with a charger active, forecasts were kept for every interval until the next plan (a 7.4 MB checkpoint)
+    cfg = feeder_config(Settings(interval_minutes=15, grace_seconds=300, max_telemetry_lag_hours=24))
+    rt = FeederRuntime("F1", cfg)
+    rt.apply(reg(), raw(CHARGER_REGISTRY))
+    for i in range(8):
+        rt.apply(meter(T0 - HOUR + i * 15 * MIN), raw(METER_READINGS, i), wall_ms=T0)
+    out = rt.apply(tel(T0 + 5 * MIN), raw(CHARGER_TELEMETRY, 1), wall_ms=T0)
+    assert rt.active and any(isinstance(o, tuple) and o[0] == SETPOINTS for o in out)  # it has planned
+    days = 5
+    if ahead:  # the next report is read ahead of the meters: held until they pass it
+        rt.apply(tel(T0 + days * DAY), raw(CHARGER_TELEMETRY, 2), wall_ms=T0)
+        assert rt.held
+    sizes: dict[int, int] = {}
+    for i in range(days * 96):
+        ts = T0 + HOUR + i * 15 * MIN
+        rt.apply(meter(ts, kw=20.0 + (i % 96) / 10), raw(METER_READINGS, 100 + i), wall_ms=T0)
+        if (i + 1) % 96 == 0:
+            sizes[(i + 1) // 96] = len(rt.dump()[0])
+    assert len(rt.forecasts) <= rt.history_ms // (15 * MIN) + 2
+    assert sizes[4] <= 1.1 * sizes[2], sizes
