@@ -34,6 +34,7 @@ from streams.backtest.orchestrator import (
     OUTPUT_TOPICS,
     _create_namespace,
     _decode_all,
+    _processed,
     _read_stats,
     _settle,
     _stop,
@@ -74,7 +75,7 @@ class BrokerPipeline:
     log
         Progress messages.
     timeout_s
-        Longest wait for one answer of the worker.
+        Longest time the worker may go without answering and without taking in a record.
     """
 
     def __init__(self, inputs: BacktestInputs, base: Settings | None = None, *, keep_topics: bool = False,
@@ -217,9 +218,15 @@ class BrokerPipeline:
         sps: list[ChargerSetpoint] = []
         deadline = time.monotonic() + self.timeout_s
         sp_topic, dl_topic = topic_name(SETPOINTS, self.prefix), topic_name(DEADLETTER, self.prefix)
+        progress, looked = -1, 0.0
         while any(self.marker_seen.get(f, 0) < n for f, n in want.items()):
+            if time.monotonic() - looked >= 1.0:  # a worker still taking records in (a long warm-up) is answering
+                looked = time.monotonic()
+                if (done := _processed(_read_stats(self.wdir, self._stats_glob()))) > progress:
+                    progress, deadline = done, looked + self.timeout_s
             if time.monotonic() > deadline or (self.proc is not None and self.proc.poll() is not None):
-                raise RuntimeError(f"the worker did not answer within {self.timeout_s} s: "
+                raise RuntimeError(f"the worker did not answer, nor take in a record, for {self.timeout_s} s "
+                                   f"(stats: {_read_stats(self.wdir, self._stats_glob())}): "
                                    f"{_tail(self.wdir / 'worker.log')}")
             msg = self.consumer.poll(0.05)  # returns as soon as a record is there
             while msg is not None:
