@@ -25,6 +25,8 @@ __all__ = ["DAY_MS", "FLEET_LOG_MS", "LOAD_HOLD_MS", "BillingPeak", "held_load",
            "yesterday_load"]
 
 LOAD_HOLD_MS = 30 * 60_000
+RAMP_BASE_MS = 15 * 60_000
+"""The ramp hold's slope spans at least this (the feeder meters' usual period)."""
 """How long the last measured feeder load bounds the planned base load from below (and the feeder cap's)."""
 
 
@@ -78,17 +80,25 @@ def held_load(last_load: tuple[int, float] | None, now_ms: int) -> float | None:
 
 def ramped_load(history: Sequence[tuple[int, float]], t_ms: np.ndarray) -> np.ndarray:
     """Per time in ``t_ms``: the measured feeder load (``history``: ``(end of its interval, kW)``, ascending) carried
-    on at its last rise (the slope between the last two readings' midpoints), or NaN when the load is not rising,
-    the last two readings are more than ``LOAD_HOLD_MS`` apart or the time is more than ``LOAD_HOLD_MS`` after the
-    last. On an evening ramp the last reading is already low for the interval under way.
+    on at its last rise, or NaN when the load is not rising, the readings compared are more than ``LOAD_HOLD_MS``
+    apart or the time is more than ``LOAD_HOLD_MS`` after the last. The rise is the slope between the last load and
+    the last one at least ``RAMP_BASE_MS`` older (a meter's 15-minute reading fills three 5-minute intervals with
+    one value), from their periods' midpoints. On an evening ramp the last reading is already low for the interval
+    under way.
 
     >>> ramped_load([(0, 100.0), (900_000, 120.0)], np.array([1_350_000, 9_000_000])).tolist()
     [140.0, nan]
+    >>> ramped_load([(0, 100.0), (300_000, 120.0), (600_000, 120.0), (900_000, 120.0)], np.array([1_350_000])).tolist()
+    [140.0]
     """
     out = np.full(len(t_ms), np.nan)
     if len(history) < 2:
         return out
-    (e0, k0), (e1, k1) = history[-2], history[-1]
+    e1, k1 = history[-1]
+    i = len(history) - 2
+    while i > 0 and history[i][0] > e1 - RAMP_BASE_MS:
+        i -= 1
+    e0, k0 = history[i]
     gap = e1 - e0
     if k1 <= k0 or not 0 < gap <= LOAD_HOLD_MS:
         return out

@@ -4,6 +4,11 @@ A reading's ``timestamp`` is the *end* of its metering period (see ``MeterReadin
 stamped ``t`` belongs to the interval ``(start, start + interval]`` with ``start = (t - 1) // interval *
 interval``: a 15-minute reading stamped 00:15 counts in the interval 00:00-00:15.
 
+A meter that reads less often than the interval (15-minute readings, 5-minute intervals) reports its mean over its
+period: a reading stamped ``t`` whose meter last read at ``p`` also counts in every interval that lies within
+``(p, t]`` and is still open, so those intervals carry the load, not gaps, provided ``t - p`` is no longer than the
+meter's spacing before (a longer silence is missing readings: a gap) and at most :data:`MAX_PERIOD_MS`.
+
 The feeder's watermark is the largest reading timestamp seen. An interval closes when the watermark passes
 (exceeds) its end plus the grace; a reading for a closed interval is ``late``. Nothing here reads the clock.
 """
@@ -16,6 +21,10 @@ from typing import Literal, Protocol
 __all__ = ["AddOutcome", "ClosedInterval", "IntervalAggregator", "ReadingLike"]
 
 AddOutcome = Literal["accepted", "duplicate", "late"]
+
+MAX_PERIOD_MS = 3_600_000
+"""The longest metering period a reading is spread over (the time since its meter's previous reading); after a longer
+silence the reading counts in its own interval only."""
 
 
 class ReadingLike(Protocol):
@@ -81,7 +90,7 @@ class IntervalAggregator:
         longer gap are skipped (the forecaster sees the jump in ``start``).
     """
 
-    __slots__ = ("_closed_until", "_last_seen", "_open", "grace_ms", "interval_ms", "max_gap_intervals",
+    __slots__ = ("_closed_until", "_last_seen", "_open", "_spacing", "grace_ms", "interval_ms", "max_gap_intervals",
                  "meter_expiry_ms", "watermark")
 
     def __init__(self, interval_ms: int = 900_000, grace_ms: int = 300_000, *,
@@ -98,6 +107,7 @@ class IntervalAggregator:
         self._closed_until: int | None = None  # end of the last emitted interval
         self._open: dict[int, _Open] = {}
         self._last_seen: dict[str, int] = {}
+        self._spacing: dict[str, int] = {}  # meter -> time between its last two readings (in order)
 
     def interval_start(self, timestamp: int) -> int:
         """Start of the interval a reading stamped ``timestamp`` (end of its period) belongs to."""
@@ -117,19 +127,30 @@ class IntervalAggregator:
         if self.is_late(ts):
             return "late"
         start = self.interval_start(ts)
-        bucket = self._open.get(start)
-        if bucket is None:
-            bucket = self._open[start] = _Open()
         key = (reading.meter_id, ts)
-        if key in bucket.seen:
+        if key in self._open.get(start, _Open()).seen:
             return "duplicate"
-        bucket.seen.add(key)
-        acc = bucket.sums.get(reading.meter_id)
-        if acc is None:
-            bucket.sums[reading.meter_id] = [float(reading.active_power_kw), 1.0]
-        else:
-            acc[0] += float(reading.active_power_kw)
-            acc[1] += 1.0
+        prev = self._last_seen.get(reading.meter_id)
+        spacing = self._spacings()
+        first = start
+        if prev is not None and prev < ts:
+            gap = ts - prev
+            if gap <= min(spacing.get(reading.meter_id, 0), MAX_PERIOD_MS):  # the open intervals within its period
+                closed = self._closed_until if self._closed_until is not None else -(2**62)
+                first = min(start, max(-(-prev // self.interval_ms) * self.interval_ms, closed))
+            spacing[reading.meter_id] = gap
+        kw = float(reading.active_power_kw)
+        for s in range(first, start + 1, self.interval_ms):
+            bucket = self._open.get(s)
+            if bucket is None:
+                bucket = self._open[s] = _Open()
+            bucket.seen.add(key)
+            acc = bucket.sums.get(reading.meter_id)
+            if acc is None:
+                bucket.sums[reading.meter_id] = [kw, 1.0]
+            else:
+                acc[0] += kw
+                acc[1] += 1.0
         if self._last_seen.get(reading.meter_id, ts - 1) < ts:
             self._last_seen[reading.meter_id] = ts
         if self.watermark is None or ts > self.watermark:
@@ -166,6 +187,7 @@ class IntervalAggregator:
         horizon = end - self.meter_expiry_ms
         for meter in [m for m, seen in self._last_seen.items() if seen <= horizon]:
             del self._last_seen[meter]
+            self._spacings().pop(meter, None)
         known = sum(1 for seen in self._last_seen.values() if seen > horizon)
         if bucket is None or not bucket.sums:
             return ClosedInterval(start, end, None, 0.0, 0, known)
@@ -175,7 +197,16 @@ class IntervalAggregator:
         total = sum(s / c for s, c in bucket.sums.values())
         return ClosedInterval(start, end, total / share, share, reported, known)
 
+    def _spacings(self) -> dict[str, int]:
+        """Each meter's spacing (a checkpoint written before spacings were kept starts without)."""
+        try:
+            return self._spacing
+        except AttributeError:
+            self._spacing = {}
+            return self._spacing
+
     def __getstate__(self) -> dict[str, object]:
+        self._spacings()
         return {k: getattr(self, k) for k in self.__slots__}
 
     def __setstate__(self, state: dict[str, object]) -> None:

@@ -134,3 +134,23 @@ def test_advance_is_deterministic_and_pickle_restores_state() -> None:
 def test_rejects_interval_that_does_not_divide_a_day() -> None:
     with pytest.raises(ValueError):
         IntervalAggregator(7 * MIN, 0)
+
+
+def test_a_meter_reading_less_often_than_the_interval_fills_every_interval_of_its_period() -> None:
+    agg = IntervalAggregator(5 * MIN, 0)
+    for k, kw in enumerate([10.0, 20.0, 30.0, 40.0], start=1):  # 15-minute means, stamped at each period's end
+        assert agg.add(R("a", T0 + k * Q, kw)) == "accepted"
+    closed = agg.advance()  # up to the interval ending at the watermark, which is still open
+    # the meter's period is known from its third reading on: the first two count in their own intervals only
+    assert [(c.start - T0) // MIN for c in closed] == list(range(10, 55, 5))
+    assert [c.kw for c in closed] == [10.0, None, None, 20.0, 30.0, 30.0, 30.0, 40.0, 40.0]
+    assert closed[-1].reported == 1 and closed[-1].share == 1.0
+    assert agg.add(R("a", T0 + 4 * Q, 1.0)) == "duplicate"
+    # after a silence longer than its spacing the meter's readings are missing: the gap stays a gap
+    agg.add(R("a", T0 + 6 * Q, 50.0))
+    agg.add(R("a", T0 + 7 * Q, 60.0))
+    later = agg.advance()
+    assert [c.kw for c in later] == [40.0, None, None, None, None, None, 50.0, 60.0, 60.0]
+    # a checkpoint keeps the spacings (and one written before them reads back without)
+    again = pickle.loads(pickle.dumps(agg))
+    assert again.add(R("a", T0 + 8 * Q, 70.0)) == "accepted" and [c.kw for c in again.advance()] == [60.0, 70.0, 70.0]
