@@ -270,6 +270,12 @@ class Settings(BaseSettings):
     dispatch_early_per_kwh_hour: float = 1e-4
     """EVGRID_DISPATCH_EARLY_PER_KWH_HOUR: a plan's cost per kWh and hour of charging a car later (scaled by 24 h
     over the car's remaining stay): the earlier it leaves, the sooner it charges."""
+    dispatch_near_peak_per_kw: float = 0.0
+    """EVGRID_DISPATCH_NEAR_PEAK_PER_KW: a plan's cost per kW of its peak over the next
+    ``dispatch_near_peak_minutes`` above the month's running peak, besides the horizon's peak: a higher peak forecast
+    later (a rising load carried on, which may not come) does not make load above the running peak free now."""
+    dispatch_near_peak_minutes: float = 30.0
+    """EVGRID_DISPATCH_NEAR_PEAK_MINUTES: the window of ``dispatch_near_peak_per_kw``."""
     setpoint_change_threshold_kw: float = 0.1
     """EVGRID_SETPOINT_CHANGE_THRESHOLD_KW: emit a new setpoint when the power moves by at least this, kW."""
     setpoint_refresh_seconds: int = 900
@@ -383,7 +389,9 @@ def dispatch_config(s: Settings) -> DispatchConfig:
                           fallback_kw=s.fallback_kw),
         weights=PlannerWeights(cycling_per_kwh=s.cycling_cost_per_kwh, flatten_per_kwh=s.dispatch_flatten_per_kwh,
                                flatten_levels=s.dispatch_flatten_levels,
-                               early_per_kwh_hour=s.dispatch_early_per_kwh_hour),
+                               early_per_kwh_hour=s.dispatch_early_per_kwh_hour,
+                               near_peak_per_kw=s.dispatch_near_peak_per_kw,
+                               near_peak_ms=int(s.dispatch_near_peak_minutes * MIN_MS)),
         incentives=IncentiveParams(delay_price_per_kwh=s.incentive_delay_price_per_kwh,
                                    export_price_per_kwh=s.incentive_export_price_per_kwh,
                                    currency=s.currency),

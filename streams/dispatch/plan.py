@@ -106,6 +106,10 @@ class PlannerWeights:
     actual_peak_per_kw: float = 50.0
     """Weight of the peak of real (non-virtual) sessions alone, so forecast demand does not pull today's
     cars above what they need."""
+    near_peak_per_kw: float = 0.0
+    """Weight of the peak over the steps starting within ``near_peak_ms`` (at least the running peak): a higher peak
+    forecast later in the horizon, which may not come, does not make load above the running peak free now."""
+    near_peak_ms: int = 0
 
 
 @dataclass(frozen=True, slots=True)

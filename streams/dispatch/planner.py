@@ -330,6 +330,16 @@ def solve_lp_or_failure(req: PlanRequest, limits: SolverLimits = SolverLimits())
         ub_v += [nv[rm], -np.ones(n)]
         b_ub.append(-base)
         n_ub += n
+    near = int(np.count_nonzero(np.asarray(req.edges_ms[:-1]) < req.edges_ms[0] + w.near_peak_ms))
+    if w.near_peak_per_kw > 0 and near and len(nr):
+        # near-term peak: base + net - R <= 0 over the first steps, R >= floor
+        r_col = cols.add(np.array([max(0.0, req.peak_floor_kw)]), np.array([np.inf]), np.array([w.near_peak_per_kw]))
+        mask = nr < near
+        ub_r += [n_ub + nr[mask], n_ub + np.arange(near)]
+        ub_c += [nc[mask], np.full(near, r_col[0])]
+        ub_v += [nv[mask], -np.ones(near)]
+        b_ub.append(-base[:near])
+        n_ub += near
     # import limit (soft): base + net - v <= limit
     lim_steps = np.flatnonzero(np.isfinite(imp_lim))
     lost = _lost_limits(base[lim_steps], imp_lim[lim_steps])

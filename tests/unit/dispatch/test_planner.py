@@ -245,3 +245,17 @@ def test_a_car_leaving_within_a_step_is_not_planned_above_its_sites_import_limit
     assert plan is not None
     assert plan.schedules["c"][:4] == pytest.approx([6.0] * 4, abs=1e-6)  # power while plugged in
     assert plan.shortfall_kwh["c"] == pytest.approx(6.0 - 6.0 * 50 / 60, abs=1e-6)  # what the site lets in
+
+
+def test_a_higher_peak_forecast_later_does_not_make_load_above_the_running_peak_free_now():
+    # running peak 20 kW; the next 30 minutes at 25 kW, then 40 kW (a rising load carried on, which may not come)
+    base = np.full(16, 40.0)
+    base[:2] = 25.0
+    car = PlanSession("v", T0, T0 + 4 * HOUR_MS, energy_kwh=-7.0, max_charge_kw=7.0, max_discharge_kw=7.0,
+                      soc_kwh=25.0, capacity_kwh=60.0, reserve_kwh=18.0)
+    req = request([car], base=base, exp=100.0, floor=20.0)
+    plain = solve_lp(req)
+    assert plain is not None and plain.schedules["v"][:2] == pytest.approx([7.0, 7.0])  # under 37 kW: free
+    near = solve_lp(replace(req, weights=replace(req.weights, near_peak_per_kw=50.0, near_peak_ms=30 * 60_000)))
+    assert near is not None and near.schedules["v"][:2] == pytest.approx([-5.0, -5.0])  # held at the running peak
+    assert near.peak_kw > plain.peak_kw  # what it costs later, if the 40 kW comes
