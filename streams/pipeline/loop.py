@@ -181,9 +181,12 @@ class WorkerLoop(Generic[M]):
                     await self._slice()
 
     def _received(self, records: Sequence[M]) -> None:
-        """A partition that delivers records has not stopped: it leaves the drained set at once (not at the next
-        tick), so telemetry fetched with the meter readings that cover it is not released ahead of them."""
-        arrived = {(self.logical.get(m.topic, m.topic), m.partition) for m in records}
+        """A meter or registry partition that delivers records has not stopped: it leaves the drained set at once
+        (not at the next tick), so telemetry fetched with the meter readings that cover it is not released ahead of
+        them. The telemetry partition itself stays as the last tick saw it: a lockstep round's marker is released
+        with the round's records, not a tick later (a month of rounds without meters would wait a tick each)."""
+        arrived = {(topic, m.partition) for m in records
+                   if (topic := self.logical.get(m.topic, m.topic)) != CHARGER_TELEMETRY}
         self.quiet.restart(arrived)
         if self.feeders.drained:
             self.feeders.drained -= arrived
