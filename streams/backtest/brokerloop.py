@@ -98,7 +98,6 @@ class BrokerPipeline:
         self.weather_sent = 0
         self._said = time.monotonic()
         self.wait_s = 0.0
-        self._exogenous_unflushed = False
         self._tmp = tempfile.TemporaryDirectory(prefix="evgrid-brokerloop-")
         self.wdir = Path(self._tmp.name)
         self.proc: subprocess.Popen[bytes] | None = None
@@ -171,15 +170,10 @@ class BrokerPipeline:
         self.worker_stats = _wait(self.proc, self.wdir, self._stats_glob(), self.produced, self.say, 120.0)
 
     def exogenous(self, msgs: list[RawMessage]) -> None:
-        self._produce(msgs)
-        self._exogenous_unflushed = True
-
-    def _flush_exogenous(self) -> None:
         """Meter readings are in the broker before the telemetry they cover is sent: a fetch that finds the
         telemetry finds them too, so the worker never sees their partition read to its end without them."""
-        if self._exogenous_unflushed:
-            self._flush()
-            self._exogenous_unflushed = False
+        self._produce(msgs)
+        self._flush()
 
     def weather(self, msg: RawMessage) -> None:
         """A weather record, as a barrier: the worker follows the weather topic apart from its other inputs, and
@@ -206,7 +200,6 @@ class BrokerPipeline:
 
     def telemetry(self, msgs: list[RawMessage]) -> list[ChargerSetpoint]:
         """Produce the telemetry and one marker per feeder; the setpoints the worker sent up to the markers."""
-        self._flush_exogenous()
         self._produce(msgs)
         t = max(int(m.timestamp or 0) for m in msgs)
         feeders = sorted({m.key for m in msgs if m.key is not None})

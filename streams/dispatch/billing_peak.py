@@ -25,9 +25,9 @@ __all__ = ["DAY_MS", "FLEET_LOG_MS", "LOAD_HOLD_MS", "BillingPeak", "held_load",
            "yesterday_load"]
 
 LOAD_HOLD_MS = 30 * 60_000
+"""How long the last measured feeder load bounds the planned base load from below (and the feeder cap's)."""
 RAMP_BASE_MS = 15 * 60_000
 """The ramp hold's slope spans at least this (the feeder meters' usual period)."""
-"""How long the last measured feeder load bounds the planned base load from below (and the feeder cap's)."""
 
 
 DAY_MS = 24 * 60 * 60_000

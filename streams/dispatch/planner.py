@@ -296,16 +296,21 @@ def solve_lp_or_failure(req: PlanRequest, limits: SolverLimits = SolverLimits())
         n_eq += 1
         index.append((s, steps, x, d, frac, int(slack[0])))
 
-    # peak: base + net - P <= 0, P >= floor
-    p_col = cols.add(np.array([max(0.0, req.peak_floor_kw)]), np.array([np.inf]), np.array([w.peak_per_kw]))
     nr = np.concatenate(net_r) if net_r else np.empty(0, int)
     nc = np.concatenate(net_c) if net_c else np.empty(0, int)
     nv = np.concatenate(net_v) if net_v else np.empty(0)
-    ub_r += [n_ub + nr, n_ub + np.arange(n)]  # after the sessions' own rows (the taper's)
-    ub_c += [nc, np.full(n, p_col[0])]
-    ub_v += [nv, -np.ones(n)]
-    b_ub.append(-base)
-    n_ub += n
+
+    def peak_rows(weight: float, entries: np.ndarray, m: int) -> None:
+        """A peak X >= floor costing ``weight`` per kW: base + net (of ``entries``) - X <= 0 over the first m steps."""
+        nonlocal n_ub
+        col = cols.add(np.array([max(0.0, req.peak_floor_kw)]), np.array([np.inf]), np.array([weight]))
+        ub_r.extend([n_ub + nr[entries], n_ub + np.arange(m)])
+        ub_c.extend([nc[entries], np.full(m, col[0])])
+        ub_v.extend([nv[entries], -np.ones(m)])
+        b_ub.append(-base[:m])
+        n_ub += m
+
+    peak_rows(w.peak_per_kw, np.ones(len(nr), bool), n)  # the horizon's peak, after the sessions' own rows
     if w.flatten_per_kwh > 0 and w.flatten_levels > 0 and len(nr):
         # below the peak, a convex cost of the net load per step (K bands, the k-th costs k/K of the weight per kWh):
         # EV load goes to the valleys of the base load, not anywhere under the peak where a missed ramp breaks it
@@ -323,23 +328,11 @@ def solve_lp_or_failure(req: PlanRequest, limits: SolverLimits = SolverLimits())
         n_ub += n
     rm = np.concatenate(real_mask) if real_mask else np.empty(0, bool)
     if any(s.virtual for s in req.sessions) and w.actual_peak_per_kw > 0:
-        # real-only peak: base + net(real) - Q <= 0, Q >= floor
-        q_col = cols.add(np.array([max(0.0, req.peak_floor_kw)]), np.array([np.inf]), np.array([w.actual_peak_per_kw]))
-        ub_r += [n_ub + nr[rm], n_ub + np.arange(n)]
-        ub_c += [nc[rm], np.full(n, q_col[0])]
-        ub_v += [nv[rm], -np.ones(n)]
-        b_ub.append(-base)
-        n_ub += n
-    near = int(np.count_nonzero(np.asarray(req.edges_ms[:-1]) < req.edges_ms[0] + w.near_peak_ms))
-    if w.near_peak_per_kw > 0 and near and len(nr):
-        # near-term peak: base + net - R <= 0 over the first steps, R >= floor
-        r_col = cols.add(np.array([max(0.0, req.peak_floor_kw)]), np.array([np.inf]), np.array([w.near_peak_per_kw]))
-        mask = nr < near
-        ub_r += [n_ub + nr[mask], n_ub + np.arange(near)]
-        ub_c += [nc[mask], np.full(near, r_col[0])]
-        ub_v += [nv[mask], -np.ones(near)]
-        b_ub.append(-base[:near])
-        n_ub += near
+        peak_rows(w.actual_peak_per_kw, rm, n)  # the peak of the real sessions alone
+    if w.near_peak_per_kw > 0 and len(nr):
+        near = int(np.count_nonzero(np.asarray(req.edges_ms[:-1]) < req.edges_ms[0] + w.near_peak_ms))
+        if near:
+            peak_rows(w.near_peak_per_kw, nr < near, near)  # the near-term peak
     # import limit (soft): base + net - v <= limit
     lim_steps = np.flatnonzero(np.isfinite(imp_lim))
     lost = _lost_limits(base[lim_steps], imp_lim[lim_steps])

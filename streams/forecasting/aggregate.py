@@ -128,10 +128,10 @@ class IntervalAggregator:
             return "late"
         start = self.interval_start(ts)
         key = (reading.meter_id, ts)
-        if key in self._open.get(start, _Open()).seen:
+        if (open_ := self._open.get(start)) is not None and key in open_.seen:
             return "duplicate"
         prev = self._last_seen.get(reading.meter_id)
-        spacing = self._spacings()
+        spacing = self._spacing
         first = start
         if prev is not None and prev < ts:
             gap = ts - prev
@@ -187,7 +187,7 @@ class IntervalAggregator:
         horizon = end - self.meter_expiry_ms
         for meter in [m for m, seen in self._last_seen.items() if seen <= horizon]:
             del self._last_seen[meter]
-            self._spacings().pop(meter, None)
+            self._spacing.pop(meter, None)
         known = sum(1 for seen in self._last_seen.values() if seen > horizon)
         if bucket is None or not bucket.sums:
             return ClosedInterval(start, end, None, 0.0, 0, known)
@@ -197,18 +197,10 @@ class IntervalAggregator:
         total = sum(s / c for s, c in bucket.sums.values())
         return ClosedInterval(start, end, total / share, share, reported, known)
 
-    def _spacings(self) -> dict[str, int]:
-        """Each meter's spacing (a checkpoint written before spacings were kept starts without)."""
-        try:
-            return self._spacing
-        except AttributeError:
-            self._spacing = {}
-            return self._spacing
-
     def __getstate__(self) -> dict[str, object]:
-        self._spacings()
         return {k: getattr(self, k) for k in self.__slots__}
 
     def __setstate__(self, state: dict[str, object]) -> None:
+        self._spacing = {}  # a state from before spacings were kept
         for k, v in state.items():
             setattr(self, k, v)

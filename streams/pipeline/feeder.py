@@ -158,6 +158,8 @@ class FeederRuntime:
         rt.__dict__.setdefault("refused", {})  # ... and before inverter pathways (issue 21)
         rt.__dict__.setdefault("site_chargers", site_index(rt.chargers))  # ... and before the site index
         rt.__dict__.setdefault("history_ms", HISTORY_MS)  # ... and before old meter history was let go
+        if not hasattr(rt.aggregator, "_spacing"):  # ... and before meters' spacings were kept
+            rt.aggregator._spacing = {}
         rt.dispatcher.__dict__.setdefault("setpoint_answers", {})  # ... and before stations' answers (issue 16)
         for infos in (rt.dispatcher.registered, rt.dispatcher.chargers):
             for cid, info in infos.items():
