@@ -272,8 +272,9 @@ class Settings(BaseSettings):
     over the car's remaining stay): the earlier it leaves, the sooner it charges."""
     dispatch_near_peak_per_kw: float = 0.0
     """EVGRID_DISPATCH_NEAR_PEAK_PER_KW: a plan's cost per kW of its peak over the next
-    ``dispatch_near_peak_minutes`` above the month's running peak, besides the horizon's peak: a higher peak forecast
-    later (a rising load carried on, which may not come) does not make load above the running peak free now."""
+    ``dispatch_near_peak_minutes`` above the month's running peak, at the steps whose base load alone is above it,
+    besides the horizon's peak: a higher peak forecast later (a rising load carried on, which may not come) does not
+    make load above the running peak free now."""
     dispatch_near_peak_minutes: float = 30.0
     """EVGRID_DISPATCH_NEAR_PEAK_MINUTES: the window of ``dispatch_near_peak_per_kw``."""
     setpoint_change_threshold_kw: float = 0.1

@@ -107,8 +107,10 @@ class PlannerWeights:
     """Weight of the peak of real (non-virtual) sessions alone, so forecast demand does not pull today's
     cars above what they need."""
     near_peak_per_kw: float = 0.0
-    """Weight of the peak over the steps starting within ``near_peak_ms`` (at least the running peak): a higher peak
-    forecast later in the horizon, which may not come, does not make load above the running peak free now."""
+    """Weight of the peak over the steps starting within ``near_peak_ms`` whose base load alone is above the running
+    peak (at least the running peak): a higher peak forecast later in the horizon, which may not come, does not make
+    load above the running peak free now. Steps below it are left out, or charging would cost more now than later
+    and every plan would push it out of the window."""
     near_peak_ms: int = 0
 
 

@@ -300,17 +300,21 @@ def solve_lp_or_failure(req: PlanRequest, limits: SolverLimits = SolverLimits())
     nc = np.concatenate(net_c) if net_c else np.empty(0, int)
     nv = np.concatenate(net_v) if net_v else np.empty(0)
 
-    def peak_rows(weight: float, entries: np.ndarray, m: int) -> None:
-        """A peak X >= floor costing ``weight`` per kW: base + net (of ``entries``) - X <= 0 over the first m steps."""
+    def peak_rows(weight: float, entries: np.ndarray, steps: np.ndarray) -> None:
+        """A peak X >= floor costing ``weight`` per kW: base + net (of ``entries``) - X <= 0 at ``steps`` (a mask)."""
         nonlocal n_ub
         col = cols.add(np.array([max(0.0, req.peak_floor_kw)]), np.array([np.inf]), np.array([weight]))
-        ub_r.extend([n_ub + nr[entries], n_ub + np.arange(m)])
+        row = np.cumsum(steps) - 1  # the row of each step taken
+        entries = entries & steps[nr]
+        m = int(np.count_nonzero(steps))
+        ub_r.extend([n_ub + row[nr[entries]], n_ub + np.arange(m)])
         ub_c.extend([nc[entries], np.full(m, col[0])])
         ub_v.extend([nv[entries], -np.ones(m)])
-        b_ub.append(-base[:m])
+        b_ub.append(-base[steps])
         n_ub += m
 
-    peak_rows(w.peak_per_kw, np.ones(len(nr), bool), n)  # the horizon's peak, after the sessions' own rows
+    every = np.ones(n, bool)
+    peak_rows(w.peak_per_kw, np.ones(len(nr), bool), every)  # the horizon's peak, after the sessions' own rows
     if w.flatten_per_kwh > 0 and w.flatten_levels > 0 and len(nr):
         # below the peak, a convex cost of the net load per step (K bands, the k-th costs k/K of the weight per kWh):
         # EV load goes to the valleys of the base load, not anywhere under the peak where a missed ramp breaks it
@@ -328,11 +332,14 @@ def solve_lp_or_failure(req: PlanRequest, limits: SolverLimits = SolverLimits())
         n_ub += n
     rm = np.concatenate(real_mask) if real_mask else np.empty(0, bool)
     if any(s.virtual for s in req.sessions) and w.actual_peak_per_kw > 0:
-        peak_rows(w.actual_peak_per_kw, rm, n)  # the peak of the real sessions alone
+        peak_rows(w.actual_peak_per_kw, rm, every)  # the peak of the real sessions alone
     if w.near_peak_per_kw > 0 and len(nr):
-        near = int(np.count_nonzero(np.asarray(req.edges_ms[:-1]) < req.edges_ms[0] + w.near_peak_ms))
-        if near:
-            peak_rows(w.near_peak_per_kw, nr < near, near)  # the near-term peak
+        # the near-term peak, at the steps whose base load alone is above the running peak: a higher peak forecast
+        # later does not make load there free now; where the base is below it, charging now costs no more than
+        # later (a cost there would push charging out of the window at every plan, to the departures)
+        hot = (np.asarray(req.edges_ms[:-1]) < req.edges_ms[0] + w.near_peak_ms) & (base > req.peak_floor_kw)
+        if hot.any():
+            peak_rows(w.near_peak_per_kw, np.ones(len(nr), bool), hot)
     # import limit (soft): base + net - v <= limit
     lim_steps = np.flatnonzero(np.isfinite(imp_lim))
     lost = _lost_limits(base[lim_steps], imp_lim[lim_steps])

@@ -28,9 +28,10 @@ def sessions_csv(tmp_path: Path) -> Path:
     return write_fleet(tmp_path / "s.csv", ROWS)
 
 
-def test_closed_loop_twins_follow_the_pipeline(sessions_csv: Path) -> None:
+@pytest.mark.parametrize("near_peak", [0.0, 50.0])  # with the near-term peak on, nobody is pushed to departure
+def test_closed_loop_twins_follow_the_pipeline(sessions_csv: Path, near_peak: float) -> None:
     inp = from_flags(sessions_csv, step_ms=300_000, import_limit_kw=12.0)
-    settings = run_settings(inp)
+    settings = run_settings(inp).model_copy(update={"dispatch_near_peak_per_kw": near_peak})
     assert settings.default_import_limit_kw == 12.0 and settings.interval_minutes == 5
     run = run_closed_loop(inp, settings)
     sps = run.outputs[SETPOINTS]

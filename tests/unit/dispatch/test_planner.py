@@ -259,3 +259,13 @@ def test_a_higher_peak_forecast_later_does_not_make_load_above_the_running_peak_
     near = solve_lp(replace(req, weights=replace(req.weights, near_peak_per_kw=50.0, near_peak_ms=30 * 60_000)))
     assert near is not None and near.schedules["v"][:2] == pytest.approx([-5.0, -5.0])  # held at the running peak
     assert near.peak_kw > plain.peak_kw  # what it costs later, if the 40 kW comes
+
+
+def test_the_near_term_peak_does_not_defer_charging_past_its_window():
+    # no load, no running peak yet: charging in the first 30 minutes must cost no more than charging after them,
+    # or each plan pushes the car out of its window and it charges last-minute (the five-car closed loop ended short)
+    car = PlanSession("c", T0, T0 + 4 * HOUR_MS, energy_kwh=10.0, max_charge_kw=7.0)
+    req = request([car])
+    plan = solve_lp(replace(req, weights=replace(req.weights, near_peak_per_kw=50.0, near_peak_ms=30 * 60_000)))
+    assert plan is not None
+    assert plan.schedules["c"] == pytest.approx(np.full(16, 2.5), abs=1e-6)  # spread flat from now, as without it
