@@ -270,7 +270,7 @@ class Settings(BaseSettings):
     dispatch_early_per_kwh_hour: float = 1e-4
     """EVGRID_DISPATCH_EARLY_PER_KWH_HOUR: a plan's cost per kWh and hour of charging a car later (scaled by 24 h
     over the car's remaining stay): the earlier it leaves, the sooner it charges."""
-    dispatch_near_peak_per_kw: float = 0.0
+    dispatch_near_peak_per_kw: float = 50.0
     """EVGRID_DISPATCH_NEAR_PEAK_PER_KW: a plan's cost per kW of its peak over the next
     ``dispatch_near_peak_minutes`` above the month's running peak, at the steps whose base load alone is above it,
     besides the horizon's peak: a higher peak forecast later (a rising load carried on, which may not come) does not
