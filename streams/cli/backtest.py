@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -239,6 +241,12 @@ def _finish(rep: Any, setpoints: Any, json_out: Path | None, html_out: Path | No
     return rep.figures
 
 
+def _exit_on_sigterm() -> None:
+    """SIGTERM (a scheduler's stop, ``kill``) unwinds like Ctrl-C: the worker subprocess is stopped and the run's
+    topics deleted, where Python's default would end at once and leave the worker running."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
+
+
 def register(app: typer.Typer) -> None:
     """Add ``evgrid backtest`` to ``app``."""
 
@@ -278,6 +286,7 @@ def register(app: typer.Typer) -> None:
         broker and one worker subprocess (or, with --in-process, the worker's code in this process).
         Input formats (columns, units): docs/backtest.md.
         """
+        _exit_on_sigterm()
         run_backtest_cli(scenario, sessions, load, weather, weather_year, step, import_limit_kw, export_limit_kw,
                          json_out, html_out, setpoints_out, keep_topics, sets or [], optimum, in_process=in_process,
                          open_loop=open_loop, curves_out=curves_out)

@@ -99,3 +99,49 @@ def test_closed_loop_through_the_broker_decides_as_in_process(kafka_bootstrap: s
     assert t["peak_kw"] <= LIMIT_KW + 0.5 < t["uncontrolled_peak_kw"]
     assert t["energy_delivered_pct_of_deliverable"] >= 99.5, broker["short_sessions"]
     assert t["safety_violations"] == 0
+
+
+def test_a_terminated_backtest_stops_its_worker_and_deletes_its_topics(tmp_path: Path, kafka_bootstrap: str) -> None:
+    # `kill` (SIGTERM) used to end the backtest at once: its worker subprocess ran on, reparented, and the
+    # namespace's topics stayed
+    import os
+    import re
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from confluent_kafka.admin import AdminClient
+
+    env = {**os.environ, "EVGRID_BOOTSTRAP_SERVERS": kafka_bootstrap, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "-c", "from streams.cli import app; app()", "backtest", "--sessions",
+                             str(_sessions(tmp_path / "s.csv")), "--import-limit-kw", str(LIMIT_KW), "--no-optimum"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert proc.stdout is not None
+    prefix, lines = None, []
+    for line in proc.stdout:
+        lines.append(line)
+        if m := re.search(r"namespace (\S+?)\.?$", line.strip()):
+            prefix = m.group(1)
+            break
+    assert prefix, lines
+    workers: list[str] = []
+    deadline = time.monotonic() + 30
+    while not workers and time.monotonic() < deadline:
+        workers = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
+        time.sleep(0.2)
+    assert workers, lines  # the worker subprocess is running
+    time.sleep(2)  # into the run
+    proc.send_signal(signal.SIGTERM)
+    try:
+        assert proc.wait(timeout=60) == 128 + signal.SIGTERM
+        deadline = time.monotonic() + 30
+        while any(Path(f"/proc/{w}").exists() for w in workers) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not any(Path(f"/proc/{w}").exists() for w in workers)
+    finally:  # never leave a worker behind, even when this fails
+        for w in workers:
+            if Path(f"/proc/{w}").exists():
+                os.kill(int(w), signal.SIGKILL)
+    topics = AdminClient({"bootstrap.servers": kafka_bootstrap}).list_topics(timeout=10).topics
+    assert not [t for t in topics if t.startswith(prefix)]
