@@ -11,6 +11,7 @@ import os
 import signal
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -244,7 +245,8 @@ def _finish(rep: Any, setpoints: Any, json_out: Path | None, html_out: Path | No
 def _exit_on_sigterm() -> None:
     """SIGTERM (a scheduler's stop, ``kill``) unwinds like Ctrl-C: the worker subprocess is stopped and the run's
     topics deleted, where Python's default would end at once and leave the worker running."""
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
+    if threading.current_thread() is threading.main_thread():  # the only thread that may set a handler
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
 
 
 def register(app: typer.Typer) -> None:
