@@ -313,8 +313,8 @@ def solve_lp_or_failure(req: PlanRequest, limits: SolverLimits = SolverLimits())
         b_ub.append(-base[steps])
         n_ub += m
 
-    every = np.ones(n, bool)
-    peak_rows(w.peak_per_kw, np.ones(len(nr), bool), every)  # the horizon's peak, after the sessions' own rows
+    every, all_entries = np.ones(n, bool), np.ones(len(nr), bool)
+    peak_rows(w.peak_per_kw, all_entries, every)  # the horizon's peak, after the sessions' own rows
     if w.flatten_per_kwh > 0 and w.flatten_levels > 0 and len(nr):
         # below the peak, a convex cost of the net load per step (K bands, the k-th costs k/K of the weight per kWh):
         # EV load goes to the valleys of the base load, not anywhere under the peak where a missed ramp breaks it
@@ -339,7 +339,7 @@ def solve_lp_or_failure(req: PlanRequest, limits: SolverLimits = SolverLimits())
         # later (a cost there would push charging out of the window at every plan, to the departures)
         hot = (np.asarray(req.edges_ms[:-1]) < req.edges_ms[0] + w.near_peak_ms) & (base > req.peak_floor_kw)
         if hot.any():
-            peak_rows(w.near_peak_per_kw, np.ones(len(nr), bool), hot)
+            peak_rows(w.near_peak_per_kw, all_entries, hot)
     # import limit (soft): base + net - v <= limit
     lim_steps = np.flatnonzero(np.isfinite(imp_lim))
     lost = _lost_limits(base[lim_steps], imp_lim[lim_steps])
