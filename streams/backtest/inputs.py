@@ -196,7 +196,7 @@ def from_scenario(sc: Scenario, *, import_limit_kw: float | None = None, step_ms
     if ins.load is not None:
         file_readings = read_meter_readings(ins.load, feeder_id)
         if since is not None:
-            file_readings = [r for r in file_readings if r.timestamp >= since]
+            file_readings = [r for r in file_readings if r.timestamp > since]  # periods ending after it
         readings += file_readings
         streams.append(to_history(file_readings))
     if ins.weather is not None:

@@ -266,9 +266,11 @@ def simulate_uncontrolled(sessions: Sequence[AcnSession], grid: Grid, default_fe
 
 def base_load_kw(readings: Iterable[MeterReading], grid: Grid,
                  default_feeder: str = "feeder-1") -> dict[str, np.ndarray]:
-    """Per feeder, the sum over its meters of each meter's reading held until its next one, averaged per step.
+    """Per feeder, the sum over its meters of each meter's load, averaged per step.
 
-    Before a meter's first reading it counts 0 kW.
+    A reading stamped ``t`` is the meter's mean over its period *ending* at ``t`` (the ``MeterReading`` contract):
+    from its previous reading, or for the first one its median spacing before ``t``. Before that a meter counts
+    0 kW; after its last reading, that reading's value.
     """
     per_meter: dict[tuple[str, str], list[tuple[int, float]]] = defaultdict(list)
     for r in readings:
@@ -280,8 +282,9 @@ def base_load_kw(readings: Iterable[MeterReading], grid: Grid,
         pts.sort()
         ts = np.array([p[0] for p in pts], dtype=float)
         kw = np.array([p[1] for p in pts], dtype=float)
-        idx = np.searchsorted(ts, t, side="right") - 1
-        vals = np.where(idx >= 0, kw[np.clip(idx, 0, None)], 0.0)
+        first = ts[0] - (float(np.median(np.diff(ts))) if len(ts) > 1 else 0.0)
+        idx = np.minimum(np.searchsorted(ts, t, side="left"), len(ts) - 1)  # the first reading at or after t
+        vals = np.where(t > first, kw[idx], 0.0)
         out.setdefault(feeder, np.zeros(grid.n))
         out[feeder] += vals.reshape(grid.n, fine).mean(axis=1)
     return out

@@ -162,7 +162,8 @@ def import_meters_cmd(
     out: Annotated[Path, typer.Option("--out", help="History file to write (.avro).")],
     feeder_id: Annotated[str, typer.Option(help="Feeder when the file has no feeder_id column.")] = "feeder-1",
 ) -> None:
-    """Meter readings (timestamp,kw or timestamp,meter_id,feeder_id,kw) → MeterReading records."""
+    """Meter readings (timestamp,kw or timestamp,meter_id,feeder_id,kw; timestamp = start of the period the value
+    averages over) → MeterReading records, stamped at the period's end (start + the meter's usual spacing)."""
     from streams.replay.importers import import_meters
 
     _write(import_meters(input, feeder_id=feeder_id), out, f"import:meters:{input.name}")

@@ -259,20 +259,44 @@ def _pick(row: Mapping[str, Any], *names: str) -> Any:
     return None
 
 
+def _period_ends(starts: Sequence[tuple[str, int]]) -> list[int]:
+    """Per ``(meter, period start)``: the period's end, ``start + `` the meter's median spacing (its usual period;
+    a gap does not lengthen it). A meter with a single row has no period: its end is its start."""
+    by_meter: dict[str, list[int]] = {}
+    for meter, t in starts:
+        by_meter.setdefault(meter, []).append(t)
+    period = {}
+    for meter, ts in by_meter.items():
+        ts = sorted(set(ts))
+        gaps = sorted(b - a for a, b in zip(ts, ts[1:], strict=False))
+        period[meter] = gaps[(len(gaps) - 1) // 2] if gaps else 0
+    return [t + period[meter] for meter, t in starts]
+
+
 def read_meter_readings(path: str | Path, feeder_id: str = "feeder-1") -> list[MeterReading]:
     """Meter readings from CSV or Parquet, in file order.
 
     Columns: ``timestamp`` and ``kw`` (alias ``active_power_kw``); optional ``meter_id`` (default
     ``<feeder>-head``), ``feeder_id`` (default ``feeder_id``), ``kvar``, ``voltage_v``, ``quality``, ``site_id``.
+    A row's ``timestamp`` is the *start* of the period its value averages over (as load files are written); the
+    reading is stamped at the period's *end*, as the ``MeterReading`` contract says (the end is the start plus the
+    meter's median spacing, :func:`_period_ends`), so a replay delivers it when the period is over.
+
+    >>> import tempfile, pathlib
+    >>> f = pathlib.Path(tempfile.mkdtemp()) / "load.csv"
+    >>> rows = ["timestamp,kw", "2024-01-01T00:00Z,10", "2024-01-01T00:15Z,20", "2024-01-01T01:00Z,30"]
+    >>> _ = f.write_text(chr(10).join(rows))
+    >>> [(r.timestamp - 1704067200000) // 60000 for r in read_meter_readings(f)]
+    [15, 30, 75]
     """
-    out = []
+    rows: list[MeterReading] = []
     for line, row in _table(path):
         try:
             feeder = str(_pick(row, "feeder_id") or feeder_id)
             kw = _pick(row, "kw", "active_power_kw")
             if kw is None or _pick(row, "timestamp") is None:
                 raise ValueError("needs timestamp and kw")
-            out.append(MeterReading(
+            rows.append(MeterReading(
                 meter_id=str(_pick(row, "meter_id") or f"{feeder}-head"), feeder_id=feeder,
                 timestamp=_ts(row["timestamp"]), active_power_kw=float(kw),
                 reactive_power_kvar=opt_float(_pick(row, "kvar", "reactive_power_kvar")),
@@ -281,7 +305,8 @@ def read_meter_readings(path: str | Path, feeder_id: str = "feeder-1") -> list[M
             ))
         except ValueError as exc:
             raise ValueError(f"{path}:{line}: {exc}") from exc
-    return out
+    ends = _period_ends([(r.meter_id, r.timestamp) for r in rows])
+    return [r.model_copy(update={"timestamp": t}) for r, t in zip(rows, ends, strict=True)]
 
 
 def import_meters(path: str | Path, feeder_id: str = "feeder-1", codec: AvroCodec | None = None

@@ -19,7 +19,8 @@ _TAN_PHI = math.tan(math.acos(0.95))  # households at power factor 0.95
 
 
 def meter_times(cfg: SimConfig) -> np.ndarray:
-    """Reading times of every meter: ``start + k * meter_interval`` within the run."""
+    """Start of every meter's metering intervals: ``start + k * meter_interval`` within the run (a reading is stamped
+    at its interval's end)."""
     step = cfg.meter_interval_s * 1000
     return np.arange(cfg.start_ms, cfg.end_ms, step, dtype=np.int64)
 
@@ -59,9 +60,9 @@ def meter_records(cfg: SimConfig, home: Home, h0: np.ndarray, weather: StationWe
                   ) -> Iterator[tuple[int, MeterReading]]:
     """``(event time, reading)`` of one meter in time order (lazy).
 
-    ``active_power_kw`` is the net power at the service point over the interval that starts at
-    ``timestamp``: household load minus PV (negative while exporting). EV charging is not behind
-    these meters: it is reported by charger telemetry only.
+    ``active_power_kw`` is the net power at the service point over the interval that *ends* at ``timestamp``
+    (the ``MeterReading`` contract; the meter reports when its interval is over): household load minus PV
+    (negative while exporting). EV charging is not behind these meters: it is reported by charger telemetry only.
     """
     times = meter_times(cfg)
     interval = cfg.meter_interval_s * 1000
@@ -70,7 +71,8 @@ def meter_records(cfg: SimConfig, home: Home, h0: np.ndarray, weather: StationWe
     rng = np_rng(cfg.seed, "meter", home.meter_id)
     volts = 230.0 + 2.0 * rng.standard_normal(len(times)) - 0.4 * net
     estimated = rng.random(len(times)) < 0.005
-    for i, ts in enumerate(times.tolist()):
+    for i, start in enumerate(times.tolist()):
+        ts = start + interval
         yield ts, MeterReading(
             meter_id=home.meter_id, feeder_id=home.feeder_id, timestamp=ts,
             active_power_kw=round(float(net[i]), 3), reactive_power_kvar=round(float(load[i]) * _TAN_PHI, 3),

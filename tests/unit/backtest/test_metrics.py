@@ -173,11 +173,15 @@ def test_limit_profile_applies_signals() -> None:
     assert np.isinf(imp[:12]).all() and np.allclose(imp[12:], 5.0) and np.isinf(exp).all()
 
 
-def test_base_load_sums_meters_and_holds_readings() -> None:
+def test_base_load_sums_meters_over_the_periods_their_readings_end() -> None:
+    """A reading stamped t is its meter's mean over the period ending at t (from its previous reading; the first one
+    over the meter's usual spacing): 0 before that, the last value held after the last reading."""
     rs = [MeterReading(meter_id=m, feeder_id="feeder-1", timestamp=T0 + t, active_power_kw=v)
-          for m, t, v in (("m1", 0, 2.0), ("m1", 30 * MIN, 4.0), ("m2", 0, 1.0))]
+          for m, t, v in (("m1", 30 * MIN, 2.0), ("m1", 60 * MIN, 4.0), ("m2", 30 * MIN, 1.0), ("m2", 60 * MIN, 1.0),
+                          ("m3", 60 * MIN, 10.0), ("m3", 90 * MIN, 10.0))]
     base = base_load_kw(rs, GRID)["feeder-1"]
-    assert np.allclose(base[:6], 3.0) and np.allclose(base[6:], 5.0)
+    assert np.allclose(base[:6], 3.0) and np.allclose(base[6:12], 15.0) and np.allclose(base[12:], 15.0)
+    assert base_load_kw(rs[:2], GRID)["feeder-1"][:6].tolist() == [2.0] * 6  # not the 4.0 of the period after
 
 
 def test_forecast_errors_by_horizon_with_naive() -> None:

@@ -52,11 +52,12 @@ def test_warmup_keeps_the_history_from_its_start_and_needs_a_start(tmp_path: Pat
     _files(tmp_path)
     one = from_scenario(load_scenario(_scenario(tmp_path, "1d")))
     assert one.warmup_ms == DAY and one.period() == (START, START + 16 * 3_600_000)  # scored from start
-    assert min(r.timestamp for r in one.readings) == START - DAY  # stamped from the warm-up start on, not before
+    # the rows from the warm-up start on, stamped at their periods' ends (the first row starting at it ends 15' later)
+    assert min(r.timestamp for r in one.readings) == START - DAY + 900_000
     weather = [r.timestamp for s in one.streams for r in s if r.topic == "evgrid.weather"]
     assert min(weather) == START - DAY
     every = from_scenario(load_scenario(_scenario(tmp_path, None)))  # without a warm-up: the files as they are
-    assert min(r.timestamp for r in every.readings) == START - 2 * DAY + 900_000
+    assert min(r.timestamp for r in every.readings) == START - 2 * DAY + 2 * 900_000
     with pytest.raises(ValidationError, match="warmup needs a start"):
         load_scenario(_write(tmp_path / "bad.yaml", "name: b\nwarmup: 1d\ninputs:\n"
                              f"  load: {tmp_path / 'load.csv'}\n"))

@@ -227,8 +227,9 @@ def test_meters_csv_both_forms(tmp_path: Path) -> None:
     feeder = tmp_path / "feeder.csv"
     feeder.write_text("timestamp,kw\n2019-03-01T00:30:00Z,10.5\n2019-03-01T00:15:00Z,-2\n")
     out = [(r.key, _decode(r)) for r in import_meters(feeder, feeder_id="f9")]
+    # a row's timestamp starts its 15-minute period; the reading is stamped at the period's end (the contract)
     assert [(k, m.meter_id, m.timestamp, m.active_power_kw) for k, m in out] == [
-        (b"f9", "f9-head", _ms("2019-03-01T00:15:00Z"), -2.0), (b"f9", "f9-head", _ms("2019-03-01T00:30:00Z"), 10.5)]
+        (b"f9", "f9-head", _ms("2019-03-01T00:30:00Z"), -2.0), (b"f9", "f9-head", _ms("2019-03-01T00:45:00Z"), 10.5)]
     per_meter = tmp_path / "meters.csv"
     per_meter.write_text("timestamp,meter_id,feeder_id,kw,quality\n1551399600000,m1,fA,1.25,estimated\n"
                          "1551399600000,m2,fB,2,\n")
@@ -244,8 +245,8 @@ def test_meters_parquet(tmp_path: Path) -> None:
     pd.DataFrame({"timestamp": pd.to_datetime(["2019-03-01T00:15:00Z", "2019-03-01T00:30:00Z"]),
                   "meter_id": ["m1", "m1"], "feeder_id": ["f1", "f1"], "kw": [1.0, 2.0]}).to_parquet(path)
     out = [_decode(r) for r in import_meters(path)]
-    assert [(m.timestamp, m.active_power_kw) for m in out] == [(_ms("2019-03-01T00:15:00Z"), 1.0),
-                                                                (_ms("2019-03-01T00:30:00Z"), 2.0)]
+    assert [(m.timestamp, m.active_power_kw) for m in out] == [(_ms("2019-03-01T00:30:00Z"), 1.0),
+                                                                (_ms("2019-03-01T00:45:00Z"), 2.0)]
 
 
 def test_meters_bad_value_names_line(tmp_path: Path) -> None:

@@ -210,3 +210,19 @@ def test_a_stationary_battery_row_is_no_arrival_of_the_session_distribution() ->
     root = Path(__file__).resolve().parents[3]
     acn = load_acn_sessions(str(root / "scenarios/data/day-sites-sessions.csv"))  # 6 cars and site-B's battery
     assert len(acn) == 6 and 0.0 not in acn.energy_kwh
+
+
+def test_a_meter_reading_is_stamped_at_the_end_of_the_interval_it_averages(
+        week: list[tuple[int, str, str, object]]) -> None:
+    """The MeterReading contract: ``timestamp`` ends the metering period, so the event time a replay delivers a
+    reading at is when the meter could have sent it (stamped at the start, every reading came one period early)."""
+    cfg = SimConfig(feeders=1, homes=30, chargers=8, hours=72, start_ms=JUN, seed=3, pv_share=0.5)
+    fleet = build_fleet(cfg)
+    times = meter_times(cfg)
+    interval = cfg.meter_interval_s * 1000
+    home = next(h for h in fleet.homes if h.pv_kwp == 0)
+    load = household_load_kw(cfg, home, h0_profile_kw(times, cfg.timezone))
+    got = {r.timestamp: r.active_power_kw for _, _, _, r in week
+           if isinstance(r, MeterReading) and r.meter_id == home.meter_id}
+    assert min(got) == cfg.start_ms + interval and max(got) == times[-1] + interval
+    assert [got[int(t) + interval] for t in times[:96]] == pytest.approx(np.round(load[:96], 3).tolist())
