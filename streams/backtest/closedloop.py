@@ -13,6 +13,7 @@ Scores come from what the twins did.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping
@@ -36,6 +37,7 @@ from streams.contracts.sessions import AcnSession
 from streams.contracts.topics import CHARGER_REGISTRY, CHARGER_TELEMETRY, METER_READINGS, SETPOINTS, TOPICS, WEATHER
 from streams.ingest.validate import RawMessage
 from streams.pipeline.worker import Emit, FeederWorker
+from streams.replay.importers import median_spacing
 from streams.settings import Settings, pipeline_config
 from streams.simulate.twin import ChargerTwin, SessionResult, TwinConfig, TwinFleet, TwinSession
 
@@ -120,6 +122,26 @@ def power_at(twin: ChargerTwin, t: int) -> float:
         if b <= t:
             break
     return 0.0
+
+
+def mean_power(twin: ChargerTwin, start: int, end: int) -> float:
+    """The twin's mean power over ``[start, end)`` (kW, + import); ``power_at(end - 1)`` for an empty period."""
+    if end <= start:
+        return power_at(twin, end - 1)
+    total = 0.0
+    cuts = sorted({start, end, *(x for a, b, _ in twin.segments for x in (a, b) if start < x < end),
+                   *((twin.t,) if start < twin.t < end else ())})
+    for a, b in itertools.pairwise(cuts):
+        total += power_at(twin, a) * (b - a)
+    return total / (end - start)
+
+
+def _meter_periods(readings: Iterable[MeterReading]) -> dict[str, int]:
+    """Each meter's metering period (:func:`~streams.replay.importers.median_spacing`)."""
+    by: dict[str, list[int]] = defaultdict(list)
+    for r in readings:
+        by[r.meter_id].append(r.timestamp)
+    return {meter: median_spacing(ts) for meter, ts in by.items()}
 
 
 def _site_meter(d: dict[str, Any], codec: Any) -> MeterReading | None:
@@ -276,6 +298,8 @@ def run_closed_loop(inputs: BacktestInputs, settings: Settings, config: TwinConf
     fleet = build_fleet(inputs, cfg)
     site_of = {cid: reg.site_id for cid, reg in inputs.registrations.items() if reg.active}
     meter_at = 0
+    last_read: dict[str, int] = {}
+    period = _meter_periods(site_meters)
 
     def feed_site_meters(until: int) -> None:
         nonlocal meter_at
@@ -284,8 +308,10 @@ def run_closed_loop(inputs: BacktestInputs, settings: Settings, config: TwinConf
         while meter_at < len(site_meters) and site_meters[meter_at].timestamp <= until:
             m = site_meters[meter_at]
             meter_at += 1
-            ev = sum(power_at(tw, m.timestamp) for cid, tw in sorted(fleet.twins.items())
-                     if site_of.get(cid) == m.site_id)
+            since = last_read.get(m.meter_id, m.timestamp - period.get(m.meter_id, 0))
+            last_read[m.meter_id] = m.timestamp
+            ev = sum(mean_power(tw, since, m.timestamp) for cid, tw in sorted(fleet.twins.items())
+                     if site_of.get(cid) == m.site_id)  # over the period the reading ends
             m = m.model_copy(update={"active_power_kw": round(m.active_power_kw + ev, 6)})
             msgs.append(raw(METER_READINGS, m.feeder_id.encode(), encode_record(codec, m), m.timestamp))
         if msgs:

@@ -33,6 +33,7 @@ from streams.contracts.models import (
 from streams.contracts.sessions import AcnSession
 from streams.dispatch.planner import HOUR_MS
 from streams.dispatch.state import FeederLimits
+from streams.replay.importers import median_spacing
 from streams.simulate.twin import command_at
 
 __all__ = [
@@ -282,7 +283,7 @@ def base_load_kw(readings: Iterable[MeterReading], grid: Grid,
         pts.sort()
         ts = np.array([p[0] for p in pts], dtype=float)
         kw = np.array([p[1] for p in pts], dtype=float)
-        first = ts[0] - (float(np.median(np.diff(ts))) if len(ts) > 1 else 0.0)
+        first = ts[0] - median_spacing(p[0] for p in pts)
         idx = np.minimum(np.searchsorted(ts, t, side="left"), len(ts) - 1)  # the first reading at or after t
         vals = np.where(t > first, kw[idx], 0.0)
         out.setdefault(feeder, np.zeros(grid.n))

@@ -10,7 +10,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from streams.contracts.models import MeterReading, SiteRegistration
-from streams.dispatch.billing_peak import BillingPeak
+from streams.dispatch.billing_peak import BillingPeak, mean_power
 from streams.dispatch.interconnection import charger_class
 from streams.dispatch.planner import HOUR_MS
 from streams.dispatch.site_rules import SiteRules, site_rules
@@ -60,7 +60,8 @@ class SiteView(BillingPeak):
         if st is None:
             c = self.config
             st = self.site_states[sid] = SiteState(sid, SiteLoadForecast(c.step_ms, c.site_forecast_alpha, c.timezone))
-        assets = sum(self._power_then(cid, s, reading.timestamp) for cid, s in self.sessions.items()
+        since = st.last_meter_ms if 0 <= st.last_meter_ms < reading.timestamp <= st.last_meter_ms + HOUR_MS else None
+        assets = sum(self._power_over(cid, s, since, reading.timestamp) for cid, s in self.sessions.items()
                      if cid in self.chargers and self.chargers[cid].site_id == sid)
         own = reading.active_power_kw - assets
         energy = self.site_energy.setdefault(sid, [0.0, 0.0, 0.0, 0.0])
@@ -84,6 +85,21 @@ class SiteView(BillingPeak):
         keep = t_ms - self.config.site_meter_stale_ms - self.config.step_ms
         while len(log) > 1 and log[1][0] <= keep:
             del log[0]
+
+    def _power_over(self, cid: str, s: SessionState, start_ms: int | None, end_ms: int) -> float:
+        """A charger's mean reported power over ``[start_ms, end_ms)``, the metering period a reading stamped
+        ``end_ms`` ends (it averages over it); the power at ``end_ms`` where the period is not known
+        (``start_ms`` None) or its power log does not reach back to its start.
+
+        >>> from types import SimpleNamespace
+        >>> v = SimpleNamespace(reported_power={"c": [(0, 0.0), (240_000, -3.0)]})
+        >>> SiteView._power_over(v, "c", None, 0, 300_000)
+        -0.6
+        """
+        log = self.reported_power.get(cid, [])
+        if start_ms is None or not log or log[0][0] > start_ms:
+            return self._power_then(cid, s, end_ms)
+        return mean_power(log, start_ms, end_ms)
 
     def _power_then(self, cid: str, s: SessionState, t_ms: int) -> float:
         """A charger's reported power (grid-connected and plugged in, else 0) at ``t_ms``, from its power log

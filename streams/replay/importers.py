@@ -28,6 +28,7 @@ order is: registrations, grid signals, weather, meter readings, plug-outs, plug-
 from __future__ import annotations
 
 import csv
+import itertools
 import numbers
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -63,6 +64,7 @@ __all__ = [
     "import_acn",
     "import_meters",
     "import_weather",
+    "median_spacing",
     "read_meter_readings",
     "read_tmy3",
     "read_weather_csv",
@@ -259,17 +261,25 @@ def _pick(row: Mapping[str, Any], *names: str) -> Any:
     return None
 
 
+def median_spacing(times: Iterable[int]) -> int:
+    """The median gap between a meter's distinct reading times (its usual period; a gap in the data does not
+    lengthen it), the lower one of an even count; 0 for fewer than two readings.
+
+    >>> median_spacing([0, 900, 1800, 5400]), median_spacing([7])
+    (900, 0)
+    """
+    ts = sorted(set(times))
+    gaps = sorted(b - a for a, b in itertools.pairwise(ts))
+    return gaps[(len(gaps) - 1) // 2] if gaps else 0
+
+
 def _period_ends(starts: Sequence[tuple[str, int]]) -> list[int]:
-    """Per ``(meter, period start)``: the period's end, ``start + `` the meter's median spacing (its usual period;
-    a gap does not lengthen it). A meter with a single row has no period: its end is its start."""
+    """Per ``(meter, period start)``: the period's end, the start plus the meter's :func:`median_spacing` (a meter
+    with a single row has no period: its end is its start)."""
     by_meter: dict[str, list[int]] = {}
     for meter, t in starts:
         by_meter.setdefault(meter, []).append(t)
-    period = {}
-    for meter, ts in by_meter.items():
-        ts = sorted(set(ts))
-        gaps = sorted(b - a for a, b in zip(ts, ts[1:], strict=False))
-        period[meter] = gaps[(len(gaps) - 1) // 2] if gaps else 0
+    period = {meter: median_spacing(ts) for meter, ts in by_meter.items()}
     return [t + period[meter] for meter, t in starts]
 
 

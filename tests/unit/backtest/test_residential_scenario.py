@@ -69,12 +69,13 @@ def test_base_load_peak_three_weeks_of_history_in_the_month_before_and_a_limit_t
         inputs: BacktestInputs) -> None:
     start, end = inputs.period()
     assert (end - start) / H == 7 * 24 + 12
-    week = [r for r in inputs.readings if start <= r.timestamp < end]
-    history = [r for r in inputs.readings if r.timestamp < start]
+    # a reading is stamped at the end of its 15-minute period: the week's periods end in (start, end]
+    week = [r for r in inputs.readings if start < r.timestamp <= end]
+    history = [r for r in inputs.readings if r.timestamp <= start]
     assert len(week) == 720 and len(history) == 21 * 96  # three weeks: the forecaster learns first
     # the week starts the billing month (Europe/Paris), the history is all in the month before: no running peak
     # carries into the week, as none does into the perfect-foresight optimum it is compared with
-    first, last = (datetime.fromtimestamp(t / 1000, UTC).astimezone(PARIS) for t in (start, history[-1].timestamp))
+    first, last = (datetime.fromtimestamp(t / 1000, UTC).astimezone(PARIS) for t in (start, history[-1].timestamp - 1))
     assert (first.day, first.hour, first.minute) == (1, 0, 0) and last.month != first.month
     peak = max(week, key=lambda r: r.active_power_kw)
     assert peak.active_power_kw == pytest.approx(182.597)
