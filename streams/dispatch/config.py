@@ -48,6 +48,9 @@ class DispatchConfig:
     ``charge_taper_floor`` of its rating when full; ``None`` = no taper planned."""
     charge_taper_floor: float = 0.1
     forecast_arrivals: bool = True
+    near_peak_upper_ms: int = 0
+    """For this long ahead the near-term peak (``PlannerWeights.near_peak_per_kw``) holds against the base-load
+    forecast's upper prediction bound, not its point forecast (0: never)."""
     timezone: str = "UTC"
     arrival_bin_minutes: int = 60
     default_dwell_ms: int = 8 * HOUR_MS

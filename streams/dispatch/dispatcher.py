@@ -146,11 +146,13 @@ class FeederDispatcher(DeadReckoning, PlanBuilding, Offering, RequestTracking, S
 
     # --- the interval ---------------------------------------------------------------------------
     def on_interval(self, now_ms: int, base_load_kw: Sequence[float] | None = None,
-                    base_start_ms: int | None = None, base_step_ms: int | None = None) -> DispatchResult:
+                    base_start_ms: int | None = None, base_step_ms: int | None = None,
+                    base_upper_kw: Sequence[float] | None = None) -> DispatchResult:
         """Re-plan if needed and return the setpoints to emit now.
 
         ``base_load_kw`` is the forecast of the feeder's other load minus PV (kW) for consecutive
-        ``base_step_ms`` periods from ``base_start_ms`` (defaults: the planning step, ``now_ms``).
+        ``base_step_ms`` periods from ``base_start_ms`` (defaults: the planning step, ``now_ms``);
+        ``base_upper_kw`` its upper prediction bound on the same periods (the near-term peak holds against it).
         """
         c = self.config
         assert self.limits is not None and self.forecaster is not None
@@ -166,12 +168,13 @@ class FeederDispatcher(DeadReckoning, PlanBuilding, Offering, RequestTracking, S
         new_offers: list[IncentiveEvent] = []
         if need:
             self._bump_peak(now_ms, 0.0)
-            plan_base = base_load_kw
+            plan_base, plan_upper = base_load_kw, base_upper_kw
             if held:
                 extra = sum(kw for kw, _ in held.values())
                 plan_base = [v + extra for v in base_load_kw] if base_load_kw is not None and len(base_load_kw) \
                     else [extra]
-            req, edges, base = self.plan_request_at(now_ms, flex, plan_base, base_start_ms, base_step_ms)
+                plan_upper = [v + extra for v in base_upper_kw] if base_upper_kw is not None else None
+            req, edges, base = self.plan_request_at(now_ms, flex, plan_base, base_start_ms, base_step_ms, plan_upper)
             self.plan = plan_feeder(req, c.solver_limits)
             self.plan_request = req
             self.plan_made_ms, self.plan_signature, self.dirty = now_ms, signature, False

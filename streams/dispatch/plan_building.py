@@ -166,10 +166,11 @@ class PlanBuilding(BillingPeak):
         return h[-1][0] - h[-2][0] if len(h) >= 2 else 0
 
     def plan_request_at(self, now_ms: int, flex: dict[str, SessionState], base_load_kw: Sequence[float] | None,
-                        base_start_ms: int | None, base_step_ms: int | None
-                        ) -> tuple[PlanRequest, np.ndarray, np.ndarray]:
+                        base_start_ms: int | None, base_step_ms: int | None,
+                        base_upper_kw: Sequence[float] | None = None) -> tuple[PlanRequest, np.ndarray, np.ndarray]:
         """The planner's request at ``now_ms`` for the ``flex`` sessions (and, if configured, the arrivals
-        forecast), with its time grid and base load per step."""
+        forecast), with its time grid and base load per step. ``base_upper_kw`` (the forecast's upper prediction
+        bound, on the periods of ``base_load_kw``) is the base the near-term peak holds against, if configured."""
         c = self.config
         assert self.limits is not None and self.forecaster is not None
         edges = time_grid(now_ms, c.step_ms, c.horizon_ms, c.fine_ms, c.coarse_step_ms)
@@ -189,6 +190,12 @@ class PlanBuilding(BillingPeak):
             base = np.where(np.isnan(yesterday), held, base)
         if c.ramp_hold:
             base = np.fmax(base, ramped_load(self.load_history, mids))  # a rising load goes on rising for a while
+        near_base: tuple[float, ...] = ()
+        if c.near_peak_upper_ms > 0 and base_upper_kw is not None and len(base_upper_kw):
+            upper = self._base(edges, base_upper_kw, base_start_ms if base_start_ms is not None else now_ms,
+                               base_step_ms or c.step_ms)
+            soon = edges[:-1] < now_ms + c.near_peak_upper_ms
+            near_base = tuple(np.where(soon, np.maximum(base, upper), base).tolist())  # never below the plan's base
         sites = self._plan_sites(edges, now_ms, flex)
         known = {p.site_id for p in sites if (st := self.site_states.get(p.site_id)) is not None
                  and st.last_own_kw is not None}
@@ -200,5 +207,5 @@ class PlanBuilding(BillingPeak):
             feeder_id=self.feeder_id, edges_ms=tuple(int(e) for e in edges), base_kw=tuple(base.tolist()),
             import_limit_kw=tuple(imp.tolist()), export_limit_kw=tuple(exp.tolist()),
             price_per_kwh=tuple(price.tolist()), sessions=tuple(sessions), peak_floor_kw=self.peak_kw,
-            weights=c.weights, sites=tuple(sites))
+            weights=c.weights, sites=tuple(sites), near_base_kw=near_base)
         return req, edges, base

@@ -300,8 +300,9 @@ def solve_lp_or_failure(req: PlanRequest, limits: SolverLimits = SolverLimits())
     nc = np.concatenate(net_c) if net_c else np.empty(0, int)
     nv = np.concatenate(net_v) if net_v else np.empty(0)
 
-    def peak_rows(weight: float, entries: np.ndarray, steps: np.ndarray) -> None:
-        """A peak X >= floor costing ``weight`` per kW: base + net (of ``entries``) - X <= 0 at ``steps`` (a mask)."""
+    def peak_rows(weight: float, entries: np.ndarray, steps: np.ndarray, under: np.ndarray = base) -> None:
+        """A peak X >= floor costing ``weight`` per kW: under + net (of ``entries``) - X <= 0 at ``steps`` (a mask),
+        ``under`` the base load."""
         nonlocal n_ub
         col = cols.add(np.array([max(0.0, req.peak_floor_kw)]), np.array([np.inf]), np.array([weight]))
         row = np.cumsum(steps) - 1  # the row of each step taken
@@ -310,7 +311,7 @@ def solve_lp_or_failure(req: PlanRequest, limits: SolverLimits = SolverLimits())
         ub_r.extend([n_ub + row[nr[entries]], n_ub + np.arange(m)])
         ub_c.extend([nc[entries], np.full(m, col[0])])
         ub_v.extend([nv[entries], -np.ones(m)])
-        b_ub.append(-base[steps])
+        b_ub.append(-under[steps])
         n_ub += m
 
     every, all_entries = np.ones(n, bool), np.ones(len(nr), bool)
@@ -337,9 +338,10 @@ def solve_lp_or_failure(req: PlanRequest, limits: SolverLimits = SolverLimits())
         # the near-term peak, at the steps whose base load alone is above the running peak: a higher peak forecast
         # later does not make load there free now; where the base is below it, charging now costs no more than
         # later (a cost there would push charging out of the window at every plan, to the departures)
-        hot = (np.asarray(req.edges_ms[:-1]) < req.edges_ms[0] + w.near_peak_ms) & (base > req.peak_floor_kw)
+        near = np.nan_to_num(np.asarray(req.near_base_kw, dtype=float)) if len(req.near_base_kw) == n else base
+        hot = (np.asarray(req.edges_ms[:-1]) < req.edges_ms[0] + w.near_peak_ms) & (near > req.peak_floor_kw)
         if hot.any():
-            peak_rows(w.near_peak_per_kw, all_entries, hot)
+            peak_rows(w.near_peak_per_kw, all_entries, hot, near)
     # import limit (soft): base + net - v <= limit
     lim_steps = np.flatnonzero(np.isfinite(imp_lim))
     lost = _lost_limits(base[lim_steps], imp_lim[lim_steps])

@@ -113,9 +113,10 @@ class FeederRuntime:
         self.unknown: set[str] = set()
         self.aggregator = IntervalAggregator(self.interval_ms, self.grace_ms)
         self.forecaster = FeederForecaster(config.forecaster)
-        # (issued_at, step_ms, kW per step): a plan uses the newest issued interval + grace before it, so every
-        # forecast a future plan may pick is kept, however far the meter stream is read ahead.
-        self.forecasts: list[tuple[int, int, list[float]]] = []
+        # (issued_at, step_ms, kW per step, its upper prediction bound): a plan uses the newest issued interval +
+        # grace before it, so every forecast a future plan may pick is kept, however far the meter stream is read
+        # ahead. (A checkpoint from before the bound was kept holds 3-tuples.)
+        self.forecasts: list[tuple[int, int, list[float], list[float]]] = []
         self.loads: list[tuple[int, float]] = []  # measured (interval end, kW) not yet given to the dispatcher
         self.site_readings: list[MeterReading] = []  # site meter readings not yet given to the dispatcher
         self.dispatcher = FeederDispatcher(feeder_id, config.dispatch)
@@ -363,7 +364,8 @@ class FeederRuntime:
         closed = self.aggregator.advance()
         for interval in closed:
             forecast = self.forecaster.update(interval)
-            self.forecasts.append((forecast.issued_at, forecast.step_ms, forecast.kw.tolist()))
+            self.forecasts.append((forecast.issued_at, forecast.step_ms, forecast.kw.tolist(),
+                                   forecast.upper_kw.tolist()))
             if interval.kw is not None:
                 self.loads.append((interval.end, interval.kw))
             out.append((FORECASTS, self.feeder_id.encode(), forecast.to_contract(self.feeder_id)))
@@ -377,7 +379,7 @@ class FeederRuntime:
         self._revoke(telemetry.timestamp, out)  # islanded: revoke at once
 
     # --- dispatch ---------------------------------------------------------------------------------
-    def _history_until(self, known: int) -> tuple[int, int, list[float]] | None:
+    def _history_until(self, known: int) -> tuple[int, int, list[float], list[float]] | None:
         """Give the dispatcher the loads and site readings closed by ``known``, drop the forecasts no plan at or
         after it can pick, and return the one a plan at ``known`` picks (the newest issued by then), if any."""
         while self.loads and self.loads[0][0] <= known:
@@ -388,9 +390,11 @@ class FeederRuntime:
             taken += 1
         del self.site_readings[:taken]
         usable = [i for i, f in enumerate(self.forecasts) if f[0] <= known]
-        if usable:
-            del self.forecasts[:usable[-1]]  # older ones can no longer be picked
-        return self.forecasts[0] if usable else None
+        if not usable:
+            return None
+        del self.forecasts[:usable[-1]]  # older ones can no longer be picked
+        fc = self.forecasts[0]
+        return fc if len(fc) == 4 else (fc[0], fc[1], fc[2], fc[2])  # an older checkpoint's: no bound kept
 
     def _plan(self, now_ms: int, wall_ms: int, out: list[Output]) -> None:
         signals: list[GridSignal] = []  # applied in one pass: a flood of signals costs linear time
@@ -408,8 +412,8 @@ class FeederRuntime:
             return
         fc = self._history_until(self.closed_before(now_ms))  # in whatever the consumption order (see release)
         if fc is not None:
-            issued_at, step_ms, kw = fc
-            result = self.dispatcher.on_interval(now_ms, kw, issued_at, step_ms)
+            issued_at, step_ms, kw, upper = fc
+            result = self.dispatcher.on_interval(now_ms, kw, issued_at, step_ms, upper)
         else:
             result = self.dispatcher.on_interval(now_ms)
         self.plans += result.replanned

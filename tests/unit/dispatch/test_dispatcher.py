@@ -211,3 +211,22 @@ def test_a_car_is_planned_full_a_setpoint_lag_before_it_leaves():
         assert float(sum(sched * Q / HOUR_MS)) == pytest.approx(7.0, abs=1e-6)
         assert plan.power_at("c1", T0 + 2 * HOUR_MS - Q) == pytest.approx(last_kw, abs=1e-6)
         assert plan.power_at("c1", T0) == pytest.approx(7.0 / (2.0 - lag_ms / HOUR_MS), abs=1e-6)
+
+
+def test_the_forecasts_upper_bound_reaches_the_near_term_peak_for_its_window_only():
+    d = FeederDispatcher("f1", cfg(near_peak_upper_ms=Q))
+    d.on_registration(reg("c1"))
+    d.on_telemetry(tel("c1", T0))
+    base, upper = [10.0] * 32, [14.0] * 32
+    assert d.on_interval(T0, base_load_kw=base, base_start_ms=T0, base_step_ms=Q, base_upper_kw=upper).replanned
+    near = d.plan_request.near_base_kw
+    edges = d.plan_request.edges_ms
+    assert len(near) == len(edges) - 1
+    assert [kw for e, kw in zip(edges, near, strict=False) if e < T0 + Q] == pytest.approx([14.0] * 1)
+    assert all(kw == pytest.approx(10.0) for e, kw in zip(edges, near, strict=False) if e >= T0 + Q)
+    assert d.plan_request.base_kw == pytest.approx([10.0] * len(near))  # the horizon keeps the point forecast
+    off = FeederDispatcher("f1", cfg())  # 0: never
+    off.on_registration(reg("c1"))
+    off.on_telemetry(tel("c1", T0))
+    off.on_interval(T0, base_load_kw=base, base_start_ms=T0, base_step_ms=Q, base_upper_kw=upper)
+    assert off.plan_request.near_base_kw == ()

@@ -269,3 +269,26 @@ def test_the_near_term_peak_does_not_defer_charging_past_its_window():
     plan = solve_lp(replace(req, weights=replace(req.weights, near_peak_per_kw=50.0, near_peak_ms=30 * 60_000)))
     assert plan is not None
     assert plan.schedules["c"] == pytest.approx(np.full(16, 2.5), abs=1e-6)  # spread flat from now, as without it
+
+
+def test_the_near_term_peak_holds_against_the_upper_bound_without_lifting_the_horizon_peak():
+    # base 20 kW as forecast, running peak 20 kW; the forecast's upper bound says 26 kW for the next 30 minutes (a jump
+    # the point forecast may miss): the near-term peak holds the net at the running peak against the bound (V2G
+    # discharges), while the horizon's peak keeps the point forecast, so the bound does not become room to fill later
+    base = np.full(16, 20.0)
+    upper = base.copy()
+    upper[:2] = 26.0
+    v2g = PlanSession("v", T0, T0 + 4 * HOUR_MS, energy_kwh=0.0, max_charge_kw=7.0, max_discharge_kw=7.0,
+                      soc_kwh=40.0, capacity_kwh=60.0, reserve_kwh=18.0)
+    car = PlanSession("c", T0, T0 + 4 * HOUR_MS, energy_kwh=10.0, max_charge_kw=7.0)
+    req = request([v2g, car], base=base, exp=100.0, floor=20.0)
+    req = replace(req, weights=replace(req.weights, near_peak_per_kw=50.0, near_peak_ms=30 * 60_000))
+    plain, up = solve_lp(req), solve_lp(replace(req, near_base_kw=tuple(upper)))
+    assert plain is not None and up is not None
+    assert plain.schedules["v"][:2] + plain.schedules["c"][:2] == pytest.approx([2.5, 2.5], abs=1e-6)  # flat
+    assert np.all(up.schedules["v"][:2] + up.schedules["c"][:2] <= -6.0 + 1e-6)  # 26 kW + net <= the 20 kW peak
+    assert up.schedules["v"][:2].max() < -5.0  # by V2G
+    assert plain.peak_kw == pytest.approx(22.5) and 22.5 < up.peak_kw < 24.0  # the recharge, not the 26 kW bound
+    assert energy(up, "c") == pytest.approx(10.0, abs=1e-6)
+    unset = solve_lp(replace(req, near_base_kw=()))  # without the bound: as before it existed
+    assert unset is not None and unset.schedules["v"] == pytest.approx(plain.schedules["v"])

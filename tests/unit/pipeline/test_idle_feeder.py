@@ -78,3 +78,14 @@ def test_a_feeder_that_has_planned_stays_bounded_while_its_meters_run_days_ahead
             sizes[(i + 1) // 96] = len(rt.dump()[0])
     assert len(rt.forecasts) <= rt.history_ms // (15 * MIN) + 2
     assert sizes[4] <= 1.1 * sizes[2], sizes
+
+
+def test_a_forecast_kept_by_an_older_checkpoint_is_planned_on_with_its_point_forecast_as_the_bound() -> None:
+    """Forecasts are kept as (issued, step, kW, upper bound) since the near-term upper bound; a checkpoint from
+    before holds (issued, step, kW): the plan then takes the point forecast for the bound too."""
+    rt = FeederRuntime("F1", feeder_config(Settings(interval_minutes=15)))
+    rt.forecasts = [(T0, 15 * MIN, [1.0, 2.0])]  # type: ignore[list-item]
+    assert rt._history_until(T0) == (T0, 15 * MIN, [1.0, 2.0], [1.0, 2.0])
+    rt.forecasts = [(T0, 15 * MIN, [1.0], [3.0]), (T0 + 15 * MIN, 15 * MIN, [4.0], [5.0])]
+    assert rt._history_until(T0 + 15 * MIN) == (T0 + 15 * MIN, 15 * MIN, [4.0], [5.0])
+    assert len(rt.forecasts) == 1  # the older one can no longer be picked
