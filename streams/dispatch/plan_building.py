@@ -191,10 +191,11 @@ class PlanBuilding(BillingPeak):
         if c.ramp_hold:
             base = np.fmax(base, ramped_load(self.load_history, mids))  # a rising load goes on rising for a while
         near_base: tuple[float, ...] = ()
-        if c.near_peak_upper_ms > 0 and base_upper_kw is not None and len(base_upper_kw):
+        upper_ms = getattr(c, "near_peak_upper_ms", 0)  # a config restored from an older checkpoint has none
+        if upper_ms > 0 and base_upper_kw is not None and len(base_upper_kw):
             upper = self._base(edges, base_upper_kw, base_start_ms if base_start_ms is not None else now_ms,
                                base_step_ms or c.step_ms)
-            soon = edges[:-1] < now_ms + c.near_peak_upper_ms
+            soon = edges[:-1] < now_ms + upper_ms
             near_base = tuple(np.where(soon, np.maximum(base, upper), base).tolist())  # never below the plan's base
         sites = self._plan_sites(edges, now_ms, flex)
         known = {p.site_id for p in sites if (st := self.site_states.get(p.site_id)) is not None

@@ -230,3 +230,20 @@ def test_the_forecasts_upper_bound_reaches_the_near_term_peak_for_its_window_onl
     off.on_telemetry(tel("c1", T0))
     off.on_interval(T0, base_load_kw=base, base_start_ms=T0, base_step_ms=Q, base_upper_kw=upper)
     assert off.plan_request.near_base_kw == ()
+
+
+def test_a_config_restored_from_a_checkpoint_before_the_upper_bound_plans_without_it():
+    from dataclasses import fields
+
+    from streams.dispatch.config import DispatchConfig
+
+    new = cfg()
+    old = object.__new__(DispatchConfig)  # how the state codec rebuilds it: attribute by attribute
+    for f in fields(DispatchConfig):
+        if f.name != "near_peak_upper_ms":
+            object.__setattr__(old, f.name, getattr(new, f.name))
+    d = FeederDispatcher("f1", old)
+    d.on_registration(reg("c1"))
+    d.on_telemetry(tel("c1", T0))
+    res = d.on_interval(T0, base_load_kw=[10.0] * 32, base_start_ms=T0, base_step_ms=Q, base_upper_kw=[14.0] * 32)
+    assert res.replanned and d.plan_request.near_base_kw == ()
