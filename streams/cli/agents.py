@@ -47,7 +47,9 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Start Kafka and InfluxDB, create topics, run a worker and the simulator, print what happened."""
         from streams.agents.demo import run_demo
+        from streams.cli.stopping import exit_on_sigterm
 
+        exit_on_sigterm()  # the demo's worker subprocess is stopped on the way out
         run_demo(feeders, homes, chargers, hours, bad_rate, seed)
 
     app.add_typer(topics_app, name="topics")

@@ -8,16 +8,15 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+
+from streams.cli.stopping import exit_on_sigterm
 
 __all__ = ["in_process_settings", "register", "run_backtest_cli", "run_in_process_cli"]
 
@@ -242,13 +241,6 @@ def _finish(rep: Any, setpoints: Any, json_out: Path | None, html_out: Path | No
     return rep.figures
 
 
-def _exit_on_sigterm() -> None:
-    """SIGTERM (a scheduler's stop, ``kill``) unwinds like Ctrl-C: the worker subprocess is stopped and the run's
-    topics deleted, where Python's default would end at once and leave the worker running."""
-    if threading.current_thread() is threading.main_thread():  # the only thread that may set a handler
-        signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
-
-
 def register(app: typer.Typer) -> None:
     """Add ``evgrid backtest`` to ``app``."""
 
@@ -288,7 +280,7 @@ def register(app: typer.Typer) -> None:
         broker and one worker subprocess (or, with --in-process, the worker's code in this process).
         Input formats (columns, units): docs/backtest.md.
         """
-        _exit_on_sigterm()
+        exit_on_sigterm()  # the worker subprocess is stopped and the run's topics deleted
         run_backtest_cli(scenario, sessions, load, weather, weather_year, step, import_limit_kw, export_limit_kw,
                          json_out, html_out, setpoints_out, keep_topics, sets or [], optimum, in_process=in_process,
                          open_loop=open_loop, curves_out=curves_out)
