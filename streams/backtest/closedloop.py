@@ -37,7 +37,7 @@ from streams.contracts.sessions import AcnSession
 from streams.contracts.topics import CHARGER_REGISTRY, CHARGER_TELEMETRY, METER_READINGS, SETPOINTS, TOPICS, WEATHER
 from streams.ingest.validate import RawMessage
 from streams.pipeline.worker import Emit, FeederWorker
-from streams.replay.importers import median_spacing
+from streams.replay.importers import meter_periods
 from streams.settings import Settings, pipeline_config
 from streams.simulate.twin import ChargerTwin, SessionResult, TwinConfig, TwinFleet, TwinSession
 
@@ -134,14 +134,6 @@ def mean_power(twin: ChargerTwin, start: int, end: int) -> float:
     for a, b in itertools.pairwise(cuts):
         total += power_at(twin, a) * (b - a)
     return total / (end - start)
-
-
-def _meter_periods(readings: Iterable[MeterReading]) -> dict[str, int]:
-    """Each meter's metering period (:func:`~streams.replay.importers.median_spacing`)."""
-    by: dict[str, list[int]] = defaultdict(list)
-    for r in readings:
-        by[r.meter_id].append(r.timestamp)
-    return {meter: median_spacing(ts) for meter, ts in by.items()}
 
 
 def _site_meter(d: dict[str, Any], codec: Any) -> MeterReading | None:
@@ -299,7 +291,7 @@ def run_closed_loop(inputs: BacktestInputs, settings: Settings, config: TwinConf
     site_of = {cid: reg.site_id for cid, reg in inputs.registrations.items() if reg.active}
     meter_at = 0
     last_read: dict[str, int] = {}
-    period = _meter_periods(site_meters)
+    period = meter_periods((m.meter_id, m.timestamp) for m in site_meters)
 
     def feed_site_meters(until: int) -> None:
         nonlocal meter_at

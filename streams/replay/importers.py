@@ -65,6 +65,7 @@ __all__ = [
     "import_meters",
     "import_weather",
     "median_spacing",
+    "meter_periods",
     "read_meter_readings",
     "read_tmy3",
     "read_weather_csv",
@@ -273,14 +274,12 @@ def median_spacing(times: Iterable[int]) -> int:
     return gaps[(len(gaps) - 1) // 2] if gaps else 0
 
 
-def _period_ends(starts: Sequence[tuple[str, int]]) -> list[int]:
-    """Per ``(meter, period start)``: the period's end, the start plus the meter's :func:`median_spacing` (a meter
-    with a single row has no period: its end is its start)."""
+def meter_periods(readings: Iterable[tuple[str, int]]) -> dict[str, int]:
+    """Each meter's metering period, its :func:`median_spacing`, from ``(meter, time)`` pairs."""
     by_meter: dict[str, list[int]] = {}
-    for meter, t in starts:
+    for meter, t in readings:
         by_meter.setdefault(meter, []).append(t)
-    period = {meter: median_spacing(ts) for meter, ts in by_meter.items()}
-    return [t + period[meter] for meter, t in starts]
+    return {meter: median_spacing(ts) for meter, ts in by_meter.items()}
 
 
 def read_meter_readings(path: str | Path, feeder_id: str = "feeder-1") -> list[MeterReading]:
@@ -290,7 +289,7 @@ def read_meter_readings(path: str | Path, feeder_id: str = "feeder-1") -> list[M
     ``<feeder>-head``), ``feeder_id`` (default ``feeder_id``), ``kvar``, ``voltage_v``, ``quality``, ``site_id``.
     A row's ``timestamp`` is the *start* of the period its value averages over (as load files are written); the
     reading is stamped at the period's *end*, as the ``MeterReading`` contract says (the end is the start plus the
-    meter's median spacing, :func:`_period_ends`), so a replay delivers it when the period is over.
+    meter's median spacing, :func:`meter_periods`), so a replay delivers it when the period is over.
 
     >>> import tempfile, pathlib
     >>> f = pathlib.Path(tempfile.mkdtemp()) / "load.csv"
@@ -315,8 +314,8 @@ def read_meter_readings(path: str | Path, feeder_id: str = "feeder-1") -> list[M
             ))
         except ValueError as exc:
             raise ValueError(f"{path}:{line}: {exc}") from exc
-    ends = _period_ends([(r.meter_id, r.timestamp) for r in rows])
-    return [r.model_copy(update={"timestamp": t}) for r, t in zip(rows, ends, strict=True)]
+    period = meter_periods((r.meter_id, r.timestamp) for r in rows)  # a meter with one row: no period, end = start
+    return [r.model_copy(update={"timestamp": r.timestamp + period[r.meter_id]}) for r in rows]
 
 
 def import_meters(path: str | Path, feeder_id: str = "feeder-1", codec: AvroCodec | None = None

@@ -113,6 +113,8 @@ def test_a_terminated_backtest_stops_its_worker_and_deletes_its_topics(tmp_path:
 
     from confluent_kafka.admin import AdminClient
 
+    from tests.fixtures.processes import children, ended, kill_left
+
     env = {**os.environ, "EVGRID_BOOTSTRAP_SERVERS": kafka_bootstrap, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen([sys.executable, "-c", "from streams.cli import app; app()", "backtest", "--sessions",
                              str(_sessions(tmp_path / "s.csv")), "--import-limit-kw", str(LIMIT_KW), "--no-optimum"],
@@ -125,23 +127,14 @@ def test_a_terminated_backtest_stops_its_worker_and_deletes_its_topics(tmp_path:
             prefix = m.group(1)
             break
     assert prefix, lines
-    workers: list[str] = []
-    deadline = time.monotonic() + 30
-    while not workers and time.monotonic() < deadline:
-        workers = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
-        time.sleep(0.2)
+    workers = children(proc.pid)
     assert workers, lines  # the worker subprocess is running
     time.sleep(2)  # into the run
     proc.send_signal(signal.SIGTERM)
     try:
         assert proc.wait(timeout=60) == 128 + signal.SIGTERM
-        deadline = time.monotonic() + 30
-        while any(Path(f"/proc/{w}").exists() for w in workers) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert not any(Path(f"/proc/{w}").exists() for w in workers)
+        assert ended(workers, timeout=30)
     finally:  # never leave a worker behind, even when this fails
-        for w in workers:
-            if Path(f"/proc/{w}").exists():
-                os.kill(int(w), signal.SIGKILL)
+        kill_left(workers)
     topics = AdminClient({"bootstrap.servers": kafka_bootstrap}).list_topics(timeout=10).topics
     assert not [t for t in topics if t.startswith(prefix)]

@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+from tests.fixtures.processes import children, ended, kill_left
+
 
 def test_a_terminated_demo_stops_its_worker(tmp_path: Path, kafka_bootstrap: str) -> None:
     # Python's default for SIGTERM ended the demo at once, skipping the `finally` that stops its worker: the worker
@@ -20,20 +22,11 @@ def test_a_terminated_demo_stops_its_worker(tmp_path: Path, kafka_bootstrap: str
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     workers: list[str] = []
     try:
-        deadline = time.monotonic() + 120
-        while not workers and time.monotonic() < deadline and proc.poll() is None:
-            workers = subprocess.run(["pgrep", "-P", str(proc.pid), "-f", "streams.cli worker"], capture_output=True,
-                                     text=True).stdout.split()
-            time.sleep(0.2)
+        workers = children(proc.pid, "streams.cli worker", timeout=120, alive=proc)
         assert workers, proc.communicate(timeout=30)[0] if proc.poll() is not None else "no worker started"
         time.sleep(2)  # into the run
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) == 128 + signal.SIGTERM
-        deadline = time.monotonic() + 40
-        while any(Path(f"/proc/{w}").exists() for w in workers) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert not any(Path(f"/proc/{w}").exists() for w in workers)
+        assert ended(workers, timeout=40)
     finally:  # never leave a process behind, even when this fails
-        for pid in [*workers, str(proc.pid)]:
-            if Path(f"/proc/{pid}").exists():
-                os.kill(int(pid), signal.SIGKILL)
+        kill_left([*workers, str(proc.pid)])
