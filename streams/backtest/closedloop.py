@@ -41,7 +41,7 @@ from streams.replay.importers import meter_periods
 from streams.settings import Settings, pipeline_config
 from streams.simulate.twin import ChargerTwin, SessionResult, TwinConfig, TwinFleet, TwinSession
 
-__all__ = ["ClosedLoopRun", "InProcessPipeline", "Pipeline", "build_fleet", "power_at", "run_closed_loop",
+__all__ = ["ClosedLoopRun", "InProcessPipeline", "Pipeline", "build_fleet", "load_curve", "power_at", "run_closed_loop",
            "run_settings", "twin_config", "twin_result"]
 
 HOUR_MS = 3_600_000
@@ -57,6 +57,10 @@ class ClosedLoopRun:
     segments: dict[str, list[tuple[int, int, float]]] = field(default_factory=dict)
     """Per feeder, the controlled (from, to, kW) stretches of every charger."""
     free_segments: dict[str, list[tuple[int, int, float]]] = field(default_factory=dict)
+    site_segments: dict[str, list[tuple[int, int, float]]] = field(default_factory=dict)
+    """Per site (registered chargers' ``site_id``), the controlled stretches of its chargers."""
+    free_site_segments: dict[str, list[tuple[int, int, float]]] = field(default_factory=dict)
+    """Per site, the stretches of the same twins at full power (the uncontrolled reference)."""
     telemetry: int = 0
     """Telemetry records the twins sent."""
     rounds: int = 0
@@ -144,10 +148,13 @@ def _site_meter(d: dict[str, Any], codec: Any) -> MeterReading | None:
     return rec if isinstance(rec, MeterReading) and rec.site_id is not None else None
 
 
-def _segments(fleet: TwinFleet) -> dict[str, list[tuple[int, int, float]]]:
+def _segments(fleet: TwinFleet, site_of: Mapping[str, str] | None = None) -> dict[str, list[tuple[int, int, float]]]:
+    """Every twin's stretches per feeder, or with ``site_of`` (charger → site) per site."""
     out: dict[str, list[tuple[int, int, float]]] = defaultdict(list)
-    for tw in fleet.twins.values():
-        out[tw.feeder_id] += tw.segments
+    for cid, tw in fleet.twins.items():
+        key = tw.feeder_id if site_of is None else site_of.get(cid)
+        if key is not None:
+            out[key] += tw.segments
     return dict(out)
 
 
@@ -323,6 +330,7 @@ def run_closed_loop(inputs: BacktestInputs, settings: Settings, config: TwinConf
         t = fleet.next_time()
     run.controlled = fleet.finish()
     run.segments = _segments(fleet)
+    run.site_segments = _segments(fleet, site_of)
     feed_exo(2**62)
     feed_site_meters(2**62)
     pipe.finish([raw(r.topic, r.key, r.value, r.timestamp) for r in flush_tel])
@@ -332,10 +340,11 @@ def run_closed_loop(inputs: BacktestInputs, settings: Settings, config: TwinConf
     run.rejected = dict(pipe.rejected)
     run.uncontrolled = free.run_free()
     run.free_segments = _segments(free)
+    run.free_site_segments = _segments(free, site_of)
     return run
 
 
-def _load(segments: Iterable[tuple[int, int, float]], grid: Grid) -> np.ndarray:
+def load_curve(segments: Iterable[tuple[int, int, float]], grid: Grid) -> np.ndarray:
     """Step averages (kW) of piecewise-constant stretches on ``grid``."""
     load = np.zeros(grid.n)
     step = grid.step_ms
@@ -371,5 +380,5 @@ def twin_result(results: Iterable[SessionResult], segments: Mapping[str, Iterabl
                                        charged_kwh=r.charged_kwh))
         if r.min_soc_pct is not None:
             low[s.session_id] = r.min_soc_pct
-    ev = {f: _load(seg, grid) for f, seg in segments.items()}
+    ev = {f: load_curve(seg, grid) for f, seg in segments.items()}
     return SimResult(grid, ev, outcomes, low)

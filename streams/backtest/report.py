@@ -13,7 +13,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from streams.backtest.closedloop import ClosedLoopRun, twin_result
+from streams.backtest.closedloop import ClosedLoopRun, load_curve, twin_result
 from streams.backtest.inputs import BacktestInputs
 from streams.backtest.metrics import (
     Grid,
@@ -67,6 +67,33 @@ def _site_v2g(ctrl: Any, inputs: BacktestInputs) -> dict[str, float]:
             k = cls.get(o.charger_id, "unknown")
             out[k] = round(out.get(k, 0.0) + o.exported_kwh, 3)
     return dict(sorted(out.items()))
+
+
+def _site_figures(twins: ClosedLoopRun, ctrl: Any, inputs: BacktestInputs, grid: Grid,
+                  demand_charge_per_kw: float) -> dict[str, dict[str, Any]]:
+    """Per site at its point of interconnection (closed loop): the site's own load (its meter, without its
+    chargers) plus what its charger twins drew, per step. ``peak_import_kw`` is what a demand charge bills
+    (over the scored period), ``min_net_kw`` < 0 means the site exported, ``v2g_kwh`` is what its cars and
+    batteries discharged."""
+    own = base_load_kw([r.model_copy(update={"feeder_id": r.site_id}) for r in inputs.readings if r.site_id],
+                       grid)
+    site_of = {cid: r.site_id for cid, r in inputs.registrations.items()}
+    dth = grid.step_ms / HOUR_MS
+    zero = np.zeros(grid.n)
+    out: dict[str, dict[str, Any]] = {}
+    for sid in sorted({*twins.site_segments, *own}):
+        load = own.get(sid, zero)
+        ev = load_curve(twins.site_segments.get(sid, ()), grid)
+        free = load_curve(twins.free_site_segments.get(sid, ()), grid)
+        net = load + ev
+        out[sid] = {"peak_import_kw": round(float(net.max()), 3),
+                    "uncontrolled_peak_import_kw": round(float((load + free).max()), 3),
+                    "own_load_peak_kw": round(float(load.max()), 3),
+                    "min_net_kw": round(float(net.min()), 3),
+                    "ev_energy_kwh": round(float(ev.sum() * dth), 3),
+                    "v2g_kwh": round(sum(o.exported_kwh for o in ctrl.sessions if site_of.get(o.charger_id) == sid), 3),
+                    "demand_charge_per_kw": demand_charge_per_kw}
+    return out
 
 
 def compute_report(inputs: BacktestInputs, *, setpoints: Sequence[ChargerSetpoint],
@@ -153,6 +180,8 @@ def compute_report(inputs: BacktestInputs, *, setpoints: Sequence[ChargerSetpoin
     total["site_breaches"] = len(site_breaches)
     total["sites"] = len({r.site_id for r in inputs.registrations.values()})
     total["sites_v2g_kwh"] = _site_v2g(ctrl, inputs)
+    if twins is not None:
+        total["site_figures"] = _site_figures(twins, ctrl, inputs, grid, s.dispatch_site_demand_charge_per_kw)
     total["batteries"] = sum(1 for r in inputs.registrations.values() if r.asset_type == "stationary_battery")
     total["incentives"] = incentive_figures(incentives, accepted)
     total["settlements"] = settlement_figures(settlements)

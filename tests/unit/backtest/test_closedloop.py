@@ -205,3 +205,13 @@ def test_sites_closed_loop_hold_their_rules_and_a_site_meter_reads_own_load_plus
     bat = next(r for r in run.controlled if r.session.stationary)
     assert bat.exported_kwh == pytest.approx(t["battery_discharged_kwh"], abs=1e-3) and t["sessions"] == 6
     assert all(s["charger_id"] != "BAT-B" for s in rep["short_sessions"])
+    # per site at its meter: site-B's peak and lowest net are those of the readings its meter gave the worker
+    sites = t["site_figures"]
+    assert set(sites) == {"site-A", "site-B", "site-C", "site-D"}
+    assert sites["site-B"]["peak_import_kw"] == pytest.approx(max(m.active_power_kw for m in given), abs=0.01)
+    assert sites["site-B"]["min_net_kw"] == pytest.approx(min(m.active_power_kw for m in given), abs=0.01)
+    assert sites["site-B"]["own_load_peak_kw"] == pytest.approx(max(own.values()), abs=1e-6)
+    assert sites["site-B"]["v2g_kwh"] > 1.0 and sites["site-C"]["v2g_kwh"] == 0.0
+    assert sites["site-D"]["min_net_kw"] >= -10.0 - 1e-6  # approved 10 kW at its meter
+    assert sites["site-D"]["peak_import_kw"] <= 6.0 + 1e-6  # its 6 kW import (panel) limit
+    assert sum(x["ev_energy_kwh"] for x in sites.values()) == pytest.approx(t["ev_energy_kwh"], abs=0.01)
