@@ -217,6 +217,24 @@ def _closed_loop(inputs: Any, json_out: Path | None, html_out: Path | None, setp
     return _finish(rep, o.get(SETPOINTS, []), json_out, html_out, setpoints_out, echo, t0, t_rep, curves_out)
 
 
+VERSIONED = ("evgrid", "highspy", "river", "numpy", "scipy", "pandas")
+"""Distributions whose version can move a backtest's figures (the solver picks among equal-cost plans)."""
+
+
+def engine_versions() -> dict[str, str]:
+    """Python's and :data:`VERSIONED`'s versions, for the report's ``run.versions`` (``?``: not installed)."""
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for name in VERSIONED:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "?"
+    return out
+
+
 def _finish(rep: Any, setpoints: Any, json_out: Path | None, html_out: Path | None, setpoints_out: Path | None,
             echo: Any, t0: float, t_rep: float, curves_out: Path | None = None) -> dict[str, Any]:
     from streams.backtest.curves import write_curves_csv
@@ -225,6 +243,7 @@ def _finish(rep: Any, setpoints: Any, json_out: Path | None, html_out: Path | No
 
     rep.figures["run"]["seconds"]["report"] = round(time.perf_counter() - t_rep, 2)
     rep.figures["run"]["seconds"]["wall"] = round(time.perf_counter() - t0, 2)
+    rep.figures["run"]["versions"] = engine_versions()
     if json_out is not None:
         json_out.write_text(json.dumps(rep.figures, indent=1, default=str))
     if html_out is not None:

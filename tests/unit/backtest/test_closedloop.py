@@ -105,6 +105,9 @@ def test_cli_runs_closed_loop_by_default(sessions_csv: Path, tmp_path: Path) -> 
     assert figs["total"]["safety_violations"] == 0 and figs["total"]["v2g_exported_kwh"] >= 0.0
     assert len(sp.read_text().splitlines()) == figs["setpoints"]["count"] + 1
     assert "closed loop" in res.output and "peak" in res.output
+    from importlib.metadata import version  # the solver's version is in the report: it moves the figures
+
+    assert figs["run"]["versions"]["highspy"] == version("highspy") and figs["run"]["versions"]["python"]
 
 
 def test_meters_read_ahead_change_nothing(sessions_csv: Path, tmp_path: Path) -> None:
