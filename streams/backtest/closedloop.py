@@ -254,13 +254,14 @@ def run_closed_loop(inputs: BacktestInputs, settings: Settings, config: TwinConf
     flushed = inputs.with_flush()
     flush_tel = [r for r in flushed.streams[-1] if r.topic == CHARGER_TELEMETRY] if flushed is not inputs else []
     site_meters: list[MeterReading] = []  # held back from the replay, given with the twins' power
+    start, _ = inputs.period()
 
     def exogenous() -> Iterator[dict[str, Any]]:
         for d in merged_records(inputs):
             if d["topic"] == CHARGER_TELEMETRY:
                 continue
             m = _site_meter(d, codec)
-            if m is None:
+            if m is None or m.timestamp <= start:  # before the twins start, a site reads its own load alone
                 yield d
             else:
                 site_meters.append(m)
@@ -331,8 +332,11 @@ def run_closed_loop(inputs: BacktestInputs, settings: Settings, config: TwinConf
     run.controlled = fleet.finish()
     run.segments = _segments(fleet)
     run.site_segments = _segments(fleet, site_of)
-    feed_exo(2**62)
-    feed_site_meters(2**62)
+    while pending is not None or meter_at < len(site_meters):  # after the twins: the rest in time order
+        nxt = min(pending["timestamp"] if pending is not None else 2**62,
+                  site_meters[meter_at].timestamp if meter_at < len(site_meters) else 2**62)
+        feed_exo(nxt)  # may hold back more site readings, up to nxt
+        feed_site_meters(nxt)
     pipe.finish([raw(r.topic, r.key, r.value, r.timestamp) for r in flush_tel])
     run.outputs = pipe.outputs
     free = build_fleet(inputs, replace(cfg, default_fallback_kw=math.inf))

@@ -42,3 +42,20 @@ def test_one_non_exporting_building_with_its_meter_and_a_demand_charge(scenario:
     assert ins.export_limit_kw == 0.0 and float(ins.settings["dispatch_site_demand_charge_per_kw"]) == 15.0
     (request,) = ins.signals
     assert request.import_limit_kw == 680.0 and request.valid_until - request.valid_from == 2 * 3_600_000
+
+
+@pytest.mark.slow
+def test_site_readings_of_the_warm_up_and_after_the_end_reach_the_worker_in_time() -> None:
+    """A site meter's readings are held back to be given with the twins' power; before the twins start (the warm-up)
+    and after they end they go in time order with the feeder's, not after them (then late: dead-lettered)."""
+    import dataclasses
+
+    from streams.backtest.closedloop import run_closed_loop, run_settings
+    from streams.contracts.topics import METER_READINGS
+
+    ins = from_scenario(load_scenario(REPO_ROOT / "scenarios" / "month-v2b-building.yaml"))
+    start, _ = ins.period()
+    day = dataclasses.replace(ins, end_ms=start + 24 * 3_600_000)
+    run = run_closed_loop(day, run_settings(day))
+    assert run.rejected == {}
+    assert run.accepted[METER_READINGS] == len(ins.readings)  # the week before, the day, the rest of the month
