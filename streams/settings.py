@@ -312,6 +312,10 @@ class Settings(BaseSettings):
     # --- Dispatch: sites, storage, VPP (issue 8) -----------------------------------------------------
     dispatch_site_demand_charge_per_kw: float = 0.0
     """EVGRID_DISPATCH_SITE_DEMAND_CHARGE_PER_KW: default demand charge of every site per kW of monthly peak."""
+    dispatch_site_peak_margin: float = 0.0
+    """EVGRID_DISPATCH_SITE_PEAK_MARGIN: a site's demand-charge peak holds against its own-load forecast plus this
+    many times that forecast's mean absolute error (0: the forecast alone). A plan fills a site up to its monthly
+    peak; a load above its forecast then sets a new one."""
     dispatch_site_meter_stale_seconds: int = 1800
     """EVGRID_DISPATCH_SITE_METER_STALE_SECONDS: no behind-the-meter discharge when the site meter is older."""
     dispatch_battery_round_trip_efficiency: float = 0.9
@@ -418,6 +422,7 @@ def dispatch_config(s: Settings) -> DispatchConfig:
         base_period_max=s.dispatch_base_period_max,
         timezone=s.local_timezone,
         site_demand_charge_per_kw=s.dispatch_site_demand_charge_per_kw,
+        site_peak_margin=s.dispatch_site_peak_margin,
         site_meter_stale_ms=int(s.dispatch_site_meter_stale_seconds * 1000),
         battery_round_trip_efficiency=s.dispatch_battery_round_trip_efficiency,
         battery_min_soc_pct=s.dispatch_battery_min_soc_pct,

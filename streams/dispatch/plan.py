@@ -85,6 +85,9 @@ class PlanSite:
     export_limit_kw: tuple[float, ...]
     demand_charge_per_kw: float = 0.0
     peak_floor_kw: float = 0.0
+    peak_margin_kw: float = 0.0
+    """The demand charge's peak holds against ``base_kw`` plus this (the own-load forecast's typical error), so
+    a plan that fills the site up to its monthly peak leaves room for the load it did not foresee."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,6 +233,8 @@ def plan_id_of(req: PlanRequest) -> str:
         for arr in (site.base_kw, site.import_limit_kw, site.export_limit_kw):
             h.update(np.round(np.asarray(arr, dtype=float), 6).tobytes())
         h.update(_f(site.demand_charge_per_kw) + _f(site.peak_floor_kw))
+        if site.peak_margin_kw:
+            h.update(b"margin" + _f(site.peak_margin_kw))
     return "plan-" + h.hexdigest()[:16]
 
 

@@ -89,8 +89,10 @@ class PlanBuilding(BillingPeak):
             exp = np.minimum(sig_exp, min(ch.export_limit_kw for ch in chs) if exporting else 0.0)
             base = st.forecast.forecast(edges) if st is not None else np.zeros(n)
             floor = st.peak_kw if st is not None and st.peak_month == self._month(now_ms) else 0.0
+            margin = getattr(c, "site_peak_margin", 0.0) * st.forecast.abs_err_kw if st is not None and charge > 0 \
+                else 0.0
             out.append(PlanSite(sid, tuple(base.tolist()), tuple(imp.tolist()), tuple(exp.tolist()),
-                                float(charge), float(floor)))
+                                float(charge), float(floor), float(margin)))
         return out
 
     def _plan_session(self, cid: str, s: SessionState, now_ms: int, site_known: bool = False) -> PlanSession:

@@ -398,7 +398,7 @@ def solve_lp_or_failure(req: PlanRequest, limits: SolverLimits = SolverLimits())
             ub_r += [n_ub + sr, n_ub + np.arange(n)]
             ub_c += [sc, np.full(n, s_col[0])]
             ub_v += [sv, -np.ones(n)]
-            b_ub.append(-sbase)
+            b_ub.append(-(sbase + max(0.0, site.peak_margin_kw)))
             n_ub += n
 
     c = np.concatenate(cols.cost)

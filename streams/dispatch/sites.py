@@ -30,6 +30,11 @@ class SiteLoadForecast:
     profile: dict[tuple[int, int], float] = field(default_factory=dict)
     last_kw: float | None = None
     last_ms: int = -1
+    abs_err_kw: float = 0.0
+    """Exponentially weighted mean of ``|own load - its forecast|`` over the readings, the forecast being what a plan
+    at the start of the reading's period saw for it (kW; 0 until a second reading)."""
+    err_alpha: float = 0.05
+    err_count: int = 0
 
     def _key(self, t_ms: int) -> tuple[int, int]:
         local = dt.datetime.fromtimestamp(t_ms / 1000, ZoneInfo(self.timezone))
@@ -40,6 +45,13 @@ class SiteLoadForecast:
         """Learn the own load ``kw`` averaged over the period ending at ``t_ms``."""
         if not math.isfinite(kw):
             return
+        if self.last_kw is not None and t_ms > self.last_ms:
+            seen = self.at(max(self.last_ms, t_ms - self.bin_ms // 2))  # the period's middle, from its start
+            if seen is not None:
+                err = abs(kw - seen)
+                self.abs_err_kw = err if self.err_count == 0 else self.abs_err_kw + self.err_alpha * (
+                    err - self.abs_err_kw)
+                self.err_count += 1
         key = self._key(t_ms - 1)
         old = self.profile.get(key)
         self.profile[key] = kw if old is None else old + self.alpha * (kw - old)

@@ -292,3 +292,25 @@ def test_the_near_term_peak_holds_against_the_upper_bound_without_lifting_the_ho
     assert energy(up, "c") == pytest.approx(10.0, abs=1e-6)
     unset = solve_lp(replace(req, near_base_kw=()))  # without the bound: as before it existed
     assert unset is not None and unset.schedules["v"] == pytest.approx(plain.schedules["v"])
+
+
+def test_a_sites_demand_charge_peak_keeps_its_margin_below_the_monthly_peak():
+    # a building at 60 kW (forecast) with a monthly peak of 100 kW and a 40 kW car that prefers to charge early: up
+    # to the peak it is free, so the plan fills the site to 100 kW, and a load 5 kW above its forecast sets a new
+    # peak; with a 10 kW margin (the forecast's typical error) the plan keeps the site at 90 kW where it can
+    from streams.dispatch.plan import PlanSite
+
+    car = PlanSession("c", T0, T0 + 4 * HOUR_MS, energy_kwh=30.0, max_charge_kw=40.0, site_id="s")
+    req = request([car], hours=4, base=np.full(16, 60.0), floor=500.0)  # the feeder's own peak is far above
+    n = req.n_steps
+    site = PlanSite("s", (60.0,) * n, (np.inf,) * n, (0.0,) * n, demand_charge_per_kw=20.0, peak_floor_kw=100.0)
+    plain = solve_lp(replace(req, sites=(site,)))
+    assert plain is not None and plain.schedules["c"].max() == pytest.approx(40.0, abs=1e-6)
+    held = solve_lp(replace(req, sites=(replace(site, peak_margin_kw=10.0),)))
+    assert held is not None and held.schedules["c"].max() <= 30.0 + 1e-6
+    assert energy(held, "c") == pytest.approx(30.0, abs=1e-6)
+    assert held.plan_id != plain.plan_id
+    # a margin the site cannot keep (the car needs more than 30 kW on average) costs the demand charge, not energy
+    tight = solve_lp(replace(req, sessions=(replace(car, energy_kwh=150.0),),
+                             sites=(replace(site, peak_margin_kw=10.0),)))
+    assert tight is not None and energy(tight, "c") == pytest.approx(150.0, abs=1e-6)

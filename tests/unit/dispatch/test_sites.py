@@ -116,6 +116,18 @@ def test_demand_charge_uses_the_cars_to_cut_the_buildings_peak():
     assert peaks[True] <= peaks[False] - 15.0  # with it the car discharges through the peak hour
 
 
+def test_a_sites_demand_charge_peak_holds_a_margin_of_its_forecasts_typical_error():
+    for margin in (0.0, 2.0):
+        d = FeederDispatcher("f1", cfg(site_peak_margin=margin))
+        _building(d, demand=True)
+        st = d.site_states["BLD"]
+        assert st.forecast.abs_err_kw > 0.0  # the 100 kW hour was not foreseen at first
+        edges = MONTH0 + Q * np.arange(5)
+        (site,) = d._plan_sites(edges, MONTH0, d.flexible_sessions(MONTH0))
+        assert site.peak_margin_kw == pytest.approx(margin * st.forecast.abs_err_kw)
+        assert site.demand_charge_per_kw == 20.0
+
+
 def test_site_forecast_learns_the_own_load_net_of_the_sites_chargers():
     d = FeederDispatcher("f1", cfg())
     d.on_registration(reg("c1", "S"))
@@ -131,6 +143,19 @@ def test_site_forecast_learns_the_own_load_net_of_the_sites_chargers():
     # an hour after the last reading, persistence and profile are blended
     w = np.exp(-(Q // 2 + 3 * Q) / HOUR_MS)
     assert f.at(T0 + 24 * HOUR_MS + 3 * Q + Q // 2) == pytest.approx(w * 7.0 + (1 - w) * 3.0)
+
+
+def test_site_forecast_tracks_its_typical_error():
+    f = SiteLoadForecast(bin_ms=Q, alpha=1.0)
+    for k in range(96):  # a flat day: every reading as forecast
+        f.observe(T0 + (k + 1) * Q, 50.0)
+    assert f.abs_err_kw == pytest.approx(0.0) and f.err_count == 95
+    f.observe(T0 + 97 * Q, 58.0)  # 8 kW above what a plan at the period's start saw
+    assert f.abs_err_kw == pytest.approx(0.05 * 8.0)
+    g = SiteLoadForecast(bin_ms=Q)
+    g.observe(T0 + Q, 50.0)
+    g.observe(T0 + 2 * Q, 47.0)  # the first error is taken as it is
+    assert g.abs_err_kw == pytest.approx(3.0) and g.err_count == 1
 
 
 @settings(max_examples=25, deadline=None)
