@@ -63,7 +63,7 @@ class DispatchConfig:
     site_forecast_alpha: float = 0.3
     site_peak_margin: float = 0.0
     """A site's demand-charge peak holds against its own-load forecast plus this many times the forecast's mean
-    absolute error (0: the forecast alone)."""
+    absolute error (0: the forecast alone; EVGRID_DISPATCH_SITE_PEAK_MARGIN)."""
     battery_round_trip_efficiency: float = 0.9
     battery_min_soc_pct: float = 10.0
     battery_target_soc_pct: float = 50.0
