@@ -297,13 +297,15 @@ def run_closed_loop(inputs: BacktestInputs, settings: Settings, config: TwinConf
         lead = min(lead, settings.grace_seconds * 1000)  # the meter round stays within its grace of the twins
     fleet = build_fleet(inputs, cfg)
     site_of = {cid: reg.site_id for cid, reg in inputs.registrations.items() if reg.active}
-    meter_at = 0
+    meter_at = sorted_len = 0
     last_read: dict[str, int] = {}
     period = meter_periods((m.meter_id, m.timestamp) for m in site_meters)
 
     def feed_site_meters(until: int) -> None:
-        nonlocal meter_at
-        site_meters.sort(key=lambda m: m.timestamp)
+        nonlocal meter_at, sorted_len
+        if len(site_meters) != sorted_len:  # sort only what the replay held back since the last call
+            site_meters[meter_at:] = sorted(site_meters[meter_at:], key=lambda m: m.timestamp)
+            sorted_len = len(site_meters)
         msgs = []
         while meter_at < len(site_meters) and site_meters[meter_at].timestamp <= until:
             m = site_meters[meter_at]

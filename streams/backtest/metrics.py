@@ -265,9 +265,10 @@ def simulate_uncontrolled(sessions: Sequence[AcnSession], grid: Grid, default_fe
 
 # --- feeder inputs on the grid -------------------------------------------------------------------------
 
-def base_load_kw(readings: Iterable[MeterReading], grid: Grid,
-                 default_feeder: str = "feeder-1") -> dict[str, np.ndarray]:
-    """Per feeder, the sum over its meters of each meter's load, averaged per step.
+def base_load_kw(readings: Iterable[MeterReading], grid: Grid, default_feeder: str = "feeder-1", *,
+                 by: Callable[[MeterReading], str | None] = lambda r: r.feeder_id) -> dict[str, np.ndarray]:
+    """Per feeder (or per ``by(reading)``, e.g. its site), the sum over its meters of each meter's load, averaged
+    per step.
 
     A reading stamped ``t`` is the meter's mean over its period *ending* at ``t`` (the ``MeterReading`` contract):
     from its previous reading, or for the first one its median spacing before ``t``. Before that a meter counts
@@ -275,7 +276,7 @@ def base_load_kw(readings: Iterable[MeterReading], grid: Grid,
     """
     per_meter: dict[tuple[str, str], list[tuple[int, float]]] = defaultdict(list)
     for r in readings:
-        per_meter[(r.feeder_id or default_feeder, r.meter_id)].append((r.timestamp, r.active_power_kw))
+        per_meter[(by(r) or default_feeder, r.meter_id)].append((r.timestamp, r.active_power_kw))
     out: dict[str, np.ndarray] = {}
     fine = 12  # sub-samples per step for the average
     t = grid.t0 + (np.arange(grid.n * fine) + 0.5) * (grid.step_ms / fine)

@@ -75,8 +75,7 @@ def _site_figures(twins: ClosedLoopRun, ctrl: Any, inputs: BacktestInputs, grid:
     chargers) plus what its charger twins drew, per step. ``peak_import_kw`` is what a demand charge bills
     (over the scored period), ``min_net_kw`` < 0 means the site exported, ``v2g_kwh`` is what its cars and
     batteries discharged."""
-    own = base_load_kw([r.model_copy(update={"feeder_id": r.site_id}) for r in inputs.readings if r.site_id],
-                       grid)
+    own = base_load_kw((r for r in inputs.readings if r.site_id), grid, by=lambda r: r.site_id)
     site_of = {cid: r.site_id for cid, r in inputs.registrations.items()}
     dth = grid.step_ms / HOUR_MS
     zero = np.zeros(grid.n)
