@@ -159,11 +159,13 @@ def compute_report(inputs: BacktestInputs, *, setpoints: Sequence[ChargerSetpoin
         if fc and inputs.readings:
             figs["forecast"] = forecast_errors(fc, base, grid, s.metrics_horizons_minutes,
                                                s.metrics_naive_season_hours * HOUR_MS)
+        if not optimum:
+            figs.update(optimal_peak_kw=None, optimal_energy_delivered_kwh=None)  # not computed, not the base's peak
         figs["incentives"] = incentive_figures([o for o in incentives if o.feeder_id == f], accepted)
         figs["settlements"] = settlement_figures([x for x in settlements if x.feeder_id == f])
         per_feeder[f] = figs
         c = {"controlled": base + ctrl.ev_kw.get(f, zero), "uncontrolled": base + unc.ev_kw.get(f, zero),
-             "optimal": base + opt_ev, "base": base, "import_limit": imp}
+             "optimal": base + opt_ev if optimum else np.full(grid.n, np.nan), "base": base, "import_limit": imp}
         curves[f] = c
         for k in tot:
             tot[k] += c[k]
@@ -176,6 +178,8 @@ def compute_report(inputs: BacktestInputs, *, setpoints: Sequence[ChargerSetpoin
         grid=grid, controlled=total_ctrl, uncontrolled=total_unc, optimal_ev_kw=tot["optimal"] - tot["base"],
         optimal_delivered_kwh=opt_delivered_total, base_kw=tot["base"], import_limit_kw=imp_total,
         export_limit_kw=exp_total, feeder_id=None, safety_violations=len(violations))
+    if not optimum:
+        total.update(optimal_peak_kw=None, optimal_energy_delivered_kwh=None)
     total["site_breaches"] = len(site_breaches)
     total["sites"] = len({r.site_id for r in inputs.registrations.values()})
     total["sites_v2g_kwh"] = _site_v2g(ctrl, inputs)

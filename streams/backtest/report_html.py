@@ -385,7 +385,8 @@ def _headline(f: dict[str, Any], limit_kw: float | None) -> str:
     change = 100 * (peak / unc - 1) if unc > 0 else 0.0
     cut = f" ({abs(change):.0f} % {'lower' if change < 0 else 'higher'})" if unc > 0 and round(change) else ""
     parts = [f"<li><b>Peak import {_num(peak, 'kW')}</b> with evgrid, against {_num(unc, 'kW')} uncontrolled{cut}"
-             f" and {_num(opt, 'kW')} with perfect foresight.</li>",
+             + (f" and {_num(opt, 'kW')} with perfect foresight.</li>" if opt is not None
+                else " (the perfect-foresight optimum was not computed).</li>"),
              f"<li><b>Drivers got {_num(t['energy_delivered_pct'], '%')}</b> of the energy they asked for "
              f"({_num(t['energy_delivered_kwh'], 'kWh')} of {_num(t['energy_requested_kwh'], 'kWh')}), "
              f"{_num(t['energy_delivered_pct_of_deliverable'], '%')} of what their plug-in time allowed; "

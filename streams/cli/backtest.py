@@ -253,7 +253,8 @@ def _finish(rep: Any, setpoints: Any, json_out: Path | None, html_out: Path | No
     if curves_out is not None:
         write_curves_csv(rep, curves_out)
     t = rep.figures["total"]
-    echo(f"peak {t['peak_kw']} kW (uncontrolled {t['uncontrolled_peak_kw']}, optimum {t['optimal_peak_kw']}); "
+    opt = "not computed" if t["optimal_peak_kw"] is None else t["optimal_peak_kw"]
+    echo(f"peak {t['peak_kw']} kW (uncontrolled {t['uncontrolled_peak_kw']}, optimum {opt}); "
          f"delivered {t['energy_delivered_pct']} % of requested ({t['energy_delivered_pct_of_deliverable']} % of "
          f"deliverable); V2G {t['v2g_exported_kwh']} kWh; limit violation {t['limit_violation_kwh']} kWh; "
          f"safety violations {t['safety_violations']}; wall {rep.figures['run']['seconds']['wall']} s")

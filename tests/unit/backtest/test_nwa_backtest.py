@@ -32,6 +32,7 @@ def test_nwa_figures_are_the_backtests(tmp_path: Path, scenario: str, start: str
     path.write_text(yaml.safe_dump(sc))
     bt, curves, nwa = tmp_path / "bt.json", tmp_path / "curves.csv", tmp_path / "nwa.json"
     assert main(["backtest", str(path), "--json", str(bt), "--curves", str(curves), "--in-process",
+                 "--html", str(tmp_path / "bt.html"),
                  *([] if optimum else ["--no-optimum"])]) == 0
     assert main(["report", "nwa", str(bt), "--curves", str(curves), "--json", str(nwa),
                  "--html", str(tmp_path / "nwa.html")]) == 0
@@ -41,8 +42,11 @@ def test_nwa_figures_are_the_backtests(tmp_path: Path, scenario: str, start: str
     opt = read_curves_csv(curves)[0][feeder]["optimal_kw"]
     if optimum:  # the optimum's curve is in the file, and its peak is the figure's
         assert opt.max() == pytest.approx(b["optimal_peak_kw"], abs=1e-3) and opt.max() < b["uncontrolled_peak_kw"]
-    else:
+    else:  # not computed says so: no figure (the base load's peak once stood in for it), no curve
         assert np.isnan(opt).all()
+        assert b["optimal_peak_kw"] is None and figs["total"]["optimal_peak_kw"] is None
+        assert figs["total"]["optimal_energy_delivered_kwh"] is None
+        assert "optimum was not computed" in (tmp_path / "bt.html").read_text()
     assert rep["checked_against_backtest"][feeder] == {
         "peak_kw": [b["peak_kw"], b["peak_kw"]], "uncontrolled_peak_kw": [b["uncontrolled_peak_kw"]] * 2,
         "limit_violation_steps": [b["limit_violation_steps"]] * 2}
