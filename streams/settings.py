@@ -264,9 +264,10 @@ class Settings(BaseSettings):
     dispatch_charge_taper_soc_pct: float = 80.0
     """EVGRID_DISPATCH_CHARGE_TAPER_SOC_PCT: plans taper a car's charging above this SoC (%, linearly to a tenth of its
     rating when full; 0 = no taper planned)."""
-    dispatch_flatten_levels: int = 8
+    dispatch_flatten_levels: int = 64
     """EVGRID_DISPATCH_FLATTEN_LEVELS: bands of the flattening cost between the horizon's lowest base load and the
-    peak."""
+    peak. Within a band the LP is indifferent where EV load goes, so a wide band lets successive plans jump by its
+    width (8 bands: about 20 kW on the V2G week, which set its peak)."""
     dispatch_early_per_kwh_hour: float = 1e-4
     """EVGRID_DISPATCH_EARLY_PER_KWH_HOUR: a plan's cost per kWh and hour of charging a car later (scaled by 24 h
     over the car's remaining stay): the earlier it leaves, the sooner it charges."""

@@ -105,7 +105,7 @@ class PlannerWeights:
     flatten_per_kwh: float = 0.05
     """Under the peak, the top band of the net load costs this per kWh, the band below less (``flatten_levels``
     bands between the horizon's lowest base load and the peak, a convex cost): EV load fills the valleys."""
-    flatten_levels: int = 8
+    flatten_levels: int = 64
     actual_peak_per_kw: float = 50.0
     """Weight of the peak of real (non-virtual) sessions alone, so forecast demand does not pull today's
     cars above what they need."""

@@ -207,11 +207,19 @@ def test_flattening_puts_ev_load_in_the_base_load_valley_not_early_under_the_pea
     early = solve_lp(req)
     assert early is not None and energy(early, "c1") == pytest.approx(10.0, abs=1e-6)
     assert early.schedules["c1"][:8].sum() * 0.25 == pytest.approx(10.0, abs=1e-6)
-    flat = solve_lp(replace(req, weights=replace(req.weights, flatten_per_kwh=0.05)))
+    coarse = solve_lp(replace(req, weights=replace(req.weights, flatten_per_kwh=0.05, flatten_levels=8)))
+    assert coarse is not None and energy(coarse, "c1") == pytest.approx(10.0, abs=1e-6)
+    assert np.all(coarse.schedules["c1"][:8] == pytest.approx(0.0, abs=1e-6))
+    # in the valley's lowest band (8 bands from the 40 kW valley to the 100 kW peak: 7.5 kW), not at full power; but
+    # within that band the LP is indifferent, and fills it to the top on the first steps
+    assert coarse.schedules["c1"].max() == pytest.approx(7.5, abs=1e-6)
+    flat = solve_lp(replace(req, weights=replace(req.weights, flatten_per_kwh=0.05)))  # the default 64 bands
     assert flat is not None and energy(flat, "c1") == pytest.approx(10.0, abs=1e-6)
     assert np.all(flat.schedules["c1"][:8] == pytest.approx(0.0, abs=1e-6))
-    # in the valley's lowest band (8 bands from the 40 kW valley to the 100 kW peak: 7.5 kW), not at full power
-    assert flat.schedules["c1"].max() == pytest.approx(7.5, abs=1e-6)
+    # 10 kWh over the 2 h valley is 5 kW flat: every step within the band of 60/64 kW that holds 5 kW
+    band = 60.0 / 64
+    lo, hi = (5.0 // band) * band, (5.0 // band + 1) * band
+    assert np.all(flat.schedules["c1"][8:] >= lo - 1e-6) and np.all(flat.schedules["c1"][8:] <= hi + 1e-6)
 
 
 def test_a_car_above_its_taper_soc_is_not_planned_beyond_the_tapered_power():
