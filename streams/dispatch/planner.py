@@ -294,6 +294,17 @@ def solve_lp_or_failure(req: PlanRequest, limits: SolverLimits = SolverLimits())
             eq_v.append(-edt)
         b_eq.append(energy)
         n_eq += 1
+        if d is not None and surplus == 0:
+            # a charger stops charging once the request (grid side, net of export) is in: the net energy so far
+            # never above it, so a plan cannot top a car up beyond its request to discharge it later
+            m = len(steps)
+            g = cols.add(np.full(m, -np.inf), np.full(m, energy), np.zeros(m))
+            rows = n_eq + np.arange(m)
+            eq_r += [rows, rows[1:], rows, rows]
+            eq_c += [g, g[:-1], x, d]
+            eq_v += [np.ones(m), -np.ones(m - 1), -edt, edt]
+            b_eq += [0.0] * m
+            n_eq += m
         index.append((s, steps, x, d, frac, int(slack[0])))
 
     nr = np.concatenate(net_r) if net_r else np.empty(0, int)

@@ -222,6 +222,21 @@ def test_flattening_puts_ev_load_in_the_base_load_valley_not_early_under_the_pea
     assert np.all(flat.schedules["c1"][8:] >= lo - 1e-6) and np.all(flat.schedules["c1"][8:] <= hi + 1e-6)
 
 
+def test_a_v2g_car_is_never_planned_above_its_request_so_far():
+    # a charger stops charging once the request is in (grid side, net of export; the twin does): a plan that tops the
+    # car up on the morning's low load to discharge it under the high load after counts on energy that never comes,
+    # and the other cars it held back for that phantom load charge later, on a higher peak
+    base = np.full(8, 10.0)
+    base[4:] = 40.0
+    car = PlanSession("v", T0, T0 + 2 * HOUR_MS, energy_kwh=2.0, max_charge_kw=7.0, max_discharge_kw=7.0,
+                      soc_kwh=30.0, capacity_kwh=60.0, reserve_kwh=10.0)
+    plan = solve_lp(request([car], hours=2, base=base, exp=100.0))
+    assert plan is not None and energy(plan, "v") == pytest.approx(2.0, abs=1e-6)
+    so_far = np.cumsum(plan.schedules["v"] * 0.25)
+    assert np.all(so_far <= 2.0 + 1e-6)
+    assert plan.peak_kw == pytest.approx(40.0, abs=1e-6)  # no discharge it could not charge for first
+
+
 def test_a_car_above_its_taper_soc_is_not_planned_beyond_the_tapered_power():
     # 90 % full (18 of 20 kWh), taper from 80 %: at 90 % it draws at most 10 kW x (1 - 0.9 x 0.5) = 5.5 kW. The base
     # load leaves only the last quarter hour free: without the taper the plan puts all 1.5 kWh there (6 kW), which
