@@ -67,6 +67,10 @@ target SoC and may give up to that much net, never more); ``max_discharge_kw`` i
     """Charging tapers above this SoC (kWh; needs ``soc_kwh`` and ``capacity_kwh``): linearly from ``max_charge_kw``
     to ``taper_floor`` of it at ``capacity_kwh``, as a car's charge controller does. ``None`` = no taper."""
     taper_floor: float = 0.1
+    discharge_hold_h: float = 0.0
+    """The safety envelope lets a discharge setpoint run this long (its validity, hours) without taking the SoC below
+    ``reserve_kwh``: the plan discharges at most ``(SoC - reserve) / discharge_hold_h`` per step, as the envelope
+    will let it (needs ``soc_kwh``). 0 = not modelled."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,6 +232,8 @@ def plan_id_of(req: PlanRequest) -> str:
                            s.final_soc_kwh)).encode())
         if s.taper_soc_kwh is not None:
             h.update(repr(("taper", s.taper_soc_kwh, s.taper_floor)).encode())
+        if s.discharge_hold_h:
+            h.update(b"hold" + _f(s.discharge_hold_h))
     for site in sorted(req.sites, key=lambda x: x.site_id):
         h.update(site.site_id.encode())
         for arr in (site.base_kw, site.import_limit_kw, site.export_limit_kw):

@@ -15,7 +15,7 @@ import numpy as np
 from streams.dispatch.arrivals import ArrivalForecaster
 from streams.dispatch.billing_peak import LOAD_HOLD_MS, BillingPeak, held_load, ramped_load, yesterday_load
 from streams.dispatch.incentives import OfferBook
-from streams.dispatch.planner import PlanRequest, PlanSession, PlanSite, time_grid
+from streams.dispatch.planner import HOUR_MS, PlanRequest, PlanSession, PlanSite, time_grid
 from streams.dispatch.safety import capacity_kwh, charge_limit_kw, discharge_limit_kw, reserve_pct
 from streams.dispatch.sites import SiteState
 from streams.dispatch.state import ChargerInfo, FeederLimits, SessionState
@@ -125,6 +125,7 @@ class PlanBuilding(BillingPeak):
             else c.charge_taper_soc_pct / 100.0 * cap,
             discharge_windows=None if ch.v2g_enrolled else export_windows,
             blocked_windows=self.book.windows(cid, "delay_charging"), site_id=ch.site_id,
+            discharge_hold_h=c.setpoint_validity_ms / HOUR_MS,  # the envelope's reserve rule, planned
         )
 
     def _plan_battery(self, cid: str, ch: ChargerInfo, s: SessionState, now_ms: int, site_known: bool) -> PlanSession:

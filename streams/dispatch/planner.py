@@ -259,6 +259,19 @@ def solve_lp_or_failure(req: PlanRequest, limits: SolverLimits = SolverLimits())
                 eq_v.append(dt[steps] / eta_d)
             b_eq += [soc0] + [0.0] * (m - 1)
             n_eq += m
+            if d is not None and s.discharge_hold_h > 0:
+                # the envelope's reserve rule: a discharge setpoint may run for its validity, so at most
+                # (SoC at the step's start - reserve) / validity, per instant: d_k <= frac (e_{k-1} - reserve) / T
+                f = frac[steps]
+                hold = float(s.discharge_hold_h)
+                rows = n_ub + np.arange(m)
+                ub_r += [rows, rows[1:]]
+                ub_c += [d, e[:-1]]
+                ub_v += [np.full(m, hold), -f[1:]]
+                b_h = -f * float(s.reserve_kwh)
+                b_h[0] += f[0] * soc0
+                b_ub.append(b_h)
+                n_ub += m
             if taper:
                 # at most the taper's power at the step's starting SoC: x_k <= frac (pmax - slope (e_{k-1} - tau))
                 assert s.taper_soc_kwh is not None

@@ -237,6 +237,24 @@ def test_a_v2g_car_is_never_planned_above_its_request_so_far():
     assert plan.peak_kw == pytest.approx(40.0, abs=1e-6)  # no discharge it could not charge for first
 
 
+def test_a_discharge_is_planned_no_deeper_than_the_envelope_lets_a_setpoint_run():
+    # the envelope lets a discharge setpoint run for its validity (30 min) without the SoC going below the reserve:
+    # 2 kWh above it allows 4 kW, not the car's 7. A plan that counts on 7 kW gets 4 and the peak it meant to
+    # shave comes through; with the rule planned it knows the 4 kW (and the SoC it leaves for the steps after)
+    base = np.array([50.0, 10.0, 10.0, 10.0])
+    car = PlanSession("v", T0, T0 + HOUR_MS, energy_kwh=0.0, max_charge_kw=7.0, max_discharge_kw=7.0,
+                      soc_kwh=20.0, capacity_kwh=60.0, reserve_kwh=18.0)
+    req = request([car], hours=1, base=base, exp=100.0)
+    free = solve_lp(req)
+    assert free is not None and free.schedules["v"][0] == pytest.approx(-7.0, abs=1e-6)
+    held = solve_lp(replace(req, sessions=(replace(car, discharge_hold_h=0.5),)))
+    assert held is not None and held.schedules["v"][0] == pytest.approx(-4.0, abs=1e-6)
+    x = held.schedules["v"]
+    soc_before = 20.0 + np.concatenate([[0.0], np.cumsum(x * 0.25)[:-1]])
+    assert np.all(-x <= (soc_before - 18.0) / 0.5 + 1e-6)
+    assert held.peak_kw == pytest.approx(46.0, abs=1e-6)
+
+
 def test_a_car_above_its_taper_soc_is_not_planned_beyond_the_tapered_power():
     # 90 % full (18 of 20 kWh), taper from 80 %: at 90 % it draws at most 10 kW x (1 - 0.9 x 0.5) = 5.5 kW. The base
     # load leaves only the last quarter hour free: without the taper the plan puts all 1.5 kWh there (6 kW), which
