@@ -47,9 +47,13 @@ def test_nwa_figures_are_the_backtests(tmp_path: Path, scenario: str, start: str
         assert b["optimal_peak_kw"] is None and figs["total"]["optimal_peak_kw"] is None
         assert figs["total"]["optimal_energy_delivered_kwh"] is None
         assert "optimum was not computed" in (tmp_path / "bt.html").read_text()
-    assert rep["checked_against_backtest"][feeder] == {
-        "peak_kw": [b["peak_kw"], b["peak_kw"]], "uncontrolled_peak_kw": [b["uncontrolled_peak_kw"]] * 2,
-        "limit_violation_steps": [b["limit_violation_steps"]] * 2}
+    check = rep["checked_against_backtest"][feeder]
+    assert set(check) == {"peak_kw", "uncontrolled_peak_kw", "limit_violation_steps"}
+    # the report reads the curves CSV (4 decimals) and rounds to 3: a peak of x.0545.. may come out 0.001 apart
+    assert check["peak_kw"] == [pytest.approx(b["peak_kw"], abs=1.5e-3), b["peak_kw"]]
+    assert check["uncontrolled_peak_kw"] == [pytest.approx(b["uncontrolled_peak_kw"], abs=1.5e-3),
+                                             b["uncontrolled_peak_kw"]]
+    assert check["limit_violation_steps"] == [b["limit_violation_steps"]] * 2
     assert n["rating_kw"] == rating
     need = max(0.0, b["uncontrolled_peak_kw"] - rating) - max(0.0, b["peak_kw"] - rating)
     assert n["upgrade_deferred_kw"] == pytest.approx(need, abs=2e-3)
