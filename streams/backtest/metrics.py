@@ -520,11 +520,12 @@ def _r(x: float, nd: int = 3) -> float:
     return round(float(x), nd)
 
 
-def feeder_figures(*, grid: Grid, controlled: SimResult, uncontrolled: SimResult, optimal_ev_kw: np.ndarray,
+def feeder_figures(*, grid: Grid, controlled: SimResult, uncontrolled: SimResult, optimal_ev_kw: np.ndarray | None,
                    optimal_delivered_kwh: float, base_kw: np.ndarray | None, import_limit_kw: np.ndarray,
                    export_limit_kw: np.ndarray, feeder_id: str | None,
-                   safety_violations: int) -> dict[str, float | int]:
-    """The report figures of one feeder (``feeder_id``) or of all feeders (``None``, loads summed)."""
+                   safety_violations: int) -> dict[str, float | int | None]:
+    """The report figures of one feeder (``feeder_id``) or of all feeders (``None``, loads summed).
+    ``optimal_ev_kw=None``: the optimum was not computed, its figures are ``None``."""
     def ev(sim: SimResult) -> np.ndarray:
         if feeder_id is not None:
             return sim.ev_kw.get(feeder_id, np.zeros(grid.n))
@@ -533,7 +534,7 @@ def feeder_figures(*, grid: Grid, controlled: SimResult, uncontrolled: SimResult
     base = np.zeros(grid.n) if base_kw is None else base_kw
     net = base + ev(controlled)
     unc = base + ev(uncontrolled)
-    opt = base + optimal_ev_kw
+    opt = None if optimal_ev_kw is None else base + optimal_ev_kw
     dt_h = grid.step_ms / HOUR_MS
     mine = [o for o in controlled.sessions if feeder_id is None or o.feeder_id == feeder_id]
     outs = [o for o in mine if not o.storage]  # drivers' sessions; batteries count in the loads only
@@ -560,8 +561,8 @@ def feeder_figures(*, grid: Grid, controlled: SimResult, uncontrolled: SimResult
         "battery_discharged_kwh": _r(sum(o.exported_kwh for o in stores)),
         "battery_charged_kwh": _r(sum(o.charged_kwh for o in stores)),
         "uncontrolled_peak_kw": _r(unc.max() if grid.n else 0.0),
-        "optimal_peak_kw": _r(opt.max() if grid.n else 0.0),
-        "optimal_energy_delivered_kwh": _r(optimal_delivered_kwh),
+        "optimal_peak_kw": None if opt is None else _r(opt.max() if grid.n else 0.0),
+        "optimal_energy_delivered_kwh": None if opt is None else _r(optimal_delivered_kwh),
         "limit_violation_kwh": _r(float(over.sum()) * dt_h),
         "limit_violation_steps": int((over > 1e-6).sum()),
         "safety_violations": int(safety_violations),

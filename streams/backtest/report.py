@@ -152,15 +152,14 @@ def compute_report(inputs: BacktestInputs, *, setpoints: Sequence[ChargerSetpoin
         else:
             opt_ev, opt_del = zero.copy(), math.nan
         opt_delivered_total += 0.0 if math.isnan(opt_del) else opt_del
-        figs: dict[str, Any] = feeder_figures(grid=grid, controlled=ctrl, uncontrolled=unc, optimal_ev_kw=opt_ev,
+        figs: dict[str, Any] = feeder_figures(grid=grid, controlled=ctrl, uncontrolled=unc,
+                                              optimal_ev_kw=opt_ev if optimum else None,
                                               optimal_delivered_kwh=opt_del, base_kw=base, import_limit_kw=imp,
                                               export_limit_kw=exp, feeder_id=f, safety_violations=v_by_feeder[f])
         fc = [x for x in forecasts if x.feeder_id == f]
         if fc and inputs.readings:
             figs["forecast"] = forecast_errors(fc, base, grid, s.metrics_horizons_minutes,
                                                s.metrics_naive_season_hours * HOUR_MS)
-        if not optimum:
-            figs.update(optimal_peak_kw=None, optimal_energy_delivered_kwh=None)  # not computed, not the base's peak
         figs["incentives"] = incentive_figures([o for o in incentives if o.feeder_id == f], accepted)
         figs["settlements"] = settlement_figures([x for x in settlements if x.feeder_id == f])
         per_feeder[f] = figs
@@ -175,11 +174,10 @@ def compute_report(inputs: BacktestInputs, *, setpoints: Sequence[ChargerSetpoin
     total_ctrl = type(ctrl)(grid, {"total": tot["controlled"] - tot["base"]}, ctrl.sessions)
     total_unc = type(unc)(grid, {"total": tot["uncontrolled"] - tot["base"]}, unc.sessions)
     total: dict[str, Any] = feeder_figures(
-        grid=grid, controlled=total_ctrl, uncontrolled=total_unc, optimal_ev_kw=tot["optimal"] - tot["base"],
+        grid=grid, controlled=total_ctrl, uncontrolled=total_unc,
+        optimal_ev_kw=tot["optimal"] - tot["base"] if optimum else None,
         optimal_delivered_kwh=opt_delivered_total, base_kw=tot["base"], import_limit_kw=imp_total,
         export_limit_kw=exp_total, feeder_id=None, safety_violations=len(violations))
-    if not optimum:
-        total.update(optimal_peak_kw=None, optimal_energy_delivered_kwh=None)
     total["site_breaches"] = len(site_breaches)
     total["sites"] = len({r.site_id for r in inputs.registrations.values()})
     total["sites_v2g_kwh"] = _site_v2g(ctrl, inputs)
