@@ -172,10 +172,13 @@ class FeederForecaster:
         h = cfg.horizon
         self.coverages = tuple(sorted({round(cfg.coverage, 6), *BAND_COVERAGES}))
         levels = [lv for c in self.coverages for lv in ((1.0 - c) / 2, (1.0 + c) / 2)]
-        # quantiles[i][j]: level j of the scaled residual of the forecasts issued i + 1 steps ahead; the last
-        # one, the median, moves slower (it shifts the point forecast, where its noise would cost accuracy)
+        # quantiles[i][j]: level j of the scaled residual of the forecasts issued i + 1 steps ahead, tracked in
+        # units of its running mean absolute value (a tail pushed out by a new feeder's large first residuals comes
+        # back as they shrink); the last one, the median, moves slower (it shifts the point forecast, where its
+        # noise would cost accuracy) and by absolute steps, as the hour medians that start from it
         self.quantiles = [[*(OnlineQuantile(lv, lr=cfg.quantile_lr) for lv in levels),
-                           OnlineQuantile(0.5, lr=cfg.median_lr, fast_start=False)] for _ in range(h)]
+                           OnlineQuantile(0.5, lr=cfg.median_lr, fast_start=False, relative=False)]
+                          for _ in range(h)]
         # medians, bin i * MEDIAN_BINS + b: median of the same residual of horizon i + 1 by local hour and day type
         # b of the target (the point forecast's correction); quantiles[i][-1] is the prior of a bin not seen yet
         self.medians = BinnedQuantile(0.5, h * MEDIAN_BINS, lr=cfg.median_bin_lr)

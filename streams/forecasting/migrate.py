@@ -13,6 +13,10 @@ back with that build's attributes. Layouts this build reads:
   from it;
 * before the 15-minute correction (no ``short_term``): a learning model gains it with zero weights (no
   correction until it has learnt).
+* before the interval bounds tracked in units of the running MAE (an ``OnlineQuantile`` without ``relative``):
+  the bounds' trackers keep their estimate and move by relative steps from then on, the horizon-wide median
+  keeps its absolute steps (the point forecast is unchanged). A bound an early transient pushed out stays as
+  far out in units of the current MAE as it was: to drop it, delete the feeder's checkpoint.
 
 Anything else (more features than this build knows, a ring of another size) raises :class:`CheckpointMismatch`;
 the worker then starts that feeder afresh and counts it, as for a checkpoint that does not decode.
@@ -46,6 +50,10 @@ def migrate(fc: FeederForecaster) -> FeederForecaster:
         fc.medians = BinnedQuantile(0.5, fc.config.horizon * MEDIAN_BINS, lr=fc.config.median_bin_lr)
     if "short_term" not in fc.__dict__:
         fc.short_term = ShortTermCorrection() if fc.model is not None else None
+    for row in fc.quantiles:  # before 2026-12-04 every tracker moved by absolute steps: the bounds now track in
+        for q in row[:-1]:  # units of the running MAE, the median (the hour medians' prior) keeps them
+            q.__dict__.setdefault("relative", True)
+        row[-1].__dict__.setdefault("relative", False)
     model = fc.model
     n = len(FEATURES)
     if isinstance(model, RiverBayesLinear):

@@ -121,6 +121,26 @@ def test_a_checkpoint_before_the_hour_medians_forecasts_with_its_old_median_unti
     assert (old.medians.n[np.arange(old.config.horizon) * MEDIAN_BINS + learned] == 1).all()
 
 
+def test_a_checkpoint_before_the_relative_bounds_keeps_its_quantiles_and_then_tracks_in_units_of_the_mae() -> None:
+    fc = FeederForecaster(ForecasterConfig())
+    load = synthetic_load(9, seed=6)
+    for iv in intervals(load[:-4]):
+        fc.update(iv)
+    old = statecodec.decode(statecodec.encode(fc))
+    for row in old.quantiles:  # the layout before 2026-12-04: every tracker moved by absolute steps
+        for q in row:
+            del q.__dict__["relative"]
+    before = [[q.predict_one({}) for q in row] for row in old.quantiles]
+    migrate(old)
+    assert [[q.predict_one({}) for q in row] for row in old.quantiles] == before
+    assert all(q.relative for row in old.quantiles for q in row[:-1])
+    assert not any(row[-1].relative for row in old.quantiles)  # the hour medians' prior: the point forecast is kept
+    for iv in intervals(load, T0)[-4:]:  # and it goes on exactly as a forecaster of this build
+        a, b = fc.update(iv), old.update(iv)
+        assert np.array_equal(a.kw, b.kw)
+        assert all(np.array_equal(a.bands[c][k], b.bands[c][k]) for c in a.bands for k in (0, 1))
+
+
 def test_a_layout_this_build_does_not_know_is_refused() -> None:
     fc = FeederForecaster(ForecasterConfig())
     fc.update(intervals(synthetic_load(1))[0])
