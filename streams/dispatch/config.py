@@ -40,7 +40,8 @@ class DispatchConfig:
     """Expected delay from a step's start to its setpoint applying at the charger (the power of the step before runs
     on until then): the plan counts a car's last step before departure as this much shorter."""
     ramp_hold: bool = True
-    """A plan counts on a rising feeder load going on rising at its last slope for ``LOAD_HOLD_MS``."""
+    """A plan counts on a rising feeder load going on rising at its last slope for ``LOAD_HOLD_MS`` (no higher than the
+    base-load forecast's upper prediction bound, when the forecast gives one)."""
     base_period_max: bool = True
     """Within each feeder meter reading period, a plan takes the forecast's largest interval (its saw-tooth's top)."""
     charge_taper_soc_pct: float | None = 80.0

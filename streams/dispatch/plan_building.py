@@ -191,13 +191,18 @@ class PlanBuilding(BillingPeak):
             # flattening defers EV load into the forecast's valleys: only into those yesterday measured (a forecast
             # learnt without a day of history has no daily shape); elsewhere the last reading
             base = np.where(np.isnan(yesterday), held, base)
-        if c.ramp_hold:
-            base = np.fmax(base, ramped_load(self.load_history, mids))  # a rising load goes on rising for a while
-        near_base: tuple[float, ...] = ()
-        upper_ms = getattr(c, "near_peak_upper_ms", 0)  # a config restored from an older checkpoint has none
-        if upper_ms > 0 and base_upper_kw is not None and len(base_upper_kw):
+        upper = None
+        if base_upper_kw is not None and len(base_upper_kw):
             upper = self._base(edges, base_upper_kw, base_start_ms if base_start_ms is not None else now_ms,
                                base_step_ms or c.step_ms)
+        if c.ramp_hold:
+            # a rising load goes on rising for a while, but no higher than the forecast's upper prediction bound: a
+            # forecast that sees the turn of the ramp coming is not overruled by a straight line through it
+            ramp = ramped_load(self.load_history, mids)
+            base = np.fmax(base, ramp if upper is None else np.minimum(ramp, np.maximum(upper, base)))  # NaN: no ramp
+        near_base: tuple[float, ...] = ()
+        upper_ms = getattr(c, "near_peak_upper_ms", 0)  # a config restored from an older checkpoint has none
+        if upper_ms > 0 and upper is not None:
             soon = edges[:-1] < now_ms + upper_ms
             near_base = tuple(np.where(soon, np.maximum(base, upper), base).tolist())  # never below the plan's base
         sites = self._plan_sites(edges, now_ms, flex)
