@@ -81,11 +81,17 @@ def test_a_v1_checkpoint_migrates_keeping_its_weights_history_and_quantiles(
         assert np.array_equal(fc.update(iv).kw, back.update(iv).kw)
 
 
-def test_migrating_a_current_forecaster_changes_nothing() -> None:
+def learnt(seed: int, held_back: int) -> tuple[FeederForecaster, np.ndarray]:
+    """A current forecaster that has learnt 9 synthetic days but their last ``held_back`` intervals, and the load."""
     fc = FeederForecaster(ForecasterConfig())
-    load = synthetic_load(9, seed=2)
-    for iv in intervals(load[:-4]):
+    load = synthetic_load(9, seed=seed)
+    for iv in intervals(load[:-held_back]):
         fc.update(iv)
+    return fc, load
+
+
+def test_migrating_a_current_forecaster_changes_nothing() -> None:
+    fc, load = learnt(seed=2, held_back=4)
     blob = statecodec.encode(fc)
     back = migrate(statecodec.decode(blob))
     assert statecodec.encode(back) == blob
@@ -94,10 +100,7 @@ def test_migrating_a_current_forecaster_changes_nothing() -> None:
 
 
 def test_a_checkpoint_before_the_hour_medians_forecasts_with_its_old_median_until_an_hour_has_residuals() -> None:
-    fc = FeederForecaster(ForecasterConfig())
-    load = synthetic_load(9, seed=4)
-    for iv in intervals(load[:-1]):
-        fc.update(iv)
+    fc, load = learnt(seed=4, held_back=1)
     old = statecodec.decode(statecodec.encode(fc))
     del old.__dict__["medians"]  # the layout before the hour medians
     with pytest.raises(AttributeError):
@@ -122,10 +125,7 @@ def test_a_checkpoint_before_the_hour_medians_forecasts_with_its_old_median_unti
 
 
 def test_a_checkpoint_before_the_relative_bounds_keeps_its_quantiles_and_then_tracks_in_units_of_the_mae() -> None:
-    fc = FeederForecaster(ForecasterConfig())
-    load = synthetic_load(9, seed=6)
-    for iv in intervals(load[:-4]):
-        fc.update(iv)
+    fc, load = learnt(seed=6, held_back=4)
     old = statecodec.decode(statecodec.encode(fc))
     for row in old.quantiles:  # the layout before 2026-12-04: every tracker moved by absolute steps
         for q in row:
