@@ -119,6 +119,10 @@ class PlannerWeights:
     load above the running peak free now. Steps below it are left out, or charging would cost more now than later
     and every plan would push it out of the window."""
     near_peak_ms: int = 0
+    upper_peak_per_kw: float = 0.0
+    """Weight of the peak over the horizon against the base load's upper prediction bound (``upper_base_kw``): a plan
+    keeps V2G energy and charging away from the hours where the load may come out high, not only where it is
+    forecast highest."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +140,7 @@ class PlanRequest:
     weights: PlannerWeights = field(default_factory=PlannerWeights)
     sites: tuple[PlanSite, ...] = ()
     near_base_kw: tuple[float, ...] = ()
+    upper_base_kw: tuple[float, ...] = ()
     """The base load (kW per step) the near-term peak holds against, e.g. the forecast's upper prediction bound
     (empty: ``base_kw``). Only that peak sees it: the horizon's peak, the limits and the flattening take ``base_kw``,
     so a high bound near now does not lift the peak the rest of the horizon may fill up to."""

@@ -205,6 +205,9 @@ class PlanBuilding(BillingPeak):
         if upper_ms > 0 and upper is not None:
             soon = edges[:-1] < now_ms + upper_ms
             near_base = tuple(np.where(soon, np.maximum(base, upper), base).tolist())  # never below the plan's base
+        upper_base: tuple[float, ...] = ()
+        if getattr(c.weights, "upper_peak_per_kw", 0.0) > 0 and upper is not None:  # none in an older checkpoint
+            upper_base = tuple(np.fmax(upper, base).tolist())
         sites = self._plan_sites(edges, now_ms, flex)
         known = {p.site_id for p in sites if (st := self.site_states.get(p.site_id)) is not None
                  and st.last_own_kw is not None}
@@ -216,5 +219,6 @@ class PlanBuilding(BillingPeak):
             feeder_id=self.feeder_id, edges_ms=tuple(int(e) for e in edges), base_kw=tuple(base.tolist()),
             import_limit_kw=tuple(imp.tolist()), export_limit_kw=tuple(exp.tolist()),
             price_per_kwh=tuple(price.tolist()), sessions=tuple(sessions), peak_floor_kw=self.peak_kw,
-            weights=c.weights, sites=tuple(sites), near_base_kw=near_base)
+            weights=c.weights, sites=tuple(sites), near_base_kw=near_base,
+            upper_base_kw=upper_base)
         return req, edges, base

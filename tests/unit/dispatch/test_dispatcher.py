@@ -247,3 +247,25 @@ def test_a_config_restored_from_a_checkpoint_before_the_upper_bound_plans_withou
     d.on_telemetry(tel("c1", T0))
     res = d.on_interval(T0, base_load_kw=[10.0] * 32, base_start_ms=T0, base_step_ms=Q, base_upper_kw=[14.0] * 32)
     assert res.replanned and d.plan_request.near_base_kw == ()
+
+
+def test_weights_restored_from_a_checkpoint_before_the_upper_peak_plan_without_it():
+    from dataclasses import fields
+
+    from streams.dispatch.plan import PlannerWeights
+
+    new = PlannerWeights(upper_peak_per_kw=10.0)
+    old = object.__new__(PlannerWeights)  # how the state codec rebuilds it: attribute by attribute
+    for f in fields(PlannerWeights):
+        if f.name != "upper_peak_per_kw":
+            object.__setattr__(old, f.name, getattr(new, f.name))
+    d = FeederDispatcher("f1", cfg(weights=old))
+    d.on_registration(reg("c1"))
+    d.on_telemetry(tel("c1", T0))
+    res = d.on_interval(T0, base_load_kw=[10.0] * 32, base_start_ms=T0, base_step_ms=Q, base_upper_kw=[14.0] * 32)
+    assert res.replanned and d.plan_request.upper_base_kw == ()
+    on = FeederDispatcher("f1", cfg(weights=new))
+    on.on_registration(reg("c1"))
+    on.on_telemetry(tel("c1", T0))
+    on.on_interval(T0, base_load_kw=[10.0] * 32, base_start_ms=T0, base_step_ms=Q, base_upper_kw=[14.0] * 32)
+    assert on.plan_request.upper_base_kw and min(on.plan_request.upper_base_kw) >= 14.0

@@ -355,3 +355,19 @@ def test_a_sites_demand_charge_peak_keeps_its_margin_below_the_monthly_peak():
     tight = solve_lp(replace(req, sessions=(replace(car, energy_kwh=150.0),),
                              sites=(replace(site, peak_margin_kw=10.0),)))
     assert tight is not None and energy(tight, "c") == pytest.approx(150.0, abs=1e-6)
+
+
+def test_v2g_energy_goes_where_the_upper_bound_may_peak_when_the_running_peak_already_covers_the_forecast():
+    # the month's running peak (125 kW) is above every forecast step: against the point forecast the 2.5 kWh the car
+    # gives lower no peak, and the plan puts them anywhere (the last step). The upper prediction bound says the second
+    # quarter hour may reach 150 kW: with the upper peak weighed the car's energy goes there
+    base = np.array([120.0, 110.0, 110.0, 110.0])
+    upper = (125.0, 150.0, 115.0, 115.0)
+    car = PlanSession("v", T0, T0 + HOUR_MS, energy_kwh=-2.5, max_charge_kw=10.0, max_discharge_kw=10.0,
+                      soc_kwh=20.0, capacity_kwh=60.0, reserve_kwh=17.5)
+    req = replace(request([car], hours=1, base=base, exp=100.0, floor=125.0), upper_base_kw=upper)
+    point_only = solve_lp(req)
+    assert point_only is not None and point_only.schedules["v"][1] == pytest.approx(0.0, abs=1e-6)
+    weighed = solve_lp(replace(req, weights=replace(req.weights, upper_peak_per_kw=30.0)))
+    assert weighed is not None
+    assert weighed.schedules["v"].tolist() == pytest.approx([0.0, -10.0, 0.0, 0.0], abs=1e-6)
