@@ -283,8 +283,7 @@ class Settings(BaseSettings):
     forecast's upper prediction bound (``forecast_coverage``), not its point forecast (0: never). A meter reads a
     spiky load's period only once it is over; a jump the point forecast misses is shaved (V2G discharge, charging held
     back) a period late, or not at all. The horizon's peak keeps the point forecast, so a high bound near now does not
-    lift what later steps may fill. With ``dispatch_upper_peak_per_kw`` (alone it raised the V2G week's peak by
-    4.5 kW: charging held back on a ramp piled up later): residential week 164.98 -> 151.11 kW (docs/backtest.md)."""
+    lift what later steps may fill. Residential week 164.98 -> 151.11 kW, V2G week unchanged (docs/backtest.md)."""
     dispatch_upper_peak_per_kw: float = 10.0
     """EVGRID_DISPATCH_UPPER_PEAK_PER_KW: a plan's cost per kW of its peak against the base-load forecast's upper
     prediction bound (``forecast_coverage``) over the horizon, besides its peak against the point forecast (0: off).

@@ -140,10 +140,12 @@ class PlanRequest:
     weights: PlannerWeights = field(default_factory=PlannerWeights)
     sites: tuple[PlanSite, ...] = ()
     near_base_kw: tuple[float, ...] = ()
-    upper_base_kw: tuple[float, ...] = ()
     """The base load (kW per step) the near-term peak holds against, e.g. the forecast's upper prediction bound
     (empty: ``base_kw``). Only that peak sees it: the horizon's peak, the limits and the flattening take ``base_kw``,
     so a high bound near now does not lift the peak the rest of the horizon may fill up to."""
+    upper_base_kw: tuple[float, ...] = ()
+    """The forecast's upper prediction bound (kW per step, never below ``base_kw``) the upper peak
+    (``PlannerWeights.upper_peak_per_kw``) holds against; empty: no upper peak."""
 
     @property
     def n_steps(self) -> int:
