@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pickle
+from dataclasses import fields
+from typing import Any
 
 import pytest
 
@@ -13,7 +15,9 @@ from streams.contracts.models import (
     IncentiveResponse,
     MeterReading,
 )
+from streams.dispatch.config import DispatchConfig
 from streams.dispatch.dispatcher import FeederDispatcher
+from streams.dispatch.plan import PlannerWeights
 from streams.dispatch.planner import HOUR_MS
 from tests.unit.dispatch.fleet import cfg
 
@@ -213,59 +217,46 @@ def test_a_car_is_planned_full_a_setpoint_lag_before_it_leaves():
         assert plan.power_at("c1", T0) == pytest.approx(7.0 / (2.0 - lag_ms / HOUR_MS), abs=1e-6)
 
 
-def test_the_forecasts_upper_bound_reaches_the_near_term_peak_for_its_window_only():
-    d = FeederDispatcher("f1", cfg(near_peak_upper_ms=Q))
+def _with_bound(config: DispatchConfig) -> tuple[FeederDispatcher, bool]:
+    """A dispatcher with one car, after an interval whose forecast is 10 kW with an upper bound of 14 kW; whether it
+    re-planned."""
+    d = FeederDispatcher("f1", config)
     d.on_registration(reg("c1"))
     d.on_telemetry(tel("c1", T0))
-    base, upper = [10.0] * 32, [14.0] * 32
-    assert d.on_interval(T0, base_load_kw=base, base_start_ms=T0, base_step_ms=Q, base_upper_kw=upper).replanned
+    res = d.on_interval(T0, base_load_kw=[10.0] * 32, base_start_ms=T0, base_step_ms=Q, base_upper_kw=[14.0] * 32)
+    return d, res.replanned
+
+
+def _without(obj: Any, name: str) -> Any:
+    """``obj`` as the state codec rebuilds one written before the field ``name`` existed: attribute by attribute."""
+    old = object.__new__(type(obj))
+    for f in fields(obj):
+        if f.name != name:
+            object.__setattr__(old, f.name, getattr(obj, f.name))
+    return old
+
+
+def test_the_forecasts_upper_bound_reaches_the_near_term_peak_for_its_window_only():
+    d, replanned = _with_bound(cfg(near_peak_upper_ms=Q))
+    assert replanned
     near = d.plan_request.near_base_kw
     edges = d.plan_request.edges_ms
     assert len(near) == len(edges) - 1
     assert [kw for e, kw in zip(edges, near, strict=False) if e < T0 + Q] == pytest.approx([14.0] * 1)
     assert all(kw == pytest.approx(10.0) for e, kw in zip(edges, near, strict=False) if e >= T0 + Q)
     assert d.plan_request.base_kw == pytest.approx([10.0] * len(near))  # the horizon keeps the point forecast
-    off = FeederDispatcher("f1", cfg())  # 0: never
-    off.on_registration(reg("c1"))
-    off.on_telemetry(tel("c1", T0))
-    off.on_interval(T0, base_load_kw=base, base_start_ms=T0, base_step_ms=Q, base_upper_kw=upper)
+    off, _ = _with_bound(cfg())  # 0: never
     assert off.plan_request.near_base_kw == ()
 
 
 def test_a_config_restored_from_a_checkpoint_before_the_upper_bound_plans_without_it():
-    from dataclasses import fields
-
-    from streams.dispatch.config import DispatchConfig
-
-    new = cfg()
-    old = object.__new__(DispatchConfig)  # how the state codec rebuilds it: attribute by attribute
-    for f in fields(DispatchConfig):
-        if f.name != "near_peak_upper_ms":
-            object.__setattr__(old, f.name, getattr(new, f.name))
-    d = FeederDispatcher("f1", old)
-    d.on_registration(reg("c1"))
-    d.on_telemetry(tel("c1", T0))
-    res = d.on_interval(T0, base_load_kw=[10.0] * 32, base_start_ms=T0, base_step_ms=Q, base_upper_kw=[14.0] * 32)
-    assert res.replanned and d.plan_request.near_base_kw == ()
+    d, replanned = _with_bound(_without(cfg(), "near_peak_upper_ms"))
+    assert replanned and d.plan_request.near_base_kw == ()
 
 
 def test_weights_restored_from_a_checkpoint_before_the_upper_peak_plan_without_it():
-    from dataclasses import fields
-
-    from streams.dispatch.plan import PlannerWeights
-
     new = PlannerWeights(upper_peak_per_kw=10.0)
-    old = object.__new__(PlannerWeights)  # how the state codec rebuilds it: attribute by attribute
-    for f in fields(PlannerWeights):
-        if f.name != "upper_peak_per_kw":
-            object.__setattr__(old, f.name, getattr(new, f.name))
-    d = FeederDispatcher("f1", cfg(weights=old))
-    d.on_registration(reg("c1"))
-    d.on_telemetry(tel("c1", T0))
-    res = d.on_interval(T0, base_load_kw=[10.0] * 32, base_start_ms=T0, base_step_ms=Q, base_upper_kw=[14.0] * 32)
-    assert res.replanned and d.plan_request.upper_base_kw == ()
-    on = FeederDispatcher("f1", cfg(weights=new))
-    on.on_registration(reg("c1"))
-    on.on_telemetry(tel("c1", T0))
-    on.on_interval(T0, base_load_kw=[10.0] * 32, base_start_ms=T0, base_step_ms=Q, base_upper_kw=[14.0] * 32)
+    d, replanned = _with_bound(cfg(weights=_without(new, "upper_peak_per_kw")))
+    assert replanned and d.plan_request.upper_base_kw == ()
+    on, _ = _with_bound(cfg(weights=new))
     assert on.plan_request.upper_base_kw and min(on.plan_request.upper_base_kw) >= 14.0
