@@ -19,6 +19,7 @@ __all__ = ["ArrivalForecaster", "ObservedSession"]
 
 MIN_MS = 60_000
 DAY_MS = 86_400_000
+FULL_DAY_GRACE_MS = 60 * MIN_MS  # a day first seen within this of its local midnight counts as observed whole
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,9 +66,12 @@ class ArrivalForecaster:
         return int(dt.datetime(d.year, d.month, d.day, tzinfo=ZoneInfo(self.timezone)).timestamp() * 1000)
 
     def start(self, t_ms: int) -> None:
-        """Mark the first observed day (days before it are not counted as empty days)."""
+        """Mark the first observed day: days before it are not counted as empty days, and neither is a day first
+        seen more than ``FULL_DAY_GRACE_MS`` after its local midnight (its arrivals before then were missed, so it
+        counts from the next)."""
         if self.first_day is None:
-            self.first_day = self._local(t_ms).date().toordinal()
+            day = self._local(t_ms).date().toordinal()
+            self.first_day = day if t_ms - self._midnight_ms(day) <= FULL_DAY_GRACE_MS else day + 1
 
     def observe(self, key: str, arrival_ms: int, departure_ms: int, energy_kwh: float, max_kw: float) -> None:
         """Learn one session once it has arrived (``key`` deduplicates repeats)."""

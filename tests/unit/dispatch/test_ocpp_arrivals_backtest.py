@@ -44,6 +44,30 @@ def test_arrivals_forecast_learns_only_from_the_past_per_day_type():
     assert pickle.loads(pickle.dumps(fc)).expected_sessions(now, now + 12 * HOUR_MS) == ex
 
 
+def test_a_day_first_seen_in_its_afternoon_is_not_averaged_in_as_a_day_without_arrivals():
+    la = dt.timezone(dt.timedelta(hours=-8))  # Pacific standard time, all November
+    fc = ArrivalForecaster(timezone="America/Los_Angeles", bin_minutes=60)
+    fc.start(T0)  # a UTC midnight: Monday 16:00 in Los Angeles, the morning's arrivals never seen
+    monday = int(dt.datetime(2023, 11, 13, tzinfo=la).timestamp() * 1000)
+    for day in (1, 2):  # Tuesday and Wednesday: one car at 08:00 local for 4 h, 10 kWh
+        a = monday + day * 24 * HOUR_MS + 8 * HOUR_MS
+        fc.observe(f"s{day}", a, a + 4 * HOUR_MS, 10.0, 7.0)
+    now = monday + 3 * 24 * HOUR_MS + 6 * HOUR_MS  # Thursday 06:00 local
+    ex = fc.expected_sessions(now, now + 12 * HOUR_MS)
+    assert len(ex) == 1 and ex[0].arrival_ms == now + 2 * HOUR_MS
+    assert ex[0].energy_kwh == pytest.approx(10.0)  # the mean of Tuesday and Wednesday, not a third of 20 kWh
+
+
+def test_a_day_first_seen_just_after_its_midnight_counts_whole():
+    fc = ArrivalForecaster(timezone="UTC", bin_minutes=60)
+    fc.start(T0 + 30 * 60_000)  # Tuesday 00:30
+    a = T0 + 8 * HOUR_MS
+    fc.observe("s0", a, a + 4 * HOUR_MS, 10.0, 7.0)  # Tuesday's car is learnt from
+    now = T0 + 24 * HOUR_MS + 6 * HOUR_MS  # Wednesday 06:00
+    ex = fc.expected_sessions(now, now + 12 * HOUR_MS)
+    assert len(ex) == 1 and ex[0].energy_kwh == pytest.approx(10.0)
+
+
 def sessions_csv(tmp: Path) -> Path:
     five = 300_000
 
