@@ -38,6 +38,12 @@ WARMUP = 14 * DAY
 LAGS = 16
 
 
+def running_peak(kw: np.ndarray) -> np.ndarray:
+    """The largest load up to each interval (1 where none is positive yet): the forecaster's scale."""
+    peak = np.fmax.accumulate(np.nan_to_num(kw))
+    return np.where(peak > 0, peak, 1.0)
+
+
 def features(kw: np.ndarray, t0: int, cal: LocalCalendar, tz: str) -> tuple[np.ndarray, np.ndarray]:
     """Feature rows for issue after each interval ``i`` (target ``i + 1``), and the calendar month of each target."""
     n = len(kw)
@@ -48,9 +54,7 @@ def features(kw: np.ndarray, t0: int, cal: LocalCalendar, tz: str) -> tuple[np.n
             out[k:] = kw[:n - k]
         return out
 
-    last = at(0)
-    scale = np.fmax.accumulate(np.nan_to_num(kw))  # running peak: the forecaster's scale
-    scale[scale <= 0] = 1.0
+    last, scale = at(0), running_peak(kw)
     deltas = [(at(k) - at(k + 1)) / scale for k in range(LAGS)]
     cols = [*deltas, np.mean(np.abs(deltas[:4]), axis=0), np.mean(np.abs(deltas[:8]), axis=0)]
     starts = (t0 + np.arange(1, n + 1, dtype=np.int64)) * Q  # the targets' starts
@@ -100,8 +104,7 @@ def main() -> None:
     shown = [("persistence (last load)", kw)]
     if args.with_forecast:
         fcs = default_forecasts(rows, t0, t1, args.timezone, args.country)
-        scale0 = np.fmax(np.fmax.accumulate(np.nan_to_num(kw)), 1e-9)
-        x = np.column_stack([x, (fcs[:, 0] - kw) / scale0, (fcs[:, 1] - kw) / scale0])
+        x = np.column_stack([x, (fcs[:, 0] - kw) / running_peak(kw), (fcs[:, 1] - kw) / running_peak(kw)])
         shown.append(("the default forecaster (river-blr)", fcs[:, 0]))
     last = kw
     naive_day = np.concatenate([np.full(DAY - 1, np.nan), kw[:-DAY + 1]])  # the target's slot yesterday
@@ -110,8 +113,7 @@ def main() -> None:
     ok[:WARMUP] = False
     for _, p in shown:
         ok &= np.isfinite(p)
-    scale = np.fmax.accumulate(np.nan_to_num(kw))
-    scale[scale <= 0] = 1.0
+    scale = running_peak(kw)
     change = (target - last) / scale
     pred = np.full(len(kw), np.nan)
     for m in np.unique(months[ok]):
