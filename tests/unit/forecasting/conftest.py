@@ -1,11 +1,16 @@
-"""Synthetic feeder loads for the forecasting tests."""
+"""Synthetic feeder loads for the forecasting tests, and the benchmark scripts they test."""
 
 from __future__ import annotations
+
+import importlib
+import sys
+from types import ModuleType
 
 import numpy as np
 import pytest
 
 from streams.forecasting.aggregate import ClosedInterval
+from streams.replay.scenario import REPO_ROOT
 
 Q = 900_000
 T0 = 1_546_300_800_000  # 2019-01-01T00:00Z, a Tuesday
@@ -42,3 +47,12 @@ def intervals(values: np.ndarray, start: int = T0) -> list[ClosedInterval]:
 @pytest.fixture(scope="session")
 def load_21d() -> np.ndarray:
     return synthetic_load(21)
+
+
+def benchmark(name: str) -> ModuleType:
+    """The script ``benchmarks/<name>.py`` imported as a module (the folder is not a package)."""
+    sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.path.pop(0)

@@ -2,24 +2,18 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from streams.replay.scenario import REPO_ROOT
+from tests.unit.forecasting.conftest import benchmark
 
 
 @pytest.fixture(scope="module")
 def profiles() -> Any:
-    sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
-    try:
-        import forecast_eval_profiles
-    finally:
-        sys.path.pop(0)
-    return forecast_eval_profiles
+    return benchmark("forecast_eval_profiles")
 
 
 def _house() -> pd.Series:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 import numpy as np
 import pytest
 
 from streams.forecasting.calendar import LocalCalendar
-from streams.replay.scenario import REPO_ROOT
+from tests.unit.forecasting.conftest import benchmark
 
 Q = 900_000
 T0 = 1_704_067_200_000 // Q  # 2024-01-01 00:00 UTC, a Monday and a holiday in Germany
@@ -17,12 +16,7 @@ T0 = 1_704_067_200_000 // Q  # 2024-01-01 00:00 UTC, a Monday and a holiday in G
 
 @pytest.fixture(scope="module")
 def ceiling() -> Any:
-    sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
-    try:
-        import forecast_nonlinear_ceiling
-    finally:
-        sys.path.pop(0)
-    return forecast_nonlinear_ceiling
+    return benchmark("forecast_nonlinear_ceiling")
 
 
 def _load(n: int) -> np.ndarray:
