@@ -61,6 +61,15 @@ class _ExportAcc(_SettlementExportAcc):
     """Kept so that checkpoints written before the split (which name this class) still decode."""
 
 
+def _differs(old: object, new: object) -> bool:
+    """Whether a setting restored from a checkpoint differs from the current one (one written by an older build, which
+    lacks a field, always does)."""
+    try:
+        return bool(old != new)
+    except AttributeError:
+        return True
+
+
 @dataclass
 class FeederDispatcher(DeadReckoning, PlanBuilding, Offering, RequestTracking, SetpointEmission):
     """Per-feeder dispatch state; every method is pure apart from updating this object (picklable)."""
@@ -143,6 +152,27 @@ class FeederDispatcher(DeadReckoning, PlanBuilding, Offering, RequestTracking, S
             self.limits = FeederLimits(c.default_import_limit_kw, c.default_export_limit_kw, c.default_price_per_kwh)
         if self.forecaster is None:
             self.forecaster = ArrivalForecaster(timezone=c.timezone, bin_minutes=c.arrival_bin_minutes)
+
+    def reconfigure(self, config: DispatchConfig) -> list[str]:
+        """Take ``config`` (the settings the worker runs with now) in place of the one this state was built with, as
+        after a restart from a checkpoint; the next interval re-plans. The limits keep their grid signals over the new
+        defaults. An arrivals forecast learnt on another calendar (time zone, bin) starts afresh. Returns the names
+        of the settings that changed."""
+        old = self.config
+        changed = [f.name for f in fields(DispatchConfig)
+                   if _differs(getattr(old, f.name, MISSING), getattr(config, f.name))]
+        if not changed:
+            return []
+        self.config = config
+        if self.limits is not None:
+            self.limits = replace(self.limits, default_import_kw=config.default_import_limit_kw,
+                                  default_export_kw=config.default_export_limit_kw,
+                                  default_price=config.default_price_per_kwh)
+        fc = self.forecaster
+        if fc is None or (fc.timezone, fc.bin_minutes) != (config.timezone, config.arrival_bin_minutes):
+            self.forecaster = ArrivalForecaster(timezone=config.timezone, bin_minutes=config.arrival_bin_minutes)
+        self.dirty = True
+        return changed
 
     # --- the interval ---------------------------------------------------------------------------
     def on_interval(self, now_ms: int, base_load_kw: Sequence[float] | None = None,

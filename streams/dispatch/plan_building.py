@@ -89,8 +89,7 @@ class PlanBuilding(BillingPeak):
             exp = np.minimum(sig_exp, min(ch.export_limit_kw for ch in chs) if exporting else 0.0)
             base = st.forecast.forecast(edges) if st is not None else np.zeros(n)
             floor = st.peak_kw if st is not None and st.peak_month == self._month(now_ms) else 0.0
-            margin = getattr(c, "site_peak_margin", 0.0) * st.forecast.abs_err_kw if st is not None and charge > 0 \
-                else 0.0
+            margin = c.site_peak_margin * st.forecast.abs_err_kw if st is not None and charge > 0 else 0.0
             out.append(PlanSite(sid, tuple(base.tolist()), tuple(imp.tolist()), tuple(exp.tolist()),
                                 float(charge), float(floor), float(margin)))
         return out
@@ -201,12 +200,12 @@ class PlanBuilding(BillingPeak):
             ramp = ramped_load(self.load_history, mids)
             base = np.fmax(base, ramp if upper is None else np.minimum(ramp, np.maximum(upper, base)))  # NaN: no ramp
         near_base: tuple[float, ...] = ()
-        upper_ms = getattr(c, "near_peak_upper_ms", 0)  # a config restored from an older checkpoint has none
+        upper_ms = c.near_peak_upper_ms
         if upper_ms > 0 and upper is not None:
             soon = edges[:-1] < now_ms + upper_ms
             near_base = tuple(np.where(soon, np.maximum(base, upper), base).tolist())  # never below the plan's base
         upper_base: tuple[float, ...] = ()
-        if getattr(c.weights, "upper_peak_per_kw", 0.0) > 0 and upper is not None:  # none in an older checkpoint
+        if c.weights.upper_peak_per_kw > 0 and upper is not None:
             upper_base = tuple(np.fmax(upper, base).tolist())
         sites = self._plan_sites(edges, now_ms, flex)
         known = {p.site_id for p in sites if (st := self.site_states.get(p.site_id)) is not None

@@ -366,7 +366,7 @@ def solve_lp_or_failure(req: PlanRequest, limits: SolverLimits = SolverLimits())
         hot = (np.asarray(req.edges_ms[:-1]) < req.edges_ms[0] + w.near_peak_ms) & (near > req.peak_floor_kw)
         if hot.any():
             peak_rows(w.near_peak_per_kw, all_entries, hot, near)
-    upper_w = getattr(w, "upper_peak_per_kw", 0.0)  # weights restored from an older checkpoint have none
+    upper_w = w.upper_peak_per_kw
     if upper_w > 0 and len(req.upper_base_kw) == n and len(nr):
         # the peak against the upper bound: V2G energy is kept for, and charging kept from, where the load may peak
         peak_rows(upper_w, all_entries, every, np.nan_to_num(np.asarray(req.upper_base_kw, dtype=float)))

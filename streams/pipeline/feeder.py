@@ -8,6 +8,7 @@ dispatcher re-plans and returns setpoints, incentive offers and settlements.
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 from collections.abc import Callable
 from typing import NamedTuple
@@ -172,6 +173,27 @@ class FeederRuntime:
         except CheckpointMismatch as exc:
             raise statecodec.StateDecodeError(f"forecaster checkpoint: {exc}") from exc
         return rt
+
+    def reconfigure(self, config: FeederConfig) -> tuple[list[str], list[str]]:
+        """Run on ``config`` (the worker's settings now) after a restart from a checkpoint written under others.
+
+        The dispatch settings (weights, safety rules, default limits...) and the feeder's timing settings (grace,
+        alignment wait, plan lag, history) apply at once. The interval length and the forecaster's settings shape
+        what was learnt, so the checkpoint's stay: delete the feeder's checkpoint to start it on the new ones.
+        Returns ``(names applied, names kept from the checkpoint)``; both empty when nothing changed.
+        """
+        applied = [f"dispatch.{name}" for name in self.dispatcher.reconfigure(config.dispatch)]
+        for name in ("grace_ms", "align_idle_ms", "max_plan_lag_ms", "history_ms"):
+            if getattr(self, name) != getattr(config, name):
+                setattr(self, name, getattr(config, name))
+                applied.append(name)
+        self.aggregator.grace_ms = self.grace_ms
+        self.meter_wait_ms = 2 * self.step_ms + self.grace_ms
+        kept = ["step_ms"] if config.step_ms != self.step_ms else []
+        if self.forecaster.config != config.forecaster:
+            kept += [f"forecaster.{f.name}" for f in dataclasses.fields(config.forecaster)
+                     if getattr(self.forecaster.config, f.name, None) != getattr(config.forecaster, f.name)]
+        return applied, kept
 
     def held_offsets(self) -> dict[tuple[str, int], set[int]]:
         """Input offsets claimed but not applied yet: held telemetry, and restored offsets not read again yet."""

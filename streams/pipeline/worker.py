@@ -144,6 +144,14 @@ class FeederWorker:
                 except StateDecodeError as exc:  # corrupt or forged: this feeder starts fresh, its models warm up
                     self.state_decode_failures += 1
                     log.warning("feeder %r: its checkpoint does not decode, starting it fresh: %s", feeder, exc)
+                else:
+                    applied, kept = rt.reconfigure(self.config.feeder)  # settings changed since it was written
+                    if applied:
+                        log.info("feeder %r: settings changed since its checkpoint, now applied: %s", feeder,
+                                 ", ".join(applied))
+                    if kept:
+                        log.warning("feeder %r: its checkpoint keeps %s (what it learnt depends on them); delete "
+                                    "the feeder's checkpoint to start it on the new settings", feeder, ", ".join(kept))
             if rt is None:
                 rt = FeederRuntime(feeder.decode(), self.config.feeder)
             if self._weather_in_order is None:

@@ -6,6 +6,7 @@ import pickle
 from dataclasses import fields
 from typing import Any
 
+import numpy as np
 import pytest
 
 from streams.contracts.models import (
@@ -249,14 +250,32 @@ def test_the_forecasts_upper_bound_reaches_the_near_term_peak_for_its_window_onl
     assert off.plan_request.near_base_kw == ()
 
 
-def test_a_config_restored_from_a_checkpoint_before_the_upper_bound_plans_without_it():
-    d, replanned = _with_bound(_without(cfg(), "near_peak_upper_ms"))
-    assert replanned and d.plan_request.near_base_kw == ()
+def test_a_config_restored_from_a_checkpoint_before_the_upper_bound_is_replaced_by_the_current_one():
+    new = cfg(near_peak_upper_ms=Q, weights=PlannerWeights(upper_peak_per_kw=10.0))
+    d = FeederDispatcher("f1", _without(cfg(weights=_without(new.weights, "upper_peak_per_kw")), "near_peak_upper_ms"))
+    assert "near_peak_upper_ms" in d.reconfigure(new) and d.config is new
+    d.on_registration(reg("c1"))
+    d.on_telemetry(tel("c1", T0))
+    d.on_interval(T0, base_load_kw=[10.0] * 32, base_start_ms=T0, base_step_ms=Q, base_upper_kw=[14.0] * 32)
+    assert d.plan_request.near_base_kw[0] == 14.0 and min(d.plan_request.upper_base_kw) >= 14.0
 
 
-def test_weights_restored_from_a_checkpoint_before_the_upper_peak_plan_without_it():
-    new = PlannerWeights(upper_peak_per_kw=10.0)
-    d, replanned = _with_bound(cfg(weights=_without(new, "upper_peak_per_kw")))
-    assert replanned and d.plan_request.upper_base_kw == ()
-    on, _ = _with_bound(cfg(weights=new))
-    assert on.plan_request.upper_base_kw and min(on.plan_request.upper_base_kw) >= 14.0
+def test_reconfigure_applies_the_new_settings_and_keeps_the_signals_and_what_was_learnt():
+    d = FeederDispatcher("f1", cfg(default_import_limit_kw=100.0))
+    d.on_registration(reg("c1"))
+    d.on_telemetry(tel("c1", T0))
+    d.on_signal(GridSignal(signal_id="lim", feeder_id="f1", issued_at=T0, valid_from=T0, valid_until=T0 + HOUR_MS,
+                           import_limit_kw=10.0))
+    d.on_interval(T0)
+    d.forecaster.observe("c0", T0 - 24 * HOUR_MS, T0 - 20 * HOUR_MS, 12.0, 7.0)
+    learnt = d.forecaster
+    new = cfg(default_import_limit_kw=50.0, weights=PlannerWeights(flatten_per_kwh=0.0, peak_per_kw=7.0))
+    assert sorted(d.reconfigure(new)) == ["default_import_limit_kw", "weights"]
+    assert d.config is new and d.dirty and d.forecaster is learnt
+    imp, _, _ = d.limits.profile(np.array([T0, T0 + HOUR_MS, T0 + 2 * HOUR_MS]))
+    assert imp.tolist() == [10.0, 50.0], "the signal holds over the new default"
+    assert d.on_interval(T0 + 60_000).replanned, "the next interval plans on the new settings"
+    assert d.reconfigure(new) == []
+    d.reconfigure(cfg(default_import_limit_kw=50.0, timezone="America/Los_Angeles"))
+    assert d.forecaster is not learnt and d.forecaster.timezone == "America/Los_Angeles", \
+        "arrivals learnt on another calendar start afresh"

@@ -185,3 +185,23 @@ def test_held_telemetry_is_reported_unapplied_so_its_offset_is_never_acknowledge
     w.drained = {(METER_READINGS, 0)}
     w.tick()
     assert w.unapplied() == {(CHARGER_TELEMETRY, 0): 8}, "released on event time once the meters are all read"
+
+
+def test_a_restart_applies_the_settings_changed_since_the_checkpoint(caplog) -> None:
+    w = worker()
+    w.process([meter_msg("F1", i, T0 + (i + 1) * 900_000) for i in range(4)], lambda f: None, checkpoint=False)
+    table = {k: v for k, _, v in w.checkpoint().checkpoints}
+    changed = Settings(interval_minutes=15, grace_seconds=600, align_idle_seconds=30, reserve_soc_pct=50.0,
+                       dispatch_upper_peak_per_kw=0.0)
+    restored = FeederWorker(pipeline_config(changed), clock=lambda: T0 + 30 * 24 * HOUR)
+    restored.process([meter_msg("F1", 4, T0 + 5 * 900_000)], table.get)
+    rt = restored.runtimes[b"F1"]
+    assert rt.dispatcher.config == pipeline_config(changed).feeder.dispatch, "the safety rules and weights now set"
+    assert rt.dispatcher.config.rules.reserve_soc_pct == 50.0 and rt.grace_ms == rt.aggregator.grace_ms == 600_000
+    assert rt.offsets[(METER_READINGS, 0)] == 4, "what the checkpoint applied is kept"
+    caplog.set_level("WARNING")
+    other = FeederWorker(pipeline_config(Settings(interval_minutes=5, grace_seconds=300, align_idle_seconds=30)),
+                         clock=lambda: T0 + 30 * 24 * HOUR)
+    other.process([meter_msg("F1", 4, T0 + 5 * 900_000)], table.get)
+    assert other.runtimes[b"F1"].step_ms == 900_000, "the interval length stays the checkpoint's"
+    assert "delete the feeder's checkpoint" in caplog.text and "step_ms" in caplog.text
