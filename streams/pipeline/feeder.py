@@ -190,9 +190,8 @@ class FeederRuntime:
         self.aggregator.grace_ms = self.grace_ms
         self.meter_wait_ms = 2 * self.step_ms + self.grace_ms
         kept = ["step_ms"] if config.step_ms != self.step_ms else []
-        if self.forecaster.config != config.forecaster:
-            kept += [f"forecaster.{f.name}" for f in dataclasses.fields(config.forecaster)
-                     if getattr(self.forecaster.config, f.name, None) != getattr(config.forecaster, f.name)]
+        kept += [f"forecaster.{f.name}" for f in dataclasses.fields(config.forecaster)  # an older one may lack some
+                 if getattr(self.forecaster.config, f.name, None) != getattr(config.forecaster, f.name)]
         return applied, kept
 
     def held_offsets(self) -> dict[tuple[str, int], set[int]]:

@@ -275,6 +275,9 @@ def test_a_forecaster_checkpoint_of_the_v1_layout_is_migrated_on_load() -> None:
     back = FeederRuntime.load(state, v1.read_bytes())
     assert back.forecaster.model_id == "river-blr-v1" and back.forecaster.config.model == "river-blr-raw"
     assert back.forecaster.state.ring == 4 * back.forecaster.state.week + 1
+    applied, kept = back.reconfigure(feeder_config(SETTINGS))
+    assert applied == [] and "forecaster.model" in kept, "the migrated model stays, and the worker says so"
+    assert back.forecaster.config.model == "river-blr-raw"
 
 
 def test_a_forecaster_checkpoint_of_an_unknown_layout_is_a_decode_error() -> None:
