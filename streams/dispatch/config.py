@@ -2,15 +2,28 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 
 from streams.dispatch.incentives import IncentiveParams
 from streams.dispatch.planner import HOUR_MS, PlannerWeights, SolverLimits
 from streams.dispatch.safety import SafetyRules
 
-__all__ = ["MIN_MS", "DispatchConfig"]
+__all__ = ["MIN_MS", "DispatchConfig", "changed_fields"]
 
 MIN_MS = 60_000
+
+
+def changed_fields(old: object, new: object) -> list[str]:
+    """The fields of the dataclass ``new`` whose values differ in ``old``, e.g. a config restored from a checkpoint
+    (one written by an older build lacks some fields, or has a nested value that does: those count as changed)."""
+    out = []
+    for f in fields(new):  # type: ignore[arg-type]
+        try:
+            if getattr(old, f.name, MISSING) != getattr(new, f.name):
+                out.append(f.name)
+        except AttributeError:
+            out.append(f.name)
+    return out
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,7 +25,7 @@ from dataclasses import MISSING, dataclass, field, fields, replace
 from streams.contracts.models import ChargerSetpoint, Flexibility, IncentiveEvent, Settlement, SiteRegistration
 from streams.dispatch.arrivals import ArrivalForecaster
 from streams.dispatch.backup import BackupEpisode
-from streams.dispatch.config import DispatchConfig
+from streams.dispatch.config import DispatchConfig, changed_fields
 from streams.dispatch.dead_reckoning import DeadReckoning
 from streams.dispatch.emission import SetpointEmission
 from streams.dispatch.flexibility import compute_flexibility
@@ -59,15 +59,6 @@ class DispatchResult:
 
 class _ExportAcc(_SettlementExportAcc):
     """Kept so that checkpoints written before the split (which name this class) still decode."""
-
-
-def _differs(old: object, new: object) -> bool:
-    """Whether a setting restored from a checkpoint differs from the current one (one written by an older build, which
-    lacks a field, always does)."""
-    try:
-        return bool(old != new)
-    except AttributeError:
-        return True
 
 
 @dataclass
@@ -158,9 +149,7 @@ class FeederDispatcher(DeadReckoning, PlanBuilding, Offering, RequestTracking, S
         after a restart from a checkpoint; the next interval re-plans. The limits keep their grid signals over the new
         defaults. An arrivals forecast learnt on another calendar (time zone, bin) starts afresh. Returns the names
         of the settings that changed."""
-        old = self.config
-        changed = [f.name for f in fields(DispatchConfig)
-                   if _differs(getattr(old, f.name, MISSING), getattr(config, f.name))]
+        changed = changed_fields(self.config, config)
         if not changed:
             return []
         self.config = config

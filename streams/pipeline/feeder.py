@@ -8,7 +8,6 @@ dispatcher re-plans and returns setpoints, incentive offers and settlements.
 
 from __future__ import annotations
 
-import dataclasses
 import heapq
 from collections.abc import Callable
 from typing import NamedTuple
@@ -34,6 +33,7 @@ from streams.contracts.topics import (
     SETTLEMENTS,
     UTILITY_EVENTS,
 )
+from streams.dispatch.config import changed_fields
 from streams.dispatch.dispatcher import FeederDispatcher
 from streams.dispatch.site_rules import outside_rating, site_conflict
 from streams.forecasting.aggregate import IntervalAggregator
@@ -190,8 +190,7 @@ class FeederRuntime:
         self.aggregator.grace_ms = self.grace_ms
         self.meter_wait_ms = 2 * self.step_ms + self.grace_ms
         kept = ["step_ms"] if config.step_ms != self.step_ms else []
-        kept += [f"forecaster.{f.name}" for f in dataclasses.fields(config.forecaster)  # an older one may lack some
-                 if getattr(self.forecaster.config, f.name, None) != getattr(config.forecaster, f.name)]
+        kept += [f"forecaster.{name}" for name in changed_fields(self.forecaster.config, config.forecaster)]
         return applied, kept
 
     def held_offsets(self) -> dict[tuple[str, int], set[int]]:
