@@ -12,8 +12,8 @@ and no SoC bound. A ``stationary`` session is a stationary battery on its statio
 energy request (charging is bounded only by its ratings, SoC bounds and efficiency), no default command (idle
 until it gets a setpoint: a battery left alone does nothing), and its telemetry carries no departure or request.
 Telemetry (power, energy delivered, SoC, connected) goes out at plug-in, every ``heartbeat_ms`` while connected
-(from plug-in), every ``idle_heartbeat_ms`` while idle, on every change of power, and at plug-out (with what the
-session got).
+(from plug-in, offset by ``heartbeat_phase_ms``), every ``idle_heartbeat_ms`` while idle, on every change of power,
+and at plug-out (with what the session got).
 
 >>> t0 = 1_551_398_400_000  # 2019-03-01T00:00:00Z
 >>> tw = ChargerTwin("c1", "f1", [TwinSession("s1", "c1", t0, t0 + 3_600_000, t0 + 3_600_000, 5.0, 10.0)],
@@ -45,6 +45,11 @@ class TwinConfig:
 
     heartbeat_ms: int = 60_000
     """Report period while a car is connected (from its plug-in)."""
+    heartbeat_phase_ms: int = 1_000
+    """A connected charger's periodic reports come this long after whole ``heartbeat_ms`` from its plug-in. A real
+    charger's clock is not in step with the dispatcher's intervals: with plug-ins on the minute and every report on
+    an interval's start, the plan of that interval would wait for the next heartbeat (a plan takes what is stamped at
+    its start first) and its setpoints would reach the chargers a whole heartbeat late."""
     idle_heartbeat_ms: int = 900_000
     """Report period while no car is connected."""
     schedule_ms: int = 4 * HOUR_MS
@@ -190,7 +195,7 @@ class ChargerTwin:
             self.car = SessionResult(s, self.feeder_id, soc_kwh=soc)
             self.power = self._power(t)
             out.append(self._report(t))
-            self.next_report = t + self.cfg.heartbeat_ms
+            self.next_report = t + self.cfg.heartbeat_ms + self.cfg.heartbeat_phase_ms
             return out
         changed = self._reapply(t)
         if t >= self.next_report:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.backtest.closedloop import run_closed_loop, run_settings, twin_result
+from streams.backtest.closedloop import run_closed_loop, run_settings, twin_config, twin_result
 from streams.backtest.inputs import from_flags
 from streams.backtest.metrics import Grid
 from streams.backtest.report import compute_report
@@ -58,10 +58,11 @@ def test_closed_loop_twins_follow_the_pipeline(sessions_csv: Path, near_peak: fl
 def test_without_the_setpoint_lag_a_just_in_time_plan_ends_short(sessions_csv: Path) -> None:
     inp = from_flags(sessions_csv, step_ms=300_000, import_limit_kw=12.0)
     settings = run_settings(inp).model_copy(update={"setpoint_lag_seconds": 0})
-    run = run_closed_loop(inp, settings)
+    run = run_closed_loop(inp, settings, twin_config(settings, heartbeat_phase_ms=0))
     rep = compute_report(inp, setpoints=run.outputs[SETPOINTS], settings=settings, twins=run, run={"loop": "closed"})
     short = rep.figures["short_sessions"]
-    # a4 charges at full power to its departure; its last rise of power reaches the twin a report (60 s) late
+    # a4 charges at full power to its departure; with every report on an interval's start (no heartbeat phase) its
+    # last rise of power reaches the twin a report (60 s) late
     assert [s["session_id"] for s in short] == ["a4"]
     assert short[0]["deliverable_kwh"] - short[0]["delivered_kwh"] == pytest.approx(0.078, abs=0.01)
 

@@ -83,7 +83,7 @@ def test_uncontrolled_charges_at_rating_and_stops_at_request() -> None:
 
 
 def test_heartbeats_while_connected_and_idle() -> None:
-    cfg = TwinConfig(heartbeat_ms=5 * MIN, idle_heartbeat_ms=30 * MIN)
+    cfg = TwinConfig(heartbeat_ms=5 * MIN, idle_heartbeat_ms=30 * MIN, heartbeat_phase_ms=0)
     tw = ChargerTwin("c1", "f1", [session(hours=1.0, arrive=T0 + H)], cfg, start_ms=T0, end_ms=T0 + 3 * H)
     reps = run(tw)
     idle_before = [x.timestamp for x in reps if not x.connected and x.timestamp < T0 + H]
@@ -92,6 +92,15 @@ def test_heartbeats_while_connected_and_idle() -> None:
     assert conn == [T0 + H + k * 5 * MIN for k in range(12)]
     after = [x.timestamp for x in reps if not x.connected and x.timestamp >= T0 + 2 * H]
     assert after == [T0 + 2 * H, T0 + 2 * H + 30 * MIN]
+
+
+def test_connected_heartbeats_run_a_phase_after_the_plug_in() -> None:
+    # a car plugging in on the hour reports then, and its heartbeats come a second after each whole period: the
+    # first report after an interval's start is not one a whole heartbeat later
+    cfg = TwinConfig(heartbeat_ms=5 * MIN, idle_heartbeat_ms=30 * MIN, heartbeat_phase_ms=1_000)
+    tw = ChargerTwin("c1", "f1", [session(hours=1.0, arrive=T0 + H)], cfg, start_ms=T0, end_ms=T0 + 3 * H)
+    conn = [x.timestamp for x in run(tw) if x.connected]
+    assert conn == [T0 + H] + [T0 + H + k * 5 * MIN + 1_000 for k in range(1, 12)]
 
 
 def test_applies_latest_sequence_from_receipt_and_reports_change() -> None:
