@@ -123,6 +123,9 @@ class PlannerWeights:
     """Weight of the peak over the horizon against the base load's upper prediction bound (``upper_base_kw``): a plan
     keeps V2G energy and charging away from the hours where the load may come out high, not only where it is
     forecast highest."""
+    scenario_share: float = 0.0
+    """Weight (0..1) of the other base-load scenarios (``PlanRequest.scenario_base_kw``) against ``base_kw`` in one
+    LP whose scenarios share the first step (0: ``base_kw`` alone)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +149,9 @@ class PlanRequest:
     upper_base_kw: tuple[float, ...] = ()
     """The forecast's upper prediction bound (kW per step, never below ``base_kw``) the upper peak
     (``PlannerWeights.upper_peak_per_kw``) holds against; empty: no upper peak."""
+    scenario_base_kw: tuple[tuple[float, ...], ...] = ()
+    """Other base loads (kW per step) the load may follow instead of ``base_kw``: the plan's first step is the one
+    best over all of them (weighted by ``PlannerWeights.scenario_share``); empty: ``base_kw`` alone."""
 
     @property
     def n_steps(self) -> int:
@@ -241,6 +247,10 @@ def plan_id_of(req: PlanRequest) -> str:
             h.update(repr(("taper", s.taper_soc_kwh, s.taper_floor)).encode())
         if s.discharge_hold_h:
             h.update(b"hold" + _f(s.discharge_hold_h))
+    if req.scenario_base_kw and req.weights.scenario_share > 0:
+        h.update(b"scenarios" + _f(req.weights.scenario_share))
+        for arr in req.scenario_base_kw:
+            h.update(np.round(np.asarray(arr, dtype=float), 6).tobytes())
     for site in sorted(req.sites, key=lambda x: x.site_id):
         h.update(site.site_id.encode())
         for arr in (site.base_kw, site.import_limit_kw, site.export_limit_kw):

@@ -179,10 +179,16 @@ class PlanBuilding(BillingPeak):
         imp, exp, price = self.limits.profile(edges)
         base = self._base(edges, base_load_kw, base_start_ms if base_start_ms is not None else now_ms,
                           base_step_ms or c.step_ms)
+        upper = None
+        if base_upper_kw is not None and len(base_upper_kw):
+            upper = self._base(edges, base_upper_kw, base_start_ms if base_start_ms is not None else now_ms,
+                               base_step_ms or c.step_ms)
         held = held_load(self.last_load, now_ms)
         if held is not None:
+            # the last reading holds for a while, no higher than the forecast's upper prediction bound: a load the
+            # forecast sees falling (after its daily peak) is not planned flat, the room it leaves unused
             near = edges[:-1] < now_ms + LOAD_HOLD_MS
-            base = np.where(near, np.maximum(base, held), base)
+            base = np.where(near, np.maximum(base, held if upper is None else np.minimum(held, upper)), base)
         mids = (edges[:-1] + edges[1:]) // 2
         yesterday = yesterday_load(self.load_history, mids, LOAD_HOLD_MS)
         base = np.fmax(base, yesterday)  # NaN where yesterday was not measured
@@ -190,10 +196,6 @@ class PlanBuilding(BillingPeak):
             # flattening defers EV load into the forecast's valleys: only into those yesterday measured (a forecast
             # learnt without a day of history has no daily shape); elsewhere the last reading
             base = np.where(np.isnan(yesterday), held, base)
-        upper = None
-        if base_upper_kw is not None and len(base_upper_kw):
-            upper = self._base(edges, base_upper_kw, base_start_ms if base_start_ms is not None else now_ms,
-                               base_step_ms or c.step_ms)
         if c.ramp_hold:
             # a rising load goes on rising for a while, but no higher than the forecast's upper prediction bound: a
             # forecast that sees the turn of the ramp coming is not overruled by a straight line through it
@@ -214,10 +216,15 @@ class PlanBuilding(BillingPeak):
                     for cid, s in flex.items()]
         if c.forecast_arrivals:
             sessions += self.forecaster.expected_sessions(now_ms, int(edges[-1]))
+        scenarios: tuple[tuple[float, ...], ...] = ()
+        if c.weights.scenario_share > 0 and upper is not None:
+            # the load as far under the forecast as its upper bound is over it: the first step hedges against a
+            # forecast peak that may not come
+            scenarios = (tuple(np.maximum(2.0 * base - np.fmax(upper, base), 0.0).tolist()),)
         req = PlanRequest(
             feeder_id=self.feeder_id, edges_ms=tuple(int(e) for e in edges), base_kw=tuple(base.tolist()),
             import_limit_kw=tuple(imp.tolist()), export_limit_kw=tuple(exp.tolist()),
             price_per_kwh=tuple(price.tolist()), sessions=tuple(sessions), peak_floor_kw=self.peak_kw,
             weights=c.weights, sites=tuple(sites), near_base_kw=near_base,
-            upper_base_kw=upper_base)
+            upper_base_kw=upper_base, scenario_base_kw=scenarios)
         return req, edges, base

@@ -21,6 +21,10 @@ peak import over the horizon (never below its running monthly peak). Stationary 
 ``storage=True``: the SoC is tracked with charge/discharge efficiencies, no energy is requested and the SoC at
 the horizon end is at least ``final_soc_kwh``.
 
+Scenarios (``PlanRequest.scenario_base_kw``, weighted by ``PlannerWeights.scenario_share``): the LP is built once
+per base load and solved as one, each scenario with its own schedules and peak, every real session's first step (the
+setpoint sent now) shared. The plan returned is the point forecast's; its first step is the one best over all.
+
 Time runs on a grid of step edges (``edges_ms``): fine steps first, optionally a coarse tail
 (:func:`time_grid`). A session's power in a step is the step average; a partial overlap with its
 window scales its cap.
@@ -144,23 +148,29 @@ def _highs(c: np.ndarray, lo: np.ndarray, hi: np.ndarray, a_ub: sp.csr_matrix, b
     return "error"
 
 
-def solve_lp(req: PlanRequest, limits: SolverLimits = SolverLimits()) -> Plan | None:
-    """Solve the feeder LP; ``None`` if HiGHS fails or runs over ``limits``."""
-    plan = solve_lp_or_failure(req, limits)
-    return None if isinstance(plan, str) else plan
+@dataclass
+class _Model:
+    """One LP of a plan: min c·x, a_ub·x <= b_ub, a_eq·x = b_eq, lo <= x <= hi, and where each session's columns are."""
+
+    c: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+    a_ub: sp.csr_matrix
+    b_ub: np.ndarray
+    a_eq: sp.csr_matrix | None
+    b_eq: np.ndarray | None
+    index: list[tuple[PlanSession, np.ndarray, np.ndarray, np.ndarray | None, np.ndarray, int]]
+    limit_lost: np.ndarray
 
 
-def solve_lp_or_failure(req: PlanRequest, limits: SolverLimits = SolverLimits()) -> Plan | SolveFailure:
-    """Solve the feeder LP; the plan, or why HiGHS gave none."""
-    import time
-
-    t0 = time.perf_counter()
+def _model(req: PlanRequest, base: np.ndarray, lost_from: np.ndarray | None = None) -> _Model:
+    """The feeder LP of ``req`` on the base load ``base`` (kW per step); its import limits are lost (see
+    :func:`_lost_limits`) as judged on ``lost_from`` (default: ``base``)."""
     w = req.weights
     edges = np.asarray(req.edges_ms, dtype=np.int64)
     n = len(edges) - 1
     dt = np.diff(edges) / HOUR_MS
     mid_h = ((edges[:-1] + edges[1:]) / 2 - edges[0]) / HOUR_MS
-    base = np.nan_to_num(np.asarray(req.base_kw, dtype=float))
     price = np.asarray(req.price_per_kwh, dtype=float)
     imp_lim = np.asarray(req.import_limit_kw, dtype=float)
     exp_lim = np.asarray(req.export_limit_kw, dtype=float)
@@ -372,7 +382,8 @@ def solve_lp_or_failure(req: PlanRequest, limits: SolverLimits = SolverLimits())
         peak_rows(upper_w, all_entries, every, np.nan_to_num(np.asarray(req.upper_base_kw, dtype=float)))
     # import limit (soft): base + net - v <= limit
     lim_steps = np.flatnonzero(np.isfinite(imp_lim))
-    lost = _lost_limits(base[lim_steps], imp_lim[lim_steps])
+    judge = base if lost_from is None else lost_from
+    lost = _lost_limits(judge[lim_steps], imp_lim[lim_steps])
     limit_lost = np.zeros(n, dtype=bool)
     limit_lost[lim_steps] = lost
     v_cost = np.where(lost, w.lost_limit_per_kwh, w.limit_violation_per_kwh) * dt[lim_steps]
@@ -439,9 +450,67 @@ def solve_lp_or_failure(req: PlanRequest, limits: SolverLimits = SolverLimits())
         a_eq = sp.csr_matrix((np.concatenate(eq_v), (np.concatenate(eq_r), np.concatenate(eq_c))),
                              shape=(n_eq, cols.n))
         beq = np.asarray(b_eq)
-    sol = _highs(c, lo, hi, a_ub, np.concatenate(b_ub), a_eq, beq, limits)
+    return _Model(c, lo, hi, a_ub, np.concatenate(b_ub), a_eq, beq, index, limit_lost)
+
+
+def _solve_scenarios(req: PlanRequest, m: _Model, limits: SolverLimits) -> np.ndarray | SolveFailure:
+    """Solve ``m``; with other base-load scenarios (``req.scenario_base_kw``), one LP over all of them: each has its
+    own schedules and peak, weighted by its share (``PlannerWeights.scenario_share``, split evenly), and every real
+    session's first step (the setpoint sent now) is the same in all. The columns of ``m`` come first."""
+    share = min(max(req.weights.scenario_share, 0.0), 1.0)
+    n = req.n_steps
+    alts = [np.nan_to_num(np.asarray(b, dtype=float)) for b in req.scenario_base_kw if len(b) == n]
+    if not alts or share <= 0:
+        return _highs(m.c, m.lo, m.hi, m.a_ub, m.b_ub, m.a_eq, m.b_eq, limits)
+    base = np.nan_to_num(np.asarray(req.base_kw, dtype=float))
+    models = [m] + [_model(req, b, base) for b in alts]  # a limit lost on the forecast is lost in every scenario
+    probs = [1.0 - share] + [share / len(alts)] * len(alts)
+    offsets = np.cumsum([0] + [mm.c.size for mm in models])
+    eq_blocks = [mm.a_eq if mm.a_eq is not None else sp.csr_matrix((0, mm.c.size)) for mm in models]
+    ties: list[tuple[int, int]] = []  # (column in m, column in a scenario)
+    for k, mm in enumerate(models[1:], start=1):
+        for (s, steps, x, d, _, _), (_, _, x_k, d_k, _, _) in zip(m.index, mm.index, strict=True):
+            if s.virtual or not len(steps) or steps[0] != 0:
+                continue
+            ties.append((int(x[0]), int(offsets[k] + x_k[0])))
+            if d is not None and d_k is not None:
+                ties.append((int(d[0]), int(offsets[k] + d_k[0])))
+    total = int(offsets[-1])
+    rows = np.repeat(np.arange(len(ties)), 2)
+    cols = np.asarray(ties, dtype=np.int64).reshape(-1)
+    vals = np.tile([1.0, -1.0], len(ties))
+    tie = sp.csr_matrix((vals, (rows, cols)), shape=(len(ties), total))
+    a_eq = sp.vstack([sp.block_diag(eq_blocks, format="csr"), tie], format="csr")
+    b_eq = np.concatenate([mm.b_eq if mm.b_eq is not None else np.zeros(0) for mm in models] + [np.zeros(len(ties))])
+    return _highs(np.concatenate([p * mm.c for p, mm in zip(probs, models, strict=True)]),
+                  np.concatenate([mm.lo for mm in models]), np.concatenate([mm.hi for mm in models]),
+                  sp.block_diag([mm.a_ub for mm in models], format="csr"),
+                  np.concatenate([mm.b_ub for mm in models]), a_eq, b_eq, limits)
+
+
+def solve_lp(req: PlanRequest, limits: SolverLimits = SolverLimits()) -> Plan | None:
+    """Solve the feeder LP; ``None`` if HiGHS fails or runs over ``limits``."""
+    plan = solve_lp_or_failure(req, limits)
+    return None if isinstance(plan, str) else plan
+
+
+def solve_lp_or_failure(req: PlanRequest, limits: SolverLimits = SolverLimits()) -> Plan | SolveFailure:
+    """Solve the feeder LP; the plan, or why HiGHS gave none."""
+    import time
+
+    t0 = time.perf_counter()
+    edges = np.asarray(req.edges_ms, dtype=np.int64)
+    n = len(edges) - 1
+    dt = np.diff(edges) / HOUR_MS
+    base = np.nan_to_num(np.asarray(req.base_kw, dtype=float))
+    imp_lim = np.asarray(req.import_limit_kw, dtype=float)
+    exp_lim = np.asarray(req.export_limit_kw, dtype=float)
+    m = _model(req, base)
+    sol = _solve_scenarios(req, m, limits)
     if isinstance(sol, str):
         return sol
+    sol = sol[:m.c.size]
+    c, index, limit_lost = m.c, m.index, m.limit_lost
     schedules: dict[str, np.ndarray] = {}
     status: dict[str, str] = {}
     shortfall: dict[str, float] = {}

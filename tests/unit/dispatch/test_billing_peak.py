@@ -121,8 +121,8 @@ def test_a_rising_load_is_planned_to_go_on_rising_for_the_hold() -> None:
 
 def test_a_rising_load_is_carried_on_no_higher_than_the_forecasts_upper_bound() -> None:
     # the same ramp (10 then 20 kW, carried on: 30 and 40 kW) with the forecast's upper prediction bound: the line
-    # through the ramp stops at the bound (a forecast that sees the turn coming is not overruled), never below the
-    # last reading held; without a bound it is carried on as before
+    # through the ramp stops at the bound (a forecast that sees the turn coming is not overruled), and so does the
+    # last reading held (a forecast that sees the load fall is not planned flat); without a bound it is carried on
     def base(upper: list[float] | None) -> list[float]:
         d = FeederDispatcher("f1", cfg(ramp_hold=True))
         d.on_registration(reg("a", "site-a", cls="non_parallel"))
@@ -136,7 +136,25 @@ def test_a_rising_load_is_carried_on_no_higher_than_the_forecasts_upper_bound() 
     assert base(None) == pytest.approx([30.0, 40.0, 5.0])
     assert base([35.0] * 40) == pytest.approx([30.0, 35.0, 5.0])
     assert base([25.0] * 40) == pytest.approx([25.0, 25.0, 5.0])
-    assert base([8.0] * 40) == pytest.approx([20.0, 20.0, 5.0])  # the held reading stays
+    assert base([8.0] * 40) == pytest.approx([8.0, 8.0, 5.0])  # the held reading too stops at the bound
+
+
+def test_a_falling_load_is_held_no_higher_than_the_forecasts_upper_bound() -> None:
+    # readings of 30 then 20 kW, a forecast of 10 kW: the last reading holds for the next half hour, but not above
+    # the forecast's upper bound (14 kW: the forecast sees the fall); the hold's end leaves the forecast
+    def base(upper: list[float] | None) -> list[float]:
+        d = FeederDispatcher("f1", cfg(ramp_hold=True))
+        d.on_registration(reg("a", "site-a", cls="non_parallel"))
+        d.on_telemetry(tel("a", T0, energy=7.0, dep_h=4.0))
+        d.observe_load(T0 - Q, 30.0)
+        d.observe_load(T0, 20.0)
+        d.on_interval(T0, [10.0] * 40, base_upper_kw=upper)
+        assert d.plan_request is not None
+        return list(d.plan_request.base_kw[:3])
+
+    assert base(None) == pytest.approx([20.0, 20.0, 10.0])
+    assert base([14.0] * 40) == pytest.approx([14.0, 14.0, 10.0])
+    assert base([25.0] * 40) == pytest.approx([20.0, 20.0, 10.0])
 
 
 def test_a_saw_tooth_forecast_is_planned_at_the_top_of_each_meter_reading_period() -> None:

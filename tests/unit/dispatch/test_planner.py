@@ -371,3 +371,33 @@ def test_v2g_energy_goes_where_the_upper_bound_may_peak_when_the_running_peak_al
     weighed = solve_lp(replace(req, weights=replace(req.weights, upper_peak_per_kw=30.0)))
     assert weighed is not None
     assert weighed.schedules["v"].tolist() == pytest.approx([0.0, -10.0, 0.0, 0.0], abs=1e-6)
+
+
+def test_a_low_scenario_keeps_the_first_step_off_a_peak_that_may_not_come():
+    # 10 kWh in 2 h (10 kW max) on a base of 100 kW then 105 kW: on the point forecast the car charges 7.5 kW through
+    # the first hour (peak 107.5 kW). In the low scenario the second hour is 85 kW and the car would wait for it
+    # (peak 100 kW). Weighted by a quarter, the first step (the one sent now, shared) waits: the point plan pays
+    # 1/7 kW of peak per kW it defers (108.571 kW), the low scenario saves 1 kW; under an eighth it charges
+    car = PlanSession("c1", T0, T0 + 2 * HOUR_MS, energy_kwh=10.0, max_charge_kw=10.0)
+    point = [100.0] * 4 + [105.0] * 4
+    low = (100.0,) * 4 + (85.0,) * 4
+
+    def first_step(share: float) -> tuple[float, float]:
+        req = request([car], hours=2, base=point)
+        req = replace(req, scenario_base_kw=(low,), weights=replace(req.weights, scenario_share=share))
+        plan = solve_lp(req)
+        assert plan is not None and energy(plan, "c1") == pytest.approx(10.0, abs=1e-6)
+        return float(plan.schedules["c1"][0]), plan.peak_kw
+
+    assert first_step(0.0) == pytest.approx((7.5, 107.5), abs=1e-6)
+    assert first_step(0.1) == pytest.approx((7.5, 107.5), abs=1e-6)
+    assert first_step(0.25) == pytest.approx((0.0, 107.5 + 7.5 / 7), abs=1e-6)
+
+
+def test_scenarios_change_the_plan_id_only_when_weighted():
+    car = PlanSession("c1", T0, T0 + 2 * HOUR_MS, energy_kwh=10.0, max_charge_kw=10.0)
+    req = request([car], hours=2)
+    low = replace(req, scenario_base_kw=((1.0,) * req.n_steps,))
+    assert plan_id_of(low) == plan_id_of(req)  # a scenario of no weight plans nothing
+    weighted = replace(low, weights=replace(low.weights, scenario_share=0.25))
+    assert plan_id_of(weighted) != plan_id_of(req)
