@@ -293,9 +293,9 @@ class Settings(BaseSettings):
     """EVGRID_DISPATCH_SCENARIO_SHARE: the weight (0..1) of a second base-load scenario in every plan: the load as far
     under the point forecast as the forecast's upper prediction bound is over it. One LP plans both, each with its
     own future and peak, and every car's first step (the setpoint sent now) is the same in both: a plan does not load
-    the running peak now on the word of a forecast peak later that may not come (0: the point forecast alone). Costs
-    about a fifth more solve time. V2G week with the twins' heartbeat phase and the hold under the bound: 201.457 ->
-    200.672 kW (docs/backtest.md)."""
+    the running peak now on the word of a forecast peak later that may not come (0: the point forecast alone). One
+    solve takes 2.5-3 times as long; the bundled backtests' wall about a fifth more. V2G week (with the twins'
+    heartbeat phase and the hold under the bound) 201.457 -> 200.672 kW (docs/backtest.md)."""
     setpoint_change_threshold_kw: float = 0.1
     """EVGRID_SETPOINT_CHANGE_THRESHOLD_KW: emit a new setpoint when the power moves by at least this, kW."""
     setpoint_refresh_seconds: int = 900
