@@ -163,9 +163,9 @@ class _Model:
     limit_lost: np.ndarray
 
 
-def _model(req: PlanRequest, base: np.ndarray, lost_from: np.ndarray | None = None) -> _Model:
+def _model(req: PlanRequest, base: np.ndarray) -> _Model:
     """The feeder LP of ``req`` on the base load ``base`` (kW per step); its import limits are lost (see
-    :func:`_lost_limits`) as judged on ``lost_from`` (default: ``base``)."""
+    :func:`_lost_limits`) as judged on the request's own base load, in every scenario."""
     w = req.weights
     edges = np.asarray(req.edges_ms, dtype=np.int64)
     n = len(edges) - 1
@@ -382,7 +382,7 @@ def _model(req: PlanRequest, base: np.ndarray, lost_from: np.ndarray | None = No
         peak_rows(upper_w, all_entries, every, np.nan_to_num(np.asarray(req.upper_base_kw, dtype=float)))
     # import limit (soft): base + net - v <= limit
     lim_steps = np.flatnonzero(np.isfinite(imp_lim))
-    judge = base if lost_from is None else lost_from
+    judge = np.nan_to_num(np.asarray(req.base_kw, dtype=float))
     lost = _lost_limits(judge[lim_steps], imp_lim[lim_steps])
     limit_lost = np.zeros(n, dtype=bool)
     limit_lost[lim_steps] = lost
@@ -462,8 +462,7 @@ def _solve_scenarios(req: PlanRequest, m: _Model, limits: SolverLimits) -> np.nd
     alts = [np.nan_to_num(np.asarray(b, dtype=float)) for b in req.scenario_base_kw if len(b) == n]
     if not alts or share <= 0:
         return _highs(m.c, m.lo, m.hi, m.a_ub, m.b_ub, m.a_eq, m.b_eq, limits)
-    base = np.nan_to_num(np.asarray(req.base_kw, dtype=float))
-    models = [m] + [_model(req, b, base) for b in alts]  # a limit lost on the forecast is lost in every scenario
+    models = [m] + [_model(req, b) for b in alts]
     probs = [1.0 - share] + [share / len(alts)] * len(alts)
     offsets = np.cumsum([0] + [mm.c.size for mm in models])
     eq_blocks = [mm.a_eq if mm.a_eq is not None else sp.csr_matrix((0, mm.c.size)) for mm in models]

@@ -119,19 +119,25 @@ def test_a_rising_load_is_planned_to_go_on_rising_for_the_hold() -> None:
     assert base([20.0, 10.0], ramp=True) == pytest.approx([10.0, 10.0, 5.0])
 
 
+def _planned_base(readings: tuple[float, float], forecast_kw: float, upper: list[float] | None) -> list[float]:
+    """The first three steps of the planned base load after two 15-minute readings (ending at T0 - Q and T0), with a
+    flat forecast and the forecast's upper bound (``None``: none), the ramp hold on."""
+    d = FeederDispatcher("f1", cfg(ramp_hold=True))
+    d.on_registration(reg("a", "site-a", cls="non_parallel"))
+    d.on_telemetry(tel("a", T0, energy=7.0, dep_h=4.0))
+    d.observe_load(T0 - Q, readings[0])
+    d.observe_load(T0, readings[1])
+    d.on_interval(T0, [forecast_kw] * 40, base_upper_kw=upper)
+    assert d.plan_request is not None
+    return list(d.plan_request.base_kw[:3])
+
+
 def test_a_rising_load_is_carried_on_no_higher_than_the_forecasts_upper_bound() -> None:
     # the same ramp (10 then 20 kW, carried on: 30 and 40 kW) with the forecast's upper prediction bound: the line
     # through the ramp stops at the bound (a forecast that sees the turn coming is not overruled), and so does the
     # last reading held (a forecast that sees the load fall is not planned flat); without a bound it is carried on
     def base(upper: list[float] | None) -> list[float]:
-        d = FeederDispatcher("f1", cfg(ramp_hold=True))
-        d.on_registration(reg("a", "site-a", cls="non_parallel"))
-        d.on_telemetry(tel("a", T0, energy=7.0, dep_h=4.0))
-        d.observe_load(T0 - Q, 10.0)
-        d.observe_load(T0, 20.0)
-        d.on_interval(T0, [5.0] * 40, base_upper_kw=upper)
-        assert d.plan_request is not None
-        return list(d.plan_request.base_kw[:3])
+        return _planned_base((10.0, 20.0), 5.0, upper)
 
     assert base(None) == pytest.approx([30.0, 40.0, 5.0])
     assert base([35.0] * 40) == pytest.approx([30.0, 35.0, 5.0])
@@ -143,14 +149,7 @@ def test_a_falling_load_is_held_no_higher_than_the_forecasts_upper_bound() -> No
     # readings of 30 then 20 kW, a forecast of 10 kW: the last reading holds for the next half hour, but not above
     # the forecast's upper bound (14 kW: the forecast sees the fall); the hold's end leaves the forecast
     def base(upper: list[float] | None) -> list[float]:
-        d = FeederDispatcher("f1", cfg(ramp_hold=True))
-        d.on_registration(reg("a", "site-a", cls="non_parallel"))
-        d.on_telemetry(tel("a", T0, energy=7.0, dep_h=4.0))
-        d.observe_load(T0 - Q, 30.0)
-        d.observe_load(T0, 20.0)
-        d.on_interval(T0, [10.0] * 40, base_upper_kw=upper)
-        assert d.plan_request is not None
-        return list(d.plan_request.base_kw[:3])
+        return _planned_base((30.0, 20.0), 10.0, upper)
 
     assert base(None) == pytest.approx([20.0, 20.0, 10.0])
     assert base([14.0] * 40) == pytest.approx([14.0, 14.0, 10.0])
